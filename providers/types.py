@@ -1,0 +1,147 @@
+"""The provider layer's contract: what every adapter takes, yields and raises.
+
+Everything above `providers/` (the gateway pipeline, chat, the /v1 API, batches) speaks only
+these types; nothing above it knows a vendor's wire format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# --- Requests ----------------------------------------------------------------------------
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image in a user message: a data: URL or an https URL."""
+
+    url: str
+    media_type: str = "image/png"
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+    images: tuple[ImagePart, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str  # the provider's own model id, e.g. "gpt-4o-mini"
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    # Provider-neutral extras passed through where a protocol supports them.
+    extra: dict = field(default_factory=dict)
+
+
+# --- Normalized stream events -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int
+    output_tokens: int
+    type: Literal["usage"] = "usage"
+
+
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: FinishReason
+    type: Literal["finish"] = "finish"
+
+
+StreamEvent = TextDelta | Usage | Finish
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A whole (non-streamed) answer."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage | None
+
+
+# --- Error taxonomy ----------------------------------------------------------------------
+
+
+class ProviderError(Exception):
+    """Base of every error an adapter raises. `str(error)` is safe to show a user: it never
+    contains a credential. `status` is the HTTP status the /v1 API answers with."""
+
+    code = "upstream_error"
+    retryable = False
+    status = 502
+    default_message = "The model provider returned an error."
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None):
+        self.message = message or self.default_message
+        self.retry_after = retry_after
+        super().__init__(self.message)
+
+
+class ProviderAuthenticationError(ProviderError):
+    code = "authentication"
+    status = 401
+    default_message = "The provider rejected the API key."
+
+
+class ProviderRateLimited(ProviderError):
+    code = "rate_limited"
+    retryable = True
+    status = 429
+    default_message = "The provider is rate limiting requests."
+
+
+class ProviderOverloaded(ProviderError):
+    code = "overloaded"
+    retryable = True
+    status = 503
+    default_message = "The provider is overloaded or unavailable."
+
+
+class ProviderTimeout(ProviderError):
+    code = "timeout"
+    retryable = True
+    status = 504
+    default_message = "The provider did not answer in time."
+
+
+class ProviderBadRequest(ProviderError):
+    code = "bad_request"
+    status = 400
+    default_message = "The provider refused the request as invalid."
+
+
+class ProviderContextTooLong(ProviderBadRequest):
+    code = "context_too_long"
+    default_message = "The conversation is too long for this model's context window."
+
+
+class ProviderContentFiltered(ProviderError):
+    code = "content_filtered"
+    status = 400
+    default_message = "The provider's content filter blocked this request."
+
+
+class ProviderUpstreamError(ProviderError):
+    code = "upstream_error"
+    retryable = True
+    status = 502
+    default_message = "The model provider returned an error."

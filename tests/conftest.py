@@ -1,0 +1,38 @@
+import os
+
+import pytest
+
+from tests.factories import PASSWORD, UserFactory
+
+# Fixture modules shared across the suite (fake upstream, live servers, browser).
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.upstream", "tests.fixtures.browser"]
+
+SERVICES_MODE = bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
+
+
+def pytest_report_header(config):
+    return f"aurax mode: {'services (PostgreSQL/Redis)' if SERVICES_MODE else 'embedded (SQLite, in-memory)'}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def password():
+    return PASSWORD
+
+
+@pytest.fixture
+def logged_in_client(client, user):
+    client.force_login(user)
+    return client
