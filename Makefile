@@ -21,6 +21,7 @@ setup: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py ensure_admin
+	$(PY) manage.py aurax_startup
 
 run: setup
 	PORT=$(PORT) bin/serve

@@ -15,8 +15,12 @@ CHECK_TIMEOUT = 3.0
 
 
 def _check_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    # Runs in a pool thread: close its connection so the next probe connects afresh.
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connection.close()
 
 
 def _check_cache() -> None:

@@ -75,8 +75,13 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "allauth.socialaccount",
+    "aurax",
     "accounts",
     "workspaces",
+    "providers",
+    "billing",
+    "gateway",
+    "chat",
 ]
 
 SOCIAL_PROVIDERS = []
@@ -220,6 +225,7 @@ ACCOUNT_RATE_LIMITS = {
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if SITE_URL.startswith("https") else "http"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "AURAX"
+MFA_TOTP_TOLERANCE = 1  # accept the neighbouring 30 s window: phones drift
 SOCIALACCOUNT_PROVIDERS: dict = {}
 if "google" in SOCIAL_PROVIDERS:
     SOCIALACCOUNT_PROVIDERS["google"] = {
@@ -300,6 +306,37 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- Providers ---------------------------------------------------------------------------
+PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=10.0)
+# Between two reads of a stream, so also the longest wait for a first token.
+PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=120.0)
+PROVIDER_MAX_CONNECTIONS = env.int("PROVIDER_MAX_CONNECTIONS", default=200)
+PROVIDER_TRUST_ENV = env.bool("PROVIDER_TRUST_ENV", default=True)  # HTTPS_PROXY etc.
+# Before the first token: attempts per candidate, exponential backoff with jitter, and the
+# longest wait (a Retry-After beyond it moves on to the next candidate at once).
+PROVIDER_RETRY_ATTEMPTS = env.int("PROVIDER_RETRY_ATTEMPTS", default=3)
+PROVIDER_RETRY_BASE_DELAY = env.float("PROVIDER_RETRY_BASE_DELAY", default=0.5)
+PROVIDER_RETRY_MAX_WAIT = env.float("PROVIDER_RETRY_MAX_WAIT", default=10.0)
+# Circuit breaker per credential: this many consecutive failures skip it for the cool-down.
+PROVIDER_CIRCUIT_FAILURES = env.int("PROVIDER_CIRCUIT_FAILURES", default=5)
+PROVIDER_CIRCUIT_COOLDOWN = env.float("PROVIDER_CIRCUIT_COOLDOWN", default=60.0)
+PROVIDER_CATALOG_REFRESH_HOURS = env.float("PROVIDER_CATALOG_REFRESH_HOURS", default=24.0)
+# The offline demo model: on when set, and whenever no other provider is configured.
+AURAX_DEMO_PROVIDER = env.bool("AURAX_DEMO_PROVIDER", default=False)
+PROVIDER_DEMO_TOKEN_DELAY = env.float("PROVIDER_DEMO_TOKEN_DELAY", default=0.04)
+CELERY_BEAT_SCHEDULE["providers-catalog-refresh"] = {
+    "task": "providers.tasks.catalog_refresh_all",
+    "schedule": PROVIDER_CATALOG_REFRESH_HOURS * 3600,
+}
+
+# --- Billing -----------------------------------------------------------------------------
+# Raw usage events older than this are deleted once folded into the hourly/daily rollups.
+USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=90)
+# A budget reservation not settled by then (a crashed process) is reclaimed.
+BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=3600)
+CELERY_BEAT_SCHEDULE["billing-usage-rollup"] = {"task": "billing.usage_rollup", "schedule": 300.0}
+CELERY_BEAT_SCHEDULE["billing-usage-prune"] = {"task": "billing.usage_prune", "schedule": 3600.0}
 
 # --- Logging -----------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
