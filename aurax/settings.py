@@ -126,6 +126,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "accounts.context_processors.preferences",
+                "workspaces.context_processors.workspace",
             ],
         },
     }

@@ -17,7 +17,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("settings/", include("accounts.urls")),
-    path("", views.home, name="home"),
+    path("", include("workspaces.urls")),
+    path("", include("chat.urls")),
 ]
 
 if settings.DEBUG:

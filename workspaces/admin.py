@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Membership, Workspace
+from .models import AuditEvent, Invitation, Membership, Workspace
 
 
 class MembershipInline(admin.TabularInline):
@@ -11,8 +11,8 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "is_personal", "member_count", "created_at"]
-    list_filter = ["is_personal"]
+    list_display = ["name", "slug", "is_personal", "member_count", "public_links_enabled", "created_at"]
+    list_filter = ["is_personal", "public_links_enabled"]
     search_fields = ["name", "slug", "memberships__user__email"]
     inlines = [MembershipInline]
 
@@ -27,3 +27,30 @@ class MembershipAdmin(admin.ModelAdmin):
     list_filter = ["role"]
     search_fields = ["user__email", "workspace__name"]
     autocomplete_fields = ["user", "workspace"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "workspace", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_filter = ["role"]
+    search_fields = ["email", "workspace__name"]
+    readonly_fields = ["token"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only, in the admin as everywhere else."""
+
+    list_display = ["created_at", "workspace", "actor_email", "action", "target_repr", "ip"]
+    list_filter = ["action"]
+    search_fields = ["actor_email", "action", "target_repr", "workspace__name"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

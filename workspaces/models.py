@@ -19,6 +19,9 @@ class Workspace(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     color = models.CharField(max_length=7, default="#6366f1")
     is_personal = models.BooleanField(default=False)
+    # Read-only public links to conversations are off unless an admin turns them on.
+    public_links_enabled = models.BooleanField(default=False)
+    default_model = models.CharField(max_length=200, blank=True, default="")
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
     )
@@ -49,3 +52,54 @@ class Membership(models.Model):
 
     def has_role(self, minimum: str) -> bool:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+
+
+class Invitation(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    token = models.CharField(max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "accepted_at", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.email} → {self.workspace} ({self.role})"
+
+
+class AuditEvent(models.Model):
+    """Append-only: written by `audit_record`, never edited or deleted through the product."""
+
+    # Kept when the workspace is deleted: the record of who deleted it must outlive it.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_email = models.CharField(max_length=254, blank=True, default="")
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=64, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_repr = models.CharField(max_length=255, blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action} {self.target_repr}"

@@ -1,15 +1,22 @@
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils import timezone
 
-from .models import Membership, Workspace
+from .models import AuditEvent, Invitation, Membership, Role, Workspace
+
+CURRENT_WORKSPACE_SESSION_KEY = "workspace_id"
 
 
 def workspace_list_for_user(*, user):
     return Workspace.objects.filter(memberships__user=user).order_by("-is_personal", "name")
 
 
-def membership_get(*, user, workspace_slug: str) -> Membership:
-    """The user's membership in a workspace; 404 when they are not a member, so a foreign
-    workspace is indistinguishable from a missing one."""
+def membership_get(*, user, workspace_slug: str, minimum_role: str = Role.VIEWER) -> Membership:
+    """The user's membership in a workspace.
+
+    404 when they are not a member, so a foreign workspace is indistinguishable from a missing
+    one; 403 when they are a member whose role is below `minimum_role`.
+    """
     if not user.is_authenticated:
         raise Http404
     membership = (
@@ -19,8 +26,68 @@ def membership_get(*, user, workspace_slug: str) -> Membership:
     )
     if membership is None:
         raise Http404
+    if not membership.has_role(minimum_role):
+        raise PermissionDenied
+    return membership
+
+
+def membership_get_by_workspace_id(*, user, workspace_id: int, minimum_role: str = Role.VIEWER) -> Membership:
+    membership = (
+        Membership.objects.select_related("workspace")
+        .filter(user=user, workspace_id=workspace_id)
+        .first()
+    )
+    if membership is None:
+        raise Http404
+    if not membership.has_role(minimum_role):
+        raise PermissionDenied
     return membership
 
 
 def personal_workspace_get(*, user) -> Workspace:
     return Workspace.objects.get(is_personal=True, memberships__user=user)
+
+
+def current_membership_get(request) -> Membership:
+    """The workspace the user is working in: the one chosen in the switcher (kept in the
+    session) while they are still a member of it, else their personal workspace."""
+    user = request.user
+    workspace_id = request.session.get(CURRENT_WORKSPACE_SESSION_KEY)
+    membership = None
+    if workspace_id:
+        membership = (
+            Membership.objects.select_related("workspace")
+            .filter(user=user, workspace_id=workspace_id)
+            .first()
+        )
+    if membership is None:
+        membership = (
+            Membership.objects.select_related("workspace")
+            .filter(user=user)
+            .order_by("-workspace__is_personal", "joined_at")
+            .first()
+        )
+    if membership is None:
+        raise Http404
+    return membership
+
+
+def member_list(*, workspace: Workspace):
+    return workspace.memberships.select_related("user").order_by("joined_at")
+
+
+def invitation_list_pending(*, workspace: Workspace):
+    return workspace.invitations.filter(
+        accepted_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now()
+    ).select_related("invited_by")
+
+
+def invitation_get_by_token(*, token: str) -> Invitation:
+    invitation = Invitation.objects.select_related("workspace").filter(token=token).first()
+    if invitation is None:
+        raise Http404
+    return invitation
+
+
+def audit_event_list(*, workspace: Workspace):
+    return AuditEvent.objects.filter(workspace=workspace).select_related("actor")

@@ -30,3 +30,18 @@
     if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
   });
 })();
+
+// Forms marked data-confirm ask before they submit.
+document.addEventListener("submit", function (event) {
+  const message = event.target.dataset && event.target.dataset.confirm;
+  if (message && !window.confirm(message)) event.preventDefault();
+});
+
+// Workspace avatar colours: set through the CSSOM, which the CSP allows (no style attributes).
+function paintAvatars(root) {
+  (root || document).querySelectorAll("[data-color]").forEach(function (el) {
+    if (/^#[0-9a-fA-F]{6}$/.test(el.dataset.color)) el.style.backgroundColor = el.dataset.color;
+  });
+}
+document.addEventListener("DOMContentLoaded", function () { paintAvatars(); });
+document.addEventListener("htmx:afterSwap", function (event) { paintAvatars(event.target); });

@@ -1,0 +1,117 @@
+import pytest
+from django.urls import reverse
+
+from tests.factories import MembershipFactory, UserFactory
+from workspaces.models import AuditEvent, Membership, Role, Workspace
+from workspaces.services import workspace_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def team(user):
+    return workspace_create(owner=user, name="Research")
+
+
+def test_creating_a_workspace_makes_the_creator_owner_and_current(logged_in_client, user):
+    response = logged_in_client.post(reverse("workspace_list"), {"name": "Design", "color": "#ff0066"})
+    workspace = Workspace.objects.get(name="Design")
+    assert response["Location"] == reverse("workspace_members", args=[workspace.slug])
+    assert Membership.objects.get(workspace=workspace, user=user).role == Role.OWNER
+    assert workspace.color == "#ff0066"
+    html = logged_in_client.get("/").content.decode()
+    assert f'value="{workspace.slug}" selected' in html
+
+
+def test_a_bad_colour_is_refused_with_a_field_error(logged_in_client):
+    response = logged_in_client.post(reverse("workspace_list"), {"name": "X", "color": "#12345g"})
+    assert response.status_code == 200
+    assert "Pick a colour" in response.content.decode()
+    assert not Workspace.objects.filter(name="X").exists()
+
+
+def test_switching_to_a_foreign_workspace_is_not_found(logged_in_client):
+    stranger_ws = workspace_create(owner=UserFactory(), name="Elsewhere")
+    response = logged_in_client.post(reverse("workspace_switch"), {"workspace": stranger_ws.slug})
+    assert response.status_code == 404
+
+
+def test_admin_changes_roles_but_not_the_owner(logged_in_client, team, user):
+    target = MembershipFactory(workspace=team, role=Role.MEMBER)
+    logged_in_client.post(reverse("member_role", args=[team.slug, target.pk]), {"role": "viewer"})
+    target.refresh_from_db()
+    assert target.role == Role.VIEWER
+    owner = Membership.objects.get(workspace=team, user=user)
+    admin = MembershipFactory(workspace=team, role=Role.ADMIN)
+    client = logged_in_client.__class__()
+    client.force_login(admin.user)
+    client.post(reverse("member_role", args=[team.slug, owner.pk]), {"role": "viewer"})
+    owner.refresh_from_db()
+    assert owner.role == Role.OWNER
+    event = AuditEvent.objects.get(action="member.role_change")
+    assert event.data == {"from": "member", "to": "viewer"} and event.actor == user
+
+
+def test_removing_a_member_and_leaving(logged_in_client, team):
+    client = logged_in_client.__class__()
+    target = MembershipFactory(workspace=team)
+    logged_in_client.post(reverse("member_remove", args=[team.slug, target.pk]))
+    assert not Membership.objects.filter(pk=target.pk).exists()
+    leaver = MembershipFactory(workspace=team)
+    client.force_login(leaver.user)
+    client.post(reverse("workspace_leave", args=[team.slug]))
+    assert not Membership.objects.filter(pk=leaver.pk).exists()
+    assert {"member.remove", "member.leave"} <= set(AuditEvent.objects.values_list("action", flat=True))
+
+
+def test_the_owner_cannot_leave_without_transferring(logged_in_client, team, user):
+    logged_in_client.post(reverse("workspace_leave", args=[team.slug]))
+    assert Membership.objects.filter(workspace=team, user=user, role=Role.OWNER).exists()
+
+
+def test_transfer_ownership(logged_in_client, team, user):
+    heir = MembershipFactory(workspace=team, role=Role.MEMBER)
+    logged_in_client.post(reverse("workspace_transfer", args=[team.slug]), {"membership_id": heir.pk})
+    heir.refresh_from_db()
+    assert heir.role == Role.OWNER
+    assert Membership.objects.get(workspace=team, user=user).role == Role.ADMIN
+
+
+def test_only_the_owner_deletes_and_only_with_the_name_typed(logged_in_client, team):
+    admin = MembershipFactory(workspace=team, role=Role.ADMIN)
+    client = logged_in_client.__class__()
+    client.force_login(admin.user)
+    assert client.post(reverse("workspace_delete", args=[team.slug]), {"confirm_name": "Research"}).status_code == 403
+    logged_in_client.post(reverse("workspace_delete", args=[team.slug]), {"confirm_name": "research"})
+    assert Workspace.objects.filter(pk=team.pk).exists()
+    logged_in_client.post(reverse("workspace_delete", args=[team.slug]), {"confirm_name": "Research"})
+    assert not Workspace.objects.filter(pk=team.pk).exists()
+    assert AuditEvent.objects.filter(action="workspace.delete", target_repr="Research").exists()
+
+
+def test_a_personal_workspace_cannot_be_deleted(logged_in_client, user):
+    personal = Workspace.objects.get(is_personal=True, memberships__user=user)
+    logged_in_client.post(reverse("workspace_delete", args=[personal.slug]), {"confirm_name": personal.name})
+    assert Workspace.objects.filter(pk=personal.pk).exists()
+
+
+def test_a_viewer_cannot_open_settings_or_the_audit_log(client, team):
+    viewer = MembershipFactory(workspace=team, role=Role.VIEWER)
+    client.force_login(viewer.user)
+    assert client.get(reverse("workspace_members", args=[team.slug])).status_code == 200
+    assert client.get(reverse("workspace_settings", args=[team.slug])).status_code == 403
+    assert client.get(reverse("workspace_audit", args=[team.slug])).status_code == 403
+
+
+def test_audit_log_is_visible_to_admins_and_read_only_in_the_admin_site(logged_in_client, team):
+    client = logged_in_client.__class__()
+    MembershipFactory(workspace=team)
+    logged_in_client.post(reverse("invitation_create", args=[team.slug]), {"email": "a@example.com", "role": "member"})
+    html = logged_in_client.get(reverse("workspace_audit", args=[team.slug])).content.decode()
+    assert "invitation.create" in html
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    event = AuditEvent.objects.filter(workspace=team).first()
+    assert client.get(reverse("admin:workspaces_auditevent_changelist")).status_code == 200
+    assert client.post(reverse("admin:workspaces_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.pk).exists()

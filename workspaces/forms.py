@@ -1,0 +1,46 @@
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from .models import Role, Workspace
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class WorkspaceForm(forms.ModelForm):
+    class Meta:
+        model = Workspace
+        fields = ["name", "color"]
+        widgets = {"color": forms.TextInput(attrs={"type": "color"})}
+
+    def clean_color(self):
+        color = self.cleaned_data["color"]
+        if not _COLOR.match(color):
+            raise ValidationError(_("Pick a colour like #4f46e5."))
+        return color.lower()
+
+
+class WorkspaceSettingsForm(WorkspaceForm):
+    class Meta(WorkspaceForm.Meta):
+        fields = ["name", "color", "default_model", "public_links_enabled"]
+
+
+class DeleteWorkspaceForm(forms.Form):
+    confirm_name = forms.CharField(label=_("Type the workspace's name to confirm"))
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label=_("Email"))
+    role = forms.ChoiceField(
+        label=_("Role"), choices=[(r, l) for r, l in Role.choices if r != Role.OWNER], initial=Role.MEMBER
+    )
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=[(r, l) for r, l in Role.choices if r != Role.OWNER])
+
+
+class TransferForm(forms.Form):
+    membership_id = forms.IntegerField()
