@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "billing",
     "gateway",
     "chat",
+    "api",
 ]
 
 SOCIAL_PROVIDERS = []

@@ -16,8 +16,12 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
+    path("settings/keys/", include("providers.urls")),
     path("settings/", include("accounts.urls")),
+    path("settings/", include("api.settings_urls")),
+    path("v1/", include("api.urls")),
     path("", include("workspaces.urls")),
+    path("", include("billing.urls")),
     path("", include("chat.urls")),
 ]
 

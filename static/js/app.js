@@ -45,3 +45,16 @@ function paintAvatars(root) {
 }
 document.addEventListener("DOMContentLoaded", function () { paintAvatars(); });
 document.addEventListener("htmx:afterSwap", function (event) { paintAvatars(event.target); });
+
+// Copy buttons: data-copy-target names the element whose text is copied.
+document.addEventListener("click", function (event) {
+  const button = event.target.closest("[data-copy-target]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copyTarget);
+  if (!source || !navigator.clipboard) return;
+  navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+    const label = button.textContent;
+    button.textContent = "✓";
+    setTimeout(function () { button.textContent = label; }, 1200);
+  });
+});

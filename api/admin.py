@@ -1,0 +1,16 @@
+from django.contrib import admin
+
+from .models import ApiKey
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "workspace", "user", "owner", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_filter = ["owner"]
+    search_fields = ["name", "prefix", "user__email", "workspace__name"]
+    readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]
+    autocomplete_fields = ["user", "workspace"]
+
+    def has_add_permission(self, request):
+        # Keys are made where they can be shown once: the settings page or create_api_key.
+        return False

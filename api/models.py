@@ -1,0 +1,48 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from workspaces.models import Workspace
+
+
+class ApiKey(models.Model):
+    """A key for the /v1 API. Only a SHA-256 of the key is stored; the key is shown once.
+
+    A personal key acts as its user inside one workspace; a workspace key is managed by the
+    workspace's admins and acts as the admin who made it, in that workspace.
+    """
+
+    class Owner(models.TextChoices):
+        PERSONAL = "personal", _("Personal")
+        WORKSPACE = "workspace", _("Workspace")
+
+    PREFIX = "ax-"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    owner = models.CharField(max_length=10, choices=Owner.choices, default=Owner.PERSONAL)
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text=_("The first characters, to recognise the key."))
+    key_hash = models.CharField(max_length=64, unique=True)
+    allowed_models = models.JSONField(
+        default=list, blank=True, help_text=_("Model ids or aliases; empty allows every model.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+
+    def allows_model(self, model: str) -> bool:
+        return not self.allowed_models or model in self.allowed_models

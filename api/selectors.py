@@ -1,0 +1,28 @@
+from providers.selectors import model_choices_for
+
+from .models import ApiKey
+
+
+def api_models_for_key(*, key: ApiKey) -> list[dict]:
+    """The models a key may use, in OpenAI's list shape: aliases and bare model ids (what
+    SDK users type), each once, filtered by the key's allow-list."""
+    seen: set[str] = set()
+    data = []
+    for choice in model_choices_for(user=key.user, workspace=key.workspace):
+        value = choice["value"]
+        model_id = value if choice["group"] == "aliases" else value.split(":", 1)[1]
+        if model_id in seen or not key.allows_model(model_id):
+            continue
+        seen.add(model_id)
+        data.append({"id": model_id, "object": "model", "created": 0, "owned_by": choice["group"]})
+    return data
+
+
+def api_key_list_for(*, user, workspace):
+    """Keys shown on the settings page: the user's own personal keys in this workspace, and
+    the workspace's keys."""
+    from django.db.models import Q
+
+    return ApiKey.objects.filter(workspace=workspace).filter(
+        Q(owner=ApiKey.Owner.WORKSPACE) | Q(user=user)
+    ).select_related("user")

@@ -1,0 +1,58 @@
+"""Settings pages where people create, list and revoke their API keys."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from workspaces.models import Role
+from workspaces.selectors import current_membership_get
+
+from .forms import ApiKeyForm
+from .models import ApiKey
+from .selectors import api_key_list_for
+from .services import api_key_create, api_key_revoke
+
+
+@login_required
+def api_keys(request):
+    membership = current_membership_get(request)
+    if not membership.has_role(Role.MEMBER):
+        raise PermissionDenied
+    form = ApiKeyForm(request.POST or None)
+    created = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        if data["owner"] == ApiKey.Owner.WORKSPACE and not membership.has_role(Role.ADMIN):
+            form.add_error("owner", _("Only workspace admins can create workspace keys."))
+        else:
+            key, raw = api_key_create(
+                membership=membership, name=data["name"], owner=data["owner"],
+                expires_at=data["expires_at"], allowed_models=data["allowed_models"],
+                monthly_budget=data["monthly_budget"], rpm=data["rpm"], tpm=data["tpm"],
+                ip=request.META.get("REMOTE_ADDR"),
+            )
+            created = {"key": key, "raw": raw}
+            form = ApiKeyForm()
+    keys = api_key_list_for(user=request.user, workspace=membership.workspace)
+    return render(request, "api/keys.html", {
+        "form": form, "keys": keys, "created": created, "membership": membership,
+        "workspace": membership.workspace,
+    })
+
+
+@login_required
+@require_POST
+def api_key_revoke_view(request, key_id: int):
+    membership = current_membership_get(request)
+    key = get_object_or_404(api_key_list_for(user=request.user, workspace=membership.workspace), pk=key_id)
+    api_key_revoke(membership=membership, key=key, ip=request.META.get("REMOTE_ADDR"))
+    messages.success(request, _("API key revoked."))
+    return redirect("api_keys")
+
+
+@login_required
+def api_docs(request):
+    return render(request, "api/docs.html", {"base_url": request.build_absolute_uri("/v1")})

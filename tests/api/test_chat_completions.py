@@ -1,0 +1,188 @@
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient
+
+from billing.models import UsageEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def body(text="hi", **extra):
+    return {"model": "fake-small", "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def post(path, payload, headers, **kw):
+    return await AsyncClient().post(path, data=json.dumps(payload) if not isinstance(payload, (bytes, str)) else payload,
+                                    content_type="application/json", headers=headers, **kw)
+
+
+def sse_events(content: bytes) -> list:
+    lines = [line[6:] for line in content.decode().split("\n") if line.startswith("data: ")]
+    return lines
+
+
+@sync_to_async
+def usage_rows():
+    return list(UsageEvent.objects.order_by("pk"))
+
+
+async def test_a_non_streaming_completion_has_openais_shape_and_provider_usage(auth):
+    response = await post("/v1/chat/completions", body('@reply="Hello there friend"'), auth)
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert data["object"] == "chat.completion"
+    assert data["choices"][0]["message"] == {"role": "assistant", "content": "Hello there friend"}
+    assert data["choices"][0]["finish_reason"] == "stop"
+    [row] = await usage_rows()
+    assert data["usage"]["prompt_tokens"] == row.input_tokens
+    assert data["usage"]["completion_tokens"] == row.output_tokens
+    assert row.source == "api" and row.api_key_id is not None and not row.estimated
+
+
+async def test_a_streamed_completion_sends_chunks_usage_and_done(auth):
+    response = await post(
+        "/v1/chat/completions",
+        body('@reply="one two three"', stream=True, stream_options={"include_usage": True}),
+        auth,
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/event-stream"
+    content = b"".join([chunk async for chunk in response.streaming_content])
+    lines = sse_events(content)
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(line) for line in lines[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert text.split() == ["one", "two", "three"]
+    finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+    assert finish[-1] == "stop"
+    usage = chunks[-1]["usage"]
+    [row] = await usage_rows()
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (row.input_tokens, row.output_tokens)
+
+
+async def test_keys_are_accepted_in_the_x_api_key_header_too(api_key):
+    response = await post("/v1/chat/completions", body(), {"x-api-key": api_key[1]})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [({}, "Missing API key"), ({"Authorization": "Bearer ax-nope"}, "Invalid API key")],
+)
+async def test_a_missing_or_wrong_key_is_401_in_openais_error_shape(credential, headers, message):
+    response = await post("/v1/chat/completions", body(), headers)
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert message in error["message"] and error["code"] == "authentication"
+    assert await usage_rows() == []
+
+
+async def test_a_revoked_or_expired_key_is_refused(api_key, auth):
+    from django.utils import timezone
+
+    from api.models import ApiKey
+
+    key = api_key[0]
+    await ApiKey.objects.filter(pk=key.pk).aupdate(expires_at=timezone.now())
+    response = await post("/v1/chat/completions", body(), auth)
+    assert response.status_code == 401 and "expired" in response.json()["error"]["message"]
+    await ApiKey.objects.filter(pk=key.pk).aupdate(expires_at=None, revoked_at=timezone.now())
+    response = await post("/v1/chat/completions", body(), auth)
+    assert response.status_code == 401 and "revoked" in response.json()["error"]["message"]
+
+
+async def test_a_model_outside_the_keys_allow_list_is_403(api_key, auth):
+    from api.models import ApiKey
+
+    await ApiKey.objects.filter(pk=api_key[0].pk).aupdate(allowed_models=["fake-large"])
+    response = await post("/v1/chat/completions", body(), auth)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "model_not_allowed"
+    assert (await post("/v1/chat/completions", {**body(), "model": "fake-large"}, auth)).status_code == 200
+
+
+async def test_an_unknown_model_is_404(auth):
+    response = await post("/v1/chat/completions", {**body(), "model": "no-such-model"}, auth)
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"model": "fake-small"}, "messages"),
+        ({"model": "fake-small", "messages": "hello"}, "messages"),
+        ({"model": "fake-small", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, "temperature"),
+        ({"model": "fake-small", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}, "max_tokens"),
+        ({"model": "fake-small", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+    ],
+)
+async def test_wrong_types_are_refused_before_any_upstream_call(auth, fake_upstream, payload, field):
+    response = await post("/v1/chat/completions", payload, auth)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == field and field in error["message"]
+    assert not [r for r in fake_upstream.requests if r["path"].endswith("/chat/completions")]
+
+
+async def test_unknown_fields_are_ignored_as_openai_does(auth):
+    response = await post("/v1/chat/completions", body(frequency_penalty=0.2, logit_bias={}, seed=3), auth)
+    assert response.status_code == 200
+
+
+async def test_invalid_json_and_oversized_bodies_are_refused(auth, settings):
+    response = await post("/v1/chat/completions", "{not json", auth)
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+    huge = body("x" * (9 * 1024 * 1024))
+    response = await post("/v1/chat/completions", huge, auth)
+    assert response.status_code == 413
+
+
+async def test_upstream_rate_limit_maps_to_429_with_retry_after(auth):
+    response = await post("/v1/chat/completions", body("@status=429 @retry_after=7"), auth)
+    assert response.status_code == 429
+    assert response["Retry-After"] == "7"
+    assert response.json()["error"]["code"] == "rate_limited"
+
+
+async def test_upstream_outage_maps_to_a_5xx(auth):
+    response = await post("/v1/chat/completions", body("@status=503"), auth)
+    assert response.status_code in (502, 503)
+    assert "SECRET" not in response.content.decode()
+
+
+async def test_an_exhausted_budget_is_429_with_the_budget_message(api_key, auth):
+    from decimal import Decimal
+
+    from billing.models import BudgetScope
+    from billing.services import budget_upsert
+
+    key = api_key[0]
+    await sync_to_async(budget_upsert)(
+        scope=BudgetScope.WORKSPACE, workspace_id=key.workspace_id, cost_limit=Decimal("0"), token_limit=None,
+    )
+    response = await post("/v1/chat/completions", {**body(), "model": "gpt-4o-mini"}, auth)
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "budget_reached"
+    assert "budget" in response.json()["error"]["message"].lower()
+
+
+async def test_models_lists_what_the_key_may_use(api_key, auth):
+    response = await AsyncClient().get("/v1/models", headers=auth)
+    assert response.status_code == 200
+    ids = [m["id"] for m in response.json()["data"]]
+    assert {"fake-small", "fake-large"} <= set(ids)
+    from api.models import ApiKey
+
+    await ApiKey.objects.filter(pk=api_key[0].pk).aupdate(allowed_models=["fake-large"])
+    response = await AsyncClient().get("/v1/models", headers=auth)
+    assert [m["id"] for m in response.json()["data"]] == ["fake-large"]
+
+
+async def test_the_openapi_description_is_served(credential):
+    response = await AsyncClient().get("/v1/openapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    assert "/chat/completions" in spec["paths"] and "ChatCompletionRequest" in spec["components"]["schemas"]
