@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "gateway",
     "chat",
     "api",
+    "prompts",
 ]
 
 SOCIAL_PROVIDERS = []

@@ -20,6 +20,7 @@ urlpatterns = [
     path("settings/", include("accounts.urls")),
     path("settings/", include("api.settings_urls")),
     path("v1/", include("api.urls")),
+    path("prompts/", include("prompts.urls")),
     path("", include("workspaces.urls")),
     path("", include("billing.urls")),
     path("", include("chat.urls")),

@@ -1,0 +1,66 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from workspaces.models import Role
+from workspaces.selectors import current_membership_get
+
+from .forms import PromptTemplateForm
+from .selectors import prompt_template_get, prompt_template_list
+from .services import prompt_template_delete, prompt_template_save
+
+
+@login_required
+def template_list(request):
+    membership = current_membership_get(request)
+    form = PromptTemplateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        prompt_template_save(
+            membership=membership, title=form.cleaned_data["title"], body=form.cleaned_data["body"],
+            personal=form.cleaned_data["personal"] or not membership.has_role(Role.ADMIN),
+        )
+        messages.success(request, _("Template saved."))
+        return redirect("prompt_templates")
+    return render(request, "prompts/list.html", {
+        "form": form, "templates": prompt_template_list(membership=membership),
+        "membership": membership, "can_share": membership.has_role(Role.ADMIN),
+    })
+
+
+@login_required
+def template_edit(request, template_id: int):
+    membership = current_membership_get(request)
+    template = prompt_template_get(membership=membership, template_id=template_id)
+    form = PromptTemplateForm(request.POST or None, instance=template, initial={"personal": template.is_personal})
+    if request.method == "POST" and form.is_valid():
+        prompt_template_save(
+            membership=membership, template=template, title=form.cleaned_data["title"],
+            body=form.cleaned_data["body"], personal=template.is_personal,
+        )
+        messages.success(request, _("Template saved."))
+        return redirect("prompt_templates")
+    return render(request, "prompts/edit.html", {"form": form, "template": template})
+
+
+@login_required
+@require_POST
+def template_delete(request, template_id: int):
+    membership = current_membership_get(request)
+    template = prompt_template_get(membership=membership, template_id=template_id)
+    prompt_template_delete(membership=membership, template=template)
+    messages.success(request, _("Template deleted."))
+    return redirect("prompt_templates")
+
+
+@login_required
+def template_search(request):
+    """For the chat input's `/` picker: templates matching the typed words, with variables."""
+    membership = current_membership_get(request)
+    templates = prompt_template_list(membership=membership, query=request.GET.get("q", "").strip())[:20]
+    return JsonResponse({"templates": [
+        {"id": t.pk, "title": t.title, "body": t.body, "variables": t.variables, "personal": t.is_personal}
+        for t in templates
+    ]})
