@@ -29,8 +29,10 @@ run: setup
 worker: install
 	$(VENV)/bin/celery -A aurax worker --beat --loglevel INFO
 
+# Browser tests run in their own pytest process: Playwright's sync API keeps an event loop
+# running in the main thread, which async tests cannot share.
 test-embedded: install
-	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -rs $(PYTEST_ARGS)
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -rs -m "not browser" $(PYTEST_ARGS)
 
 test-services: install
 	@if [ -n "$$DATABASE_URL$$REDIS_URL" ]; then \
@@ -38,7 +40,10 @@ test-services: install
 		$(PY) -m pytest -rs -m "not browser" $(PYTEST_ARGS); \
 	else echo "== services mode skipped: DATABASE_URL and REDIS_URL are not set"; fi
 
-test: test-embedded test-services
+test-browser: install
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -rs -m browser $(PYTEST_ARGS)
+
+test: test-embedded test-services test-browser
 
 lint: install
 	$(VENV)/bin/ruff check .

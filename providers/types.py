@@ -145,3 +145,30 @@ class ProviderUpstreamError(ProviderError):
     retryable = True
     status = 502
     default_message = "The model provider returned an error."
+
+
+# --- Call targets and catalog entries ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one call goes: a credential resolved for an adapter. `api_key` is excluded from
+    repr so a Target can be logged or shown in a traceback without leaking the key."""
+
+    kind: str
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    credential_id: int | None = None
+    name: str = ""
+    # False for base URLs set by non-admin users: the adapter re-checks the resolved address
+    # at call time (the check at save time alone would miss DNS changes).
+    allow_private_network: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One model a credential offers, as listed by the provider."""
+
+    id: str
+    display_name: str = ""
+    context_window: int | None = None

@@ -1,0 +1,157 @@
+"""Anthropic messages (/v1/messages).
+
+Headers `x-api-key` and `anthropic-version`; the system prompt is a top-level field. Streaming
+SSE: message_start (input usage), content_block_start, content_block_delta/text_delta,
+content_block_stop, message_delta (stop reason, output usage), message_stop, ping, error.
+Images: content blocks of type `image` with a base64 or url source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from providers.types import (
+    ChatRequest,
+    Completion,
+    Finish,
+    Message,
+    ModelInfo,
+    ProviderContentFiltered,
+    StreamEvent,
+    Target,
+    TextDelta,
+    Usage,
+)
+
+from .base import Adapter, cut_off, json_loads, malformed, sse_events
+from .images import data_url_split
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+
+def content_payload(message: Message):
+    if not message.images:
+        return message.content
+    blocks: list[dict] = []
+    for image in message.images:
+        split = data_url_split(image)
+        if split:
+            source = {"type": "base64", "media_type": split[0], "data": split[1]}
+        else:
+            source = {"type": "url", "url": image.url}
+        blocks.append({"type": "image", "source": source})
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    return blocks
+
+
+class AnthropicAdapter(Adapter):
+    kind = "anthropic"
+    label = "Anthropic"
+    default_base_url = "https://api.anthropic.com"
+    price_provider_id = "anthropic"
+
+    def headers(self, target: Target) -> dict[str, str]:
+        return {"x-api-key": target.api_key, "anthropic-version": API_VERSION}
+
+    def body(self, request: ChatRequest, *, stream: bool) -> dict:
+        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        body: dict = {
+            "model": request.model,
+            "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
+            "messages": [
+                {"role": m.role, "content": content_payload(m)}
+                for m in request.messages
+                if m.role != "system"
+            ],
+            "stream": stream,
+        }
+        if system:
+            body["system"] = system
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop_sequences"] = list(request.stop)
+        body.update(request.extra.get("anthropic", {}))
+        return body
+
+    async def stream(self, target: Target, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        body = self.body(request, stream=True)
+        async with self.open_stream(target, "POST", "/v1/messages", json_body=body) as resp:
+            input_tokens = output_tokens = 0
+            reported = False
+            stop_reason: str | None = None
+            async with self._mapped_transport_errors():
+                async for _name, data in sse_events(resp):
+                    event = json_loads(data)
+                    if not isinstance(event, dict):
+                        raise malformed()
+                    kind = event.get("type")
+                    if kind == "error":
+                        raise self.error_for(0, {}, event, target)
+                    if kind == "message_start":
+                        usage = (event.get("message") or {}).get("usage") or {}
+                        input_tokens = int(usage.get("input_tokens") or 0)
+                        output_tokens = int(usage.get("output_tokens") or 0)
+                        reported = bool(usage)
+                    elif kind == "content_block_delta":
+                        delta = event.get("delta") or {}
+                        if delta.get("type") == "text_delta" and delta.get("text"):
+                            yield TextDelta(delta["text"])
+                    elif kind == "message_delta":
+                        stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
+                        usage = event.get("usage") or {}
+                        if "output_tokens" in usage:
+                            output_tokens = int(usage["output_tokens"] or 0)
+                            reported = True
+                        if "input_tokens" in usage and usage["input_tokens"]:
+                            input_tokens = int(usage["input_tokens"])
+                    elif kind == "message_stop":
+                        reason = STOP_REASONS.get(stop_reason or "end_turn", "stop")
+                        if reason == "content_filter":
+                            raise ProviderContentFiltered()
+                        if reported:
+                            yield Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+                        yield Finish(reason)
+                        return
+            raise cut_off()
+
+    async def complete(self, target: Target, request: ChatRequest) -> Completion:
+        data = await self.request_json(
+            target, "POST", "/v1/messages", json_body=self.body(request, stream=False)
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("content"), list):
+            raise malformed()
+        text = "".join(
+            block.get("text", "") for block in data["content"] if block.get("type") == "text"
+        )
+        reason = STOP_REASONS.get(data.get("stop_reason") or "end_turn", "stop")
+        if reason == "content_filter" and not text:
+            raise ProviderContentFiltered()
+        raw = data.get("usage")
+        usage = (
+            Usage(int(raw.get("input_tokens") or 0), int(raw.get("output_tokens") or 0))
+            if raw
+            else None
+        )
+        return Completion(text=text, finish_reason=reason, usage=usage)
+
+    async def list_models(self, target: Target) -> list[ModelInfo]:
+        data = await self.request_json(target, "GET", "/v1/models?limit=1000")
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise malformed()
+        return [
+            ModelInfo(id=str(item["id"]), display_name=str(item.get("display_name") or ""))
+            for item in data["data"]
+            if isinstance(item, dict) and item.get("id")
+        ]

@@ -1,0 +1,196 @@
+"""OpenAI chat completions, and every server speaking the same protocol.
+
+Streaming: SSE `data:` chunks ending with `data: [DONE]`; usage arrives in a final chunk with
+empty `choices` when `stream_options.include_usage` is set. Models: GET {base}/models.
+Embeddings: POST {base}/embeddings. Images: content parts of type `image_url`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from providers.types import (
+    ChatRequest,
+    Completion,
+    Finish,
+    Message,
+    ModelInfo,
+    ProviderContentFiltered,
+    StreamEvent,
+    Target,
+    TextDelta,
+    Usage,
+)
+
+from .base import Adapter, cut_off, json_loads, malformed, sse_events
+
+FINISH_REASONS = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+}
+
+
+def message_payload(message: Message) -> dict:
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    parts: list[dict] = [{"type": "text", "text": message.content}] if message.content else []
+    parts += [{"type": "image_url", "image_url": {"url": image.url}} for image in message.images]
+    return {"role": message.role, "content": parts}
+
+
+class OpenAICompatibleAdapter(Adapter):
+    kind = "openai_compatible"
+    label = "OpenAI-compatible (custom URL)"
+    supports_embeddings = True
+    needs_api_key = False  # local servers (vLLM, LM Studio) often take none
+
+    def headers(self, target: Target) -> dict[str, str]:
+        return {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
+
+    def body(self, request: ChatRequest, *, stream: bool) -> dict:
+        body: dict = {
+            "model": request.model,
+            "messages": [message_payload(m) for m in request.messages],
+            "stream": stream,
+        }
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if request.max_tokens is not None:
+            body["max_tokens"] = request.max_tokens
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.top_p is not None:
+            body["top_p"] = request.top_p
+        if request.stop:
+            body["stop"] = list(request.stop)
+        body.update(request.extra.get("openai", {}))
+        return body
+
+    async def stream(self, target: Target, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        body = self.body(request, stream=True)
+        async with self.open_stream(target, "POST", "/chat/completions", json_body=body) as resp:
+            finish: str | None = None
+            usage: Usage | None = None
+            async with self._mapped_transport_errors():
+                async for _event, data in sse_events(resp):
+                    if data.strip() == "[DONE]":
+                        if finish == "content_filter":
+                            raise ProviderContentFiltered()
+                        if usage:
+                            yield usage
+                        yield Finish(FINISH_REASONS.get(finish or "stop", "stop"))
+                        return
+                    chunk = json_loads(data)
+                    if not isinstance(chunk, dict):
+                        raise malformed()
+                    if "error" in chunk:
+                        raise self.error_for(0, {}, chunk, target)
+                    if chunk.get("usage"):
+                        usage = Usage(
+                            input_tokens=int(chunk["usage"].get("prompt_tokens") or 0),
+                            output_tokens=int(chunk["usage"].get("completion_tokens") or 0),
+                        )
+                    for choice in chunk.get("choices") or ():
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            yield TextDelta(text)
+                        if choice.get("finish_reason"):
+                            finish = choice["finish_reason"]
+            raise cut_off()
+
+    async def complete(self, target: Target, request: ChatRequest):
+        data = await self.request_json(
+            target, "POST", "/chat/completions", json_body=self.body(request, stream=False)
+        )
+        try:
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+            reason = FINISH_REASONS.get(choice.get("finish_reason") or "stop", "stop")
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise malformed() from exc
+        if reason == "content_filter" and not text:
+            raise ProviderContentFiltered()
+        raw_usage = data.get("usage") or None
+        usage = (
+            Usage(
+                input_tokens=int(raw_usage.get("prompt_tokens") or 0),
+                output_tokens=int(raw_usage.get("completion_tokens") or 0),
+            )
+            if raw_usage
+            else None
+        )
+        return Completion(text=text, finish_reason=reason, usage=usage)
+
+    async def list_models(self, target: Target) -> list[ModelInfo]:
+        data = await self.request_json(target, "GET", "/models")
+        items = data.get("data") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise malformed()
+        models = []
+        for item in items:
+            if isinstance(item, dict) and item.get("id"):
+                window = item.get("context_length") or item.get("context_window")
+                models.append(
+                    ModelInfo(
+                        id=str(item["id"]),
+                        display_name=str(item.get("name") or ""),
+                        context_window=int(window) if isinstance(window, int) else None,
+                    )
+                )
+        return models
+
+    async def embed(self, target: Target, model: str, inputs: list[str]):
+        data = await self.request_json(
+            target, "POST", "/embeddings", json_body={"model": model, "input": inputs}
+        )
+        try:
+            rows = sorted(data["data"], key=lambda row: row.get("index", 0))
+            vectors = [list(row["embedding"]) for row in rows]
+        except (KeyError, TypeError) as exc:
+            raise malformed() from exc
+        tokens = int((data.get("usage") or {}).get("prompt_tokens") or 0)
+        return vectors, tokens
+
+
+def _kind(kind: str, label: str, base_url: str, price_id: str | None, *, embeddings=True):
+    return type(
+        f"{kind.title().replace('_', '')}Adapter",
+        (OpenAICompatibleAdapter,),
+        {
+            "kind": kind,
+            "label": label,
+            "default_base_url": base_url,
+            "price_provider_id": price_id,
+            "needs_api_key": True,
+            "supports_embeddings": embeddings,
+        },
+    )
+
+
+OpenAIAdapter = _kind("openai", "OpenAI", "https://api.openai.com/v1", "openai")
+MistralAdapter = _kind("mistral", "Mistral", "https://api.mistral.ai/v1", "mistral")
+GroqAdapter = _kind("groq", "Groq", "https://api.groq.com/openai/v1", "groq", embeddings=False)
+TogetherAdapter = _kind("together", "Together", "https://api.together.xyz/v1", "together")
+XAIAdapter = _kind("xai", "xAI (Grok)", "https://api.x.ai/v1", "x-ai", embeddings=False)
+OpenRouterAdapter = _kind(
+    "openrouter", "OpenRouter", "https://openrouter.ai/api/v1", "openrouter", embeddings=False
+)
+DeepSeekAdapter = _kind(
+    "deepseek", "DeepSeek", "https://api.deepseek.com/v1", "deepseek", embeddings=False
+)
+GitHubModelsAdapter = _kind("github", "GitHub Models", "https://models.github.ai/inference", None)
+
+ADAPTERS = [
+    OpenAIAdapter,
+    MistralAdapter,
+    GroqAdapter,
+    TogetherAdapter,
+    XAIAdapter,
+    OpenRouterAdapter,
+    DeepSeekAdapter,
+    GitHubModelsAdapter,
+    OpenAICompatibleAdapter,
+]

@@ -1,0 +1,76 @@
+"""The one seam for outbound HTTP to model providers.
+
+`get_client()` returns a pooled `httpx.AsyncClient` running on the aiohttp transport of
+`httpx-aiohttp` (several times the throughput of httpx's own transport under load). An aiohttp
+session is bound to the event loop that created it, and Daphne, Celery and the tests each run
+their own loops, so there is one client per running loop.
+
+Timeouts come from settings on every request (`request_timeout()`), so a settings change (or a
+test's override) applies without rebuilding the client. Redirects are never followed: a
+provider answering with a redirect is an error, and following one could reach an address the
+SSRF check refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+import httpx
+from django.conf import settings
+from httpx_aiohttp import HttpxAiohttpClient
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def request_timeout() -> httpx.Timeout:
+    return httpx.Timeout(
+        connect=settings.PROVIDER_CONNECT_TIMEOUT,
+        read=settings.PROVIDER_READ_TIMEOUT,
+        write=settings.PROVIDER_CONNECT_TIMEOUT,
+        pool=settings.PROVIDER_CONNECT_TIMEOUT,
+    )
+
+
+def get_client() -> httpx.AsyncClient:
+    """The shared client of the running event loop (created on first use)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None or client.is_closed:
+        client = HttpxAiohttpClient(
+            timeout=request_timeout(),
+            limits=httpx.Limits(
+                max_connections=settings.PROVIDER_MAX_CONNECTIONS,
+                max_keepalive_connections=settings.PROVIDER_MAX_CONNECTIONS,
+                keepalive_expiry=30,
+            ),
+            follow_redirects=False,
+            trust_env=settings.PROVIDER_TRUST_ENV,
+        )
+        _clients[loop] = client
+    return client
+
+
+async def client_close() -> None:
+    """Close the running loop's client (tests and shutdown hooks call this before the loop
+    ends, so aiohttp does not warn about an unclosed session)."""
+    loop = asyncio.get_running_loop()
+    client = _clients.pop(loop, None)
+    if client is not None:
+        await client.aclose()
+
+
+def run_blocking(coroutine_function, /, *args, **kwargs):
+    """Run provider I/O from sync code (views, Celery tasks, commands) on a private event
+    loop, closing that loop's client afterwards. Sync callers never share a loop with the
+    ASGI server's, so the server's pooled client is never touched (nor closed) from here."""
+
+    async def run():
+        try:
+            return await coroutine_function(*args, **kwargs)
+        finally:
+            await client_close()
+
+    return asyncio.run(run())

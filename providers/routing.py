@@ -1,0 +1,271 @@
+"""From a requested model to a served stream: candidates, retries, fallback, circuit breaker.
+
+    candidates = await candidates_resolve(user=user, workspace=workspace, model="smart")
+    events = stream_with_fallback(candidates, request)
+    try:
+        async for event in events:            # TextDelta / Usage / Finish
+            ...
+    finally:
+        await events.aclose()                 # closes the upstream connection at once
+    events.served_by                          # the Candidate that produced the stream, or None
+    events.attempts                           # [Attempt(candidate, error)] for failed tries
+
+`model` is an alias name (`fast`, `smart`: a workspace alias shadows a global one), or
+`"<credential_id>:<model_id>"`, or a bare model id (every usable credential whose catalog
+lists it). Credentials are taken in precedence order — the user's own, then the workspace's,
+then global ones enabled for the workspace — and those whose circuit is open are skipped.
+
+`stream_with_fallback` retries a retryable error (rate limited, overloaded, timeout, upstream
+error) with exponential backoff and full jitter, waiting what Retry-After asks when it is at
+most PROVIDER_RETRY_MAX_WAIT (longer: it moves on at once), up to PROVIDER_RETRY_ATTEMPTS per
+candidate; then, and for an authentication error, it falls back to the next candidate. Bad
+requests, context-length and content-filter errors are raised at once: another candidate would
+fail the same way. Once the first event has been yielded it never retries: a later error is
+raised to the caller, after whatever text was already streamed.
+
+`served_by` is set just before the first event is yielded, so by the time the caller sees any
+event (and after any error) it says which credential and model to record usage against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from .adapters import adapter_for
+from .circuit import circuit_failure_async, circuit_states, circuit_success_async
+from .crypto import SecretUnreadable
+from .models import CatalogModel, ModelAlias, ProviderCredential, Scope
+from .selectors import credentials_usable_by
+from .types import (
+    ChatRequest,
+    ProviderAuthenticationError,
+    ProviderError,
+    ProviderUpstreamError,
+    StreamEvent,
+    Target,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    credential_id: int
+    credential_name: str
+    kind: str
+    scope: str
+    model_id: str
+    target: Target = dataclasses.field(repr=False)
+    display_name: str = ""
+    context_window: int | None = None
+    input_price_per_mtok: Decimal | None = None
+    output_price_per_mtok: Decimal | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.display_name or self.model_id} ({self.credential_name})"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    candidate: Candidate
+    error: ProviderError
+
+
+class NoCandidates(ProviderError):
+    code = "model_unavailable"
+    status = 404
+    default_message = "No provider is available for this model."
+
+
+def _target(credential: ProviderCredential) -> Target | None:
+    try:
+        api_key = credential.api_key
+    except SecretUnreadable:
+        logger.error("credential %s: API key unreadable with the configured keys", credential.id)
+        return None
+    private_ok = credential.allow_private_network or credential.scope == Scope.GLOBAL
+    return Target(
+        kind=credential.kind,
+        base_url=credential.effective_base_url,
+        api_key=api_key,
+        credential_id=credential.id,
+        name=credential.name,
+        allow_private_network=private_ok,
+    )
+
+
+def _candidate(credential, model_id: str, catalog: CatalogModel | None) -> Candidate | None:
+    target = _target(credential)
+    if target is None:
+        return None
+    return Candidate(
+        credential_id=credential.id,
+        credential_name=credential.name,
+        kind=credential.kind,
+        scope=credential.scope,
+        model_id=model_id,
+        target=target,
+        display_name=catalog.display_name if catalog else "",
+        context_window=catalog.context_window if catalog else None,
+        input_price_per_mtok=catalog.input_price_per_mtok if catalog else None,
+        output_price_per_mtok=catalog.output_price_per_mtok if catalog else None,
+    )
+
+
+def candidates_resolve_sync(*, user, workspace, model: str) -> list[Candidate]:
+    credentials = credentials_usable_by(user=user, workspace=workspace)
+    by_id = {c.id: c for c in credentials}
+    catalog = {
+        (m.credential_id, m.model_id): m
+        for m in CatalogModel.objects.filter(credential_id__in=by_id)
+    }
+
+    def allowed(credential_id: int, model_id: str) -> bool:
+        row = catalog.get((credential_id, model_id))
+        return credential_id in by_id and (row is None or row.enabled)
+
+    pairs: list[tuple[int, str]] = []
+    aliases = ModelAlias.objects.filter(name=model, enabled=True).filter(
+        Q(workspace=workspace) | Q(workspace__isnull=True)
+    )
+    # A workspace's alias shadows the global one of the same name.
+    aliases = sorted(aliases.prefetch_related("targets"), key=lambda a: a.workspace_id is None)
+    if aliases:
+        pairs = [(t.credential_id, t.model_id) for t in aliases[0].targets.all()]
+    elif ":" in model and model.split(":", 1)[0].isdigit():
+        credential_id, model_id = model.split(":", 1)
+        pairs = [(int(credential_id), model_id)]
+    else:
+        pairs = [
+            (c.id, model)
+            for c in credentials
+            if (c.id, model) in catalog and catalog[(c.id, model)].enabled
+        ]
+    pairs = [p for p in pairs if allowed(*p)]
+    states = circuit_states({credential_id for credential_id, _m in pairs})
+    candidates = []
+    for credential_id, model_id in pairs:
+        if not states[credential_id].allows_calls:
+            continue
+        candidate = _candidate(
+            by_id[credential_id], model_id, catalog.get((credential_id, model_id))
+        )
+        if candidate:
+            candidates.append(candidate)
+    return candidates
+
+
+async def candidates_resolve(*, user, workspace, model: str) -> list[Candidate]:
+    """Ordered candidates for a model string (see the module docstring); [] when none."""
+    return await database_sync_to_async(candidates_resolve_sync)(
+        user=user, workspace=workspace, model=model
+    )
+
+
+def backoff_delay(attempt: int, retry_after: float | None) -> float | None:
+    """Seconds to wait before retry number `attempt` (0-based), or None to give up on this
+    candidate because the provider asks for a longer wait than we allow."""
+    cap = settings.PROVIDER_RETRY_MAX_WAIT
+    if retry_after is not None:
+        return None if retry_after > cap else retry_after
+    return random.uniform(0, min(cap, settings.PROVIDER_RETRY_BASE_DELAY * 2**attempt))
+
+
+def _falls_back(error: ProviderError) -> bool:
+    return error.retryable or isinstance(error, ProviderAuthenticationError)
+
+
+class FallbackStream:
+    """The async iterator returned by `stream_with_fallback`; see the module docstring."""
+
+    def __init__(self, candidates: list[Candidate], request: ChatRequest):
+        self.candidates = list(candidates)
+        self.request = request
+        self.served_by: Candidate | None = None
+        self.attempts: list[Attempt] = []
+        self._events = self._run()
+
+    def __aiter__(self) -> FallbackStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        return await self._events.__anext__()
+
+    async def aclose(self) -> None:
+        await self._events.aclose()
+
+    async def _run(self) -> AsyncIterator[StreamEvent]:
+        if not self.candidates:
+            raise NoCandidates(_("No provider is available for this model."))
+        last_error: ProviderError | None = None
+        for candidate in self.candidates:
+            adapter = adapter_for(candidate.kind)
+            request = dataclasses.replace(self.request, model=candidate.model_id)
+            for attempt in range(max(1, settings.PROVIDER_RETRY_ATTEMPTS)):
+                started = False
+                try:
+                    async with contextlib.aclosing(
+                        adapter.stream(candidate.target, request)
+                    ) as events:
+                        async for event in events:
+                            if not started:
+                                started = True
+                                self.served_by = candidate
+                                await circuit_success_async(candidate.credential_id)
+                            yield event
+                    if not started:  # an empty but complete answer
+                        self.served_by = candidate
+                        await circuit_success_async(candidate.credential_id)
+                    return
+                except ProviderError as error:
+                    await circuit_failure_async(candidate.credential_id)
+                    if started:
+                        raise
+                    self.attempts.append(Attempt(candidate, error))
+                    last_error = error
+                    logger.warning(
+                        "provider call failed: credential=%s model=%s error=%s attempt=%s",
+                        candidate.credential_id,
+                        candidate.model_id,
+                        error.code,
+                        attempt + 1,
+                    )
+                    if not _falls_back(error):
+                        raise
+                    if not error.retryable or attempt + 1 >= settings.PROVIDER_RETRY_ATTEMPTS:
+                        break
+                    delay = backoff_delay(attempt, error.retry_after)
+                    if delay is None:
+                        break
+                    await asyncio.sleep(delay)
+                except Exception as exc:
+                    # A bug or an unexpected library error: count it against the credential and
+                    # surface a safe message rather than an exception text that might hold data.
+                    await circuit_failure_async(candidate.credential_id)
+                    if started:
+                        raise ProviderUpstreamError() from exc
+                    logger.exception(
+                        "provider adapter crashed: credential=%s", candidate.credential_id
+                    )
+                    last_error = ProviderUpstreamError()
+                    self.attempts.append(Attempt(candidate, last_error))
+                    break
+        assert last_error is not None
+        raise last_error
+
+
+def stream_with_fallback(candidates: list[Candidate], request: ChatRequest) -> FallbackStream:
+    return FallbackStream(candidates, request)

@@ -1,0 +1,122 @@
+"""Reads: which credentials and models a user may see or use."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404
+
+from workspaces.models import Membership, Role
+
+from .models import CatalogModel, ModelAlias, ProviderCredential, Scope, WorkspaceCredentialSetting
+
+SCOPE_RANK = {Scope.USER: 0, Scope.WORKSPACE: 1, Scope.GLOBAL: 2}
+
+
+def _is_member(user, workspace) -> bool:
+    if user is None or workspace is None or not user.is_authenticated:
+        return False
+    return Membership.objects.filter(user=user, workspace=workspace).exists()
+
+
+def credentials_usable_by(*, user, workspace) -> list[ProviderCredential]:
+    """Enabled credentials a user may call models with, in precedence order: their own keys,
+    then the workspace's, then the global ones the workspace has not switched off. `user` may
+    be None (a workspace-scoped API key)."""
+    query = Q(scope=Scope.GLOBAL)
+    if user is not None and user.is_authenticated:
+        query |= Q(scope=Scope.USER, user=user)
+    if workspace is not None and (user is None or _is_member(user, workspace)):
+        query |= Q(scope=Scope.WORKSPACE, workspace=workspace)
+    credentials = list(ProviderCredential.objects.filter(query, enabled=True))
+    if workspace is not None:
+        disabled = set(
+            WorkspaceCredentialSetting.objects.filter(
+                workspace=workspace, enabled=False
+            ).values_list("credential_id", flat=True)
+        )
+        credentials = [c for c in credentials if c.id not in disabled]
+    credentials.sort(key=lambda c: (SCOPE_RANK[Scope(c.scope)], c.id))
+    return credentials
+
+
+def credential_list_for(*, user, workspace=None):
+    """Credentials shown on the settings page: the user's own, or one workspace's."""
+    if workspace is not None:
+        return ProviderCredential.objects.filter(scope=Scope.WORKSPACE, workspace=workspace)
+    return ProviderCredential.objects.filter(scope=Scope.USER, user=user)
+
+
+def global_credentials_for_workspace(*, workspace) -> list[tuple[ProviderCredential, bool]]:
+    """Every enabled global credential with whether the workspace uses it."""
+    disabled = set(
+        WorkspaceCredentialSetting.objects.filter(workspace=workspace, enabled=False).values_list(
+            "credential_id", flat=True
+        )
+    )
+    return [
+        (c, c.id not in disabled)
+        for c in ProviderCredential.objects.filter(scope=Scope.GLOBAL, enabled=True)
+    ]
+
+
+def credential_get_for_user(*, user, credential_id: int, manage: bool = False):
+    """The access helper for one credential on the settings pages. 404 when the user may not
+    see it (so a foreign key is indistinguishable from a missing one), 403 when they may see
+    it but `manage` needs a role they lack."""
+    credential = ProviderCredential.objects.filter(id=credential_id).first()
+    if credential is None or not user.is_authenticated:
+        raise Http404
+    if credential.scope == Scope.USER:
+        if credential.user_id != user.id:
+            raise Http404
+        return credential
+    if credential.scope == Scope.WORKSPACE:
+        membership = Membership.objects.filter(
+            user=user, workspace_id=credential.workspace_id
+        ).first()
+        if membership is None:
+            raise Http404
+        if manage and not membership.has_role(Role.ADMIN):
+            raise PermissionDenied
+        return credential
+    if not user.is_staff:
+        raise Http404
+    return credential
+
+
+def model_choices_for(*, user, workspace) -> list[dict]:
+    """What a user may pick in a model menu: aliases first, then each enabled catalog model of
+    every usable credential. Each item: {"value", "label", "group"}; `value` is what
+    `routing.candidates_resolve(model=...)` takes."""
+    credentials = credentials_usable_by(user=user, workspace=workspace)
+    usable = {c.id for c in credentials}
+    choices: list[dict] = []
+    aliases = ModelAlias.objects.filter(enabled=True).filter(
+        Q(workspace__isnull=True) | Q(workspace=workspace)
+    )
+    seen: set[str] = set()
+    # Workspace aliases first so they shadow global ones of the same name.
+    for alias in sorted(
+        aliases.prefetch_related("targets"), key=lambda a: (a.workspace_id is None, a.name)
+    ):
+        if alias.name in seen:
+            continue
+        if any(t.credential_id in usable for t in alias.targets.all()):
+            seen.add(alias.name)
+            choices.append(
+                {"value": alias.name, "label": alias.description or alias.name, "group": "aliases"}
+            )
+    choices.sort(key=lambda c: c["value"])
+    rank = {c.id: i for i, c in enumerate(credentials)}
+    names = {c.id: c.name for c in credentials}
+    models = CatalogModel.objects.filter(credential_id__in=usable, enabled=True)
+    for model in sorted(models, key=lambda m: (rank[m.credential_id], m.label.lower())):
+        choices.append(
+            {
+                "value": f"{model.credential_id}:{model.model_id}",
+                "label": f"{model.label} ({names[model.credential_id]})",
+                "group": names[model.credential_id],
+            }
+        )
+    return choices

@@ -1,0 +1,118 @@
+import json
+
+import pytest
+from django.core.management import call_command
+from django.test import AsyncClient
+from django.urls import reverse
+
+from api.models import ApiKey
+from api.services import api_key_create, api_key_hash
+from tests.factories import MembershipFactory, UserFactory
+from workspaces.models import AuditEvent, Membership, Role
+from workspaces.services import workspace_create
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_key_is_shown_once_and_stored_only_hashed(logged_in_client, user):
+    response = logged_in_client.post(reverse("api_keys"), {"name": "laptop", "owner": "personal"})
+    html = response.content.decode()
+    key = ApiKey.objects.get(name="laptop")
+    raw = html.split('id="new-api-key">')[1].split("<")[0]
+    assert raw.startswith("ax-") and len(raw) > 40
+    assert key.key_hash == api_key_hash(raw) and raw not in key.key_hash
+    assert raw not in json.dumps(list(ApiKey.objects.values()), default=str)
+    listing = logged_in_client.get(reverse("api_keys")).content.decode()
+    assert raw not in listing and key.prefix in listing
+    assert AuditEvent.objects.filter(action="api_key.create").exists()
+
+
+def test_a_key_can_carry_expiry_models_budget_and_rate_limits(logged_in_client):
+    from billing.models import Budget, RateLimit
+
+    logged_in_client.post(reverse("api_keys"), {
+        "name": "ci", "owner": "personal", "expires_at": "2031-01-01T10:00",
+        "allowed_models": "fast, gpt-4o-mini", "monthly_budget": "12.50", "rpm": "30", "tpm": "9000",
+    })
+    key = ApiKey.objects.get(name="ci")
+    assert key.allowed_models == ["fast", "gpt-4o-mini"] and key.expires_at.year == 2031
+    assert Budget.objects.get(api_key_id=key.pk).cost_limit == 12.5
+    limit = RateLimit.objects.get(api_key_id=key.pk)
+    assert (limit.rpm, limit.tpm) == (30, 9000)
+
+
+def test_only_admins_create_workspace_keys(client, user):
+    team = workspace_create(owner=user, name="Team")
+    member = MembershipFactory(workspace=team, role=Role.MEMBER).user
+    client.force_login(member)
+    session = client.session
+    session["workspace_id"] = team.pk
+    session.save()
+    response = client.post(reverse("api_keys"), {"name": "shared", "owner": "workspace"})
+    assert "Only workspace admins" in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_a_viewer_cannot_create_keys(client, user):
+    team = workspace_create(owner=user, name="Team")
+    viewer = MembershipFactory(workspace=team, role=Role.VIEWER).user
+    client.force_login(viewer)
+    session = client.session
+    session["workspace_id"] = team.pk
+    session.save()
+    assert client.post(reverse("api_keys"), {"name": "x", "owner": "personal"}).status_code == 403
+
+
+def test_revoking_a_key_stops_it_at_once(logged_in_client, user):
+    membership = Membership.objects.get(user=user)
+    key, raw = api_key_create(membership=membership, name="old")
+    logged_in_client.post(reverse("api_key_revoke", args=[key.pk]))
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+
+
+def test_another_users_key_cannot_be_revoked(logged_in_client):
+    other = UserFactory()
+    key, _ = api_key_create(membership=Membership.objects.get(user=other), name="theirs")
+    assert logged_in_client.post(reverse("api_key_revoke", args=[key.pk])).status_code == 404
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+
+def test_create_api_key_command_prints_a_working_key(capsys):
+    user = UserFactory(email="script@example.com")
+    call_command("create_api_key", "--user", "script@example.com", "--name", "cron")
+    raw = capsys.readouterr().out.strip()
+    key = ApiKey.objects.get(key_hash=api_key_hash(raw))
+    assert key.user == user and key.name == "cron" and key.workspace.is_personal
+
+
+async def test_a_key_for_workspace_a_cannot_use_workspace_b(credential):
+    from asgiref.sync import sync_to_async
+
+    from providers.models import Scope
+    from providers.services import catalog_refresh, credential_create
+
+    @sync_to_async
+    def setup():
+        alice, bob = UserFactory(), UserFactory()
+        a = workspace_create(owner=alice, name="A")
+        b = workspace_create(owner=bob, name="B")
+        private = credential_create(
+            actor=None, scope=Scope.WORKSPACE, workspace=b, kind="openai", name="B only",
+            api_key="sk-b-secret", base_url=credential.base_url, allow_private_network=True,
+        )
+        catalog_refresh(private.id)
+        key_a, raw_a = api_key_create(membership=Membership.objects.get(workspace=a, user=alice), name="a")
+        return raw_a, private
+
+    raw_a, private = await setup()
+    client = AsyncClient()
+    response = await client.post(
+        "/v1/chat/completions", content_type="application/json",
+        data=json.dumps({"model": f"{private.id}:fake-small", "messages": [{"role": "user", "content": "hi"}]}),
+        headers={"Authorization": f"Bearer {raw_a}"},
+    )
+    assert response.status_code == 404
+    models = (await client.get("/v1/models", headers={"Authorization": f"Bearer {raw_a}"})).json()["data"]
+    assert all(m["owned_by"] != "B only" for m in models)

@@ -1,0 +1,166 @@
+"""The official `openai` and `anthropic` SDKs, unchanged, against a live AURAX server whose
+providers are the fake upstream."""
+
+import anthropic
+import openai
+import pytest
+
+from tests.fixtures.servers import AuraxServer, make_server_env
+
+UPSTREAM_KEY = "sk-upstream-RECOGNISABLE-9931"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, _fake_upstream_server, _static_collected):
+    fake = _fake_upstream_server
+    directory = tmp_path_factory.mktemp("aurax-api")
+    env = make_server_env(
+        directory,
+        OPENAI_API_KEY=UPSTREAM_KEY, OPENAI_BASE_URL=fake.base_url("openai"),
+        PROVIDER_RETRY_ATTEMPTS="1", PROVIDER_RETRY_BASE_DELAY="0.01",
+    )
+    server = AuraxServer(data_dir=directory, env=env)
+    server.manage("migrate", "--noinput", "--verbosity", "0")
+    server.manage("aurax_startup")
+    server.manage("providers", "check", "--refresh")
+    server.create_user("sdk@example.com", "a long passphrase 42")
+    raw = server.manage("create_api_key", "--user", "sdk@example.com", "--name", "sdk").stdout.strip()
+    narrow = server.manage("create_api_key", "--user", "sdk@example.com", "--name", "narrow").stdout.strip()
+    server.shell(
+        "from api.models import ApiKey\n"
+        "ApiKey.objects.filter(name='narrow').update(allowed_models=['fake-large'])\n"
+    )
+    server.start()
+    yield {"server": server, "key": raw, "narrow": narrow, "fake": fake}
+    server.stop()
+
+
+@pytest.fixture
+def oai(live):
+    return openai.OpenAI(base_url=live["server"].url + "/v1", api_key=live["key"], max_retries=0)
+
+
+@pytest.fixture
+def claude(live):
+    return anthropic.Anthropic(base_url=live["server"].url, api_key=live["key"], max_retries=0)
+
+
+def test_openai_sdk_non_streaming_with_usage(oai):
+    result = oai.chat.completions.create(
+        model="fake-small", messages=[{"role": "user", "content": '@reply="Bonjour le monde"'}]
+    )
+    assert result.choices[0].message.content == "Bonjour le monde"
+    assert result.usage.completion_tokens > 0 and result.usage.prompt_tokens > 0
+
+
+def test_openai_sdk_streaming_with_include_usage(oai):
+    stream = oai.chat.completions.create(
+        model="fake-small", messages=[{"role": "user", "content": "@tokens=12"}],
+        stream=True, stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.split() == [f"tok{i}" for i in range(1, 13)]
+    assert chunks[-1].usage.completion_tokens == 12
+
+
+def test_openai_sdk_lists_models(oai):
+    assert {"fake-small", "fake-large"} <= {m.id for m in oai.models.list()}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exception"),
+    [
+        ({"api_key": "ax-wrong"}, openai.AuthenticationError),
+        ({"model": "nothing-like-this"}, openai.NotFoundError),
+        ({"content": "@status=429 @retry_after=3"}, openai.RateLimitError),
+        ({"temperature": 9}, openai.BadRequestError),
+        ({"content": "@status=503"}, openai.InternalServerError),
+    ],
+)
+def test_openai_sdk_raises_its_own_exception_for_each_status(live, kwargs, exception):
+    client = openai.OpenAI(base_url=live["server"].url + "/v1", api_key=kwargs.pop("api_key", live["key"]), max_retries=0)
+    content = kwargs.pop("content", "hi")
+    with pytest.raises(exception):
+        client.chat.completions.create(
+            model=kwargs.pop("model", "fake-small"), messages=[{"role": "user", "content": content}], **kwargs
+        )
+
+
+def test_openai_sdk_gets_permission_denied_for_a_model_outside_the_allow_list(live):
+    client = openai.OpenAI(base_url=live["server"].url + "/v1", api_key=live["narrow"], max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        client.chat.completions.create(model="fake-small", messages=[{"role": "user", "content": "hi"}])
+    assert client.chat.completions.create(model="fake-large", messages=[{"role": "user", "content": "hi"}]).choices
+
+
+def test_anthropic_sdk_non_streaming_and_streaming(claude):
+    message = claude.messages.create(
+        model="fake-small", max_tokens=100, system="Be brief.",
+        messages=[{"role": "user", "content": '@reply="Olá mundo"'}],
+    )
+    assert message.content[0].text == "Olá mundo"
+    assert message.usage.output_tokens > 0
+    with claude.messages.stream(
+        model="fake-small", max_tokens=100, messages=[{"role": "user", "content": "@tokens=5"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text.split() == ["tok1", "tok2", "tok3", "tok4", "tok5"]
+    assert final.usage.output_tokens == 5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exception"),
+    [
+        ({"api_key": "ax-wrong"}, anthropic.AuthenticationError),
+        ({"model": "nothing-like-this"}, anthropic.NotFoundError),
+        ({"content": "@status=429 @retry_after=3"}, anthropic.RateLimitError),
+        ({"extra_body": {"temperature": 5}}, anthropic.BadRequestError),
+        ({"content": "@status=500"}, anthropic.InternalServerError),
+    ],
+)
+def test_anthropic_sdk_raises_its_own_exception_for_each_status(live, kwargs, exception):
+    client = anthropic.Anthropic(base_url=live["server"].url, api_key=kwargs.pop("api_key", live["key"]), max_retries=0)
+    content = kwargs.pop("content", "hi")
+    with pytest.raises(exception):
+        client.messages.create(
+            model=kwargs.pop("model", "fake-small"), max_tokens=50,
+            messages=[{"role": "user", "content": content}], **kwargs,
+        )
+
+
+def test_a_client_that_disconnects_mid_stream_stops_the_upstream_and_is_billed(live):
+    fake, server = live["fake"], live["server"]
+    fake.reset()
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=live["key"], max_retries=0)
+    stream = client.chat.completions.create(
+        model="fake-small", messages=[{"role": "user", "content": "@tokens=400 @delay=0.02"}], stream=True,
+    )
+    received = 0
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            received += 1
+        if received >= 5:
+            break
+    stream.close()
+    assert fake.wait_for(lambda: fake.requests and fake.requests[-1]["disconnected"], timeout=5)
+    out = server.shell(
+        "from billing.models import UsageEvent\n"
+        "e = UsageEvent.objects.filter(source='api').latest('pk')\n"
+        "print('RESULT', e.status, e.output_tokens)\n"
+    )
+    status, tokens = out.split("RESULT ", 1)[1].split()[:2]
+    assert status == "client_gone"
+    assert 5 <= int(tokens) < 400
+
+
+def test_no_key_ever_appears_in_the_server_log(live, oai):
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=live["server"].url + "/v1", api_key="ax-leaky-9999", max_retries=0).models.list()
+    with pytest.raises(openai.InternalServerError):
+        oai.chat.completions.create(model="fake-small", messages=[{"role": "user", "content": "@status=500"}])
+    log = live["server"].log()
+    assert live["key"] not in log
+    assert UPSTREAM_KEY not in log
+    assert "ax-leaky-9999" not in log

@@ -1,0 +1,48 @@
+import asyncio
+
+import pytest
+
+from providers.adapters import adapter_for
+from providers.http import client_close, get_client
+from providers.types import ProviderBadRequest, ProviderUpstreamError, Target
+
+from .conftest import chat, target_for
+
+
+async def test_one_pooled_client_per_event_loop(http_client_closed_after):
+    here = get_client()
+    assert get_client() is here
+    assert type(here._transport).__name__ == "AiohttpTransport"
+
+    async def elsewhere():
+        client = get_client()
+        await client_close()
+        return client
+
+    other_loop = await asyncio.to_thread(asyncio.run, elsewhere())
+    assert other_loop is not here
+
+
+async def test_redirects_are_never_followed(fake_upstream, http_client_closed_after):
+    with pytest.raises(ProviderUpstreamError):
+        await adapter_for("openai").complete(
+            target_for(fake_upstream, "openai"), chat("@redirect=http://169.254.169.254/")
+        )
+
+    assert len(fake_upstream.requests) == 1
+
+
+async def test_a_user_set_private_url_is_refused_again_at_call_time(
+    fake_upstream, http_client_closed_after
+):
+    target = Target(
+        kind="openai",
+        base_url=fake_upstream.base_url("openai"),
+        api_key="k",
+        allow_private_network=False,
+    )
+
+    with pytest.raises(ProviderBadRequest):
+        await adapter_for("openai").complete(target, chat("hi"))
+
+    assert fake_upstream.requests == []

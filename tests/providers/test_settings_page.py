@@ -1,0 +1,175 @@
+import pytest
+from django.urls import reverse
+
+from providers.models import ProviderCredential, Scope
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from workspaces.models import Role
+
+from .factories import credential
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "sk-proj-DoNotShowMe-abcdefghij-WXYZ"
+
+
+def test_the_nav_links_to_the_keys_page(logged_in_client):
+    response = logged_in_client.get(reverse("providers:keys"))
+
+    assert response.status_code == 200
+    assert f'href="{reverse("providers:keys")}"' in response.text
+    assert "API keys &amp; providers</a>" in response.text.replace(" & ", " &amp; ")
+
+
+def test_a_user_adds_a_key_and_sees_only_its_last_4(client, user):
+    client.force_login(user)
+
+    response = client.post(
+        reverse("providers:keys"),
+        {"kind": "openai", "name": "My OpenAI", "api_key": SECRET, "base_url": ""},
+        follow=True,
+    )
+
+    made = ProviderCredential.objects.get(user=user)
+    assert made.scope == Scope.USER and made.api_key == SECRET
+    assert "My OpenAI" in response.text
+    assert "WXYZ" in response.text
+    assert "DoNotShowMe" not in response.text
+
+
+def test_a_user_cannot_point_a_key_at_loopback_from_the_page(client, user):
+    client.force_login(user)
+
+    response = client.post(
+        reverse("providers:keys"),
+        {
+            "kind": "openai_compatible",
+            "name": "Sneaky",
+            "api_key": "sk-123456789",
+            "base_url": "http://127.0.0.1:6379/",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "private or local network" in response.text
+    assert not ProviderCredential.objects.exists()
+
+
+def test_the_allow_private_network_box_is_only_offered_to_admins(client, user):
+    client.force_login(user)
+    assert "allow_private_network" not in client.get(reverse("providers:keys")).text
+
+    client.force_login(UserFactory(is_staff=True))
+    assert "allow_private_network" in client.get(reverse("providers:keys")).text
+
+
+def test_a_workspace_admin_adds_a_workspace_key(client):
+    membership = MembershipFactory(role=Role.ADMIN)
+    client.force_login(membership.user)
+
+    response = client.post(
+        reverse("providers:workspace_keys", args=[membership.workspace.slug]),
+        {"kind": "anthropic", "name": "Team Claude", "api_key": SECRET},
+        follow=True,
+    )
+
+    made = ProviderCredential.objects.get()
+    assert made.scope == Scope.WORKSPACE and made.workspace == membership.workspace
+    assert "Team Claude" in response.text and "DoNotShowMe" not in response.text
+
+
+def test_a_member_cannot_add_workspace_keys(client):
+    membership = MembershipFactory(role=Role.MEMBER)
+    client.force_login(membership.user)
+    url = reverse("providers:workspace_keys", args=[membership.workspace.slug])
+
+    page = client.get(url)
+    response = client.post(url, {"kind": "anthropic", "name": "Mine", "api_key": SECRET})
+
+    assert page.status_code == 200 and 'name="api_key"' not in page.text
+    assert response.status_code == 403
+    assert not ProviderCredential.objects.exists()
+
+
+def test_a_member_cannot_test_or_delete_a_workspace_key(client):
+    membership = MembershipFactory(role=Role.MEMBER)
+    made = credential(scope=Scope.WORKSPACE, workspace=membership.workspace)
+    client.force_login(membership.user)
+
+    assert client.post(reverse("providers:credential_delete", args=[made.id])).status_code == 403
+    assert client.post(reverse("providers:credential_test", args=[made.id])).status_code == 403
+    assert ProviderCredential.objects.filter(id=made.id).exists()
+
+
+def test_another_workspaces_keys_are_404(client):
+    membership = MembershipFactory(role=Role.OWNER)
+    foreign = WorkspaceFactory()
+    made = credential(scope=Scope.WORKSPACE, workspace=foreign)
+    client.force_login(membership.user)
+
+    assert client.get(reverse("providers:workspace_keys", args=[foreign.slug])).status_code == 404
+    assert client.post(reverse("providers:credential_test", args=[made.id])).status_code == 404
+    assert client.post(reverse("providers:credential_delete", args=[made.id])).status_code == 404
+    assert ProviderCredential.objects.filter(id=made.id).exists()
+
+
+def test_someone_elses_personal_key_is_404(client, user):
+    made = credential(scope=Scope.USER, user=UserFactory())
+    client.force_login(user)
+
+    assert client.post(reverse("providers:credential_delete", args=[made.id])).status_code == 404
+    assert ProviderCredential.objects.filter(id=made.id).exists()
+
+
+def test_the_owner_deletes_their_key(client, user):
+    made = credential(scope=Scope.USER, user=user)
+    client.force_login(user)
+
+    client.post(reverse("providers:credential_delete", args=[made.id]))
+
+    assert not ProviderCredential.objects.filter(id=made.id).exists()
+
+
+def test_test_connection_reports_the_taxonomy_message(client, user, fake_upstream):
+    good = credential(scope=Scope.USER, user=user, base_url=fake_upstream.base_url("openai"))
+    bad = credential(
+        scope=Scope.USER,
+        user=user,
+        base_url=fake_upstream.base_url("openai"),
+        api_key="sk-invalid-9999",
+    )
+    client.force_login(user)
+
+    ok = client.post(reverse("providers:credential_test", args=[good.id]), HTTP_HX_REQUEST="true")
+    refused = client.post(
+        reverse("providers:credential_test", args=[bad.id]), HTTP_HX_REQUEST="true"
+    )
+
+    assert "3 models available" in ok.text
+    assert "The provider rejected the API key." in refused.text
+    assert "sk-invalid-9999" not in refused.text
+
+
+def test_refresh_models_stores_the_catalog_with_known_prices(client, user, fake_upstream):
+    made = credential(scope=Scope.USER, user=user, base_url=fake_upstream.base_url("openai"))
+    client.force_login(user)
+
+    client.post(reverse("providers:credential_refresh", args=[made.id]))
+
+    models = {m.model_id: m for m in made.catalog_models.all()}
+    assert set(models) == {"fake-small", "fake-large", "gpt-4o-mini"}
+    assert models["gpt-4o-mini"].input_price_per_mtok is not None
+    assert models["gpt-4o-mini"].context_window == 128000
+    assert models["fake-small"].input_price_per_mtok is None
+
+
+def test_a_workspace_admin_switches_a_global_provider_off(client):
+    membership = MembershipFactory(role=Role.ADMIN)
+    made = credential(name="Company OpenAI")
+    client.force_login(membership.user)
+    url = reverse("providers:workspace_global_toggle", args=[membership.workspace.slug, made.id])
+
+    client.post(url, {"enabled": "0"})
+
+    page = client.get(reverse("providers:workspace_keys", args=[membership.workspace.slug]))
+    assert "Switched off" in page.text
+    assert made.workspace_settings.get().enabled is False
