@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 from django.utils.translation import gettext_lazy as _
 
@@ -342,6 +343,14 @@ USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=90)
 BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=3600)
 CELERY_BEAT_SCHEDULE["billing-usage-rollup"] = {"task": "billing.usage_rollup", "schedule": 300.0}
 CELERY_BEAT_SCHEDULE["billing-usage-prune"] = {"task": "billing.usage_prune", "schedule": 3600.0}
+# Invoices for the previous month, on the 1st (UTC) once the last hours are rolled up.
+CELERY_BEAT_SCHEDULE["billing-invoices-monthly"] = {
+    "task": "billing.invoices_generate",
+    "schedule": crontab(minute=30, hour=0, day_of_month=1),
+}
+# Stripe is optional: without a secret key plans are assigned by the operator in the admin.
+STRIPE_SECRET_KEY = _from_env_or_file("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = _from_env_or_file("STRIPE_WEBHOOK_SECRET")
 
 # --- Logging -----------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")

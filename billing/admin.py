@@ -1,0 +1,260 @@
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from .models import (
+    Budget,
+    BudgetAlert,
+    BudgetCounter,
+    Invoice,
+    InvoiceLine,
+    ModelPriceOverride,
+    Plan,
+    RateLimit,
+    Subscription,
+    UsageEvent,
+    UsageRollup,
+)
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "workspace",
+        "user",
+        "provider_kind",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "estimated",
+        "status",
+        "source",
+        "duration_ms",
+    ]
+    list_filter = ["status", "source", "estimated", "price_known", "provider_kind", "created_at"]
+    search_fields = ["model", "workspace__name", "user__email", "request_id", "reference"]
+    date_hierarchy = "created_at"
+    list_select_related = ["workspace", "user"]
+    raw_id_fields = ["workspace", "user"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the ledger is append-only
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(UsageRollup)
+class UsageRollupAdmin(admin.ModelAdmin):
+    list_display = [
+        "bucket_start",
+        "granularity",
+        "workspace",
+        "user",
+        "provider_kind",
+        "model",
+        "requests",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+    ]
+    list_filter = ["granularity", "provider_kind", "bucket_start"]
+    search_fields = ["model", "workspace__name", "user__email"]
+    list_select_related = ["workspace", "user"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    list_display = [
+        "workspace",
+        "scope",
+        "user",
+        "api_key_id",
+        "cost_limit",
+        "token_limit",
+        "soft_threshold_percent",
+        "hard",
+        "updated_at",
+    ]
+    list_filter = ["scope", "hard", "period"]
+    search_fields = ["workspace__name", "workspace__slug", "user__email"]
+    autocomplete_fields = ["workspace", "user"]
+
+
+@admin.register(RateLimit)
+class RateLimitAdmin(admin.ModelAdmin):
+    list_display = ["scope", "workspace", "user", "api_key_id", "rpm", "tpm", "updated_at"]
+    list_filter = ["scope"]
+    search_fields = ["workspace__name", "user__email"]
+    autocomplete_fields = ["workspace", "user"]
+
+
+@admin.register(ModelPriceOverride)
+class ModelPriceOverrideAdmin(admin.ModelAdmin):
+    list_display = ["provider_kind", "model", "input_per_mtok", "output_per_mtok", "updated_at"]
+    list_filter = ["provider_kind"]
+    search_fields = ["model"]
+
+
+@admin.register(BudgetCounter)
+class BudgetCounterAdmin(admin.ModelAdmin):
+    list_display = ["scope_key", "period_start", "spent_cost", "spent_tokens"]
+    list_filter = ["period_start"]
+    search_fields = ["scope_key"]
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(admin.ModelAdmin):
+    list_display = ["budget", "period_start", "kind", "created_at", "emailed_at"]
+    list_filter = ["kind", "period_start"]
+    search_fields = ["budget__workspace__name"]
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "slug",
+        "monthly_price",
+        "included_cost",
+        "included_tokens",
+        "max_budget_cost",
+        "default_rpm",
+        "default_tpm",
+        "stripe_price_id",
+        "active",
+        "position",
+    ]
+    list_filter = ["active"]
+    list_editable = ["active", "position"]
+    search_fields = ["name", "slug", "stripe_price_id"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    list_display = [
+        "workspace",
+        "plan",
+        "status",
+        "current_period_start",
+        "current_period_end",
+        "stripe_customer_id",
+        "stripe_subscription_id",
+        "updated_at",
+    ]
+    list_filter = ["status", "plan"]
+    search_fields = [
+        "workspace__name",
+        "workspace__slug",
+        "stripe_customer_id",
+        "stripe_subscription_id",
+    ]
+    list_select_related = ["workspace", "plan"]
+    autocomplete_fields = ["workspace"]
+    readonly_fields = [
+        "stripe_last_event_id",
+        "stripe_last_event_created",
+        "created_at",
+        "updated_at",
+    ]
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so a plan change made by staff is audited like any other.
+        from .plans import subscription_change
+
+        subscription_change(
+            workspace=obj.workspace,
+            plan=obj.plan,
+            status=obj.status,
+            actor=request.user,
+            source="admin",
+            current_period_start=obj.current_period_start,
+            current_period_end=obj.current_period_end,
+            stripe_customer_id=obj.stripe_customer_id,
+            stripe_subscription_id=obj.stripe_subscription_id,
+        )
+        obj.pk = Subscription.objects.get(workspace=obj.workspace).pk
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    extra = 0
+    fields = ["provider_kind", "model", "requests", "input_tokens", "output_tokens", "cost"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = [
+        "number",
+        "workspace_name",
+        "period_start",
+        "plan_name",
+        "status",
+        "usage_cost",
+        "overage",
+        "total",
+        "issued_at",
+        "paid_at",
+    ]
+    list_filter = ["status", "plan", "period_start"]
+    search_fields = ["number", "workspace_name", "workspace__slug"]
+    date_hierarchy = "period_start"
+    list_select_related = ["workspace"]
+    inlines = [InvoiceLineInline]
+    actions = ["issue", "mark_paid"]
+    readonly_fields = [
+        "workspace",
+        "workspace_name",
+        "number",
+        "period_start",
+        "period_end",
+        "status",
+        "plan",
+        "plan_name",
+        "plan_price",
+        "included_cost",
+        "included_tokens",
+        "usage_cost",
+        "usage_tokens",
+        "allowance_applied",
+        "overage",
+        "total",
+        "currency",
+        "created_at",
+        "updated_at",
+        "issued_at",
+        "paid_at",
+    ]
+
+    def has_add_permission(self, request):
+        return False  # invoices come from the monthly job (billing.invoices_generate)
+
+    @admin.action(description=_("Issue the selected draft invoices"))
+    def issue(self, request, queryset):
+        from .invoices import invoice_issue
+
+        for invoice in queryset:
+            invoice_issue(invoice=invoice)
+        self.message_user(request, _("Invoices issued."), messages.SUCCESS)
+
+    @admin.action(description=_("Mark the selected invoices paid"))
+    def mark_paid(self, request, queryset):
+        from .invoices import invoice_mark_paid
+
+        for invoice in queryset:
+            invoice_mark_paid(invoice=invoice)
+        self.message_user(request, _("Invoices marked paid."), messages.SUCCESS)

@@ -1,0 +1,33 @@
+"""Typed refusals the pipeline turns into an inline chat message or an API error."""
+
+from __future__ import annotations
+
+
+class BillingError(Exception):
+    """Base class; `message` is safe to show to the user as is."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class QuotaExceeded(BillingError):
+    """A hard budget would be passed by this request.
+
+    scope: "workspace" | "member" | "api_key"; limit: the limit in its unit (a Decimal of USD
+    for cost budgets, an int for token budgets); period_label: "November 2026"-style label.
+    """
+
+    def __init__(self, scope: str, limit, period_label: str, message: str, *, unit: str = "cost"):
+        super().__init__(message)
+        self.scope = scope
+        self.limit = limit
+        self.period_label = period_label
+        self.unit = unit
+
+
+class RateLimited(BillingError):
+    def __init__(self, retry_after_seconds: int, message: str, *, scope: str = ""):
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+        self.scope = scope

@@ -1,0 +1,47 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import Budget
+
+
+class BudgetForm(forms.ModelForm):
+    class Meta:
+        model = Budget
+        fields = ["cost_limit", "token_limit", "soft_threshold_percent", "hard"]
+
+    def __init__(self, *args, plan=None, **kwargs):
+        """`plan`: the workspace's plan, whose caps the limits must stay within (the staff
+        admin does not pass one, so operators are not limited)."""
+        super().__init__(*args, **kwargs)
+        self.plan = plan
+        if plan is not None:
+            if plan.max_budget_cost is not None:
+                self.fields["cost_limit"].help_text = _("USD per month, at most %(max)s.") % {
+                    "max": plan.max_budget_cost
+                }
+            if plan.max_budget_tokens is not None:
+                self.fields["token_limit"].help_text = _("Tokens per month, at most %(max)s.") % {
+                    "max": plan.max_budget_tokens
+                }
+
+    def clean_soft_threshold_percent(self):
+        value = self.cleaned_data["soft_threshold_percent"]
+        if not 1 <= value <= 100:
+            raise forms.ValidationError(_("Between 1 and 100."))
+        return value
+
+    def clean(self):
+        data = super().clean()
+        if data.get("cost_limit") is None and data.get("token_limit") is None:
+            raise forms.ValidationError(_("Set a cost limit, a token limit or both."))
+        if self.plan is not None:
+            from .plans import budget_limit_errors
+
+            errors = budget_limit_errors(
+                plan=self.plan,
+                cost_limit=data.get("cost_limit"),
+                token_limit=data.get("token_limit"),
+            )
+            if errors:
+                raise forms.ValidationError(errors)
+        return data

@@ -1,0 +1,453 @@
+"""The usage ledger, prices, budgets, rate limits and rollups.
+
+Billing sits below providers/gateway/chat in the layering, so rows refer to credentials,
+API keys and provider models by plain ids and strings: a ledger row must outlive the
+credential or key that produced it.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from workspaces.models import Workspace
+
+
+class UsageStatus(models.TextChoices):
+    OK = "ok", _("Completed")
+    STOPPED = "stopped", _("Stopped by the user")
+    ERROR = "error", _("Failed")
+    CLIENT_GONE = "client_gone", _("Client disconnected")
+
+
+class UsageSource(models.TextChoices):
+    CHAT = "chat", _("Chat")
+    API = "api", _("API")
+    BATCH = "batch", _("Batch")
+
+
+class UsageEvent(models.Model):
+    """Exactly one row per completion call, whatever way it ended."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="usage_events")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_events",
+    )
+    api_key_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    credential_id = models.BigIntegerField(null=True, blank=True)
+    provider_kind = models.CharField(max_length=40)
+    model = models.CharField(max_length=200)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    estimated = models.BooleanField(
+        default=False, help_text=_("Token counts were estimated locally, not reported upstream.")
+    )
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    price_known = models.BooleanField(
+        default=True, help_text=_("False when no price was found, so the cost is recorded as 0.")
+    )
+    status = models.CharField(max_length=12, choices=UsageStatus.choices, default=UsageStatus.OK)
+    error_code = models.CharField(max_length=60, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=10, choices=UsageSource.choices, default=UsageSource.CHAT)
+    request_id = models.CharField(max_length=64, blank=True)
+    # Nullable on purpose: "no reference" must not collide with "" in lookups by chat.
+    reference = models.CharField(max_length=100, null=True, blank=True, db_index=True)  # noqa: DJ001
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "created_at"], name="usage_ws_created")]
+
+    def __str__(self) -> str:
+        tokens = f"{self.input_tokens}+{self.output_tokens}"
+        return f"{self.provider_kind}/{self.model} {tokens} ${self.cost}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class ModelPriceOverride(models.Model):
+    """A price set by an operator; beats the genai-prices tables."""
+
+    provider_kind = models.CharField(max_length=40)
+    model = models.CharField(max_length=200)
+    input_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, help_text=_("USD per million input tokens")
+    )
+    output_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, help_text=_("USD per million output tokens")
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider_kind", "model"], name="one_price_per_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_kind}/{self.model}"
+
+
+class BudgetScope(models.TextChoices):
+    WORKSPACE = "workspace", _("Workspace")
+    MEMBER = "member", _("Member of a workspace")
+    API_KEY = "api_key", _("API key")
+
+
+class BudgetPeriod(models.TextChoices):
+    MONTHLY = "monthly", _("Monthly")
+
+
+class Budget(models.Model):
+    scope = models.CharField(max_length=10, choices=BudgetScope.choices)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="budgets")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="budgets",
+        help_text=_("For member budgets."),
+    )
+    api_key_id = models.BigIntegerField(null=True, blank=True, help_text=_("For API key budgets."))
+    period = models.CharField(max_length=10, choices=BudgetPeriod.choices, default="monthly")
+    cost_limit = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, help_text=_("USD per period")
+    )
+    token_limit = models.BigIntegerField(null=True, blank=True, help_text=_("Tokens per period"))
+    soft_threshold_percent = models.PositiveSmallIntegerField(
+        default=80, help_text=_("Warn workspace admins once per period past this share.")
+    )
+    hard = models.BooleanField(default=True, help_text=_("Refuse requests past the limit."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace"],
+                condition=models.Q(scope="workspace"),
+                name="one_workspace_budget",
+            ),
+            models.UniqueConstraint(
+                fields=["workspace", "user"],
+                condition=models.Q(scope="member"),
+                name="one_member_budget",
+            ),
+            models.UniqueConstraint(
+                fields=["api_key_id"],
+                condition=models.Q(scope="api_key"),
+                name="one_api_key_budget",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_scope_display()} budget of {self.workspace}"
+
+    @property
+    def scope_key(self) -> str:
+        from .quotas import scope_key
+
+        return scope_key(
+            scope=self.scope,
+            workspace_id=self.workspace_id,
+            user_id=self.user_id,
+            api_key_id=self.api_key_id,
+        )
+
+
+class BudgetCounter(models.Model):
+    """Spend of one scope in one period, kept up to date by every usage event.
+
+    The database quota backend locks these rows; in Redis mode they seed Redis's counters.
+    """
+
+    scope_key = models.CharField(max_length=80)
+    period_start = models.DateField()
+    spent_cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    spent_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope_key", "period_start"], name="one_counter")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope_key} {self.period_start:%Y-%m}"
+
+
+class BudgetReservation(models.Model):
+    """An in-flight worst-case reservation (database quota backend only)."""
+
+    reservation_id = models.CharField(max_length=40, db_index=True)
+    scope_key = models.CharField(max_length=80)
+    period_start = models.DateField()
+    cost = models.DecimalField(max_digits=14, decimal_places=6)
+    tokens = models.BigIntegerField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["scope_key", "period_start"], name="resv_scope_period")]
+
+    def __str__(self) -> str:
+        return f"{self.reservation_id} {self.scope_key}"
+
+
+class BudgetAlert(models.Model):
+    """One row per scope, period and kind: the unique constraint makes the email go once."""
+
+    class Kind(models.TextChoices):
+        SOFT = "soft", _("Soft threshold crossed")
+        HARD = "hard", _("Limit reached")
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    period_start = models.DateField()
+    kind = models.CharField(max_length=4, choices=Kind.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "period_start", "kind"], name="one_alert_per_period"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} {self.period_start:%Y-%m} {self.kind}"
+
+
+class RateLimitScope(models.TextChoices):
+    USER = "user", _("User")
+    WORKSPACE = "workspace", _("Workspace")
+    API_KEY = "api_key", _("API key")
+
+
+class RateLimit(models.Model):
+    """Requests and tokens per minute. A row with no target is the default for its scope."""
+
+    scope = models.CharField(max_length=10, choices=RateLimitScope.choices)
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, null=True, blank=True, related_name="rate_limits"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="rate_limits",
+    )
+    api_key_id = models.BigIntegerField(null=True, blank=True)
+    rpm = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("requests per minute"))
+    tpm = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("tokens per minute"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        target = self.user or self.workspace or self.api_key_id or "default"
+        return f"{self.get_scope_display()} {target}: {self.rpm} rpm / {self.tpm} tpm"
+
+
+class Granularity(models.TextChoices):
+    HOUR = "hour", _("Hour")
+    DAY = "day", _("Day")
+
+
+class UsageRollup(models.Model):
+    granularity = models.CharField(max_length=4, choices=Granularity.choices)
+    bucket_start = models.DateTimeField()
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="usage_rollups")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    provider_kind = models.CharField(max_length=40)
+    model = models.CharField(max_length=200)
+    requests = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    estimated_requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    duration_ms_sum = models.BigIntegerField(default=0)
+    duration_ms_max = models.PositiveIntegerField(default=0)
+    ttft_ms_sum = models.BigIntegerField(default=0)
+    ttft_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["granularity", "bucket_start"], name="rollup_bucket"),
+            models.Index(
+                fields=["workspace", "granularity", "bucket_start"], name="rollup_ws_bucket"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.granularity} {self.bucket_start:%Y-%m-%d %H:00} {self.model}"
+
+
+class RollupState(models.Model):
+    """The highest UsageEvent id already folded into rollups (a single row, pk=1)."""
+
+    last_event_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"rolled up to event {self.last_event_id}"
+
+
+class Plan(models.Model):
+    """What a workspace pays monthly, what usage that includes, and what it may configure.
+
+    A workspace without a `Subscription` is on the plan with slug "free".
+    """
+
+    FREE_SLUG = "free"
+
+    name = models.CharField(max_length=60)
+    slug = models.SlugField(max_length=40, unique=True)
+    description = models.CharField(max_length=255, blank=True)
+    monthly_price = models.DecimalField(
+        max_digits=10, decimal_places=2, default=Decimal(0), help_text=_("USD per month")
+    )
+    included_cost = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        default=Decimal(0),
+        help_text=_("Usage cost in USD included each month; usage beyond it is overage."),
+    )
+    included_tokens = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Tokens included each month (covers their share of the usage cost)."),
+    )
+    max_budget_cost = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text=_("Highest monthly cost budget a workspace admin may set; empty: no cap."),
+    )
+    max_budget_tokens = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text=_("Highest monthly token budget a workspace admin may set; empty: no cap."),
+    )
+    default_rpm = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("default requests per minute")
+    )
+    default_tpm = models.PositiveIntegerField(
+        null=True, blank=True, verbose_name=_("default tokens per minute")
+    )
+    stripe_price_id = models.CharField(
+        max_length=100, blank=True, help_text=_("The Stripe recurring price for checkout.")
+    )
+    active = models.BooleanField(default=True, help_text=_("Offered on the plan page."))
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "monthly_price"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SubscriptionStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    PAST_DUE = "past_due", _("Past due")
+    CANCELED = "canceled", _("Canceled")
+
+
+class Subscription(models.Model):
+    workspace = models.OneToOneField(
+        Workspace, on_delete=models.CASCADE, related_name="subscription"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(
+        max_length=10, choices=SubscriptionStatus.choices, default=SubscriptionStatus.ACTIVE
+    )
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    stripe_customer_id = models.CharField(max_length=100, blank=True, db_index=True)
+    stripe_subscription_id = models.CharField(max_length=100, blank=True, db_index=True)
+    # The last Stripe event applied, so a replayed or out-of-order delivery changes nothing.
+    stripe_last_event_id = models.CharField(max_length=100, blank=True)
+    stripe_last_event_created = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.workspace} on {self.plan} ({self.status})"
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    ISSUED = "issued", _("Issued")
+    PAID = "paid", _("Paid")
+
+
+class Invoice(models.Model):
+    """A month of one workspace: usage lines from the rollups, plan price and overage.
+
+    Drafts are recomputed when the monthly job runs again; issued and paid invoices are frozen.
+    """
+
+    # Kept (with the name copied) when the workspace is deleted: invoices are accounting records.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.SET_NULL, null=True, blank=True, related_name="invoices"
+    )
+    workspace_name = models.CharField(max_length=100)
+    number = models.CharField(max_length=40, unique=True)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    status = models.CharField(
+        max_length=6, choices=InvoiceStatus.choices, default=InvoiceStatus.DRAFT
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="invoices")
+    plan_name = models.CharField(max_length=60)
+    plan_price = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal(0))
+    included_cost = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal(0))
+    included_tokens = models.BigIntegerField(null=True, blank=True)
+    usage_cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    usage_tokens = models.BigIntegerField(default=0)
+    allowance_applied = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    overage = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal(0))
+    total = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal(0))
+    currency = models.CharField(max_length=3, default="USD")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-period_start", "workspace_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "period_start"], name="one_invoice_per_workspace_month"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.workspace_name} {self.period_start:%Y-%m}"
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    provider_kind = models.CharField(max_length=40)
+    model = models.CharField(max_length=200)
+    requests = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+
+    class Meta:
+        ordering = ["provider_kind", "model"]
+
+    def __str__(self) -> str:
+        return f"{self.provider_kind}/{self.model} ${self.cost}"

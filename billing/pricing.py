@@ -1,0 +1,114 @@
+"""Prices per model: an operator's override first, then the genai-prices tables.
+
+genai-prices names providers its own way; `GENAI_PROVIDER_IDS` maps our provider kinds to
+them. Kinds that run on the operator's hardware are free; an OpenAI-compatible server is
+unknown unless an override prices it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from genai_prices import Usage, data_snapshot
+from genai_prices.types import TieredPrices
+
+from .models import ModelPriceOverride
+
+logger = logging.getLogger(__name__)
+
+GENAI_PROVIDER_IDS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "gemini": "google",
+    "mistral": "mistral",
+    "groq": "groq",
+    "xai": "x-ai",
+    "deepseek": "deepseek",
+    "openrouter": "openrouter",
+    "together": "together",
+}
+FREE_KINDS = frozenset({"ollama", "demo"})
+MICRO = Decimal("0.000001")
+MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+    source: str  # "override" | "genai-prices" | "free"
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    amount: Decimal
+    known: bool  # False: no price was found and the amount is 0
+
+
+def _genai_model(provider_kind: str, model: str):
+    provider_id = GENAI_PROVIDER_IDS.get(provider_kind)
+    if provider_id is None:
+        return None
+    try:
+        return data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
+    except LookupError:
+        return None
+
+
+def _base(value) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    if isinstance(value, TieredPrices):
+        return Decimal(value.base)
+    return Decimal(value)
+
+
+def price_lookup(*, provider_kind: str, model: str) -> Price | None:
+    """The per-million-token prices for a model, or None when nobody knows them."""
+    override = ModelPriceOverride.objects.filter(provider_kind=provider_kind, model=model).first()
+    if override is not None:
+        return Price(override.input_per_mtok, override.output_per_mtok, "override")
+    if provider_kind in FREE_KINDS:
+        return Price(Decimal(0), Decimal(0), "free")
+    found = _genai_model(provider_kind, model)
+    if found is None:
+        return None
+    _provider, info = found
+    prices = info.get_prices(datetime.now(tz=UTC))
+    return Price(_base(prices.input_mtok), _base(prices.output_mtok), "genai-prices")
+
+
+def cost_compute(*, provider_kind: str, model: str, input_tokens: int, output_tokens: int) -> Cost:
+    """The cost of a call in USD (6 decimals) and whether a price was known."""
+    override = ModelPriceOverride.objects.filter(provider_kind=provider_kind, model=model).first()
+    if override is not None:
+        amount = (
+            Decimal(input_tokens) * override.input_per_mtok
+            + Decimal(output_tokens) * override.output_per_mtok
+        ) / MILLION
+        return Cost(amount.quantize(MICRO, ROUND_HALF_UP), True)
+    if provider_kind in FREE_KINDS:
+        return Cost(Decimal(0).quantize(MICRO), True)
+    found = _genai_model(provider_kind, model)
+    if found is None:
+        logger.warning("no price for %s/%s: cost recorded as 0", provider_kind, model)
+        return Cost(Decimal(0).quantize(MICRO), False)
+    provider, info = found
+    # genai-prices applies tiers (e.g. long-context prices) when given the real usage.
+    calc = info.calc_price(Usage(input_tokens=input_tokens, output_tokens=output_tokens), provider)
+    return Cost(Decimal(calc.total_price).quantize(MICRO, ROUND_HALF_UP), True)
+
+
+def cost_calculate(
+    *, provider_kind: str, model: str, input_tokens: int, output_tokens: int
+) -> Decimal:
+    """USD cost; 0 when the price is unknown (see `cost_compute` for the flag)."""
+    return cost_compute(
+        provider_kind=provider_kind,
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+    ).amount

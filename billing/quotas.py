@@ -1,0 +1,542 @@
+"""Budgets: reserve the worst case before the upstream call, settle to the real cost after.
+
+Every check-and-reserve is one atomic step across processes and servers:
+- with `REDIS_URL`, one Lua script per step over a hash (spent, reserved) and a sorted set of
+  live reservations per scope and month;
+- otherwise in the database: the scope's `BudgetCounter` row is locked (SELECT ... FOR UPDATE
+  on PostgreSQL; SQLite's BEGIN IMMEDIATE serializes writers) while live reservations are
+  summed and the new one inserted.
+
+A request is refused when spent + reserved + its own worst case would pass a hard limit, so
+parallel requests can never take spending past the limit by more than a request's actual cost
+exceeding its reservation. Reservations carry an expiry, so a crashed process cannot hold
+budget forever: expired ones are reclaimed by the next reservation.
+
+Amounts in Redis are integers of micro-dollars (the ledger's 6 decimals), so no float touches
+money.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.db.models import F, Sum
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from .errors import QuotaExceeded
+from .models import Budget, BudgetCounter, BudgetReservation, BudgetScope
+from .pricing import MICRO, cost_compute
+
+RESERVATION_TTL_SECONDS_DEFAULT = 3600
+
+
+def scope_key(*, scope: str, workspace_id: int, user_id: int | None, api_key_id: int | None) -> str:
+    if scope == BudgetScope.WORKSPACE:
+        return f"ws:{workspace_id}"
+    if scope == BudgetScope.MEMBER:
+        return f"member:{workspace_id}:{user_id}"
+    return f"key:{api_key_id}"
+
+
+def scope_keys_for(*, workspace_id: int, user_id: int | None, api_key_id: int | None) -> list[str]:
+    """Every scope a call counts against, budget or not (counters are kept for all)."""
+    keys = [f"ws:{workspace_id}"]
+    if user_id is not None:
+        keys.append(f"member:{workspace_id}:{user_id}")
+    if api_key_id is not None:
+        keys.append(f"key:{api_key_id}")
+    return keys
+
+
+def period_start_for(moment: datetime | None = None) -> date:
+    moment = timezone.localtime(moment or timezone.now(), timezone.get_fixed_timezone(0))
+    return moment.date().replace(day=1)
+
+
+def period_end_for(start: date) -> date:
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def period_label(start: date) -> str:
+    return formats.date_format(start, "F Y")
+
+
+def budgets_for(*, workspace_id: int, user_id: int | None, api_key_id: int | None) -> list[Budget]:
+    from django.db.models import Q
+
+    query = Q(scope=BudgetScope.WORKSPACE, workspace_id=workspace_id)
+    if user_id is not None:
+        query |= Q(scope=BudgetScope.MEMBER, workspace_id=workspace_id, user_id=user_id)
+    if api_key_id is not None:
+        query |= Q(scope=BudgetScope.API_KEY, api_key_id=api_key_id)
+    return list(Budget.objects.filter(query).select_related("workspace"))
+
+
+def _micros(amount: Decimal) -> int:
+    return int((amount / MICRO).to_integral_value())
+
+
+def _from_micros(value: int) -> Decimal:
+    return (Decimal(value) * MICRO).quantize(MICRO)
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationLine:
+    scope_key: str
+    cost: Decimal
+    tokens: int
+
+
+@dataclass(slots=True)
+class Reservation:
+    """What a request holds between `quota_reserve` and `quota_settle`/`quota_release`."""
+
+    id: str
+    workspace_id: int
+    user_id: int | None
+    api_key_id: int | None
+    period_start: date
+    cost: Decimal  # worst case
+    tokens: int  # worst case
+    lines: list[ReservationLine] = field(default_factory=list)
+    closed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeUsage:
+    spent_cost: Decimal
+    spent_tokens: int
+    reserved_cost: Decimal
+    reserved_tokens: int
+
+
+def _ttl() -> int:
+    return getattr(settings, "BILLING_RESERVATION_TTL_SECONDS", RESERVATION_TTL_SECONDS_DEFAULT)
+
+
+def _refusal(budget: Budget, unit: str, start: date) -> QuotaExceeded:
+    label = formats.date_format(start, "F")
+    names = {
+        BudgetScope.WORKSPACE: _("Workspace budget"),
+        BudgetScope.MEMBER: _("Your budget in this workspace"),
+        BudgetScope.API_KEY: _("API key budget"),
+    }
+    name = names[BudgetScope(budget.scope)]
+    if unit == "cost":
+        limit = budget.cost_limit
+        amount = f"${limit:,.2f}"
+    else:
+        limit = budget.token_limit
+        amount = _("%(tokens)s tokens") % {"tokens": f"{limit:,}"}
+    message = _("%(name)s of %(amount)s for %(period)s reached — ask an admin") % {
+        "name": name,
+        "amount": amount,
+        "period": label,
+    }
+    return QuotaExceeded(budget.scope, limit, period_label(start), message, unit=unit)
+
+
+# --- Database backend ---------------------------------------------------------------------
+
+
+def _retry_when_locked(function):
+    """SQLite reports a busy database as an error instead of waiting in some cases (shared
+    cache, a lock upgrade); those transactions changed nothing and are safe to retry."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        for attempt in range(100):
+            try:
+                return function(*args, **kwargs)
+            except OperationalError as error:
+                if connection.vendor != "sqlite" or "locked" not in str(error) or attempt == 99:
+                    raise
+                if connection.in_atomic_block:
+                    raise  # an outer transaction must be retried as a whole
+                time.sleep(0.005 + random.random() * 0.02)
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+class DatabaseQuotaStore:
+    def _lock_counters(self, keys: list[str], start: date) -> None:
+        BudgetCounter.objects.bulk_create(
+            [BudgetCounter(scope_key=k, period_start=start) for k in keys], ignore_conflicts=True
+        )
+        # Sorted, so two requests locking overlapping scopes cannot deadlock.
+        list(
+            BudgetCounter.objects.select_for_update()
+            .filter(scope_key__in=keys, period_start=start)
+            .order_by("scope_key")
+            .values_list("id", flat=True)
+        )
+
+    @_retry_when_locked
+    def reserve(
+        self, reservation: Reservation, limits: list[tuple[Budget, str]]
+    ) -> QuotaExceeded | None:
+        keys = [line.scope_key for line in reservation.lines]
+        start = reservation.period_start
+        now = timezone.now()
+        with transaction.atomic():
+            self._lock_counters(keys, start)
+            BudgetReservation.objects.filter(
+                scope_key__in=keys, period_start=start, expires_at__lte=now
+            ).delete()
+            usage = self.usage(keys, start)
+            for budget, key in limits:
+                if not budget.hard:
+                    continue
+                u = usage[key]
+                if budget.cost_limit is not None and (
+                    u.spent_cost + u.reserved_cost + reservation.cost > budget.cost_limit
+                ):
+                    return _refusal(budget, "cost", start)
+                if budget.token_limit is not None and (
+                    u.spent_tokens + u.reserved_tokens + reservation.tokens > budget.token_limit
+                ):
+                    return _refusal(budget, "tokens", start)
+            expires = now + timedelta(seconds=_ttl())
+            BudgetReservation.objects.bulk_create(
+                [
+                    BudgetReservation(
+                        reservation_id=reservation.id,
+                        scope_key=line.scope_key,
+                        period_start=start,
+                        cost=line.cost,
+                        tokens=line.tokens,
+                        expires_at=expires,
+                    )
+                    for line in reservation.lines
+                ]
+            )
+        return None
+
+    @_retry_when_locked
+    def close(self, reservation: Reservation) -> None:
+        BudgetReservation.objects.filter(reservation_id=reservation.id).delete()
+
+    @_retry_when_locked
+    def spend(
+        self,
+        keys: list[str],
+        start: date,
+        cost: Decimal,
+        tokens: int,
+        *,
+        reservation: Reservation | None,
+    ) -> None:
+        """Add spend to the durable counters (both backends keep these) and drop the
+        reservation's rows, in one transaction."""
+        with transaction.atomic():
+            self._lock_counters(keys, start)
+            if reservation is not None:
+                BudgetReservation.objects.filter(reservation_id=reservation.id).delete()
+            BudgetCounter.objects.filter(scope_key__in=keys, period_start=start).update(
+                spent_cost=F("spent_cost") + cost, spent_tokens=F("spent_tokens") + tokens
+            )
+
+    def usage(self, keys: list[str], start: date) -> dict[str, ScopeUsage]:
+        spent = {
+            c.scope_key: c
+            for c in BudgetCounter.objects.filter(scope_key__in=keys, period_start=start)
+        }
+        reserved = {
+            row["scope_key"]: row
+            for row in BudgetReservation.objects.filter(
+                scope_key__in=keys, period_start=start, expires_at__gt=timezone.now()
+            )
+            .values("scope_key")
+            .annotate(cost=Sum("cost"), tokens=Sum("tokens"))
+        }
+        result = {}
+        for key in keys:
+            counter = spent.get(key)
+            held = reserved.get(key, {})
+            result[key] = ScopeUsage(
+                spent_cost=counter.spent_cost if counter else Decimal(0),
+                spent_tokens=counter.spent_tokens if counter else 0,
+                reserved_cost=held.get("cost") or Decimal(0),
+                reserved_tokens=held.get("tokens") or 0,
+            )
+        return result
+
+
+# --- Redis backend ------------------------------------------------------------------------
+
+# KEYS: per scope a hash (spent/reserved) then a sorted set (live reservations by expiry).
+# ARGV: now_ms, expires_ms, reservation id, key ttl, then per scope 7 values:
+#       cost limit, token limit (-1 = none), cost, tokens, seed cost, seed tokens (-1 = unknown),
+#       hard (1/0).
+# Returns {0} on success, {-1, i} when scope i needs seeding, {i, "cost"|"tokens"} on refusal.
+RESERVE_LUA = """
+local n = #KEYS / 2
+local now = tonumber(ARGV[1])
+for i = 1, n do
+  local h, z, b = KEYS[2*i-1], KEYS[2*i], 5 + (i-1)*7
+  if redis.call('EXISTS', h) == 0 then
+    if tonumber(ARGV[b+4]) < 0 then return {-1, i} end
+    redis.call('HSET', h, 'spent_cost', ARGV[b+4], 'spent_tokens', ARGV[b+5],
+               'reserved_cost', 0, 'reserved_tokens', 0)
+  end
+  redis.call('EXPIRE', h, ARGV[4])
+  local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  for _, m in ipairs(expired) do
+    local c, t = string.match(m, '|(%d+)|(%d+)$')
+    redis.call('HINCRBY', h, 'reserved_cost', -tonumber(c))
+    redis.call('HINCRBY', h, 'reserved_tokens', -tonumber(t))
+  end
+  if #expired > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', now) end
+end
+for i = 1, n do
+  local h, b = KEYS[2*i-1], 5 + (i-1)*7
+  if ARGV[b+6] == '1' then
+    local v = redis.call('HMGET', h, 'spent_cost', 'reserved_cost',
+                         'spent_tokens', 'reserved_tokens')
+    local climit, tlimit = tonumber(ARGV[b]), tonumber(ARGV[b+1])
+    if climit >= 0 and tonumber(v[1]) + tonumber(v[2]) + tonumber(ARGV[b+2]) > climit then
+      return {i, 'cost'}
+    end
+    if tlimit >= 0 and tonumber(v[3]) + tonumber(v[4]) + tonumber(ARGV[b+3]) > tlimit then
+      return {i, 'tokens'}
+    end
+  end
+end
+for i = 1, n do
+  local h, z, b = KEYS[2*i-1], KEYS[2*i], 5 + (i-1)*7
+  redis.call('HINCRBY', h, 'reserved_cost', ARGV[b+2])
+  redis.call('HINCRBY', h, 'reserved_tokens', ARGV[b+3])
+  redis.call('ZADD', z, ARGV[2], ARGV[3] .. '|' .. ARGV[b+2] .. '|' .. ARGV[b+3])
+  redis.call('EXPIRE', z, ARGV[4])
+end
+return {0}
+"""
+
+# KEYS: hash, zset per scope. ARGV: reservation id, then per scope 4 values: reserved cost,
+# reserved tokens, spent cost, spent tokens. A reservation already reclaimed (expired) is
+# not released twice; spend is added only where the hash exists (otherwise it is seeded
+# later from the database counters, which already include it).
+SETTLE_LUA = """
+local n = #KEYS / 2
+for i = 1, n do
+  local h, z, b = KEYS[2*i-1], KEYS[2*i], 2 + (i-1)*4
+  if redis.call('ZREM', z, ARGV[1] .. '|' .. ARGV[b] .. '|' .. ARGV[b+1]) == 1 then
+    redis.call('HINCRBY', h, 'reserved_cost', -tonumber(ARGV[b]))
+    redis.call('HINCRBY', h, 'reserved_tokens', -tonumber(ARGV[b+1]))
+  end
+  if redis.call('EXISTS', h) == 1 then
+    redis.call('HINCRBY', h, 'spent_cost', ARGV[b+2])
+    redis.call('HINCRBY', h, 'spent_tokens', ARGV[b+3])
+  end
+end
+return 0
+"""
+
+KEY_TTL_SECONDS = 40 * 24 * 3600
+
+
+@functools.cache
+def _redis(url: str):
+    import redis
+
+    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+
+
+class RedisQuotaStore:
+    def __init__(self, url: str):
+        self.client = _redis(url)
+        self.reserve_script = self.client.register_script(RESERVE_LUA)
+        self.settle_script = self.client.register_script(SETTLE_LUA)
+        self.db = DatabaseQuotaStore()
+
+    @staticmethod
+    def _keys(key: str, start: date) -> tuple[str, str]:
+        period = start.strftime("%Y-%m")
+        return f"aurax:quota:{key}:{period}", f"aurax:quota:{key}:{period}:resv"
+
+    def reserve(
+        self, reservation: Reservation, limits: list[tuple[Budget, str]]
+    ) -> QuotaExceeded | None:
+        start = reservation.period_start
+        by_key = {key: budget for budget, key in limits}
+        keys: list[str] = []
+        for line in reservation.lines:
+            keys.extend(self._keys(line.scope_key, start))
+        now_ms = int(timezone.now().timestamp() * 1000)
+        seeds: dict[str, tuple[int, int]] = {}
+        for _attempt in range(3):
+            args: list = [now_ms, now_ms + _ttl() * 1000, reservation.id, KEY_TTL_SECONDS]
+            for line in reservation.lines:
+                budget = by_key.get(line.scope_key)
+                seed = seeds.get(line.scope_key, (-1, -1))
+                args += [
+                    _micros(budget.cost_limit) if budget and budget.cost_limit is not None else -1,
+                    budget.token_limit if budget and budget.token_limit is not None else -1,
+                    _micros(line.cost),
+                    line.tokens,
+                    seed[0],
+                    seed[1],
+                    1 if budget and budget.hard else 0,
+                ]
+            result = self.reserve_script(keys=keys, args=args)
+            if result[0] == 0:
+                return None
+            if result[0] == -1:
+                counters = self.db.usage([line.scope_key for line in reservation.lines], start)
+                seeds = {k: (_micros(u.spent_cost), u.spent_tokens) for k, u in counters.items()}
+                continue
+            line = reservation.lines[result[0] - 1]
+            unit = result[1].decode() if isinstance(result[1], bytes) else result[1]
+            return _refusal(by_key[line.scope_key], unit, start)
+        raise RuntimeError("could not seed quota counters")
+
+    def _settle(self, reservation: Reservation | None, keys: list[str], start: date, cost, tokens):
+        lines = {line.scope_key: line for line in (reservation.lines if reservation else [])}
+        redis_keys: list[str] = []
+        args: list = [reservation.id if reservation else "-"]
+        for key in keys:
+            redis_keys.extend(self._keys(key, start))
+            line = lines.get(key)
+            args += [
+                _micros(line.cost) if line else 0,
+                line.tokens if line else 0,
+                _micros(cost),
+                tokens,
+            ]
+        self.settle_script(keys=redis_keys, args=args)
+
+    def close(self, reservation: Reservation) -> None:
+        keys = [line.scope_key for line in reservation.lines]
+        self._settle(reservation, keys, reservation.period_start, Decimal(0), 0)
+
+    def spend_and_close(
+        self, reservation: Reservation | None, keys: list[str], start: date, cost, tokens
+    ) -> None:
+        self._settle(reservation, keys, start, cost, tokens)
+
+    def usage(self, keys: list[str], start: date) -> dict[str, ScopeUsage]:
+        db_usage = None
+        result = {}
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hmget(
+                self._keys(key, start)[0],
+                ["spent_cost", "spent_tokens", "reserved_cost", "reserved_tokens"],
+            )
+        for key, values in zip(keys, pipe.execute(), strict=True):
+            if values[0] is None:
+                db_usage = db_usage or self.db.usage(keys, start)
+                result[key] = db_usage[key]
+                continue
+            sc, st, rc, rt = (int(v or 0) for v in values)
+            result[key] = ScopeUsage(_from_micros(sc), st, _from_micros(max(rc, 0)), max(rt, 0))
+        return result
+
+
+def quota_store():
+    if settings.REDIS_URL:
+        return RedisQuotaStore(settings.REDIS_URL)
+    return DatabaseQuotaStore()
+
+
+# --- Public API ---------------------------------------------------------------------------
+
+
+def quota_reserve(
+    *,
+    workspace_id: int,
+    user_id: int | None,
+    api_key_id: int | None = None,
+    provider_kind: str,
+    model: str,
+    input_tokens: int,
+    max_output_tokens: int,
+) -> Reservation:
+    """Reserve the worst case of a call against every applicable budget, or raise
+    `QuotaExceeded` with a message for the user. Always returns a Reservation (possibly
+    holding nothing) to hand to `usage_record` or `quota_release`."""
+    worst = cost_compute(
+        provider_kind=provider_kind,
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=max_output_tokens,
+    ).amount
+    reservation = Reservation(
+        id=uuid.uuid4().hex,
+        workspace_id=workspace_id,
+        user_id=user_id,
+        api_key_id=api_key_id,
+        period_start=period_start_for(),
+        cost=worst,
+        tokens=input_tokens + max_output_tokens,
+    )
+    budgets = budgets_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
+    if not budgets:
+        return reservation
+    limits = [(b, b.scope_key) for b in budgets]
+    reservation.lines = [ReservationLine(key, worst, reservation.tokens) for _b, key in limits]
+    refusal = quota_store().reserve(reservation, limits)
+    if refusal is not None:
+        reservation.closed = True
+        raise refusal
+    return reservation
+
+
+def quota_release(reservation: Reservation | None) -> None:
+    """Give a reservation back untouched (the call never reached the upstream)."""
+    if reservation is None or reservation.closed:
+        return
+    reservation.closed = True
+    if reservation.lines:
+        quota_store().close(reservation)
+
+
+def quota_settle(reservation: Reservation, *, actual_cost: Decimal, actual_tokens: int) -> None:
+    """Turn a reservation into real spend and release the rest. `usage_record` calls this;
+    call it directly only for spend that is not a usage event."""
+    spend_apply(
+        workspace_id=reservation.workspace_id,
+        user_id=reservation.user_id,
+        api_key_id=reservation.api_key_id,
+        cost=actual_cost,
+        tokens=actual_tokens,
+        reservation=reservation,
+        start=reservation.period_start,
+    )
+
+
+def spend_apply(
+    *,
+    workspace_id: int,
+    user_id: int | None,
+    api_key_id: int | None,
+    cost: Decimal,
+    tokens: int,
+    reservation: Reservation | None,
+    start: date | None = None,
+) -> None:
+    start = start or period_start_for()
+    keys = scope_keys_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
+    store = quota_store()
+    if isinstance(store, RedisQuotaStore):
+        store.db.spend(keys, start, cost, tokens, reservation=None)
+        open_reservation = reservation if reservation and not reservation.closed else None
+        store.spend_and_close(open_reservation, keys, start, cost, tokens)
+    else:
+        store.spend(keys, start, cost, tokens, reservation=reservation)
+    if reservation is not None:
+        reservation.closed = True
+
+
+def scope_usage(keys: list[str], start: date | None = None) -> dict[str, ScopeUsage]:
+    return quota_store().usage(keys, start or period_start_for())

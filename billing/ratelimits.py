@@ -1,0 +1,210 @@
+"""Requests and tokens per minute, as a sliding window over the last 60 seconds.
+
+Each scope keeps a log of (time, tokens) entries for the window. With `REDIS_URL` the log is a
+Redis sorted set and one Lua script checks and records every scope at once, so all processes
+and servers share it. In embedded mode the log lives in Django's cache under a process lock
+(the embedded server is one process). When a limit would be passed, the caller learns exactly
+when enough old entries leave the window.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from .errors import RateLimited
+from .models import RateLimit, RateLimitScope
+
+WINDOW_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitRule:
+    key: str  # e.g. "user:5", "ws:3", "key:9"
+    rpm: int | None
+    tpm: int | None
+    label: str = ""
+
+
+def ratelimit_rules_for(
+    *, workspace_id: int, user_id: int | None, api_key_id: int | None = None
+) -> list[RateLimitRule]:
+    """The limits in force for a call: a row for the exact target beats the scope default."""
+    query = Q(scope=RateLimitScope.WORKSPACE) & (
+        Q(workspace_id=workspace_id) | Q(workspace__isnull=True)
+    )
+    if user_id is not None:
+        query |= Q(scope=RateLimitScope.USER) & (Q(user_id=user_id) | Q(user__isnull=True))
+    if api_key_id is not None:
+        query |= Q(scope=RateLimitScope.API_KEY) & (
+            Q(api_key_id=api_key_id) | Q(api_key_id__isnull=True)
+        )
+    chosen: dict[str, RateLimit] = {}
+    for row in RateLimit.objects.filter(query):
+        if row.scope == RateLimitScope.WORKSPACE and row.user_id is not None:
+            continue
+        specific = row.workspace_id or row.user_id or row.api_key_id
+        if row.scope not in chosen or specific:
+            chosen[row.scope] = row
+    targets = {
+        RateLimitScope.WORKSPACE: (f"ws:{workspace_id}", _("Workspace")),
+        RateLimitScope.USER: (f"user:{user_id}", _("Your")),
+        RateLimitScope.API_KEY: (f"key:{api_key_id}", _("API key")),
+    }
+    rules = []
+    for scope, row in chosen.items():
+        key, label = targets[RateLimitScope(scope)]
+        if row.rpm is None and row.tpm is None:
+            continue
+        rules.append(RateLimitRule(key=key, rpm=row.rpm, tpm=row.tpm, label=label))
+    return rules
+
+
+def _retry_after_ms(entries: list[tuple[int, int]], rule: RateLimitRule, tokens: int, now: int):
+    """Milliseconds until `rule` admits one more request of `tokens`, 0 if it does now.
+
+    entries: (timestamp ms, tokens) within the window, oldest first.
+    """
+    wait = 0
+    if rule.rpm is not None and len(entries) + 1 > rule.rpm:
+        if rule.rpm == 0:
+            return WINDOW_MS
+        oldest_needed = entries[len(entries) - rule.rpm]
+        wait = max(wait, oldest_needed[0] + WINDOW_MS - now)
+    if rule.tpm is not None:
+        used = sum(t for _ts, t in entries)
+        if tokens > rule.tpm:
+            return WINDOW_MS
+        if used + tokens > rule.tpm:
+            for ts, t in entries:
+                used -= t
+                if used + tokens <= rule.tpm:
+                    wait = max(wait, ts + WINDOW_MS - now)
+                    break
+    return wait
+
+
+# --- Redis ----------------------------------------------------------------------------------
+
+# KEYS: one sorted set per scope. ARGV: now ms, member id, tokens, then per scope rpm, tpm
+# (-1 = none). Members are "<id>|<tokens>", scored by time. Returns {0} when admitted and
+# recorded, else {i, wait_ms}.
+RATELIMIT_LUA = """
+local now, id, tokens = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local worst, worst_i = 0, 0
+for i = 1, #KEYS do
+  local z = KEYS[i]
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now - 60000)
+  local rpm, tpm = tonumber(ARGV[2 + 2*i]), tonumber(ARGV[3 + 2*i])
+  local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+  local count = #entries / 2
+  local wait = 0
+  if rpm >= 0 and count + 1 > rpm then
+    if rpm == 0 then wait = 60000 else
+      wait = math.max(wait, tonumber(entries[2 * (count - rpm + 1)]) + 60000 - now)
+    end
+  end
+  if tpm >= 0 then
+    local used = 0
+    for j = 1, count do used = used + tonumber(string.match(entries[2*j-1], '|(%d+)$')) end
+    if tokens > tpm then wait = 60000
+    elseif used + tokens > tpm then
+      for j = 1, count do
+        used = used - tonumber(string.match(entries[2*j-1], '|(%d+)$'))
+        if used + tokens <= tpm then
+          wait = math.max(wait, tonumber(entries[2*j]) + 60000 - now)
+          break
+        end
+      end
+    end
+  end
+  if wait > worst then worst, worst_i = wait, i end
+end
+if worst > 0 then return {worst_i, worst} end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now, id .. '|' .. tokens)
+  redis.call('PEXPIRE', KEYS[i], 61000)
+end
+return {0}
+"""
+
+
+@functools.cache
+def _redis_script(url: str):
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    return client.register_script(RATELIMIT_LUA)
+
+
+def _check_redis(rules: list[RateLimitRule], tokens: int, now: int) -> tuple[int, int]:
+    script = _redis_script(settings.REDIS_URL)
+    args: list = [now, uuid.uuid4().hex, tokens]
+    for rule in rules:
+        args += [rule.rpm if rule.rpm is not None else -1, rule.tpm if rule.tpm is not None else -1]
+    result = script(keys=[f"aurax:rl:{r.key}" for r in rules], args=args)
+    return int(result[0]), int(result[1]) if len(result) > 1 else 0
+
+
+# --- Cache (embedded) -----------------------------------------------------------------------
+
+_lock = threading.Lock()
+
+
+def _check_cache(rules: list[RateLimitRule], tokens: int, now: int) -> tuple[int, int]:
+    with _lock:
+        logs = {}
+        worst, worst_i = 0, 0
+        for i, rule in enumerate(rules, start=1):
+            key = f"aurax:rl:{rule.key}"
+            entries = [e for e in cache.get(key, []) if e[0] > now - WINDOW_MS]
+            logs[key] = entries
+            wait = _retry_after_ms(entries, rule, tokens, now)
+            if wait > worst:
+                worst, worst_i = wait, i
+        if worst:
+            return worst_i, worst
+        for key, entries in logs.items():
+            cache.set(key, [*entries, (now, tokens)], timeout=61)
+        return 0, 0
+
+
+def ratelimit_check(*, scopes: list[RateLimitRule], tokens: int, now_ms: int | None = None) -> None:
+    """Count one request of `tokens` against every rule, or raise `RateLimited` (nothing is
+    counted then) with the whole seconds to wait."""
+    rules = [r for r in scopes if r.rpm is not None or r.tpm is not None]
+    if not rules:
+        return
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    check = _check_redis if settings.REDIS_URL else _check_cache
+    index, wait_ms = check(rules, tokens, now)
+    if index == 0:
+        return
+    rule = rules[index - 1]
+    seconds = max(1, math.ceil(wait_ms / 1000))
+    message = _("Rate limit reached (%(label)s) — try again in %(seconds)s s") % {
+        "label": rule.label or rule.key,
+        "seconds": seconds,
+    }
+    raise RateLimited(seconds, message, scope=rule.key)
+
+
+def ratelimit_check_for(
+    *, workspace_id: int, user_id: int | None, api_key_id: int | None = None, tokens: int
+) -> None:
+    """Look up the limits in force and check them in one call."""
+    ratelimit_check(
+        scopes=ratelimit_rules_for(
+            workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id
+        ),
+        tokens=tokens,
+    )

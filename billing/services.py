@@ -1,0 +1,158 @@
+"""Writes: the usage ledger, budgets and the alerts they raise."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from channels.db import database_sync_to_async
+from django.db import IntegrityError, transaction
+
+from .models import Budget, BudgetAlert, BudgetScope, UsageEvent
+from .pricing import cost_compute
+from .quotas import (
+    Reservation,
+    budgets_for,
+    period_start_for,
+    scope_usage,
+    spend_apply,
+)
+
+
+def usage_record(
+    *,
+    workspace_id: int,
+    user_id: int | None,
+    api_key_id: int | None = None,
+    credential_id: int | None,
+    provider_kind: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    estimated: bool,
+    status: str,
+    error_code: str = "",
+    ttft_ms: int | None,
+    duration_ms: int,
+    request_id: str = "",
+    source: str,
+    reference: str | None = None,
+    reservation: Reservation | None = None,
+) -> UsageEvent:
+    """Record one finished call (any ending), price it, and settle its reservation."""
+    cost = cost_compute(
+        provider_kind=provider_kind,
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+    )
+    with transaction.atomic():
+        event = UsageEvent.objects.create(
+            workspace_id=workspace_id,
+            user_id=user_id,
+            api_key_id=api_key_id,
+            credential_id=credential_id,
+            provider_kind=provider_kind,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            estimated=estimated,
+            cost=cost.amount,
+            price_known=cost.known,
+            status=status,
+            error_code=error_code,
+            ttft_ms=ttft_ms,
+            duration_ms=duration_ms,
+            request_id=request_id,
+            source=source,
+            reference=reference,
+        )
+    start = reservation.period_start if reservation else period_start_for(event.created_at)
+    spend_apply(
+        workspace_id=workspace_id,
+        user_id=user_id,
+        api_key_id=api_key_id,
+        cost=cost.amount,
+        tokens=input_tokens + output_tokens,
+        reservation=reservation,
+        start=start,
+    )
+    budget_alerts_check(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
+    return event
+
+
+ausage_record = database_sync_to_async(usage_record)
+
+
+def _used_share(budget: Budget, spent_cost: Decimal, spent_tokens: int) -> float:
+    shares = []
+    if budget.cost_limit:
+        shares.append(float(spent_cost / budget.cost_limit))
+    if budget.token_limit:
+        shares.append(spent_tokens / budget.token_limit)
+    return max(shares, default=0.0)
+
+
+def budget_alerts_check(*, workspace_id: int, user_id: int | None, api_key_id: int | None) -> None:
+    """Raise each crossed threshold's alert once per period; the email goes after commit."""
+    budgets = budgets_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
+    if not budgets:
+        return
+    start = period_start_for()
+    usage = scope_usage([b.scope_key for b in budgets], start)
+    for budget in budgets:
+        u = usage[budget.scope_key]
+        share = _used_share(budget, u.spent_cost, u.spent_tokens)
+        kinds = []
+        if share >= budget.soft_threshold_percent / 100:
+            kinds.append(BudgetAlert.Kind.SOFT)
+        if share >= 1:
+            kinds.append(BudgetAlert.Kind.HARD)
+        for kind in kinds:
+            if BudgetAlert.objects.filter(budget=budget, period_start=start, kind=kind).exists():
+                continue
+            try:
+                with transaction.atomic():
+                    alert = BudgetAlert.objects.create(budget=budget, period_start=start, kind=kind)
+            except IntegrityError:
+                continue  # another process raised it first
+            transaction.on_commit(lambda alert_id=alert.id: _alert_email_queue(alert_id))
+
+
+def _alert_email_queue(alert_id: int) -> None:
+    from .tasks import budget_alert_email
+
+    budget_alert_email.delay(alert_id)
+
+
+def budget_upsert(
+    *,
+    workspace_id: int,
+    scope: str = BudgetScope.WORKSPACE,
+    user_id: int | None = None,
+    api_key_id: int | None = None,
+    cost_limit: Decimal | None,
+    token_limit: int | None,
+    soft_threshold_percent: int = 80,
+    hard: bool = True,
+) -> Budget:
+    with transaction.atomic():
+        lookup = {"scope": scope, "workspace_id": workspace_id}
+        if scope == BudgetScope.MEMBER:
+            lookup["user_id"] = user_id
+        if scope == BudgetScope.API_KEY:
+            lookup = {"scope": scope, "api_key_id": api_key_id}
+        budget, _ = Budget.objects.select_for_update().update_or_create(
+            **lookup,
+            defaults={
+                "workspace_id": workspace_id,
+                "cost_limit": cost_limit,
+                "token_limit": token_limit,
+                "soft_threshold_percent": soft_threshold_percent,
+                "hard": hard,
+            },
+        )
+    return budget
+
+
+def budget_delete(*, budget: Budget) -> None:
+    budget.delete()

@@ -1,0 +1,179 @@
+import csv
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from workspaces.models import Membership, Role
+from workspaces.selectors import current_membership_get, membership_get
+
+from .charts import bar_chart_svg
+from .forms import BudgetForm
+from .models import Budget, BudgetScope
+from .plans import plan_for_workspace
+from .selectors import budget_status_for, latency_by_model, top_spenders, usage_summary
+from .services import budget_upsert
+
+RANGES = {
+    "day": (timedelta(days=1), "hour"),
+    "week": (timedelta(days=7), "day"),
+    "month": (timedelta(days=30), "day"),
+}
+
+
+def _admin_membership(request) -> Membership:
+    """The workspace named by ?workspace=<slug>, else the current one; admins only."""
+    slug = request.GET.get("workspace") or request.POST.get("workspace")
+    if slug:
+        return membership_get(user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN)
+    membership = current_membership_get(request)
+    if not membership.has_role(Role.ADMIN):
+        raise PermissionDenied
+    return membership
+
+
+def _range(request):
+    name = request.GET.get("range", "week")
+    if name not in RANGES:
+        name = "week"
+    span, bucket = RANGES[name]
+    end = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    return name, end - span, end, bucket
+
+
+@login_required
+def usage_page(request):
+    membership = _admin_membership(request)
+    workspace = membership.workspace
+    name, start, end, bucket = _range(request)
+    series = usage_summary(workspace.id, start, end, group_by=bucket)
+    fmt = "%H:00" if bucket == "hour" else "%m-%d"
+    context = {
+        "workspace": workspace,
+        "range": name,
+        "ranges": list(RANGES),
+        "cost_chart": bar_chart_svg(
+            [(r.key[0].strftime(fmt), r.cost) for r in series], title=_("Cost"), unit="$"
+        ),
+        "tokens_chart": bar_chart_svg(
+            [(r.key[0].strftime(fmt), r.tokens) for r in series], title=_("Tokens")
+        ),
+        "requests_chart": bar_chart_svg(
+            [(r.key[0].strftime(fmt), r.requests) for r in series], title=_("Requests")
+        ),
+        "by_model": usage_summary(workspace.id, start, end, group_by="model"),
+        "by_provider": usage_summary(workspace.id, start, end, group_by="provider"),
+        "by_member": usage_summary(workspace.id, start, end, group_by="member"),
+        "latency": latency_by_model(workspace.id, start, end),
+        "budgets": budget_status_for(workspace.id, None),
+        "budget_form": BudgetForm(
+            instance=Budget.objects.filter(
+                scope=BudgetScope.WORKSPACE, workspace=workspace
+            ).first(),
+            plan=plan_for_workspace(workspace.id),
+        ),
+    }
+    totals = context["by_model"]
+    context["total_cost"] = sum((r.cost for r in totals), 0)
+    context["total_tokens"] = sum(r.tokens for r in totals)
+    context["total_requests"] = sum(r.requests for r in totals)
+    context["total_errors"] = sum(r.errors for r in totals)
+    return render(request, "billing/usage.html", context)
+
+
+@login_required
+def usage_export(request):
+    membership = _admin_membership(request)
+    name, start, end, _bucket = _range(request)
+    rows = usage_summary(membership.workspace.id, start, end, group_by="day")
+    by_model = usage_summary(membership.workspace.id, start, end, group_by="model")
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = (
+        f'attachment; filename="usage-{membership.workspace.slug}-{name}.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            "day",
+            "provider",
+            "model",
+            "requests",
+            "errors",
+            "input_tokens",
+            "output_tokens",
+            "cost_usd",
+        ]
+    )
+    for r in rows:
+        writer.writerow(
+            [
+                r.key[0].date().isoformat(),
+                "",
+                "",
+                r.requests,
+                r.errors,
+                r.input_tokens,
+                r.output_tokens,
+                r.cost,
+            ]
+        )
+    for r in by_model:
+        writer.writerow(
+            [
+                "total",
+                r.key[0],
+                r.key[1],
+                r.requests,
+                r.errors,
+                r.input_tokens,
+                r.output_tokens,
+                r.cost,
+            ]
+        )
+    return response
+
+
+@login_required
+@require_http_methods(["POST"])
+def budget_edit(request):
+    membership = _admin_membership(request)
+    workspace = membership.workspace
+    form = BudgetForm(
+        request.POST,
+        instance=Budget.objects.filter(scope=BudgetScope.WORKSPACE, workspace=workspace).first(),
+        plan=plan_for_workspace(workspace.id),
+    )
+    if form.is_valid():
+        budget_upsert(workspace_id=workspace.id, scope=BudgetScope.WORKSPACE, **form.cleaned_data)
+        messages.success(request, _("Budget saved."))
+    else:
+        for error in form.errors.values():
+            messages.error(request, " ".join(error))
+    return redirect(f"/usage/?workspace={workspace.slug}")
+
+
+@staff_member_required
+def staff_usage(request):
+    name, start, end, bucket = _range(request)
+    series = usage_summary(None, start, end, group_by=bucket)
+    fmt = "%H:00" if bucket == "hour" else "%m-%d"
+    return render(
+        request,
+        "billing/staff_usage.html",
+        {
+            "range": name,
+            "ranges": list(RANGES),
+            "cost_chart": bar_chart_svg(
+                [(r.key[0].strftime(fmt), r.cost) for r in series], title=_("Cost"), unit="$"
+            ),
+            "top": top_spenders(start, end),
+            "by_model": usage_summary(None, start, end, group_by="model"),
+        },
+    )

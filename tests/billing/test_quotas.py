@@ -1,0 +1,170 @@
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+
+from billing.errors import QuotaExceeded
+from billing.models import BudgetAlert, BudgetScope, ModelPriceOverride
+from billing.quotas import quota_release, quota_reserve, scope_usage
+from billing.selectors import budget_banner_for, budget_status_for
+from billing.services import budget_upsert, usage_record
+
+
+@pytest.fixture
+def dollar_per_mtok(db):
+    # $1,000 per million tokens in and out: 1,000 tokens cost $1.
+    return ModelPriceOverride.objects.create(
+        provider_kind="openai",
+        model="m",
+        input_per_mtok=Decimal(1000),
+        output_per_mtok=Decimal(1000),
+    )
+
+
+def reserve(workspace, user, input_tokens=1000, max_output_tokens=1000, **kw):
+    return quota_reserve(
+        workspace_id=workspace.id,
+        user_id=user.id,
+        provider_kind="openai",
+        model="m",
+        input_tokens=input_tokens,
+        max_output_tokens=max_output_tokens,
+        **kw,
+    )
+
+
+def settle(workspace, user, reservation, input_tokens, output_tokens):
+    return usage_record(
+        workspace_id=workspace.id,
+        user_id=user.id,
+        credential_id=None,
+        provider_kind="openai",
+        model="m",
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        estimated=False,
+        status="ok",
+        ttft_ms=10,
+        duration_ms=100,
+        source="chat",
+        reservation=reservation,
+    )
+
+
+def test_reserve_refuses_past_the_hard_limit_with_a_clear_message(
+    workspace, owner, dollar_per_mtok
+):
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("3"), token_limit=None)
+    reserve(workspace, owner)  # $2 of $3
+
+    with pytest.raises(QuotaExceeded) as refused:
+        reserve(workspace, owner)
+
+    assert refused.value.scope == "workspace"
+    assert refused.value.message.startswith("Workspace budget of $3.00 for ")
+    assert refused.value.message.endswith(" reached — ask an admin")
+
+
+def test_the_message_names_the_limit_and_the_month(workspace, owner, dollar_per_mtok):
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("50.00"), token_limit=None)
+
+    with pytest.raises(QuotaExceeded) as refused:
+        reserve(workspace, owner, max_output_tokens=60_000)
+
+    assert refused.value.message.startswith("Workspace budget of $50.00 for ")
+    assert refused.value.limit == Decimal("50.00")
+
+
+def test_settle_releases_the_unused_rest(workspace, owner, dollar_per_mtok):
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("3"), token_limit=None)
+    first = reserve(workspace, owner)
+    settle(workspace, owner, first, input_tokens=1000, output_tokens=0)  # spent $1
+
+    second = reserve(workspace, owner)  # fits only because $1 was given back
+
+    usage = scope_usage([f"ws:{workspace.id}"])[f"ws:{workspace.id}"]
+    assert usage.spent_cost == Decimal("1")
+    assert usage.reserved_cost == second.cost == Decimal("2")
+
+
+def test_release_gives_everything_back(workspace, owner, dollar_per_mtok):
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("2"), token_limit=None)
+    quota_release(reserve(workspace, owner))
+
+    reserve(workspace, owner)
+
+
+def test_a_member_budget_refuses_that_member_only(workspace, owner, member, dollar_per_mtok):
+    budget_upsert(
+        workspace_id=workspace.id,
+        scope=BudgetScope.MEMBER,
+        user_id=member.id,
+        cost_limit=None,
+        token_limit=1500,
+    )
+
+    with pytest.raises(QuotaExceeded) as refused:
+        reserve(workspace, member)
+    reserve(workspace, owner)
+
+    assert refused.value.unit == "tokens"
+    assert "Your budget in this workspace of 1,500 tokens" in refused.value.message
+
+
+def test_an_api_key_budget_applies_to_that_key(workspace, owner, dollar_per_mtok):
+    budget_upsert(
+        workspace_id=workspace.id,
+        scope=BudgetScope.API_KEY,
+        api_key_id=77,
+        cost_limit=Decimal("1"),
+        token_limit=None,
+    )
+
+    reserve(workspace, owner)
+    with pytest.raises(QuotaExceeded) as refused:
+        reserve(workspace, owner, api_key_id=77)
+
+    assert refused.value.scope == "api_key"
+
+
+def test_a_soft_budget_warns_but_never_refuses(workspace, owner, dollar_per_mtok):
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("1"), token_limit=None, hard=False)
+
+    settle(workspace, owner, reserve(workspace, owner), 1000, 1000)
+    reserve(workspace, owner)
+
+    assert budget_banner_for(workspace.id, owner.id).spent_cost == Decimal("2")
+
+
+def test_spend_without_a_budget_counts_once_a_budget_is_set(workspace, owner, dollar_per_mtok):
+    settle(workspace, owner, None, 1000, 1000)  # $2 before any budget exists
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("3"), token_limit=None)
+
+    with pytest.raises(QuotaExceeded):
+        reserve(workspace, owner)
+
+
+def test_the_soft_threshold_emails_workspace_admins_once_per_period(
+    workspace, owner, member, dollar_per_mtok, eager_celery, django_capture_on_commit_callbacks
+):
+    budget_upsert(
+        workspace_id=workspace.id,
+        cost_limit=Decimal("10"),
+        token_limit=None,
+        soft_threshold_percent=50,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        settle(workspace, member, reserve(workspace, member), 1000, 1000)  # 20%
+    assert len(mail.outbox) == 0
+    assert budget_banner_for(workspace.id, member.id) is None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        settle(workspace, member, reserve(workspace, member), 2000, 2000)  # 60%
+        settle(workspace, member, reserve(workspace, member), 500, 500)  # 70%
+
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == [owner.email]
+    assert "50%" in mail.outbox[0].subject
+    assert BudgetAlert.objects.filter(kind="soft").count() == 1
+    status = budget_status_for(workspace.id, member.id)[0]
+    assert status.soft_reached and not status.hard_reached and status.used_percent == 70

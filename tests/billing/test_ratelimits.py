@@ -1,0 +1,56 @@
+import pytest
+
+from billing.errors import RateLimited
+from billing.models import RateLimit
+from billing.ratelimits import RateLimitRule, ratelimit_check, ratelimit_rules_for
+
+T0 = 1_900_000_000_000  # a fixed "now" in ms, so the window is exact
+
+
+@pytest.mark.django_db
+def test_requests_past_the_rpm_wait_until_the_oldest_leaves_the_window():
+    rule = RateLimitRule(key="user:1", rpm=2, tpm=None)
+    ratelimit_check(scopes=[rule], tokens=10, now_ms=T0)
+    ratelimit_check(scopes=[rule], tokens=10, now_ms=T0 + 20_000)
+
+    with pytest.raises(RateLimited) as limited:
+        ratelimit_check(scopes=[rule], tokens=10, now_ms=T0 + 45_000)
+
+    assert limited.value.retry_after_seconds == 15
+    assert "15" in limited.value.message
+    ratelimit_check(scopes=[rule], tokens=10, now_ms=T0 + 60_001)  # the window slid
+
+
+@pytest.mark.django_db
+def test_tokens_past_the_tpm_wait_until_enough_tokens_leave_the_window():
+    rule = RateLimitRule(key="ws:1", rpm=None, tpm=1000)
+    ratelimit_check(scopes=[rule], tokens=600, now_ms=T0)
+    ratelimit_check(scopes=[rule], tokens=300, now_ms=T0 + 10_000)
+
+    with pytest.raises(RateLimited) as limited:
+        ratelimit_check(scopes=[rule], tokens=500, now_ms=T0 + 30_000)
+
+    assert limited.value.retry_after_seconds == 30  # when the 600 leave, 300 + 500 fit
+    assert limited.value.scope == "ws:1"
+
+
+@pytest.mark.django_db
+def test_a_refused_request_is_not_counted_in_any_scope():
+    tight = RateLimitRule(key="user:2", rpm=1, tpm=None)
+    loose = RateLimitRule(key="ws:2", rpm=2, tpm=None)
+    ratelimit_check(scopes=[tight, loose], tokens=1, now_ms=T0)
+    with pytest.raises(RateLimited):
+        ratelimit_check(scopes=[tight, loose], tokens=1, now_ms=T0 + 1000)
+
+    ratelimit_check(scopes=[loose], tokens=1, now_ms=T0 + 2000)  # still one slot left
+
+
+def test_the_specific_limit_beats_the_default_for_its_scope(workspace, owner):
+    RateLimit.objects.create(scope="user", rpm=100)
+    RateLimit.objects.create(scope="user", user=owner, rpm=5)
+    RateLimit.objects.create(scope="workspace", tpm=50_000)
+
+    rules = {r.key: r for r in ratelimit_rules_for(workspace_id=workspace.id, user_id=owner.id)}
+
+    assert rules[f"user:{owner.id}"].rpm == 5
+    assert rules[f"ws:{workspace.id}"].tpm == 50_000

@@ -1,0 +1,149 @@
+"""Rollups computed by a real Celery worker match the raw ledger to the cent."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.db.models import Sum
+from django.utils import timezone
+
+from aurax.celery import app as celery_app
+from billing import tasks
+from billing.models import RollupState, UsageEvent, UsageRollup
+from billing.selectors import usage_summary
+from billing.services import usage_record
+
+
+@pytest.fixture
+def celery_worker(tmp_path, settings):
+    if not settings.REDIS_URL:
+        # A private filesystem queue, so no other worker on this machine takes our tasks.
+        folder = tmp_path / "queue"
+        folder.mkdir()
+        previous = celery_app.conf.broker_transport_options
+        celery_app.conf.broker_transport_options = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(tmp_path),
+            "control_folder": str(tmp_path / "control"),
+            "store_processed": False,
+        }
+        _reset_connection_pool()
+    assert tasks.usage_rollup.name in celery_app.tasks
+    with start_worker(celery_app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
+        yield celery_app
+    if not settings.REDIS_URL:
+        celery_app.conf.broker_transport_options = previous
+        _reset_connection_pool()
+
+
+def _reset_connection_pool():
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+def record(workspace, user, model, input_tokens, output_tokens, created_at=None, **kw):
+    event = usage_record(
+        workspace_id=workspace.id,
+        user_id=user.id,
+        credential_id=None,
+        provider_kind="openai",
+        model=model,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        estimated=False,
+        status=kw.get("status", "ok"),
+        ttft_ms=100,
+        duration_ms=1000,
+        source="chat",
+    )
+    if created_at:
+        UsageEvent.objects.filter(pk=event.pk).update(created_at=created_at)
+    return event
+
+
+def rollup_totals(granularity):
+    return UsageRollup.objects.filter(granularity=granularity).aggregate(
+        cost=Sum("cost"), requests=Sum("requests"), tokens=Sum("input_tokens")
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_celery_worker_rolls_events_up_exactly_and_idempotently(
+    workspace, owner, member, celery_worker, settings
+):
+    now = timezone.now()
+    for hours_ago, model, tokens in [
+        (0, "gpt-4o-mini", 1234),
+        (1, "gpt-4o", 999),
+        (30, "gpt-4o", 77),
+    ]:
+        record(workspace, owner, model, tokens, tokens // 2, now - timedelta(hours=hours_ago))
+        record(
+            workspace, member, model, tokens, 3, now - timedelta(hours=hours_ago), status="error"
+        )
+    raw = UsageEvent.objects.aggregate(cost=Sum("cost"))["cost"]
+
+    tasks.usage_rollup.delay()
+    _wait_for(lambda: rollup_totals("day")["requests"] == 6)
+
+    assert rollup_totals("hour")["cost"] == raw == rollup_totals("day")["cost"]
+    assert rollup_totals("hour")["requests"] == 6
+    assert UsageRollup.objects.filter(granularity="hour").aggregate(e=Sum("errors"))["e"] == 3
+    rows_before = list(UsageRollup.objects.order_by("id").values_list("cost", "requests"))
+
+    stamp = RollupState.objects.get(pk=1).updated_at
+    tasks.usage_rollup.delay()  # again: nothing changes
+    _wait_for(lambda: RollupState.objects.get(pk=1).updated_at > stamp)
+    rows_after = list(UsageRollup.objects.order_by("id").values_list("cost", "requests"))
+    assert sorted(rows_after) == sorted(rows_before)
+
+    late = record(workspace, owner, "gpt-4o", 5000, 5000, now - timedelta(hours=30))
+    tasks.usage_rollup.delay()
+    _wait_for(lambda: rollup_totals("day")["requests"] == 7)
+
+    assert rollup_totals("day")["cost"] == raw + late.cost
+    start, end = now - timedelta(days=3), now + timedelta(hours=1)
+    summary = usage_summary(workspace.id, start, end, group_by="model")
+    assert sum(r.cost for r in summary) == raw + late.cost
+    assert Decimal(rollup_totals("hour")["cost"]).quantize(Decimal("0.01")) == (
+        (raw + late.cost).quantize(Decimal("0.01"))
+    )
+
+
+def _wait_for(condition, timeout=20.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("the worker did not get there in time")
+
+
+def test_the_summary_reads_the_tail_not_yet_rolled_up(workspace, owner):
+    now = timezone.now()
+    tasks.usage_rollup()  # run in-process: nothing to roll yet
+    event = record(workspace, owner, "gpt-4o", 100, 100)
+
+    summary = usage_summary(workspace.id, now - timedelta(hours=1), now + timedelta(hours=1))
+
+    assert sum(r.cost for r in summary) == event.cost
+    assert sum(r.requests for r in summary) == 1
+
+
+def test_pruning_keeps_events_not_yet_rolled_up(workspace, owner, settings):
+    settings.USAGE_RETENTION_DAYS = 30
+    old = timezone.now() - timedelta(days=40)
+    record(workspace, owner, "gpt-4o", 1, 1, old)
+    assert tasks.usage_prune() == 0
+
+    tasks.usage_rollup()
+    record(workspace, owner, "gpt-4o", 1, 1, old)  # late, not rolled yet
+
+    assert tasks.usage_prune() == 1
+    assert UsageEvent.objects.count() == 1
