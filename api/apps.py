@@ -6,3 +6,16 @@ class ApiConfig(AppConfig):
     label = "api"
     verbose_name = "API"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db import transaction
+
+        from workspaces.signals import member_removed
+
+        from .services import api_keys_changed
+
+        # A removed member's keys stop working on every server once the removal commits.
+        member_removed.connect(
+            lambda **kwargs: transaction.on_commit(api_keys_changed),
+            dispatch_uid="api_keys_member_removed", weak=False,
+        )

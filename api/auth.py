@@ -1,10 +1,22 @@
-"""Who is calling the /v1 API: the key from `Authorization: Bearer` or `x-api-key`."""
+"""Who is calling the /v1 API: the key from `Authorization: Bearer` or `x-api-key`.
 
+Keys are looked up by the SHA-256 of the secret. A resolved key is kept in this process for
+a few seconds so a busy client costs no query per request; any revocation or change bumps a
+generation number in the shared cache (Redis in services mode), which empties every
+process's copy at once — a revoked key stops working on all servers immediately.
+"""
+
+import time
+
+from django.core.cache import cache
 from django.utils import timezone
 
 from .errors import ApiError
 from .models import ApiKey
-from .services import api_key_hash
+from .services import API_KEY_GENERATION, api_key_hash
+
+LOCAL_TTL = 10.0
+_local: dict[str, tuple[ApiKey, float, int]] = {}
 
 
 def api_key_from_headers(headers) -> str:
@@ -14,22 +26,35 @@ def api_key_from_headers(headers) -> str:
     return headers.get("x-api-key", "").strip()
 
 
+def _load(digest: str) -> ApiKey | None:
+    key = ApiKey.objects.select_related("user", "workspace").filter(key_hash=digest).first()
+    if key is not None:
+        key.is_member = key.workspace.memberships.filter(user_id=key.user_id).exists()
+    return key
+
+
 def api_key_authenticate(raw: str) -> ApiKey:
     """The active key for a raw secret, with its user and workspace loaded; ApiError(401)
     otherwise. The message never repeats the key."""
     if not raw:
         raise ApiError(401, "authentication", "Missing API key. Pass it as 'Authorization: Bearer <key>'.")
-    key = (
-        ApiKey.objects.select_related("user", "workspace")
-        .filter(key_hash=api_key_hash(raw))
-        .first()
-    )
-    if key is None:
-        raise ApiError(401, "authentication", "Invalid API key.")
+    digest = api_key_hash(raw)
+    generation = cache.get(API_KEY_GENERATION, 0)
+    now = time.monotonic()
+    cached = _local.get(digest)
+    if cached is not None and cached[2] == generation and now - cached[1] < LOCAL_TTL:
+        key = cached[0]
+    else:
+        key = _load(digest)
+        if key is None:
+            raise ApiError(401, "authentication", "Invalid API key.")
+        if len(_local) > 10_000:
+            _local.clear()
+        _local[digest] = (key, now, generation)
     if key.revoked_at is not None:
         raise ApiError(401, "authentication", "This API key has been revoked.")
     if key.expires_at is not None and key.expires_at <= timezone.now():
         raise ApiError(401, "authentication", "This API key has expired.")
-    if not key.user.is_active or not key.workspace.memberships.filter(user_id=key.user_id).exists():
+    if not key.user.is_active or not key.is_member:
         raise ApiError(401, "authentication", "This API key's owner no longer has access.")
     return key

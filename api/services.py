@@ -3,6 +3,7 @@ import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -16,6 +17,15 @@ from .models import ApiKey
 
 # last_used_at is written at most this often per key: one UPDATE a minute, not per request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+# Bumped on every change to any key, so every process drops its cached copies (api/auth.py).
+API_KEY_GENERATION = "api_keys:generation"
+
+
+def api_keys_changed() -> None:
+    try:
+        cache.incr(API_KEY_GENERATION)
+    except ValueError:
+        cache.set(API_KEY_GENERATION, 1, timeout=None)
 
 
 def api_key_hash(raw: str) -> str:
@@ -65,6 +75,7 @@ def api_key_revoke(*, membership: Membership, key: ApiKey, ip: str | None = None
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        transaction.on_commit(api_keys_changed)
         audit_record(workspace=key.workspace, actor=membership.user, action="api_key.revoke", target=key, ip=ip)
     Budget.objects.filter(scope=BudgetScope.API_KEY, api_key_id=key.pk).delete()
 

@@ -116,3 +116,38 @@ async def test_a_key_for_workspace_a_cannot_use_workspace_b(credential):
     assert response.status_code == 404
     models = (await client.get("/v1/models", headers={"Authorization": f"Bearer {raw_a}"})).json()["data"]
     assert all(m["owned_by"] != "B only" for m in models)
+
+
+async def test_a_revoked_key_stops_working_at_once_even_when_cached(api_key, auth):
+    from asgiref.sync import sync_to_async
+
+    from api.services import api_key_revoke
+
+    ok = await AsyncClient().get("/v1/models", headers=auth)
+    assert ok.status_code == 200
+    key = api_key[0]
+    membership = await sync_to_async(lambda: Membership.objects.select_related("workspace", "user").get(user=key.user))()
+    await sync_to_async(api_key_revoke)(membership=membership, key=key)
+    refused = await AsyncClient().get("/v1/models", headers=auth)
+    assert refused.status_code == 401
+
+
+async def test_a_removed_members_key_stops_working(credential):
+    from asgiref.sync import sync_to_async
+
+    from workspaces.services import member_remove
+
+    @sync_to_async
+    def setup():
+        owner, member = UserFactory(), UserFactory()
+        team = workspace_create(owner=owner, name="T")
+        membership = Membership.objects.create(workspace=team, user=member, role=Role.MEMBER)
+        _, raw = api_key_create(membership=membership, name="m")
+        return owner, membership, raw
+
+    owner, membership, raw = await setup()
+    headers = {"Authorization": f"Bearer {raw}"}
+    assert (await AsyncClient().get("/v1/models", headers=headers)).status_code == 200
+    owner_membership = await sync_to_async(Membership.objects.select_related("workspace").get)(user=owner, workspace=membership.workspace)
+    await sync_to_async(member_remove)(actor_membership=owner_membership, target=membership)
+    assert (await AsyncClient().get("/v1/models", headers=headers)).status_code == 401

@@ -4,6 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
+from api.services import api_keys_changed
 from billing.models import UsageEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,9 +87,11 @@ async def test_a_revoked_or_expired_key_is_refused(api_key, auth):
 
     key = api_key[0]
     await ApiKey.objects.filter(pk=key.pk).aupdate(expires_at=timezone.now())
+    await sync_to_async(api_keys_changed)()
     response = await post("/v1/chat/completions", body(), auth)
     assert response.status_code == 401 and "expired" in response.json()["error"]["message"]
     await ApiKey.objects.filter(pk=key.pk).aupdate(expires_at=None, revoked_at=timezone.now())
+    await sync_to_async(api_keys_changed)()
     response = await post("/v1/chat/completions", body(), auth)
     assert response.status_code == 401 and "revoked" in response.json()["error"]["message"]
 
@@ -177,6 +180,7 @@ async def test_models_lists_what_the_key_may_use(api_key, auth):
     from api.models import ApiKey
 
     await ApiKey.objects.filter(pk=api_key[0].pk).aupdate(allowed_models=["fake-large"])
+    await sync_to_async(api_keys_changed)()
     response = await AsyncClient().get("/v1/models", headers=auth)
     assert [m["id"] for m in response.json()["data"]] == ["fake-large"]
 
