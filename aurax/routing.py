@@ -1,1 +1,3 @@
-websocket_urlpatterns: list = []
+from chat.routing import websocket_urlpatterns as chat_websocket_urlpatterns
+
+websocket_urlpatterns: list = [*chat_websocket_urlpatterns]

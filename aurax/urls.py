@@ -19,7 +19,6 @@ urlpatterns = [
     path("settings/keys/", include("providers.urls")),
     path("settings/", include("accounts.urls")),
     path("settings/", include("api.settings_urls")),
-    path("v1/", include("api.urls")),
     path("prompts/", include("prompts.urls")),
     path("", include("workspaces.urls")),
     path("", include("billing.urls")),

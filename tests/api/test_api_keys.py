@@ -2,7 +2,7 @@ import json
 
 import pytest
 from django.core.management import call_command
-from django.test import AsyncClient
+from tests.api.client import AsyncClient
 from django.urls import reverse
 
 from api.models import ApiKey

@@ -2,7 +2,7 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import AsyncClient
+from tests.api.client import AsyncClient
 
 from api.services import api_keys_changed
 from billing.models import UsageEvent

@@ -1,0 +1,125 @@
+"""Serves /v1 straight from ASGI. Each request runs in its own ThreadSensitiveContext (as
+Django's handler does), so its database calls get a thread of their own instead of queueing
+behind every other request's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+
+from asgiref.sync import ThreadSensitiveContext
+
+from aurax.logging import request_id_var
+
+from .errors import ApiError
+from .handlers import MAX_BODY_BYTES, ROUTES, ApiRequest, ApiResponse
+
+logger = logging.getLogger("aurax.request")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+async def _read_body(receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "request_too_large", f"The request body is larger than {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send_response(response: ApiResponse, send, receive, request_id: str) -> None:
+    headers = [
+        (b"content-type", response.content_type.encode()),
+        (b"x-request-id", request_id.encode()),
+        *[(k.encode(), v.encode()) for k, v in response.headers.items()],
+    ]
+    if isinstance(response.body, bytes):
+        headers.append((b"content-length", str(len(response.body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+
+    async def pump():
+        async for chunk in response.body:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def watch_disconnect():
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    # A client that goes away mid-stream cancels the pump, which closes the upstream call.
+    streaming = asyncio.ensure_future(pump())
+    watcher = asyncio.ensure_future(watch_disconnect())
+    try:
+        await asyncio.wait({streaming, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (streaming, watcher):
+            if not task.done():
+                task.cancel()
+        for task in (streaming, watcher):
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await task
+        if streaming.done() and not streaming.cancelled() and streaming.exception() is not None:
+            exc = streaming.exception()
+            if not isinstance(exc, OSError):
+                raise exc
+        with contextlib.suppress(Exception):
+            await response.body.aclose()
+
+
+async def application(scope, receive, send) -> None:
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    incoming = headers.get("x-request-id", "")
+    request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    path = scope["path"].rstrip("/") or "/"
+    handler, flavour = ROUTES.get(path, (None, "anthropic" if path.startswith("/v1/messages") else "openai"))
+    status = 500
+    try:
+        async with ThreadSensitiveContext():
+            try:
+                if handler is None:
+                    raise ApiError(404, "not_found", f"Unknown endpoint {path}.")
+                declared = int(headers.get("content-length") or 0)
+                if declared > MAX_BODY_BYTES:
+                    raise ApiError(413, "request_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+                body = await _read_body(receive, MAX_BODY_BYTES)
+                request = ApiRequest(scope["method"], path, headers, body, request_id)
+                response = await handler(request)
+            except ApiError as exc:
+                response = ApiResponse.error(exc, flavour)
+            except Exception as exc:
+                from gateway.errors import GatewayError
+
+                if not isinstance(exc, GatewayError):
+                    raise
+                response = ApiResponse.error(ApiError.from_gateway(exc), flavour)
+            status = response.status
+            await _send_response(response, send, receive, request_id)
+    except ConnectionResetError:
+        status = 499
+    except Exception:
+        logger.exception("unhandled error in %s", path)
+        with contextlib.suppress(Exception):
+            await _send_response(
+                ApiResponse.error(ApiError(500, "internal", "Internal error."), flavour), send, receive, request_id
+            )
+    finally:
+        logger.info(
+            "%s %s %s", scope["method"], path, status,
+            extra={"status": status, "ms": round((time.perf_counter() - started) * 1000, 1)},
+        )
+        request_id_var.reset(token)

@@ -1,0 +1,112 @@
+"""What a socket frame may ask for, as plain sync functions: check access with the selectors,
+call one service, answer with ids. The consumer runs them through database_sync_to_async."""
+
+from __future__ import annotations
+
+from django.http import Http404
+
+from workspaces.selectors import personal_workspace_get
+
+from . import services
+from .models import Message
+from .selectors import (
+    conversation_get_for_user,
+    message_get_for_user,
+    message_streaming_for_conversation,
+)
+
+MAX_CONTENT = 200_000
+
+
+class ActionRefused(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _content_clean(content) -> str:
+    if not isinstance(content, str) or not content.strip():
+        raise ActionRefused("invalid", "The message is empty.")
+    if len(content) > MAX_CONTENT:
+        raise ActionRefused("invalid", "The message is too long.")
+    return content
+
+
+def _settings_from(frame: dict) -> dict:
+    settings = {}
+    if isinstance(frame.get("model"), str):
+        settings["model"] = frame["model"][:200]
+    if isinstance(frame.get("system_prompt"), str):
+        settings["system_prompt"] = frame["system_prompt"][:50_000]
+    for name in ("temperature", "max_tokens"):
+        if name in frame:
+            settings[name] = frame[name]
+    return settings
+
+
+def _busy() -> ActionRefused:
+    return ActionRefused("busy", "An answer is still being generated in this conversation.")
+
+
+def conversation_access(*, user, conversation_id) -> int:
+    return conversation_get_for_user(user=user, conversation_id=conversation_id).pk
+
+
+def send(*, user, frame: dict) -> tuple[int, int, bool]:
+    """(conversation id, answer id, whether the conversation is new)."""
+    content = _content_clean(frame.get("content"))
+    settings = _settings_from(frame)
+    try:
+        if frame.get("conversation_id"):
+            conversation = conversation_get_for_user(
+                user=user, conversation_id=frame["conversation_id"]
+            )
+            created = False
+            if settings:
+                services.conversation_settings_update(conversation=conversation, **settings)
+        else:
+            conversation = services.conversation_create(
+                user=user, workspace=personal_workspace_get(user=user), **settings
+            )
+            created = True
+        _question, answer = services.message_send(conversation=conversation, content=content)
+    except services.ConversationBusy:
+        raise _busy() from None
+    except (TypeError, ValueError):
+        raise ActionRefused("invalid", "Invalid settings.") from None
+    return conversation.pk, answer.pk, created
+
+
+def regenerate(*, user, frame: dict) -> tuple[int, int]:
+    message = message_get_for_user(user=user, message_id=frame.get("message_id"))
+    try:
+        answer = services.message_regenerate(message=message)
+    except services.ConversationBusy:
+        raise _busy() from None
+    except services.MessageNotEditable:
+        raise ActionRefused("invalid", "This message cannot be regenerated.") from None
+    return message.conversation_id, answer.pk
+
+
+def edit(*, user, frame: dict) -> tuple[int, int]:
+    message = message_get_for_user(user=user, message_id=frame.get("message_id"))
+    content = _content_clean(frame.get("content"))
+    try:
+        _question, answer = services.message_edit(message=message, content=content)
+    except services.ConversationBusy:
+        raise _busy() from None
+    except services.MessageNotEditable:
+        raise ActionRefused("invalid", "Only your own messages can be edited.") from None
+    return message.conversation_id, answer.pk
+
+
+def streaming_answer(*, user, conversation_id) -> int | None:
+    conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+    answer = message_streaming_for_conversation(conversation_id=conversation.pk)
+    return answer.pk if answer else None
+
+
+NOT_FOUND = ActionRefused("not_found", "Not found.")
+
+__all__ = ["ActionRefused", "Http404", "Message", "NOT_FOUND"]

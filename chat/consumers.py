@@ -1,0 +1,164 @@
+"""The chat socket is transport only: it authenticates, joins groups, turns client frames into
+actions (chat.actions, which check access and call services) and relays `chat.<event>` events
+from the channel layer to the browser. docs/websocket.md describes every frame."""
+
+from __future__ import annotations
+
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.http import Http404
+
+from . import actions, events, generation
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.conversations: set[int] = set()
+        await self.channel_layer.group_add(events.user_group(self.user.pk), self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if not getattr(self, "conversations", None) and not hasattr(self, "user"):
+            return
+        if getattr(self, "user", None) is not None and self.user.is_authenticated:
+            await self.channel_layer.group_discard(
+                events.user_group(self.user.pk), self.channel_name
+            )
+        for conversation_id in getattr(self, "conversations", set()):
+            await self.channel_layer.group_discard(
+                events.conversation_group(conversation_id), self.channel_name
+            )
+
+    # --- client → server ----------------------------------------------------------------
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind not in events.CLIENT_FRAMES:
+            await self.send_json({"type": "error", "code": "invalid", "message": "Unknown frame."})
+            return
+        handler = getattr(self, f"frame_{kind}")
+        try:
+            await handler(content)
+        except Http404:
+            await self._refuse(content, "not_found", "Not found.")
+        except actions.ActionRefused as refused:
+            await self._refuse(content, refused.code, refused.message)
+
+    async def _refuse(self, frame, code, message):
+        await self.send_json(
+            {
+                "type": "error",
+                "code": code,
+                "message": message,
+                "request": frame.get("type"),
+                "request_id": frame.get("request_id"),
+            }
+        )
+
+    async def _subscribe(self, conversation_id: int) -> None:
+        if conversation_id not in self.conversations:
+            self.conversations.add(conversation_id)
+            await self.channel_layer.group_add(
+                events.conversation_group(conversation_id), self.channel_name
+            )
+
+    async def frame_ping(self, frame):
+        await self.send_json({"type": "pong"})
+
+    async def frame_subscribe(self, frame):
+        conversation_id = await database_sync_to_async(actions.conversation_access)(
+            user=self.user, conversation_id=frame.get("conversation_id")
+        )
+        await self._subscribe(conversation_id)
+        answer_id = await database_sync_to_async(actions.streaming_answer)(
+            user=self.user, conversation_id=conversation_id
+        )
+        await self.send_json(
+            {
+                "type": "subscribed",
+                "conversation_id": conversation_id,
+                "streaming_message_id": answer_id,
+            }
+        )
+        if answer_id is not None:
+            await self._snapshot_request(conversation_id)
+
+    async def frame_unsubscribe(self, frame):
+        conversation_id = frame.get("conversation_id")
+        if conversation_id in self.conversations:
+            self.conversations.discard(conversation_id)
+            await self.channel_layer.group_discard(
+                events.conversation_group(conversation_id), self.channel_name
+            )
+
+    async def frame_sync(self, frame):
+        conversation_id = await database_sync_to_async(actions.conversation_access)(
+            user=self.user, conversation_id=frame.get("conversation_id")
+        )
+        await self._snapshot_request(conversation_id)
+
+    async def _snapshot_request(self, conversation_id: int):
+        # The generating task answers with a snapshot straight to this socket.
+        await self.channel_layer.group_send(
+            events.control_group(conversation_id),
+            events.sync_request(conversation_id=conversation_id, reply_channel=self.channel_name),
+        )
+
+    async def frame_send(self, frame):
+        conversation_id, answer_id, created = await database_sync_to_async(actions.send)(
+            user=self.user, frame=frame
+        )
+        await self._subscribe(conversation_id)
+        if created:
+            await self.send_json(
+                {
+                    "type": "conversation_created",
+                    "conversation_id": conversation_id,
+                    "request_id": frame.get("request_id"),
+                }
+            )
+        await generation.generation_start(message_id=answer_id)
+
+    async def frame_regenerate(self, frame):
+        conversation_id, answer_id = await database_sync_to_async(actions.regenerate)(
+            user=self.user, frame=frame
+        )
+        await self._subscribe(conversation_id)
+        await generation.generation_start(message_id=answer_id)
+
+    async def frame_edit(self, frame):
+        conversation_id, answer_id = await database_sync_to_async(actions.edit)(
+            user=self.user, frame=frame
+        )
+        await self._subscribe(conversation_id)
+        await generation.generation_start(message_id=answer_id)
+
+    async def frame_stop(self, frame):
+        conversation_id = await database_sync_to_async(actions.conversation_access)(
+            user=self.user, conversation_id=frame.get("conversation_id")
+        )
+        await self.channel_layer.group_send(
+            events.control_group(conversation_id),
+            events.stop_request(conversation_id=conversation_id),
+        )
+
+    # --- channel layer → client: every `chat.<event>` is relayed as `<event>` -------------
+
+    async def _relay(self, event):
+        await self.send_json({**event, "type": event["type"].removeprefix("chat.")})
+
+    chat_generation_started = _relay
+    chat_delta = _relay
+    chat_snapshot = _relay
+    chat_generation_finished = _relay
+    chat_conversation_changed = _relay

@@ -1,0 +1,114 @@
+"""Channel-layer group names and the event schema of the chat, in one place.
+
+Events travel through the channel layer as `{"type": "chat.<event>", ...}`; the consumer relays
+each one to its socket unchanged except that `type` loses its `chat.` prefix (`chat.delta` →
+`{"type": "delta"}`). docs/websocket.md documents every frame.
+"""
+
+from __future__ import annotations
+
+
+# Every tab (of any process) showing a conversation listens here.
+def conversation_group(conversation_id: int) -> str:
+    return f"chat.conversation.{conversation_id}"
+
+
+# The task generating an answer for a conversation listens here, whichever process runs it:
+# stop and sync requests from any tab reach it through this group.
+def control_group(conversation_id: int) -> str:
+    return f"chat.control.{conversation_id}"
+
+
+# Everything about a user's conversation list (titles, new conversations) for their sidebars.
+def user_group(user_id: int) -> str:
+    return f"chat.user.{user_id}"
+
+
+# --- server → client events (sent to conversation_group / user_group) ---------------------
+
+
+def generation_started(*, conversation_id: int, message_id: int, parent_id: int | None) -> dict:
+    return {
+        "type": "chat.generation_started",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "parent_id": parent_id,
+    }
+
+
+def delta(*, conversation_id: int, message_id: int, offset: int, text: str) -> dict:
+    """`offset` is the length of the answer before `text`: a client that holds a different
+    length knows it missed or repeated a frame and asks for a snapshot."""
+    return {
+        "type": "chat.delta",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "offset": offset,
+        "text": text,
+    }
+
+
+def snapshot(*, conversation_id: int, message_id: int, text: str) -> dict:
+    return {
+        "type": "chat.snapshot",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "text": text,
+    }
+
+
+def generation_finished(
+    *,
+    conversation_id: int,
+    message_id: int,
+    status: str,
+    error_code: str = "",
+    error_message: str = "",
+) -> dict:
+    return {
+        "type": "chat.generation_finished",
+        "conversation_id": conversation_id,
+        "message_id": message_id,
+        "status": status,
+        "error_code": error_code,
+        "error_message": error_message,
+    }
+
+
+def conversation_changed(*, conversation_id: int, title: str) -> dict:
+    return {"type": "chat.conversation_changed", "conversation_id": conversation_id, "title": title}
+
+
+def error(*, code: str, message: str, conversation_id: int | None = None, **extra) -> dict:
+    """Only ever sent to the one socket whose request failed, never to a group."""
+    return {
+        "type": "chat.error",
+        "code": code,
+        "message": message,
+        "conversation_id": conversation_id,
+        **extra,
+    }
+
+
+# --- control events (sent to control_group, consumed by the generating task) -------------
+
+
+def stop_request(*, conversation_id: int) -> dict:
+    return {"type": "chat.stop", "conversation_id": conversation_id}
+
+
+def sync_request(*, conversation_id: int, reply_channel: str) -> dict:
+    return {"type": "chat.sync", "conversation_id": conversation_id, "reply_channel": reply_channel}
+
+
+# Frames a client may send, and the fields each needs.
+CLIENT_FRAMES = {
+    "subscribe": ("conversation_id",),
+    "unsubscribe": ("conversation_id",),
+    "send": ("content",),
+    "stop": ("conversation_id",),
+    "regenerate": ("message_id",),
+    "edit": ("message_id", "content"),
+    "sync": ("conversation_id",),
+    "ping": (),
+}

@@ -1,0 +1,300 @@
+"""Every change to conversations and messages happens here, in a transaction; real-time events
+are sent only after commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import events
+from .models import Conversation, Message
+from .selectors import message_latest_leaf
+
+TITLE_MAX = 200
+
+
+class ConversationBusy(Exception):
+    """An answer is already being generated in this conversation."""
+
+
+class MessageNotEditable(Exception):
+    pass
+
+
+def _send_on_commit(group: str, event: dict) -> None:
+    def send():
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group, event)
+
+    transaction.on_commit(send)
+
+
+def _provisional_title(text: str) -> str:
+    line = " ".join(text.split())
+    return line[:60] + ("…" if len(line) > 60 else "")
+
+
+def _settings_clean(*, temperature, max_tokens) -> tuple[float | None, int | None]:
+    if temperature in ("", None):
+        temperature = None
+    else:
+        temperature = min(2.0, max(0.0, float(temperature)))
+    if max_tokens in ("", None):
+        max_tokens = None
+    else:
+        max_tokens = max(1, min(1_000_000, int(max_tokens)))
+    return temperature, max_tokens
+
+
+@transaction.atomic
+def conversation_create(
+    *,
+    user,
+    workspace,
+    model: str = "",
+    system_prompt: str = "",
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> Conversation:
+    temperature, max_tokens = _settings_clean(temperature=temperature, max_tokens=max_tokens)
+    return Conversation.objects.create(
+        user=user,
+        workspace=workspace,
+        model=model or user.default_model,
+        system_prompt=system_prompt,
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
+
+
+@transaction.atomic
+def conversation_settings_update(
+    *,
+    conversation: Conversation,
+    model: str | None = None,
+    system_prompt: str | None = None,
+    temperature=...,
+    max_tokens=...,
+) -> Conversation:
+    fields = []
+    if model is not None:
+        conversation.model = model
+        fields.append("model")
+    if system_prompt is not None:
+        conversation.system_prompt = system_prompt
+        fields.append("system_prompt")
+    if temperature is not ... or max_tokens is not ...:
+        t, m = _settings_clean(
+            temperature=conversation.temperature if temperature is ... else temperature,
+            max_tokens=conversation.max_tokens if max_tokens is ... else max_tokens,
+        )
+        conversation.temperature, conversation.max_tokens = t, m
+        fields += ["temperature", "max_tokens"]
+    if fields:
+        conversation.save(update_fields=fields)
+    return conversation
+
+
+@transaction.atomic
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    conversation.title = " ".join(title.split())[:TITLE_MAX]
+    conversation.title_final = True
+    conversation.save(update_fields=["title", "title_final"])
+    _send_on_commit(
+        events.user_group(conversation.user_id),
+        events.conversation_changed(conversation_id=conversation.pk, title=conversation.title),
+    )
+    return conversation
+
+
+@transaction.atomic
+def conversation_title_generated(*, conversation_id: int, title: str) -> None:
+    title = " ".join(title.strip().strip("\"'#*").split())[:TITLE_MAX]
+    if not title:
+        return
+    updated = Conversation.objects.filter(pk=conversation_id, title_final=False).update(
+        title=title, title_final=True
+    )
+    if updated:
+        conversation = Conversation.objects.only("user_id").get(pk=conversation_id)
+        for group in (
+            events.user_group(conversation.user_id),
+            events.conversation_group(conversation_id),
+        ):
+            _send_on_commit(
+                group, events.conversation_changed(conversation_id=conversation_id, title=title)
+            )
+
+
+@transaction.atomic
+def conversation_pin(*, conversation: Conversation, pinned: bool) -> Conversation:
+    conversation.pinned = pinned
+    conversation.save(update_fields=["pinned"])
+    return conversation
+
+
+@transaction.atomic
+def conversation_delete(*, conversation: Conversation) -> None:
+    # A running generation notices the missing row when it saves and stops there.
+    _send_on_commit(
+        events.control_group(conversation.pk), events.stop_request(conversation_id=conversation.pk)
+    )
+    conversation.delete()
+
+
+STALE_AFTER = dt.timedelta(seconds=60)
+
+
+def _stale_streaming():
+    return Message.objects.filter(
+        status=Message.Status.STREAMING, heartbeat_at__lt=timezone.now() - STALE_AFTER
+    )
+
+
+def _lock(conversation: Conversation) -> Conversation:
+    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    _mark_interrupted(_stale_streaming().filter(conversation=locked))
+    if locked.messages.filter(status=Message.Status.STREAMING).exists():
+        raise ConversationBusy
+    return locked
+
+
+def _assistant_placeholder(*, conversation: Conversation, parent: Message) -> Message:
+    answer = Message.objects.create(
+        conversation=conversation,
+        parent=parent,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model=conversation.model,
+        heartbeat_at=timezone.now(),
+    )
+    conversation.current_leaf = answer
+    conversation.updated_at = timezone.now()
+    conversation.save(update_fields=["current_leaf", "updated_at"])
+    return answer
+
+
+@transaction.atomic
+def message_send(*, conversation: Conversation, content: str) -> tuple[Message, Message]:
+    """The user's message at the end of the branch on screen, and the (streaming) answer."""
+    conversation = _lock(conversation)
+    question = Message.objects.create(
+        conversation=conversation,
+        parent_id=conversation.current_leaf_id,
+        role=Message.Role.USER,
+        content=content,
+    )
+    if not conversation.title:
+        conversation.title = _provisional_title(content)
+        conversation.save(update_fields=["title"])
+    return question, _assistant_placeholder(conversation=conversation, parent=question)
+
+
+@transaction.atomic
+def message_regenerate(*, message: Message) -> Message:
+    """A new answer to the same question; earlier answers stay as siblings."""
+    conversation = _lock(message.conversation)
+    question = message if message.role == Message.Role.USER else message.parent
+    if question is None:
+        raise MessageNotEditable
+    return _assistant_placeholder(conversation=conversation, parent=question)
+
+
+@transaction.atomic
+def message_edit(*, message: Message, content: str) -> tuple[Message, Message]:
+    """A changed copy of a sent message, branching beside the original; both are kept."""
+    if message.role != Message.Role.USER:
+        raise MessageNotEditable
+    conversation = _lock(message.conversation)
+    question = Message.objects.create(
+        conversation=conversation,
+        parent_id=message.parent_id,
+        role=Message.Role.USER,
+        content=content,
+    )
+    return question, _assistant_placeholder(conversation=conversation, parent=question)
+
+
+@transaction.atomic
+def branch_select(*, conversation: Conversation, message: Message) -> Conversation:
+    if message.conversation_id != conversation.pk:
+        raise MessageNotEditable
+    conversation = _lock(conversation)
+    conversation.current_leaf = message_latest_leaf(message=message)
+    conversation.save(update_fields=["current_leaf"])
+    return conversation
+
+
+def message_progress_save(*, message_id: int, content: str) -> bool:
+    """Persist the growing text; False when the message is gone (conversation deleted)."""
+    return bool(
+        Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+            content=content, heartbeat_at=timezone.now()
+        )
+    )
+
+
+@transaction.atomic
+def message_finish(
+    *,
+    message_id: int,
+    content: str,
+    status: str,
+    served_model: str = "",
+    provider_kind: str = "",
+    error_code: str = "",
+    error_message: str = "",
+    retry_after: float | None = None,
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    tokens_estimated: bool = False,
+    cost=None,
+    ttft_ms: int | None = None,
+    duration_ms: int | None = None,
+) -> Message | None:
+    message = Message.objects.select_for_update().filter(pk=message_id).first()
+    if message is None:
+        return None
+    message.content = content
+    message.status = status
+    message.served_model = served_model
+    message.provider_kind = provider_kind
+    message.error_code = error_code
+    message.error_message = error_message[:500]
+    message.retry_after = retry_after
+    message.input_tokens = input_tokens
+    message.output_tokens = output_tokens
+    message.tokens_estimated = tokens_estimated
+    message.cost = cost
+    message.ttft_ms = ttft_ms
+    message.duration_ms = duration_ms
+    message.save()
+    Conversation.objects.filter(pk=message.conversation_id).update(updated_at=F("updated_at"))
+    return message
+
+
+def _mark_interrupted(queryset) -> int:
+    return queryset.update(
+        status=Message.Status.INTERRUPTED,
+        error_code="interrupted",
+        error_message="The server restarted while this answer was being generated.",
+    )
+
+
+@transaction.atomic
+def messages_interrupted_mark(*, all_streaming: bool = False) -> int:
+    """Answers left "streaming" by a process that died keep their saved text, marked
+    interrupted. At start-up of the only process every streaming row is dead
+    (`all_streaming`); beside other live processes only those whose heartbeat stopped."""
+    qs = (
+        Message.objects.filter(status=Message.Status.STREAMING)
+        if all_streaming
+        else _stale_streaming()
+    )
+    return _mark_interrupted(qs)

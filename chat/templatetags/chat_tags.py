@@ -1,0 +1,33 @@
+from decimal import Decimal
+
+from django import template
+from django.utils.safestring import mark_safe
+
+from chat.rendering import markdown_render
+
+register = template.Library()
+
+
+@register.filter
+def markdown(text: str):
+    # markdown_render's output went through nh3: it is safe by construction.
+    return mark_safe(markdown_render(text or ""))  # noqa: S308
+
+
+@register.filter
+def usd(value) -> str:
+    if value is None:
+        return "—"
+    value = Decimal(value)
+    if value == 0:
+        return "$0"
+    if value < Decimal("0.01"):
+        return f"${value:.5f}".rstrip("0")
+    return f"${value:.4f}".rstrip("0").rstrip(".")
+
+
+@register.filter
+def ms(value) -> str:
+    if value is None:
+        return "—"
+    return f"{value} ms" if value < 1000 else f"{value / 1000:.1f} s"

@@ -1,0 +1,226 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_POST
+
+from providers.selectors import model_choices_for
+from workspaces.selectors import personal_workspace_get
+
+from . import exports, services
+from .forms import BranchSelectForm, ConversationRenameForm, ConversationSettingsForm
+from .selectors import (
+    conversation_day_label,
+    conversation_get_for_user,
+    conversation_list_for_user,
+    conversation_usage_total,
+    message_get_for_user,
+    message_path,
+)
+
+
+def _cursor_parse(value: str):
+    try:
+        pinned, stamp, pk = value.split("_")
+        return pinned == "1", dt.datetime.fromisoformat(stamp), int(pk)
+    except (ValueError, AttributeError):
+        return None
+
+
+def _cursor_of(conversation) -> str:
+    return f"{int(conversation.pinned)}_{conversation.updated_at.isoformat()}_{conversation.pk}"
+
+
+def _sidebar_context(request, *, workspace, active_id=None):
+    query = request.GET.get("q", "")[:200]
+    before = _cursor_parse(request.GET.get("cursor", "")) if request.GET.get("cursor") else None
+    rows, has_more = conversation_list_for_user(
+        user=request.user, workspace=workspace, query=query, before=before
+    )
+    groups: list[tuple[str, list]] = []
+    for conversation in rows:
+        label = conversation_day_label(conversation=conversation)
+        if not groups or groups[-1][0] != label:
+            groups.append((label, []))
+        groups[-1][1].append(conversation)
+    return {
+        "groups": groups,
+        "query": query,
+        "next_cursor": _cursor_of(rows[-1]) if has_more and rows else "",
+        "continuing": before is not None,
+        "last_label": request.GET.get("last", ""),
+        "active_id": active_id,
+    }
+
+
+def _model_choices(request, workspace, selected: str):
+    choices = model_choices_for(user=request.user, workspace=workspace)
+    if selected and all(c["value"] != selected for c in choices):
+        # A remembered model the catalog does not list (yet): keep it selectable.
+        choices.insert(0, {"value": selected, "label": selected, "group": ""})
+    return choices
+
+
+def _thread_context(conversation):
+    path = message_path(conversation=conversation)
+    return {
+        "conversation": conversation,
+        "path": path,
+        "streaming": any(m.status == "streaming" for m in path),
+        "total": conversation_usage_total(conversation=conversation),
+    }
+
+
+def _page(request, conversation=None):
+    workspace = (
+        conversation.workspace if conversation else personal_workspace_get(user=request.user)
+    )
+    initial = {"model": request.user.default_model}
+    if conversation is not None:
+        initial = {
+            "model": conversation.model,
+            "system_prompt": conversation.system_prompt,
+            "temperature": conversation.temperature,
+            "max_tokens": conversation.max_tokens,
+        }
+    context = {
+        "settings_form": ConversationSettingsForm(initial=initial),
+        "model_choices": _model_choices(request, workspace, initial["model"]),
+        "selected_model": initial["model"],
+        **_sidebar_context(
+            request, workspace=workspace, active_id=conversation.pk if conversation else None
+        ),
+    }
+    if conversation is not None:
+        context.update(_thread_context(conversation))
+    return render(request, "chat/page.html", context)
+
+
+@login_required
+@require_GET
+def chat_home(request):
+    return _page(request)
+
+
+@login_required
+@require_GET
+def conversation_detail(request, conversation_id: int):
+    return _page(
+        request, conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    )
+
+
+@login_required
+@require_GET
+def conversation_thread(request, conversation_id: int):
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    return render(request, "chat/_thread.html", _thread_context(conversation))
+
+
+@login_required
+@require_GET
+def sidebar(request):
+    workspace = personal_workspace_get(user=request.user)
+    active = request.GET.get("active")
+    return render(
+        request,
+        "chat/_sidebar_list.html",
+        _sidebar_context(
+            request,
+            workspace=workspace,
+            active_id=int(active) if (active or "").isdigit() else None,
+        ),
+    )
+
+
+def _back_to(request, conversation):
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Trigger"] = "chat:sidebar-changed"
+        return response
+    return redirect("chat_conversation", conversation_id=conversation.pk)
+
+
+@login_required
+@require_POST
+def conversation_rename(request, conversation_id: int):
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    form = ConversationRenameForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("A title is required.")
+    services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
+    return _back_to(request, conversation)
+
+
+@login_required
+@require_POST
+def conversation_pin(request, conversation_id: int):
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    services.conversation_pin(conversation=conversation, pinned=request.POST.get("pinned") == "1")
+    return _back_to(request, conversation)
+
+
+@login_required
+@require_POST
+def conversation_delete(request, conversation_id: int):
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    services.conversation_delete(conversation=conversation)
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Trigger"] = "chat:sidebar-changed"
+        return response
+    return redirect("home")
+
+
+@login_required
+@require_POST
+def conversation_settings(request, conversation_id: int):
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    form = ConversationSettingsForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text())
+    services.conversation_settings_update(conversation=conversation, **form.cleaned_data)
+    return HttpResponse(status=204)
+
+
+@login_required
+@require_POST
+def branch_select(request, conversation_id: int):
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    form = BranchSelectForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("message_id is required.")
+    message = message_get_for_user(user=request.user, message_id=form.cleaned_data["message_id"])
+    try:
+        conversation = services.branch_select(conversation=conversation, message=message)
+    except (services.MessageNotEditable, services.ConversationBusy):
+        return HttpResponse("An answer is still being generated.", status=409)
+    return render(request, "chat/_thread.html", _thread_context(conversation))
+
+
+@login_required
+@require_GET
+def conversation_export(request, conversation_id: int, fmt: str):
+    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    path = message_path(conversation=conversation)
+    name = slugify(conversation.title)[:60] or f"conversation-{conversation.pk}"
+    if fmt == "md":
+        body, content_type = (
+            exports.conversation_markdown(conversation=conversation, path=path),
+            "text/markdown; charset=utf-8",
+        )
+    elif fmt == "json":
+        body, content_type = (
+            exports.conversation_json(conversation=conversation, path=path),
+            "application/json",
+        )
+    else:
+        raise Http404
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(True, f"{name}.{fmt}")
+    return response

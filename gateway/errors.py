@@ -1,0 +1,50 @@
+"""The one error type callers of the pipeline see: a code from the taxonomy, a message safe to
+show a user, the HTTP status the /v1 API answers with, and seconds to wait when known."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext as _
+
+from billing.errors import BillingError, QuotaExceeded, RateLimited
+from providers.types import ProviderError
+
+
+class GatewayError(Exception):
+    def __init__(
+        self, code: str, message: str, *, status: int = 502, retry_after: float | None = None
+    ):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_exception(cls, error: Exception) -> GatewayError:
+        if isinstance(error, GatewayError):
+            return error
+        if isinstance(error, ProviderError):
+            message = error.message
+            if error.retry_after:
+                message = _("%(message)s Retry in %(seconds)d s.") % {
+                    "message": message.rstrip(),
+                    "seconds": max(1, round(error.retry_after)),
+                }
+            return cls(error.code, message, status=error.status, retry_after=error.retry_after)
+        if isinstance(error, RateLimited):
+            return cls(
+                "rate_limited", error.message, status=429, retry_after=error.retry_after_seconds
+            )
+        if isinstance(error, QuotaExceeded):
+            return cls("budget_reached", error.message, status=402)
+        if isinstance(error, BillingError):
+            return cls("billing", error.message, status=403)
+        return cls("internal", _("Something went wrong while generating the answer."), status=500)
+
+
+def model_unavailable(model: str) -> GatewayError:
+    return GatewayError(
+        "model_unavailable",
+        _("The model “%(model)s” is not available to you.") % {"model": model or "?"},
+        status=404,
+    )

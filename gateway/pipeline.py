@@ -1,0 +1,335 @@
+"""THE completion pipeline: every model call of every caller goes through `stream` (or
+`complete`, built on it). Nothing else calls a provider adapter.
+
+    s = stream(user=..., workspace=..., model="smart", messages=[...], source="chat")
+    async for event in s:          # providers.types events: TextDelta, Usage, Finish
+        ...
+    s.outcome                      # tokens, cost, TTFT, duration, status, who served
+
+In order: resolve the model or alias to the candidates this user may use, check rate limits,
+reserve budget, call the adapter with retry/fallback before the first token
+(providers.routing), relay its events, and when the stream ends for any reason record exactly
+one usage event (billing) and release what was reserved but not spent:
+
+    finished      the upstream finished                                   status "ok"
+    stopped       `s.stop()` was called (the user pressed Stop)            status "stopped"
+    client gone   the caller went away: its task was cancelled, or it      status "client_gone"
+                  closed the stream early (`aclose()` / break)
+    error         the upstream, the budget or a rate limit failed the call status "error"
+
+Failures reach the caller as `GatewayError` (code, user-safe message, HTTP status, retry
+after). A request whose model resolves to nothing raises before anything is recorded: there
+is no provider to attribute it to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from channels.db import database_sync_to_async
+
+from billing import services as billing_services
+from billing.quotas import quota_reserve
+from billing.ratelimits import ratelimit_check_for
+from billing.tokens import messages_tokens_estimate, tokens_estimate
+from providers import routing
+from providers.types import ChatRequest, Completion, Finish, Message, TextDelta, Usage
+
+from .errors import GatewayError, model_unavailable
+
+logger = logging.getLogger(__name__)
+
+# What a reservation assumes an answer may cost when the caller sets no max_tokens.
+DEFAULT_RESERVED_OUTPUT_TOKENS = 4096
+
+
+@dataclass
+class Outcome:
+    status: str = "ok"  # ok | stopped | client_gone | error
+    provider_kind: str = ""
+    model: str = ""  # the provider's model id that served (or was last tried)
+    credential_id: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    estimated: bool = False
+    cost: Decimal | None = None
+    ttft_ms: int | None = None
+    duration_ms: int = 0
+    finish_reason: str = ""
+    error_code: str = ""
+    usage_event_id: int | None = None
+
+
+@dataclass
+class _Call:
+    user: object
+    workspace: object
+    model: str
+    messages: tuple[Message, ...]
+    max_tokens: int | None
+    temperature: float | None
+    top_p: float | None
+    stop: tuple[str, ...]
+    api_key_id: int | None
+    source: str
+    reference: str | None
+    request_id: str
+    extra: dict = field(default_factory=dict)
+
+
+class PipelineStream:
+    """An async iterator of normalized events with `stop()` and, once ended, `outcome`."""
+
+    def __init__(self, call: _Call):
+        self._call = call
+        self._events: AsyncIterator | None = None
+        self._waiting: asyncio.Task | None = None
+        self._stop_requested = False
+        self._ended = False
+        self._parts: list[str] = []
+        self._usage: Usage | None = None
+        self._reservation = None
+        self._candidates: list = []
+        self._started = time.monotonic()
+        self._first_token: float | None = None
+        self._input_estimate = 0
+        self._served = None
+        self._fallback = None
+        self.outcome: Outcome | None = None
+
+    # --- Public -----------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """End the stream now, closing the upstream connection; bills what was produced."""
+        if self._ended:
+            return
+        self._stop_requested = True
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.cancel()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if self._ended:
+            raise StopAsyncIteration
+        if self._stop_requested:
+            await self._end("stopped")
+            raise StopAsyncIteration
+        task = asyncio.current_task()
+        self._waiting = task
+        try:
+            if self._events is None:
+                await self._prepare()
+                self._events = self._upstream()
+            event = await self._events.__anext__()
+        except StopAsyncIteration:
+            await self._end("ok")
+            raise
+        except asyncio.CancelledError:
+            if self._stop_requested:
+                await self._end("stopped")
+                if task is not None and task.uncancel() == 0:
+                    raise StopAsyncIteration from None
+                raise
+            await self._end("client_gone")
+            raise
+        except Exception as exc:
+            error = GatewayError.from_exception(exc)
+            if error.code == "internal":
+                logger.exception("pipeline failed")
+            await self._end("error", error_code=error.code)
+            raise error from exc
+        finally:
+            self._waiting = None
+        if isinstance(event, TextDelta):
+            if self._first_token is None and event.text:
+                self._first_token = time.monotonic()
+            self._parts.append(event.text)
+        elif isinstance(event, Usage):
+            self._usage = event
+        return event
+
+    async def aclose(self) -> None:
+        """The caller is done before the end: the client went away."""
+        if not self._ended:
+            await self._end("stopped" if self._stop_requested else "client_gone")
+
+    # --- Steps ------------------------------------------------------------------------
+
+    async def _prepare(self) -> None:
+        call = self._call
+        self._candidates = await routing.candidates_resolve(
+            user=call.user, workspace=call.workspace, model=call.model
+        )
+        if not self._candidates:
+            self._ended = True
+            raise model_unavailable(call.model)
+        first = self._candidates[0]
+        self._served = first
+        self._input_estimate = messages_tokens_estimate(call.messages, model=first.model_id)
+        reserved_output = call.max_tokens or DEFAULT_RESERVED_OUTPUT_TOKENS
+        await database_sync_to_async(self._admit)(first, reserved_output)
+
+    def _admit(self, first, reserved_output: int) -> None:
+        call = self._call
+        ratelimit_check_for(
+            workspace_id=call.workspace.pk,
+            user_id=call.user.pk,
+            api_key_id=call.api_key_id,
+            tokens=self._input_estimate + reserved_output,
+        )
+        self._reservation = quota_reserve(
+            workspace_id=call.workspace.pk,
+            user_id=call.user.pk,
+            api_key_id=call.api_key_id,
+            provider_kind=first.kind,
+            model=first.model_id,
+            input_tokens=self._input_estimate,
+            max_output_tokens=reserved_output,
+        )
+
+    async def _upstream(self):
+        call = self._call
+        request = ChatRequest(
+            model=self._candidates[0].model_id,
+            messages=call.messages,
+            max_tokens=call.max_tokens,
+            temperature=call.temperature,
+            top_p=call.top_p,
+            stop=call.stop,
+            extra=call.extra,
+        )
+        self._fallback = routing.stream_with_fallback(self._candidates, request)
+        async with contextlib.aclosing(self._fallback) as events:
+            async for event in events:
+                yield event
+
+    async def _end(self, status: str, *, error_code: str = "") -> None:
+        if self._ended and self.outcome is not None:
+            return
+        self._ended = True
+        if self._events is not None:
+            with contextlib.suppress(BaseException):
+                await self._events.aclose()
+        served = self._served
+        fallback = self._fallback
+        if fallback is not None:
+            # Who served, else the last one tried: the one to attribute the failure to.
+            if fallback.served_by is not None:
+                served = fallback.served_by
+            elif fallback.attempts:
+                served = fallback.attempts[-1].candidate
+        if served is None:  # resolved to nothing: nothing to attribute
+            return
+        text = "".join(self._parts)
+        if self._usage is not None:
+            input_tokens, output_tokens = self._usage.input_tokens, self._usage.output_tokens
+            estimated = False
+        else:
+            input_tokens = self._input_estimate
+            output_tokens = tokens_estimate(text=text, model=served.model_id)
+            estimated = True
+        now = time.monotonic()
+        outcome = Outcome(
+            status=status,
+            provider_kind=served.kind,
+            model=served.model_id,
+            credential_id=served.credential_id,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            estimated=estimated,
+            ttft_ms=round((self._first_token - self._started) * 1000)
+            if self._first_token
+            else None,
+            duration_ms=round((now - self._started) * 1000),
+            error_code=error_code,
+        )
+        self.outcome = outcome
+        call = self._call
+        # Shielded: a caller being cancelled must not lose the ledger row.
+        record = asyncio.ensure_future(database_sync_to_async(self._record)(outcome, call))
+        try:
+            await asyncio.shield(record)
+        except asyncio.CancelledError:
+            await record
+            raise
+
+    def _record(self, outcome: Outcome, call: _Call) -> None:
+        event = billing_services.usage_record(
+            workspace_id=call.workspace.pk,
+            user_id=call.user.pk,
+            api_key_id=call.api_key_id,
+            credential_id=outcome.credential_id,
+            provider_kind=outcome.provider_kind,
+            model=outcome.model,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            estimated=outcome.estimated,
+            status=outcome.status,
+            error_code=outcome.error_code,
+            ttft_ms=outcome.ttft_ms,
+            duration_ms=outcome.duration_ms,
+            request_id=call.request_id,
+            source=call.source,
+            reference=call.reference,
+            reservation=self._reservation,
+        )
+        outcome.cost = event.cost
+        outcome.usage_event_id = event.pk
+
+
+def stream(
+    *,
+    user,
+    workspace,
+    model: str,
+    messages: Sequence[Message],
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    stop: Sequence[str] = (),
+    api_key_id: int | None = None,
+    source: str,
+    reference: str | None = None,
+    request_id: str = "",
+    extra: dict | None = None,
+) -> PipelineStream:
+    return PipelineStream(
+        _Call(
+            user=user,
+            workspace=workspace,
+            model=model,
+            messages=tuple(messages),
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            stop=tuple(stop),
+            api_key_id=api_key_id,
+            source=source,
+            reference=reference,
+            request_id=request_id,
+            extra=extra or {},
+        )
+    )
+
+
+async def complete(**kwargs) -> Completion:
+    """The whole answer at once; same arguments as `stream`."""
+    s = stream(**kwargs)
+    parts, reason = [], "stop"
+    try:
+        async for event in s:
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, Finish):
+                reason = event.reason
+    finally:
+        await s.aclose()
+    return Completion(text="".join(parts), finish_reason=reason, usage=s._usage)

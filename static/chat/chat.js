@@ -1,0 +1,356 @@
+// The chat page: one WebSocket per tab (docs/websocket.md), live markdown while an answer
+// streams, server-rendered HTML once it is done. No inline script: the CSP forbids it.
+(function () {
+  "use strict";
+
+  const root = document.getElementById("chat");
+  if (!root) return;
+  const thread = document.getElementById("thread");
+  const composer = document.getElementById("composer");
+  const input = document.getElementById("composer-input");
+  const sendButton = document.getElementById("send-button");
+  const stopButton = document.getElementById("stop-button");
+  const banner = document.getElementById("chat-banner");
+  const settingsForm = document.getElementById("chat-settings-form");
+
+  const md = window.markdownit({ html: false, linkify: false, breaks: true });
+  let conversationId = root.dataset.conversationId ? Number(root.dataset.conversationId) : null;
+  let socket = null;
+  let attempts = 0;
+  let streaming = !!thread.querySelector('.msg[data-status="streaming"]');
+  // The answer being streamed: its id and the text received so far.
+  let live = null;
+  let renderQueued = false;
+  let requestCounter = 0;
+
+  function urlFor(template, id) {
+    return template.replace("/0/", "/" + id + "/");
+  }
+  function csrfToken() {
+    try {
+      return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRFToken"];
+    } catch (e) {
+      return "";
+    }
+  }
+
+  // --- Socket ------------------------------------------------------------------------------
+  function connect() {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
+    socket.addEventListener("open", function () {
+      attempts = 0;
+      banner.hidden = true;
+      root.dataset.socket = "open";
+      if (conversationId) send({ type: "subscribe", conversation_id: conversationId });
+    });
+    socket.addEventListener("message", function (e) {
+      let frame;
+      try {
+        frame = JSON.parse(e.data);
+      } catch (err) {
+        return;
+      }
+      const handler = handlers[frame.type];
+      if (handler) handler(frame);
+    });
+    socket.addEventListener("close", function (e) {
+      root.dataset.socket = "closed";
+      if (e.code === 4401) {
+        location.reload();
+        return;
+      }
+      banner.hidden = false;
+      const delay = Math.min(30000, 500 * Math.pow(2, attempts)) * (0.75 + Math.random() * 0.5);
+      attempts += 1;
+      setTimeout(connect, delay);
+    });
+  }
+  function send(frame) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify(frame));
+      return true;
+    }
+    showError("The connection is down; try again in a moment.");
+    return false;
+  }
+
+  // --- Rendering -----------------------------------------------------------------------------
+  function nearBottom() {
+    return thread.scrollHeight - thread.scrollTop - thread.clientHeight < 80;
+  }
+  function scrollToEnd() {
+    thread.scrollTop = thread.scrollHeight;
+  }
+  function renderMarkdown(text) {
+    return window.DOMPurify.sanitize(md.render(text), {
+      ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#|\/)/i,
+      FORBID_TAGS: ["style", "form", "input", "button", "iframe"],
+      FORBID_ATTR: ["style"],
+    });
+  }
+  function decorate(scope) {
+    scope.querySelectorAll(".md pre").forEach(function (pre) {
+      if (pre.querySelector(".copy-code")) return;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy-code small";
+      button.textContent = "Copy";
+      pre.appendChild(button);
+    });
+  }
+  function queueRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(function () {
+      renderQueued = false;
+      if (!live) return;
+      const el = document.getElementById("message-" + live.id);
+      if (!el) return;
+      const body = el.querySelector(".msg-body");
+      const stick = nearBottom();
+      body.innerHTML = renderMarkdown(live.text);
+      decorate(el);
+      if (stick) scrollToEnd();
+    });
+  }
+  function setStreaming(on) {
+    streaming = on;
+    sendButton.disabled = on;
+    stopButton.hidden = !on;
+    root.dataset.streaming = on ? "1" : "0";
+  }
+  function reloadThread() {
+    if (!conversationId) return Promise.resolve();
+    return fetch(urlFor(root.dataset.threadUrl, conversationId), { credentials: "same-origin" })
+      .then(function (r) {
+        if (!r.ok) throw new Error(r.status);
+        return r.text();
+      })
+      .then(function (html) {
+        const stick = nearBottom();
+        thread.innerHTML = html;
+        decorate(thread);
+        if (live) {
+          const el = document.getElementById("message-" + live.id);
+          if (el && el.dataset.status === "streaming") queueRender();
+        }
+        if (stick) scrollToEnd();
+        document.title = (document.getElementById("thread-title") || {}).textContent + " · AURAX";
+      })
+      .catch(function () {});
+  }
+  function showError(message) {
+    let box = document.getElementById("chat-error");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "chat-error";
+      box.className = "chat-error";
+      box.setAttribute("role", "alert");
+      composer.parentNode.insertBefore(box, composer);
+    }
+    box.textContent = message;
+    box.hidden = false;
+    setTimeout(function () {
+      box.hidden = true;
+    }, 8000);
+  }
+  function sidebarChanged() {
+    document.body.dispatchEvent(new CustomEvent("chat:sidebar-changed"));
+  }
+
+  // --- Server → client frames ------------------------------------------------------------------
+  const handlers = {
+    subscribed: function (f) {
+      if (f.streaming_message_id) {
+        const el = document.getElementById("message-" + f.streaming_message_id);
+        const saved = el ? el.querySelector(".msg-source").content.textContent : "";
+        if (!live || live.id !== f.streaming_message_id) live = { id: f.streaming_message_id, text: saved };
+        setStreaming(true);
+        if (!el) reloadThread();
+      } else if (streaming) {
+        // The answer ended while we were away.
+        live = null;
+        setStreaming(false);
+        reloadThread();
+      }
+    },
+    conversation_created: function (f) {
+      conversationId = f.conversation_id;
+      root.dataset.conversationId = String(conversationId);
+      history.replaceState(null, "", urlFor(root.dataset.conversationUrl, conversationId));
+      sidebarChanged();
+    },
+    generation_started: function (f) {
+      if (f.conversation_id !== conversationId) return;
+      live = { id: f.message_id, text: "" };
+      setStreaming(true);
+      reloadThread();
+    },
+    delta: function (f) {
+      if (f.conversation_id !== conversationId) return;
+      if (!live || live.id !== f.message_id) live = { id: f.message_id, text: "" };
+      const have = live.text.length;
+      if (f.offset > have) {
+        send({ type: "sync", conversation_id: conversationId });
+        return;
+      }
+      if (f.offset + f.text.length <= have) return; // already have it
+      live.text = live.text.slice(0, f.offset) + f.text;
+      setStreaming(true);
+      queueRender();
+    },
+    snapshot: function (f) {
+      if (f.conversation_id !== conversationId) return;
+      if (!live || live.id !== f.message_id || f.text.length >= live.text.length) {
+        live = { id: f.message_id, text: f.text };
+      }
+      queueRender();
+    },
+    generation_finished: function (f) {
+      if (f.conversation_id !== conversationId) return;
+      live = null;
+      setStreaming(false);
+      reloadThread();
+      sidebarChanged();
+    },
+    conversation_changed: function (f) {
+      sidebarChanged();
+      if (f.conversation_id === conversationId) {
+        const title = document.getElementById("thread-title");
+        if (title) title.textContent = f.title;
+        document.title = f.title + " · AURAX";
+      }
+    },
+    error: function (f) {
+      if (!streaming || f.code !== "busy") setStreaming(streaming && f.code === "busy");
+      showError(f.message || "Something went wrong.");
+    },
+    pong: function () {},
+  };
+
+  // --- Client actions ---------------------------------------------------------------------------
+  function settingsValues() {
+    const data = new FormData(settingsForm);
+    return {
+      model: data.get("model") || "",
+      system_prompt: data.get("system_prompt") || "",
+      temperature: data.get("temperature") === "" ? null : Number(data.get("temperature")),
+      max_tokens: data.get("max_tokens") === "" ? null : Number(data.get("max_tokens")),
+    };
+  }
+
+  composer.addEventListener("submit", function (e) {
+    e.preventDefault();
+    const content = input.value;
+    if (!content.trim() || streaming) return;
+    const frame = Object.assign({ type: "send", content: content, request_id: ++requestCounter }, settingsValues());
+    if (conversationId) frame.conversation_id = conversationId;
+    if (send(frame)) {
+      input.value = "";
+      setStreaming(true);
+    }
+  });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      composer.requestSubmit();
+    }
+  });
+  stopButton.addEventListener("click", function () {
+    if (conversationId) send({ type: "stop", conversation_id: conversationId });
+  });
+  settingsForm.addEventListener("submit", function (e) {
+    e.preventDefault();
+  });
+  function saveSettings() {
+    if (!conversationId) return;
+    const body = new URLSearchParams();
+    const values = settingsValues();
+    Object.keys(values).forEach(function (k) {
+      body.append(k, values[k] === null ? "" : values[k]);
+    });
+    fetch(urlFor(root.dataset.settingsUrl, conversationId), {
+      method: "POST",
+      body: body,
+      headers: { "X-CSRFToken": csrfToken() },
+      credentials: "same-origin",
+    });
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target.closest("#chat-settings")) saveSettings();
+  });
+
+  thread.addEventListener("click", function (e) {
+    const target = e.target.closest("button");
+    if (!target) return;
+    const message = target.closest(".msg");
+    if (target.matches(".copy-code")) {
+      const code = target.parentNode.querySelector("code") || target.parentNode;
+      navigator.clipboard.writeText(code.textContent).then(function () {
+        target.textContent = "Copied";
+        setTimeout(function () { target.textContent = "Copy"; }, 1500);
+      });
+    } else if (target.matches("[data-copy-message]")) {
+      navigator.clipboard.writeText(message.querySelector(".msg-source").content.textContent).then(function () {
+        target.textContent = "Copied";
+        setTimeout(function () { target.textContent = "Copy"; }, 1500);
+      });
+    } else if (target.matches("[data-regenerate]")) {
+      if (streaming) return;
+      send({ type: "regenerate", message_id: Number(target.dataset.regenerate) });
+      setStreaming(true);
+    } else if (target.matches("[data-edit]")) {
+      const form = message.querySelector(".edit-form");
+      form.hidden = !form.hidden;
+      if (!form.hidden) form.querySelector("textarea").focus();
+    } else if (target.matches("[data-edit-cancel]")) {
+      message.querySelector(".edit-form").hidden = true;
+    } else if (target.matches("[data-branch]") && target.dataset.branch) {
+      const body = new URLSearchParams({ message_id: target.dataset.branch });
+      fetch(urlFor(root.dataset.branchUrl, conversationId), {
+        method: "POST",
+        body: body,
+        headers: { "X-CSRFToken": csrfToken() },
+        credentials: "same-origin",
+      })
+        .then(function (r) {
+          if (!r.ok) throw new Error(r.status);
+          return r.text();
+        })
+        .then(function (html) {
+          thread.innerHTML = html;
+          decorate(thread);
+        })
+        .catch(function () {
+          showError("Cannot switch versions while an answer is being generated.");
+        });
+    }
+  });
+  thread.addEventListener("submit", function (e) {
+    const form = e.target.closest(".edit-form");
+    if (!form) return;
+    e.preventDefault();
+    if (streaming) return;
+    const content = form.querySelector("textarea").value;
+    if (!content.trim()) return;
+    if (send({ type: "edit", message_id: Number(form.dataset.editForm), content: content })) setStreaming(true);
+  });
+
+  // Deleting the conversation on screen leaves it.
+  document.body.addEventListener("htmx:afterRequest", function (e) {
+    const form = e.target.closest && e.target.closest("[data-delete-conversation]");
+    if (form && e.detail.successful && Number(form.dataset.deleteConversation) === conversationId) {
+      location.href = "/";
+    }
+  });
+
+  setInterval(function () {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"ping"}');
+  }, 25000);
+
+  setStreaming(streaming);
+  decorate(thread);
+  scrollToEnd();
+  connect();
+})();

@@ -1,0 +1,51 @@
+import asyncio
+
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from aurax.asgi import application
+
+
+@sync_to_async
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+async def socket_for(user=None, *, origin: str = "http://testserver"):
+    headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
+    if user is not None:
+        headers.append((b"cookie", (await session_cookie(user)).encode()))
+    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+async def frames_until(communicator, predicate, *, timeout: float = 10.0) -> list[dict]:
+    """Every frame received up to and including the first that satisfies `predicate`."""
+    frames = []
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise AssertionError(f"no matching frame; got {[f['type'] for f in frames]}")
+        frame = await communicator.receive_json_from(timeout=remaining)
+        frames.append(frame)
+        if predicate(frame):
+            return frames
+
+
+def of_type(kind):
+    return lambda frame: frame["type"] == kind
+
+
+def streamed_text(frames) -> str:
+    text = ""
+    for f in frames:
+        if f["type"] == "delta":
+            assert f["offset"] == len(text), "deltas arrive in order without gaps"
+            text += f["text"]
+    return text

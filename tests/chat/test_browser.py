@@ -1,0 +1,156 @@
+"""The chat in Chromium against a real server and the fake upstream."""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.browser
+
+EMAIL = "reader@example.com"
+
+
+@pytest.fixture
+def chat_server(start_aurax_server, fake_upstream):
+    server = start_aurax_server(PROVIDER_TRUST_ENV="false", PROVIDER_RETRY_ATTEMPTS="1")
+    server.create_user(EMAIL, PASSWORD)
+    server.shell(
+        "from providers.services import credential_create\n"
+        "from accounts.models import User\n"
+        "c = credential_create(actor=None, scope='global', kind='openai', name='Fake', "
+        f"api_key='sk-test-key-1234', base_url={fake_upstream.base_url('openai')!r}, "
+        "allow_private_network=True)\n"
+        f"User.objects.filter(email={EMAIL!r}).update(default_model=f'{{c.id}}:fake-small')\n"
+    )
+    return server
+
+
+@pytest.fixture
+def chat_page(chat_server, page):
+    page.goto(chat_server.url + "/accounts/login/")
+    page.fill("input[name=login]", EMAIL)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(chat_server.url + "/")
+    page.wait_for_selector("#chat[data-socket=open]")
+    return page
+
+
+def ask(page, text):
+    page.fill("#composer-input", text)
+    page.press("#composer-input", "Enter")
+
+
+def last_answer(page):
+    return page.locator(".msg-assistant").last
+
+
+def test_tokens_appear_progressively_and_the_answer_gets_a_badge(chat_page):
+    ask(chat_page, "@tokens=120 @delay=0.02")
+    chat_page.wait_for_selector(".msg-assistant[data-status=streaming]")
+    assert chat_page.locator("#send-button").is_disabled()
+    states = []
+    for _ in range(60):
+        text = last_answer(chat_page).locator(".msg-body").inner_text()
+        if not states or text != states[-1]:
+            states.append(text)
+        if last_answer(chat_page).get_attribute("data-status") == "complete":
+            break
+        chat_page.wait_for_timeout(50)
+    assert len(states) >= 4, states
+    chat_page.wait_for_selector(".msg-assistant[data-status=complete]")
+    assert "tok120" in last_answer(chat_page).inner_text()
+    assert re.search(
+        r"fake-small · \d+/\d+ tok", last_answer(chat_page).locator(".badge").inner_text()
+    )
+    assert not chat_page.locator("#send-button").is_disabled()
+    assert re.search(r"/c/\d+/$", chat_page.url)
+
+
+def test_stop_keeps_the_partial_answer(chat_page):
+    ask(chat_page, "@tokens=400 @delay=0.03")
+    expect(chat_page.locator(".msg-assistant .msg-body").first).to_contain_text(
+        "tok5", timeout=15_000
+    )
+    chat_page.click("#stop-button")
+    chat_page.wait_for_selector(".msg-assistant[data-status=stopped]")
+    text = last_answer(chat_page).locator(".msg-body").inner_text()
+    assert "tok5" in text and "tok400" not in text
+    assert "Stopped" in last_answer(chat_page).inner_text()
+
+
+def test_a_reload_mid_stream_picks_the_stream_up(chat_page):
+    ask(chat_page, "@tokens=150 @delay=0.03")
+    expect(chat_page.locator(".msg-assistant .msg-body").first).to_contain_text(
+        "tok20", timeout=15_000
+    )
+    chat_page.reload()
+    expect(chat_page.locator(".msg-assistant .msg-body").first).to_contain_text(
+        "tok100", timeout=15_000
+    )
+    chat_page.wait_for_selector(".msg-assistant[data-status=complete]", timeout=15_000)
+    words = last_answer(chat_page).locator(".msg-body").inner_text().split()
+    assert words == [f"tok{i}" for i in range(1, 151)]
+
+
+def test_regenerate_and_flip_between_versions(chat_page):
+    ask(chat_page, '@reply="first version"')
+    chat_page.wait_for_selector(".msg-assistant[data-status=complete]")
+    chat_page.click(".msg-assistant [data-regenerate]")
+    chat_page.wait_for_selector(".branch-pos:text('2/2')")
+    chat_page.wait_for_selector(".msg-assistant[data-status=complete]")
+    chat_page.click(".msg-assistant .branch-nav button >> nth=0")
+    chat_page.wait_for_selector(".msg-assistant .branch-pos:text('1/2')")
+    # Edit the question: a new branch, the old one stays reachable.
+    chat_page.click(".msg-user [data-edit]")
+    chat_page.fill(".msg-user .edit-form textarea", '@reply="edited branch"')
+    chat_page.click(".msg-user .edit-form button[type=submit]")
+    expect(
+        chat_page.locator(".msg-assistant[data-status=complete] .msg-body").first
+    ).to_contain_text("edited branch", timeout=15_000)
+    assert chat_page.locator(".msg-user .branch-pos").inner_text() == "2/2"
+    chat_page.click(".msg-user .branch-nav button >> nth=0")
+    expect(chat_page.locator(".msg-assistant .msg-body").first).to_contain_text(
+        "first version", timeout=15_000
+    )
+
+
+def test_hostile_output_stays_inert_in_the_dom(chat_page):
+    ask(
+        chat_page,
+        '@reply="<img src=x onerror=window.pwned=1> <script>window.pwned=2</script> [x](javascript:window.pwned=3)"',  # noqa: E501
+    )
+    chat_page.wait_for_selector(".msg-assistant[data-status=complete]")
+    body = last_answer(chat_page).locator(".msg-body")
+    assert body.locator("img, script").count() == 0
+    assert "<img" in body.inner_text()
+    assert chat_page.evaluate("window.pwned") is None
+    hrefs = body.locator("a").evaluate_all("els => els.map(a => a.getAttribute('href'))")
+    assert not any(h and h.lower().startswith("javascript") for h in hrefs)
+
+
+def test_the_dark_theme_renders_the_chat_readable(chat_page):
+    ask(chat_page, '@reply="Readable ```code``` text"')
+    chat_page.wait_for_selector(".msg-assistant[data-status=complete]")
+    chat_page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    colors = chat_page.evaluate(
+        """() => {
+          const body = getComputedStyle(document.body).backgroundColor;
+          const text = getComputedStyle(document.querySelector('.msg-assistant .msg-body')).color;
+          const user = getComputedStyle(document.querySelector('.msg-user')).color;
+          return {body, text, user};
+        }"""
+    )
+
+    def luminance(css):
+        r, g, b = (int(v) / 255 for v in re.findall(r"\d+", css)[:3])
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    background = luminance(colors["body"])
+    assert background < 0.1, colors
+    for key in ("text", "user"):
+        ratio = (luminance(colors[key]) + 0.05) / (background + 0.05)
+        assert ratio > 7, (key, colors)

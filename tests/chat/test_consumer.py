@@ -1,0 +1,190 @@
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat import generation
+from chat.models import Conversation, Message
+from tests.chat.helpers import frames_until, of_type, socket_for, streamed_text
+from tests.factories import UserFactory
+from tests.gateway.conftest import model_for, usage_events
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("_shared_http_client_closed"),
+]
+
+
+@pytest.fixture
+async def alice(transactional_db):
+    return await sync_to_async(UserFactory)()
+
+
+async def _message(pk):
+    return await Message.objects.aget(pk=pk)
+
+
+async def _start(socket, credential, content, **extra):
+    await socket.send_json_to(
+        {"type": "send", "content": content, "model": model_for(credential), **extra}
+    )
+    frames = await frames_until(socket, of_type("generation_started"))
+    started = frames[-1]
+    return started["conversation_id"], started["message_id"], frames
+
+
+async def test_it_streams_an_answer_in_coalesced_frames_and_saves_it(
+    alice, credential, fake_upstream
+):
+    socket, connected, _ = await socket_for(alice)
+    assert connected
+    conversation_id, answer_id, frames = await _start(socket, credential, "@tokens=60 @delay=0.005")
+    assert frames[0]["type"] == "conversation_created"
+    frames = await frames_until(socket, of_type("generation_finished"))
+    assert frames[-1]["status"] == "complete"
+    text = streamed_text(frames)
+    assert text.split() == [f"tok{i}" for i in range(1, 61)]
+    deltas = [f for f in frames if f["type"] == "delta"]
+    assert 2 <= len(deltas) < 60, "frames are coalesced, not one per token"
+    answer = await _message(answer_id)
+    assert answer.content == text and answer.status == "complete"
+    assert answer.input_tokens and answer.output_tokens and not answer.tokens_estimated
+    assert answer.served_model == "fake-small" and answer.ttft_ms is not None
+    assert [e.reference for e in await usage_events(source="chat")][
+        0
+    ] == f"chat.message:{answer_id}"
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_stop_cancels_the_upstream_keeps_the_partial_answer_and_bills_it(
+    alice, credential, fake_upstream
+):
+    socket, _, _ = await socket_for(alice)
+    conversation_id, answer_id, _ = await _start(socket, credential, "@tokens=400 @delay=0.02")
+    await frames_until(socket, of_type("delta"))
+    await socket.send_json_to({"type": "stop", "conversation_id": conversation_id})
+    frames = await frames_until(socket, of_type("generation_finished"), timeout=3)
+    assert frames[-1]["status"] == "stopped"
+    assert await sync_to_async(fake_upstream.wait_for)(
+        lambda: fake_upstream.requests[-1]["disconnected"]
+    )
+    answer = await _message(answer_id)
+    assert answer.status == "stopped"
+    assert 0 < len(answer.content.split()) < 400
+    [event] = await usage_events(reference=f"chat.message:{answer_id}")
+    assert event.status == "stopped" and event.output_tokens < 400
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_regenerate_adds_a_sibling_answer_and_keeps_the_first(
+    alice, credential, fake_upstream
+):
+    socket, _, _ = await socket_for(alice)
+    conversation_id, first_id, _ = await _start(socket, credential, '@reply="first answer"')
+    await frames_until(socket, of_type("generation_finished"))
+    await socket.send_json_to({"type": "regenerate", "message_id": first_id})
+    started = (await frames_until(socket, of_type("generation_started")))[-1]
+    await frames_until(socket, of_type("generation_finished"))
+    first, second = await _message(first_id), await _message(started["message_id"])
+    assert first.parent_id == second.parent_id and first.pk != second.pk
+    assert first.content.strip() == second.content.strip() == "first answer"
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.current_leaf_id == second.pk
+    answers = [
+        r for r in fake_upstream.requests if "title" not in r["json"]["messages"][0]["content"]
+    ]
+    assert len(answers) == 2
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_editing_a_sent_message_branches_and_keeps_both(alice, credential, fake_upstream):
+    socket, _, _ = await socket_for(alice)
+    conversation_id, answer_id, _ = await _start(socket, credential, '@reply="one"')
+    await frames_until(socket, of_type("generation_finished"))
+    question_id = (await _message(answer_id)).parent_id
+    await socket.send_json_to(
+        {"type": "edit", "message_id": question_id, "content": '@reply="two"'}
+    )
+    started = (await frames_until(socket, of_type("generation_started")))[-1]
+    await frames_until(socket, of_type("generation_finished"))
+    new_answer = await _message(started["message_id"])
+    new_question = await _message(new_answer.parent_id)
+    old_question = await _message(question_id)
+    assert new_question.pk != old_question.pk and new_question.parent_id == old_question.parent_id
+    assert (
+        old_question.content == '@reply="one"'
+        and (await _message(answer_id)).content.strip() == "one"
+    )
+    assert new_answer.content.strip() == "two"
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_a_second_tab_sees_the_stream_live_and_can_stop_it(alice, credential, fake_upstream):
+    first, _, _ = await socket_for(alice)
+    second, _, _ = await socket_for(alice)
+    conversation_id, answer_id, _ = await _start(first, credential, "@tokens=300 @delay=0.01")
+    await second.send_json_to({"type": "subscribe", "conversation_id": conversation_id})
+    frames = await frames_until(second, of_type("snapshot"))
+    assert any(f["type"] == "subscribed" and f["streaming_message_id"] == answer_id for f in frames)
+    snapshot = frames[-1]["text"]
+    frames = await frames_until(
+        second, lambda f: f["type"] == "delta" and f["offset"] + len(f["text"]) > len(snapshot)
+    )
+    await second.send_json_to({"type": "stop", "conversation_id": conversation_id})
+    for socket in (first, second):
+        finished = (await frames_until(socket, of_type("generation_finished")))[-1]
+        assert finished["status"] == "stopped"
+    await first.disconnect()
+    await second.disconnect()
+    await generation.generations_wait()
+
+
+async def test_closing_every_tab_does_not_lose_the_answer(alice, credential, fake_upstream):
+    socket, _, _ = await socket_for(alice)
+    _, answer_id, _ = await _start(socket, credential, "@tokens=40 @delay=0.01")
+    await socket.disconnect()
+    await generation.generations_wait()
+    answer = await _message(answer_id)
+    assert answer.status == "complete" and len(answer.content.split()) == 40
+
+
+async def test_an_upstream_error_is_shown_on_the_message_with_the_taxonomy_message(
+    alice, credential, fake_upstream
+):
+    socket, _, _ = await socket_for(alice)
+    _, answer_id, _ = await _start(socket, credential, "@status=429 @retry_after=30")
+    finished = (await frames_until(socket, of_type("generation_finished")))[-1]
+    assert finished["status"] == "error" and finished["error_code"] == "rate_limited"
+    assert "30" in finished["error_message"]
+    answer = await _message(answer_id)
+    assert answer.status == "error" and answer.error_code == "rate_limited"
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_a_second_send_while_streaming_is_refused(alice, credential, fake_upstream):
+    socket, _, _ = await socket_for(alice)
+    conversation_id, _, _ = await _start(socket, credential, "@tokens=100 @delay=0.01")
+    await socket.send_json_to(
+        {"type": "send", "conversation_id": conversation_id, "content": "again"}
+    )
+    frames = await frames_until(socket, of_type("error"))
+    assert frames[-1]["code"] == "busy"
+    await socket.send_json_to({"type": "stop", "conversation_id": conversation_id})
+    await frames_until(socket, of_type("generation_finished"))
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_a_title_is_generated_after_the_first_exchange(alice, credential, fake_upstream):
+    socket, _, _ = await socket_for(alice)
+    conversation_id, _, _ = await _start(socket, credential, '@reply="Hi" tell me about owls')
+    await frames_until(socket, of_type("generation_finished"))
+    await generation.generations_wait()
+    frames = await frames_until(socket, of_type("conversation_changed"))
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.title_final and conversation.title == frames[-1]["title"]
+    await socket.disconnect()

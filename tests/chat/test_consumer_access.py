@@ -1,0 +1,61 @@
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat import generation
+from tests.chat.helpers import frames_until, of_type, socket_for
+from tests.factories import UserFactory
+from tests.gateway.conftest import model_for
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("_shared_http_client_closed"),
+]
+
+
+async def test_an_anonymous_socket_is_closed(transactional_db):
+    socket, connected, code = await socket_for(None)
+    assert not connected and code == 4401
+
+
+async def test_a_foreign_origin_is_refused(transactional_db):
+    user = await sync_to_async(UserFactory)()
+    socket, connected, _ = await socket_for(user, origin="http://evil.example")
+    assert not connected
+
+
+async def test_a_user_can_neither_read_nor_stream_nor_stop_another_users_conversation(
+    transactional_db, credential, fake_upstream
+):
+    alice, mallory = await sync_to_async(UserFactory)(), await sync_to_async(UserFactory)()
+    owner, _, _ = await socket_for(alice)
+    intruder, _, _ = await socket_for(mallory)
+    await owner.send_json_to(
+        {
+            "type": "send",
+            "content": "@tokens=200 @delay=0.01 secret plan",
+            "model": model_for(credential),
+        }
+    )
+    started = (await frames_until(owner, of_type("generation_started")))[-1]
+    conversation_id, answer_id = started["conversation_id"], started["message_id"]
+
+    for frame in (
+        {"type": "subscribe", "conversation_id": conversation_id},
+        {"type": "sync", "conversation_id": conversation_id},
+        {"type": "stop", "conversation_id": conversation_id},
+        {"type": "send", "conversation_id": conversation_id, "content": "hi"},
+        {"type": "regenerate", "message_id": answer_id},
+        {"type": "edit", "message_id": started["parent_id"], "content": "mine now"},
+    ):
+        await intruder.send_json_to(frame)
+        reply = await intruder.receive_json_from(timeout=3)
+        assert reply["type"] == "error" and reply["code"] == "not_found", frame
+        assert "secret" not in str(reply)
+
+    # Nothing of the stream reaches the intruder, and the stop did not stop it.
+    finished = (await frames_until(owner, of_type("generation_finished")))[-1]
+    assert finished["status"] == "complete"
+    assert await intruder.receive_nothing(timeout=0.2)
+    await owner.disconnect()
+    await intruder.disconnect()
+    await generation.generations_wait()

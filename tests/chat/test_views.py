@@ -1,0 +1,185 @@
+import datetime as dt
+import json
+
+import pytest
+from django.utils import timezone
+
+from chat import services
+from chat.models import Conversation, Message
+from tests.factories import UserFactory
+from workspaces.selectors import personal_workspace_get
+
+pytestmark = pytest.mark.django_db
+
+
+def _conversation(user, title="Owls", **fields):
+    conversation = services.conversation_create(
+        user=user, workspace=personal_workspace_get(user=user)
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(title=title, **fields)
+    conversation.refresh_from_db()
+    return conversation
+
+
+def _exchange(conversation, question="What do owls eat?", answer="Mice, **mostly**."):
+    q, a = services.message_send(conversation=conversation, content=question)
+    services.message_finish(
+        message_id=a.pk, content=answer, status="complete", input_tokens=10, output_tokens=4
+    )
+    return q, a
+
+
+def test_the_chat_page_is_the_home_page(logged_in_client):
+    response = logged_in_client.get("/")
+    assert response.status_code == 200
+    assert b'id="composer"' in response.content
+
+
+def test_the_sidebar_lists_my_conversations_newest_first_grouped_by_day(logged_in_client, user):
+    old = _conversation(user, "Old one", updated_at=timezone.now() - dt.timedelta(days=3))
+    new = _conversation(user, "New one")
+    _conversation(UserFactory(), "Someone else's")
+    html = logged_in_client.get("/chat/sidebar/").content.decode()
+    assert html.index("New one") < html.index("Old one")
+    assert "Today" in html and "Previous 7 days" in html
+    assert "Someone else" not in html
+    assert old.pk and new.pk
+
+
+def test_the_sidebar_pages_through_thousands_of_conversations_with_constant_queries(
+    logged_in_client, user, django_assert_max_num_queries
+):
+    workspace = personal_workspace_get(user=user)
+    Conversation.objects.bulk_create(
+        [Conversation(user=user, workspace=workspace, title=f"Chat {i}") for i in range(2000)]
+    )
+    seen, url = set(), "/chat/sidebar/"
+    for _ in range(3):
+        with django_assert_max_num_queries(8):
+            response = logged_in_client.get(url)
+        html = response.content.decode()
+        seen.update(i for i in range(2000) if f">Chat {i}<" in html)
+        url = (
+            html.split(
+                'hx-get="',
+            )[-1]
+            .split('"')[0]
+            .replace("&amp;", "&")
+        )
+    assert len(seen) == 150  # three distinct pages of 50
+
+
+def test_search_matches_titles_and_message_text(logged_in_client, user):
+    _exchange(_conversation(user, "Birds"), question="Tell me about herons")
+    _conversation(user, "Cooking pasta")
+    html = logged_in_client.get("/chat/sidebar/?q=heron").content.decode()
+    assert "Birds" in html and "Cooking" not in html
+    html = logged_in_client.get("/chat/sidebar/?q=pasta").content.decode()
+    assert "Cooking" in html and "Birds" not in html
+
+
+def test_rename_pin_and_delete(logged_in_client, user):
+    conversation = _conversation(user)
+    logged_in_client.post(f"/c/{conversation.pk}/rename/", {"title": "  Night   birds "})
+    logged_in_client.post(f"/c/{conversation.pk}/pin/", {"pinned": "1"})
+    conversation.refresh_from_db()
+    assert conversation.title == "Night birds" and conversation.pinned
+    assert "Pinned" in logged_in_client.get("/chat/sidebar/").content.decode()
+    logged_in_client.post(f"/c/{conversation.pk}/delete/")
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()
+
+
+def test_it_rejects_a_foreign_conversation_everywhere(logged_in_client):
+    foreign = _conversation(UserFactory(), "Secret")
+    _exchange(foreign)
+    for method, url in [
+        ("get", f"/c/{foreign.pk}/"),
+        ("get", f"/c/{foreign.pk}/thread/"),
+        ("get", f"/c/{foreign.pk}/export.md"),
+        ("get", f"/c/{foreign.pk}/export.json"),
+        ("post", f"/c/{foreign.pk}/rename/"),
+        ("post", f"/c/{foreign.pk}/pin/"),
+        ("post", f"/c/{foreign.pk}/delete/"),
+        ("post", f"/c/{foreign.pk}/settings/"),
+        ("post", f"/c/{foreign.pk}/branch/"),
+    ]:
+        response = getattr(logged_in_client, method)(url, {"title": "x", "message_id": 1})
+        assert response.status_code == 404, url
+    foreign.refresh_from_db()
+    assert foreign.title == "Secret"
+
+
+def test_the_page_shows_the_answer_rendered_with_a_badge_and_the_running_total(
+    logged_in_client, user
+):
+    conversation = _conversation(user)
+    _exchange(conversation)
+    html = logged_in_client.get(f"/c/{conversation.pk}/").content.decode()
+    assert "<strong>mostly</strong>" in html
+    assert "10/4 tok" in html
+    assert "10 / 4 tokens" in html
+
+
+def test_settings_are_remembered_per_conversation(logged_in_client, user):
+    conversation = _conversation(user)
+    response = logged_in_client.post(
+        f"/c/{conversation.pk}/settings/",
+        {"model": "smart", "system_prompt": "Be brief.", "temperature": "0.3", "max_tokens": "256"},
+    )
+    assert response.status_code == 204
+    conversation.refresh_from_db()
+    assert (
+        conversation.model,
+        conversation.system_prompt,
+        conversation.temperature,
+        conversation.max_tokens,
+    ) == (
+        "smart",
+        "Be brief.",
+        0.3,
+        256,
+    )
+
+
+def test_a_new_conversation_defaults_to_the_users_preferred_model(user):
+    user.default_model = "fast"
+    user.save()
+    assert _conversation(user).model == "fast"
+
+
+def test_branch_switching_shows_the_other_version(logged_in_client, user):
+    conversation = _conversation(user)
+    question, first = _exchange(conversation, answer="First version")
+    second = services.message_regenerate(message=first)
+    services.message_finish(message_id=second.pk, content="Second version", status="complete")
+    html = logged_in_client.get(f"/c/{conversation.pk}/thread/").content.decode()
+    assert "Second version" in html and "First version" not in html and "2/2" in html
+    html = logged_in_client.post(
+        f"/c/{conversation.pk}/branch/", {"message_id": first.pk}
+    ).content.decode()
+    assert "First version" in html and "Second version" not in html and "1/2" in html
+
+
+def test_export_as_markdown_and_json(logged_in_client, user):
+    conversation = _conversation(user, "Owl facts")
+    _exchange(conversation)
+    md = logged_in_client.get(f"/c/{conversation.pk}/export.md")
+    assert (
+        md["Content-Disposition"].startswith("attachment")
+        and "owl-facts.md" in md["Content-Disposition"]
+    )
+    assert "# Owl facts" in md.content.decode() and "What do owls eat?" in md.content.decode()
+    data = json.loads(logged_in_client.get(f"/c/{conversation.pk}/export.json").content)
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
+    assert data["messages"][1]["output_tokens"] == 4
+
+
+def test_answers_left_streaming_by_a_dead_process_are_marked_interrupted(user):
+    conversation = _conversation(user)
+    _q, answer = services.message_send(conversation=conversation, content="hi")
+    services.message_progress_save(message_id=answer.pk, content="Half an ans")
+    from django.core.management import call_command
+
+    call_command("chat_mark_interrupted", "--all")
+    answer.refresh_from_db()
+    assert answer.status == Message.Status.INTERRUPTED and answer.content == "Half an ans"

@@ -1,0 +1,51 @@
+import pytest
+from asgiref.sync import sync_to_async
+
+from providers.models import Scope
+
+
+@pytest.fixture(autouse=True)
+def _fast_providers(settings):
+    settings.PROVIDER_RETRY_BASE_DELAY = 0.01
+    settings.PROVIDER_RETRY_MAX_WAIT = 0.5
+    settings.PROVIDER_RETRY_ATTEMPTS = 1
+    settings.PROVIDER_READ_TIMEOUT = 5.0
+    settings.PROVIDER_CONNECT_TIMEOUT = 2.0
+    settings.PROVIDER_DEMO_TOKEN_DELAY = 0
+    settings.PROVIDER_TRUST_ENV = False
+
+
+@pytest.fixture
+async def _shared_http_client_closed():
+    """Close the loop's pooled provider client before pytest-asyncio closes the loop."""
+    yield
+    from providers.http import client_close
+
+    await client_close()
+
+
+@pytest.fixture
+def credential(transactional_db, fake_upstream):
+    """A global OpenAI-compatible credential pointing at the fake upstream."""
+    from providers.services import credential_create
+
+    return credential_create(
+        actor=None,
+        scope=Scope.GLOBAL,
+        kind="openai",
+        name="Fake",
+        api_key="sk-test-key-1234",
+        base_url=fake_upstream.base_url("openai"),
+        allow_private_network=True,
+    )
+
+
+def model_for(credential, model_id: str = "fake-small") -> str:
+    return f"{credential.id}:{model_id}"
+
+
+@sync_to_async
+def usage_events(**filters):
+    from billing.models import UsageEvent
+
+    return list(UsageEvent.objects.filter(**filters).order_by("pk"))

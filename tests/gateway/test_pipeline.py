@@ -1,0 +1,152 @@
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from gateway import pipeline
+from gateway.errors import GatewayError
+from providers.types import Message, TextDelta, Usage
+from tests.factories import UserFactory
+from tests.gateway.conftest import model_for, usage_events
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("_shared_http_client_closed"),
+]
+
+
+@pytest.fixture
+def caller(transactional_db):
+    from workspaces.selectors import personal_workspace_get
+
+    user = UserFactory()
+    return {"user": user, "workspace": personal_workspace_get(user=user)}
+
+
+def ask(caller, credential, text, **kwargs):
+    return pipeline.stream(
+        **caller,
+        model=model_for(credential),
+        messages=[Message("user", text)],
+        source="chat",
+        reference="test:1",
+        **kwargs,
+    )
+
+
+async def test_a_finished_stream_records_one_usage_event_with_provider_tokens(caller, credential):
+    s = ask(caller, credential, '@reply="one two three"')
+    events = [e async for e in s]
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text.split() == ["one", "two", "three"]
+    reported = next(e for e in events if isinstance(e, Usage))
+    [event] = await usage_events()
+    assert event.status == "ok"
+    assert (event.input_tokens, event.output_tokens) == (
+        reported.input_tokens,
+        reported.output_tokens,
+    )
+    assert event.estimated is False
+    assert event.provider_kind == "openai" and event.model == "fake-small"
+    assert event.credential_id == credential.id and event.reference == "test:1"
+    assert event.ttft_ms is not None and event.duration_ms >= event.ttft_ms
+    assert s.outcome.status == "ok" and s.outcome.cost == event.cost
+
+
+async def test_without_reported_usage_tokens_are_counted_and_marked_estimated(caller, credential):
+    s = ask(caller, credential, '@reply="alpha beta gamma delta" @no_usage')
+    [e async for e in s]
+    [event] = await usage_events()
+    assert event.estimated is True
+    assert event.output_tokens >= 4 and event.input_tokens > 0
+
+
+async def test_stop_ends_the_stream_closes_the_upstream_and_bills_what_was_produced(
+    caller, credential, fake_upstream
+):
+    s = ask(caller, credential, "@tokens=500 @delay=0.02")
+    received = []
+    async for event in s:
+        if isinstance(event, TextDelta):
+            received.append(event.text)
+        if len(received) == 5:
+            asyncio.get_running_loop().call_later(0.01, s.stop)
+    assert 5 <= len(received) < 100
+    assert await sync_to_async(fake_upstream.wait_for)(
+        lambda: fake_upstream.requests[-1]["disconnected"]
+    )
+    [event] = await usage_events()
+    assert event.status == "stopped"
+    assert event.estimated is True  # the provider never got to report usage
+    assert 5 <= event.output_tokens < 100
+
+
+async def test_a_cancelled_caller_is_recorded_as_client_gone(caller, credential, fake_upstream):
+    async def consume():
+        async for _event in ask(caller, credential, "@tokens=500 @delay=0.02"):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [event] = await usage_events()
+    assert event.status == "client_gone"
+    assert await sync_to_async(fake_upstream.wait_for)(
+        lambda: fake_upstream.requests[-1]["disconnected"]
+    )
+
+
+async def test_a_caller_closing_early_is_recorded_as_client_gone(caller, credential):
+    s = ask(caller, credential, "@tokens=50 @delay=0.01")
+    async for event in s:
+        if isinstance(event, TextDelta):
+            break
+    await s.aclose()
+    await s.aclose()  # idempotent
+    [event] = await usage_events()
+    assert event.status == "client_gone"
+
+
+async def test_an_upstream_error_is_raised_typed_and_recorded_once(caller, credential):
+    s = ask(caller, credential, "@error=context")
+    with pytest.raises(GatewayError) as raised:
+        [e async for e in s]
+    assert raised.value.code == "context_too_long"
+    [event] = await usage_events()
+    assert event.status == "error" and event.error_code == "context_too_long"
+    assert event.output_tokens == 0
+
+
+async def test_an_error_mid_stream_keeps_the_tokens_already_streamed(caller, credential):
+    s = ask(caller, credential, "@tokens=20 @stream_error=server @error_after=5")
+    received = []
+    with pytest.raises(GatewayError):
+        async for event in s:
+            if isinstance(event, TextDelta):
+                received.append(event.text)
+    assert len(received) == 5
+    [event] = await usage_events()
+    assert event.status == "error" and event.output_tokens >= 5
+
+
+async def test_an_unknown_model_fails_fast_without_a_usage_event(caller, credential):
+    s = pipeline.stream(
+        **caller, model="no-such-model", messages=[Message("user", "hi")], source="chat"
+    )
+    with pytest.raises(GatewayError) as raised:
+        [e async for e in s]
+    assert raised.value.code == "model_unavailable"
+    assert await usage_events() == []
+
+
+async def test_complete_returns_the_whole_answer(caller, credential):
+    completion = await pipeline.complete(
+        **caller,
+        model=model_for(credential),
+        messages=[Message("user", '@reply="Short title"')],
+        source="chat",
+    )
+    assert completion.text.strip() == "Short title"
+    assert len(await usage_events()) == 1
