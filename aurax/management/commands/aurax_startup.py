@@ -1,10 +1,12 @@
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-# Run in order at every start, after migrations: each app's start-up command, when present.
+# Run in order at every start, after migrations and before any server process starts:
+# provider credentials from the environment, then answers left "streaming" by a dead process
+# are marked interrupted with the text saved so far.
 STARTUP_COMMANDS = [
     ("providers", ["sync-env"]),
-    ("chat_recover", []),
+    ("chat_mark_interrupted", ["--all"]),
 ]
 
 
@@ -12,7 +14,5 @@ class Command(BaseCommand):
     help = "Start-up work after migrations: sync provider credentials from the environment, recover interrupted chats."
 
     def handle(self, *args, **options):
-        available = get_commands()
         for name, arguments in STARTUP_COMMANDS:
-            if name in available:
-                call_command(name, *arguments, stdout=self.stdout, stderr=self.stderr)
+            call_command(name, *arguments, stdout=self.stdout, stderr=self.stderr)
