@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from gateway import pipeline
+from gateway.embeddings import embed as embeddings_embed
 from gateway.errors import GatewayError
 from providers.types import Finish, TextDelta
 
@@ -205,7 +206,7 @@ async def models(request: ApiRequest) -> ApiResponse:
 
 async def embeddings(request: ApiRequest) -> ApiResponse:
     key, body = await _admit(request, schemas.EmbeddingsRequest)
-    result = await pipeline.embed(
+    result = await embeddings_embed(
         user=key.user, workspace=key.workspace, model=body.model, inputs=body.inputs,
         api_key_id=key.pk, source="api", request_id=request.request_id,
     )

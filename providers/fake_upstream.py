@@ -101,6 +101,10 @@ def _last_user_text(body: dict) -> str:
                     return content
                 if isinstance(content, list):
                     return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    # Embeddings: directives may stand in the input texts too.
+    inputs = body.get("input")
+    if isinstance(inputs, str | list):
+        return " ".join(inputs) if isinstance(inputs, list) else inputs
     contents = body.get("contents")
     if isinstance(contents, list):
         for content in reversed(contents):

@@ -190,3 +190,33 @@ async def test_the_openapi_description_is_served(credential):
     assert response.status_code == 200
     spec = response.json()
     assert "/chat/completions" in spec["paths"] and "ChatCompletionRequest" in spec["components"]["schemas"]
+
+
+async def test_embeddings_return_openais_shape_and_record_usage(auth, fake_upstream):
+    response = await post("/v1/embeddings", {"model": "fake-small", "input": ["hello world", "second"]}, auth)
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert [d["index"] for d in data["data"]] == [0, 1]
+    assert all(isinstance(d["embedding"], list) and d["embedding"] for d in data["data"])
+    [row] = await usage_rows()
+    assert row.source == "api" and row.status == "ok" and row.output_tokens == 0
+    assert data["usage"]["prompt_tokens"] == row.input_tokens > 0
+    assert [r for r in fake_upstream.requests if r["path"].endswith("/embeddings")]
+
+
+async def test_embeddings_as_base64_decode_to_the_same_floats(auth):
+    import base64
+    import struct
+
+    floats = (await post("/v1/embeddings", {"model": "fake-small", "input": "x"}, auth)).json()["data"][0]["embedding"]
+    encoded = (await post("/v1/embeddings", {"model": "fake-small", "input": "x", "encoding_format": "base64"}, auth)).json()
+    raw = base64.b64decode(encoded["data"][0]["embedding"])
+    decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
+    assert [round(v, 5) for v in decoded] == [round(v, 5) for v in floats]
+
+
+async def test_an_embeddings_upstream_failure_is_recorded_and_mapped(auth):
+    response = await post("/v1/embeddings", {"model": "fake-small", "input": "x @status=503"}, auth)
+    assert response.status_code in (502, 503)
+    [row] = await usage_rows()
+    assert row.status == "error"

@@ -1,0 +1,94 @@
+"""Embeddings through the same gate as completions: resolve the model to the candidates the
+caller may use, check rate limits, reserve budget, call the adapter (falling back to the next
+candidate on a retryable failure), and record exactly one usage event however it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+
+from billing import services as billing_services
+from billing.quotas import quota_reserve
+from billing.ratelimits import ratelimit_check_for
+from billing.tokens import tokens_estimate
+from providers import routing
+from providers.adapters import adapter_for
+from providers.circuit import circuit_failure_async, circuit_success_async
+from providers.types import ProviderAuthenticationError, ProviderError
+
+from .errors import GatewayError, model_unavailable
+
+
+@dataclass
+class EmbeddingResult:
+    vectors: list[list[float]]
+    input_tokens: int
+    estimated: bool
+    provider_kind: str
+    model: str
+
+
+def _admit(*, user, workspace, api_key_id, candidate, tokens):
+    ratelimit_check_for(workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id, tokens=tokens)
+    return quota_reserve(
+        workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id,
+        provider_kind=candidate.kind, model=candidate.model_id, input_tokens=tokens, max_output_tokens=0,
+    )
+
+
+async def embed(
+    *, user, workspace, model: str, inputs: list[str], api_key_id: int | None = None,
+    source: str, request_id: str = "",
+) -> EmbeddingResult:
+    candidates = await routing.candidates_resolve(user=user, workspace=workspace, model=model)
+    if not candidates:
+        raise model_unavailable(model)
+    estimate = sum(tokens_estimate(text=text) for text in inputs)
+    try:
+        reservation = await database_sync_to_async(_admit)(
+            user=user, workspace=workspace, api_key_id=api_key_id, candidate=candidates[0], tokens=estimate
+        )
+    except Exception as exc:
+        raise GatewayError.from_exception(exc) from exc
+
+    started = time.monotonic()
+    served, status, error_code = candidates[0], "error", ""
+    vectors: list[list[float]] = []
+    tokens = 0
+    last_error: ProviderError | None = None
+    try:
+        for candidate in candidates:
+            served = candidate
+            try:
+                vectors, tokens = await adapter_for(candidate.kind).embed(candidate.target, candidate.model_id, inputs)
+            except ProviderError as exc:
+                last_error = exc
+                if exc.retryable:
+                    await circuit_failure_async(candidate.credential_id)
+                if not (exc.retryable or isinstance(exc, ProviderAuthenticationError)):
+                    break
+                continue
+            await circuit_success_async(candidate.credential_id)
+            status = "ok"
+            break
+        if status != "ok":
+            error_code = last_error.code if last_error else "upstream_error"
+            raise GatewayError.from_exception(last_error or ProviderError())
+    except asyncio.CancelledError:
+        status = "client_gone"
+        raise
+    finally:
+        record = asyncio.ensure_future(database_sync_to_async(billing_services.usage_record)(
+            workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id,
+            credential_id=served.credential_id, provider_kind=served.kind, model=served.model_id,
+            input_tokens=tokens or estimate, output_tokens=0, estimated=not tokens,
+            status=status, error_code=error_code, ttft_ms=None,
+            duration_ms=round((time.monotonic() - started) * 1000), request_id=request_id,
+            source=source, reservation=reservation,
+        ))
+        # Shielded: a caller going away must not lose the ledger row.
+        await asyncio.shield(record)
+    return EmbeddingResult(vectors, tokens or estimate, not tokens, served.kind, served.model_id)
