@@ -7,6 +7,10 @@ from workspaces.services import audit_record
 from .models import PromptTemplate
 
 
+def prompt_template_may_edit(*, membership: Membership, template: PromptTemplate) -> bool:
+    return _may_edit(membership, template, template.is_personal)
+
+
 def _may_edit(membership: Membership, template: PromptTemplate | None, personal: bool) -> bool:
     if personal or (template is not None and template.is_personal):
         owner_ok = template is None or template.owner_id == membership.user_id

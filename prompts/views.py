@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -10,7 +11,7 @@ from workspaces.selectors import current_membership_get
 
 from .forms import PromptTemplateForm
 from .selectors import prompt_template_get, prompt_template_list
-from .services import prompt_template_delete, prompt_template_save
+from .services import prompt_template_delete, prompt_template_may_edit, prompt_template_save
 
 
 @login_required
@@ -34,6 +35,8 @@ def template_list(request):
 def template_edit(request, template_id: int):
     membership = current_membership_get(request)
     template = prompt_template_get(membership=membership, template_id=template_id)
+    if not prompt_template_may_edit(membership=membership, template=template):
+        raise PermissionDenied
     form = PromptTemplateForm(request.POST or None, instance=template, initial={"personal": template.is_personal})
     if request.method == "POST" and form.is_valid():
         prompt_template_save(
