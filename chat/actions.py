@@ -3,13 +3,21 @@ call one service, answer with ids. The consumer runs them through database_sync_
 
 from __future__ import annotations
 
+from importlib import import_module
+from types import SimpleNamespace
+
+from django.conf import settings as django_settings
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from workspaces.selectors import personal_workspace_get
+from workspaces.models import Role
+from workspaces.selectors import current_membership_get, membership_get
 
 from . import services
 from .models import Message
 from .selectors import (
+    READ,
+    WRITE,
     conversation_get_for_user,
     message_get_for_user,
     message_streaming_for_conversation,
@@ -49,25 +57,52 @@ def _busy() -> ActionRefused:
     return ActionRefused("busy", "An answer is still being generated in this conversation.")
 
 
-def conversation_access(*, user, conversation_id) -> int:
-    return conversation_get_for_user(user=user, conversation_id=conversation_id).pk
+def conversation_access(*, user, conversation_id, access: str = READ) -> int:
+    return conversation_get_for_user(user=user, conversation_id=conversation_id, access=access).pk
 
 
-def send(*, user, frame: dict) -> tuple[int, int, bool]:
+def conversations_still_readable(*, user, conversation_ids) -> set[int]:
+    readable = set()
+    for conversation_id in conversation_ids:
+        try:
+            readable.add(conversation_access(user=user, conversation_id=conversation_id))
+        except (Http404, PermissionDenied):
+            pass
+    return readable
+
+
+def _workspace_for_new_conversation(*, user, frame: dict, session):
+    """The workspace the page showed (its slug comes with the frame), else the one currently
+    chosen in the switcher, read fresh from the session: the socket's copy is as old as the
+    socket. Viewers cannot start conversations."""
+    if isinstance(frame.get("workspace"), str) and frame["workspace"]:
+        membership = membership_get(user=user, workspace_slug=frame["workspace"])
+    else:
+        key = getattr(session, "session_key", None)
+        store = import_module(django_settings.SESSION_ENGINE).SessionStore(key)
+        membership = current_membership_get(SimpleNamespace(user=user, session=store))
+    if not membership.has_role(Role.MEMBER):
+        raise PermissionDenied
+    return membership.workspace
+
+
+def send(*, user, frame: dict, session=None) -> tuple[int, int, bool]:
     """(conversation id, answer id, whether the conversation is new)."""
     content = _content_clean(frame.get("content"))
     settings = _settings_from(frame)
     try:
         if frame.get("conversation_id"):
             conversation = conversation_get_for_user(
-                user=user, conversation_id=frame["conversation_id"]
+                user=user, conversation_id=frame["conversation_id"], access=WRITE
             )
             created = False
             if settings:
                 services.conversation_settings_update(conversation=conversation, **settings)
         else:
             conversation = services.conversation_create(
-                user=user, workspace=personal_workspace_get(user=user), **settings
+                user=user,
+                workspace=_workspace_for_new_conversation(user=user, frame=frame, session=session),
+                **settings,
             )
             created = True
         _question, answer = services.message_send(conversation=conversation, content=content)
@@ -79,7 +114,7 @@ def send(*, user, frame: dict) -> tuple[int, int, bool]:
 
 
 def regenerate(*, user, frame: dict) -> tuple[int, int]:
-    message = message_get_for_user(user=user, message_id=frame.get("message_id"))
+    message = message_get_for_user(user=user, message_id=frame.get("message_id"), access=WRITE)
     try:
         answer = services.message_regenerate(message=message)
     except services.ConversationBusy:
@@ -90,7 +125,7 @@ def regenerate(*, user, frame: dict) -> tuple[int, int]:
 
 
 def edit(*, user, frame: dict) -> tuple[int, int]:
-    message = message_get_for_user(user=user, message_id=frame.get("message_id"))
+    message = message_get_for_user(user=user, message_id=frame.get("message_id"), access=WRITE)
     content = _content_clean(frame.get("content"))
     try:
         _question, answer = services.message_edit(message=message, content=content)
@@ -102,7 +137,9 @@ def edit(*, user, frame: dict) -> tuple[int, int]:
 
 
 def streaming_answer(*, user, conversation_id) -> int | None:
-    conversation = conversation_get_for_user(user=user, conversation_id=conversation_id)
+    conversation = conversation_get_for_user(
+        user=user, conversation_id=conversation_id, access=READ
+    )
     answer = message_streaming_for_conversation(conversation_id=conversation.pk)
     return answer.pk if answer else None
 

@@ -8,6 +8,7 @@ import logging
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from . import actions, events, generation
@@ -51,6 +52,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await handler(content)
         except Http404:
             await self._refuse(content, "not_found", "Not found.")
+        except PermissionDenied:
+            await self._refuse(
+                content, "forbidden", "You may read this conversation, not change it."
+            )
         except actions.ActionRefused as refused:
             await self._refuse(content, refused.code, refused.message)
 
@@ -116,7 +121,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def frame_send(self, frame):
         conversation_id, answer_id, created = await database_sync_to_async(actions.send)(
-            user=self.user, frame=frame
+            user=self.user, frame=frame, session=self.scope.get("session")
         )
         await self._subscribe(conversation_id)
         if created:
@@ -145,7 +150,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def frame_stop(self, frame):
         conversation_id = await database_sync_to_async(actions.conversation_access)(
-            user=self.user, conversation_id=frame.get("conversation_id")
+            user=self.user, conversation_id=frame.get("conversation_id"), access=actions.WRITE
         )
         await self.channel_layer.group_send(
             events.control_group(conversation_id),
@@ -157,8 +162,32 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def _relay(self, event):
         await self.send_json({**event, "type": event["type"].removeprefix("chat.")})
 
-    chat_generation_started = _relay
-    chat_delta = _relay
-    chat_snapshot = _relay
-    chat_generation_finished = _relay
+    async def _relay_subscribed(self, event):
+        # Frames already queued when this socket left the group (it lost access) stop here.
+        if event.get("conversation_id") in self.conversations:
+            await self._relay(event)
+
+    chat_generation_started = _relay_subscribed
+    chat_delta = _relay_subscribed
+    chat_snapshot = _relay_subscribed
+    chat_generation_finished = _relay_subscribed
     chat_conversation_changed = _relay
+
+    async def chat_access_changed(self, event):
+        """Leave every subscribed conversation this user may no longer read."""
+        candidates = (
+            {event["conversation_id"]} & self.conversations
+            if event.get("conversation_id") is not None
+            else set(self.conversations)
+        )
+        if not candidates:
+            return
+        readable = await database_sync_to_async(actions.conversations_still_readable)(
+            user=self.user, conversation_ids=candidates
+        )
+        for conversation_id in candidates - readable:
+            self.conversations.discard(conversation_id)
+            await self.channel_layer.group_discard(
+                events.conversation_group(conversation_id), self.channel_name
+            )
+            await self.send_json(events.access_lost(conversation_id=conversation_id))

@@ -79,6 +79,17 @@ def conversation_changed(*, conversation_id: int, title: str) -> dict:
     return {"type": "chat.conversation_changed", "conversation_id": conversation_id, "title": title}
 
 
+def access_changed(*, conversation_id: int | None) -> dict:
+    """Who may see a conversation changed (unshared; a member removed): every socket re-checks
+    its subscriptions (this one, or all of them when None) and leaves what it lost."""
+    return {"type": "chat.access_changed", "conversation_id": conversation_id}
+
+
+def access_lost(*, conversation_id: int) -> dict:
+    """Sent to one socket that was subscribed to a conversation it may no longer read."""
+    return {"type": "access_lost", "conversation_id": conversation_id}
+
+
 def error(*, code: str, message: str, conversation_id: int | None = None, **extra) -> dict:
     """Only ever sent to the one socket whose request failed, never to a group."""
     return {

@@ -18,6 +18,8 @@ class Conversation(models.Model):
     temperature = models.FloatField(null=True, blank=True)
     max_tokens = models.PositiveIntegerField(null=True, blank=True)
     pinned = models.BooleanField(default=False)
+    # Set while the author shares the conversation with its workspace: every member may read it.
+    shared_at = models.DateTimeField(null=True, blank=True)
     # The last message of the branch on screen; the active path runs from it up to the root.
     current_leaf = models.ForeignKey(
         "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -29,7 +31,8 @@ class Conversation(models.Model):
         indexes = [
             models.Index(
                 fields=["user", "workspace", "-pinned", "-updated_at"], name="chat_conv_sidebar"
-            )
+            ),
+            models.Index(fields=["workspace", "-shared_at"], name="chat_conv_shared"),
         ]
 
     def __str__(self) -> str:
@@ -83,3 +86,22 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
+
+
+class PublicLink(models.Model):
+    """A read-only link to a conversation for people without an account. It works only while
+    the workspace allows public links and until it is revoked; a revoked link stays as a record
+    and a new one gets a new token."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="public_links"
+    )
+    token = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Public link to {self.conversation}"

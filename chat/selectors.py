@@ -3,67 +3,148 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.http import Http404
 from django.utils import timezone
 
-from workspaces.models import Membership
+from workspaces.models import ROLE_RANK, Membership, Role
 
-from .models import Conversation, Message
+from .models import Conversation, Message, PublicLink
 
 SIDEBAR_PAGE_SIZE = 50
 
 
-def _visible_conversations(*, user):
-    """Conversations a user may open: their own, in a workspace they still belong to."""
-    if not user.is_authenticated:
-        return Conversation.objects.none()
-    return Conversation.objects.filter(
-        user=user,
-        workspace__in=Membership.objects.filter(user=user).values("workspace"),
+# What the caller is about to do with the object it asks for.
+READ = "read"  # see it: page, thread, export, live stream
+WRITE = "write"  # change it: send, stop, regenerate, edit, rename, pin, delete, settings, share
+COPY = "copy"  # continue a shared conversation as one's own copy
+
+
+def _access_check(*, conversation: Conversation, user, role: str | None, access: str) -> None:
+    """404 when the user may not even see the conversation (a foreign one looks missing), 403
+    when they may see it but not do `access` to it."""
+    if role is None:
+        raise Http404
+    is_author = conversation.user_id == user.pk
+    if not is_author and conversation.shared_at is None:
+        raise Http404
+    can_chat = ROLE_RANK[Role(role)] >= ROLE_RANK[Role.MEMBER]
+    conversation.viewer_role = role
+    conversation.is_author = is_author
+    conversation.can_write = is_author and can_chat
+    conversation.can_copy = can_chat and not is_author
+    if access == WRITE and not conversation.can_write:
+        raise PermissionDenied
+    if access == COPY and not conversation.can_copy:
+        raise PermissionDenied
+
+
+def _with_viewer_role(qs, *, user, prefix: str = ""):
+    return qs.annotate(
+        viewer_role_of=Subquery(
+            Membership.objects.filter(workspace=OuterRef(f"{prefix}workspace"), user=user).values(
+                "role"
+            )[:1]
+        )
     )
 
 
-def conversation_get_for_user(*, user, conversation_id) -> Conversation:
-    """The access helper for conversations: 404 for a missing or foreign one alike."""
+def _id(value) -> int:
     try:
-        conversation_id = int(conversation_id)
+        return int(value)
     except (TypeError, ValueError):
         raise Http404 from None
+
+
+def conversation_get_for_user(*, user, conversation_id, access: str = WRITE) -> Conversation:
+    """The access helper for conversations. The author may do anything (while their role allows
+    chatting); a member of the workspace may read a shared one, and copy it unless a viewer;
+    everyone else gets 404, as for a missing conversation. Defaults to the strictest access."""
+    conversation_id = _id(conversation_id)
+    if not user.is_authenticated:
+        raise Http404
     conversation = (
-        _visible_conversations(user=user).select_related("workspace").filter(pk=conversation_id)
-    ).first()
+        _with_viewer_role(Conversation.objects.select_related("workspace"), user=user)
+        .filter(pk=conversation_id)
+        .first()
+    )
     if conversation is None:
         raise Http404
+    _access_check(
+        conversation=conversation, user=user, role=conversation.viewer_role_of, access=access
+    )
     return conversation
 
 
-def message_get_for_user(*, user, message_id) -> Message:
-    try:
-        message_id = int(message_id)
-    except (TypeError, ValueError):
-        raise Http404 from None
+def message_get_for_user(*, user, message_id, access: str = WRITE) -> Message:
+    message_id = _id(message_id)
+    if not user.is_authenticated:
+        raise Http404
     message = (
         Message.objects.select_related("conversation", "conversation__workspace")
-        .filter(pk=message_id, conversation__in=_visible_conversations(user=user))
+        .annotate(
+            viewer_role_of=Subquery(
+                Membership.objects.filter(
+                    workspace=OuterRef("conversation__workspace"), user=user
+                ).values("role")[:1]
+            )
+        )
+        .filter(pk=message_id)
         .first()
     )
     if message is None:
         raise Http404
+    _access_check(
+        conversation=message.conversation, user=user, role=message.viewer_role_of, access=access
+    )
     return message
 
 
-def conversation_list_for_user(*, user, workspace, query: str = "", before=None):
-    """One page of the sidebar, pinned first then newest first. `before` is the cursor
-    `(pinned, updated_at, id)` of the last row already shown (keyset pagination: every page
-    costs the same with thousands of conversations)."""
-    qs = _visible_conversations(user=user).filter(workspace=workspace)
-    query = query.strip()
-    if query:
-        matching_messages = Message.objects.filter(
-            conversation=OuterRef("pk"), content__icontains=query
+def public_link_get_by_token(*, token: str) -> PublicLink:
+    """A working public link: not revoked, in a workspace that (still) allows public links."""
+    link = (
+        PublicLink.objects.select_related("conversation", "conversation__workspace")
+        .filter(
+            token=token,
+            revoked_at__isnull=True,
+            conversation__workspace__public_links_enabled=True,
         )
-        qs = qs.filter(Q(title__icontains=query) | Exists(matching_messages))
+        .first()
+    )
+    if link is None or not token:
+        raise Http404
+    return link
+
+
+def public_link_active_for(*, conversation: Conversation) -> PublicLink | None:
+    return conversation.public_links.filter(revoked_at__isnull=True).order_by("-pk").first()
+
+
+def _matching(qs, query: str):
+    query = query.strip()
+    if not query:
+        return qs
+    matching_messages = Message.objects.filter(
+        conversation=OuterRef("pk"), content__icontains=query
+    )
+    return qs.filter(Q(title__icontains=query) | Exists(matching_messages))
+
+
+def conversation_list_for_user(*, user, workspace, query: str = "", before=None):
+    """One page of the user's own conversations in a workspace, pinned first then newest first.
+    `before` is the cursor `(pinned, updated_at, id)` of the last row already shown (keyset
+    pagination: every page costs the same with thousands of conversations)."""
+    if not user.is_authenticated:
+        return [], False
+    qs = _matching(
+        Conversation.objects.filter(
+            user=user,
+            workspace=workspace,
+            workspace__in=Membership.objects.filter(user=user).values("workspace"),
+        ),
+        query,
+    )
     if before is not None:
         pinned, updated_at, pk = before
         qs = qs.filter(
@@ -72,12 +153,32 @@ def conversation_list_for_user(*, user, workspace, query: str = "", before=None)
             | Q(pinned=pinned, updated_at=updated_at, pk__lt=pk)
         )
     rows = list(
-        qs.order_by("-pinned", "-updated_at", "-pk").only("id", "title", "pinned", "updated_at")[
-            : SIDEBAR_PAGE_SIZE + 1
-        ]
+        qs.order_by("-pinned", "-updated_at", "-pk").only(
+            "id", "title", "pinned", "updated_at", "shared_at"
+        )[: SIDEBAR_PAGE_SIZE + 1]
     )
     has_more = len(rows) > SIDEBAR_PAGE_SIZE
     return rows[:SIDEBAR_PAGE_SIZE], has_more
+
+
+def conversation_list_shared(*, user, workspace, query: str = "", limit: int = SIDEBAR_PAGE_SIZE):
+    """What teammates shared with the workspace (the user's own shared ones are among theirs),
+    most recently shared first."""
+    if not user.is_authenticated:
+        return []
+    qs = _matching(
+        Conversation.objects.filter(
+            workspace=workspace,
+            shared_at__isnull=False,
+            workspace__in=Membership.objects.filter(user=user).values("workspace"),
+        ).exclude(user=user),
+        query,
+    )
+    return list(
+        qs.select_related("user")
+        .order_by("-shared_at", "-pk")
+        .only("id", "title", "shared_at", "user__email")[:limit]
+    )
 
 
 def conversation_day_label(*, conversation, today: dt.date | None = None) -> str:

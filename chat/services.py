@@ -4,6 +4,7 @@ are sent only after commit."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -11,9 +12,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from workspaces.models import Membership, Role
+from workspaces.services import audit_record
+
 from . import events
-from .models import Conversation, Message
-from .selectors import message_latest_leaf
+from .models import Conversation, Message, PublicLink
+from .selectors import message_latest_leaf, message_path
 
 TITLE_MAX = 200
 
@@ -24,6 +28,10 @@ class ConversationBusy(Exception):
 
 class MessageNotEditable(Exception):
     pass
+
+
+class SharingRefused(Exception):
+    """A sharing change the workspace does not allow; the message is for the user."""
 
 
 def _send_on_commit(group: str, event: dict) -> None:
@@ -298,3 +306,159 @@ def messages_interrupted_mark(*, all_streaming: bool = False) -> int:
         else _stale_streaming()
     )
     return _mark_interrupted(qs)
+
+
+# --- sharing ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def conversation_share(*, conversation: Conversation, actor, ip: str | None = None) -> Conversation:
+    """Every member of the workspace may now read it (and members continue it as a copy)."""
+    if conversation.workspace.is_personal:
+        raise SharingRefused("A personal workspace has nobody to share with.")
+    if conversation.shared_at is None:
+        conversation.shared_at = timezone.now()
+        conversation.save(update_fields=["shared_at"])
+        audit_record(
+            workspace=conversation.workspace,
+            actor=actor,
+            action="conversation.share",
+            target=conversation,
+            ip=ip,
+        )
+    return conversation
+
+
+@transaction.atomic
+def conversation_unshare(
+    *, conversation: Conversation, actor, ip: str | None = None
+) -> Conversation:
+    if conversation.shared_at is not None:
+        conversation.shared_at = None
+        conversation.save(update_fields=["shared_at"])
+        audit_record(
+            workspace=conversation.workspace,
+            actor=actor,
+            action="conversation.unshare",
+            target=conversation,
+            ip=ip,
+        )
+        # Teammates watching it lose the live stream too, not only the page.
+        _send_on_commit(
+            events.conversation_group(conversation.pk),
+            events.access_changed(conversation_id=conversation.pk),
+        )
+    return conversation
+
+
+@transaction.atomic
+def public_link_create(*, conversation: Conversation, actor, ip: str | None = None) -> PublicLink:
+    """The conversation's working public link; a new one (new token) if none is active."""
+    if not conversation.workspace.public_links_enabled:
+        raise SharingRefused("Public links are turned off in this workspace.")
+    link = conversation.public_links.filter(revoked_at__isnull=True).first()
+    if link is None:
+        link = PublicLink.objects.create(
+            conversation=conversation, token=secrets.token_urlsafe(32), created_by=actor
+        )
+        audit_record(
+            workspace=conversation.workspace,
+            actor=actor,
+            action="conversation.public_link_create",
+            target=conversation,
+            data={"link_id": link.pk},
+            ip=ip,
+        )
+    return link
+
+
+@transaction.atomic
+def public_link_revoke(*, conversation: Conversation, actor, ip: str | None = None) -> int:
+    revoked = conversation.public_links.filter(revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if revoked:
+        audit_record(
+            workspace=conversation.workspace,
+            actor=actor,
+            action="conversation.public_link_revoke",
+            target=conversation,
+            ip=ip,
+        )
+    return revoked
+
+
+@transaction.atomic
+def conversation_copy(*, conversation: Conversation, user) -> Conversation:
+    """The branch on screen of a (shared) conversation, as a new private conversation of `user`
+    in the same workspace, ready to be continued. An answer still streaming is left out."""
+    copy = Conversation.objects.create(
+        user=user,
+        workspace=conversation.workspace,
+        title=conversation.title,
+        title_final=bool(conversation.title),
+        model=conversation.model,
+        system_prompt=conversation.system_prompt,
+        temperature=conversation.temperature,
+        max_tokens=conversation.max_tokens,
+    )
+    parent = None
+    copied = (
+        "role",
+        "content",
+        "status",
+        "model",
+        "served_model",
+        "provider_kind",
+        "error_code",
+        "error_message",
+        "retry_after",
+        "input_tokens",
+        "output_tokens",
+        "tokens_estimated",
+        "cost",
+        "ttft_ms",
+        "duration_ms",
+    )
+    for message in message_path(conversation=conversation):
+        if message.status == Message.Status.STREAMING:
+            break
+        parent = Message.objects.create(
+            conversation=copy, parent=parent, **{name: getattr(message, name) for name in copied}
+        )
+    copy.current_leaf = parent
+    copy.save(update_fields=["current_leaf"])
+    _send_on_commit(
+        events.user_group(user.pk),
+        events.conversation_changed(conversation_id=copy.pk, title=copy.title),
+    )
+    return copy
+
+
+@transaction.atomic
+def conversations_member_removed(*, workspace, user) -> None:
+    """A member leaves or is removed: their private conversations in the workspace are deleted,
+    the ones they shared stay readable there and pass to the workspace owner (who can then
+    unshare or delete them); their public links are revoked. docs/permissions.md."""
+    mine = Conversation.objects.filter(workspace=workspace, user=user)
+    for conversation_id in mine.filter(shared_at__isnull=True).values_list("pk", flat=True):
+        _send_on_commit(
+            events.control_group(conversation_id),
+            events.stop_request(conversation_id=conversation_id),
+        )
+    mine.filter(shared_at__isnull=True).delete()
+    owner = (
+        Membership.objects.filter(workspace=workspace, role=Role.OWNER)
+        .exclude(user=user)
+        .values_list("user_id", flat=True)
+        .first()
+    )
+    shared = list(mine.filter(shared_at__isnull=False).values_list("pk", flat=True))
+    if shared:
+        PublicLink.objects.filter(conversation_id__in=shared, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        if owner is not None:
+            Conversation.objects.filter(pk__in=shared).update(user_id=owner)
+    # Their open tabs stop receiving what they may no longer see.
+    _send_on_commit(events.user_group(user.pk), events.access_changed(conversation_id=None))

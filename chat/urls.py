@@ -12,5 +12,19 @@ urlpatterns = [
     path("c/<int:conversation_id>/settings/", views.conversation_settings, name="chat_settings"),
     path("c/<int:conversation_id>/branch/", views.branch_select, name="chat_branch"),
     path("c/<int:conversation_id>/export.<str:fmt>", views.conversation_export, name="chat_export"),
+    path("c/<int:conversation_id>/share/", views.conversation_share, name="chat_share"),
+    path("c/<int:conversation_id>/unshare/", views.conversation_unshare, name="chat_unshare"),
+    path(
+        "c/<int:conversation_id>/public-link/",
+        views.public_link_create,
+        name="chat_public_link_create",
+    ),
+    path(
+        "c/<int:conversation_id>/public-link/revoke/",
+        views.public_link_revoke,
+        name="chat_public_link_revoke",
+    ),
+    path("c/<int:conversation_id>/copy/", views.conversation_copy, name="chat_copy"),
+    path("p/<str:token>/", views.public_conversation, name="chat_public"),
     path("chat/sidebar/", views.sidebar, name="chat_sidebar"),
 ]

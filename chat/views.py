@@ -2,26 +2,39 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from providers.selectors import model_choices_for
-from workspaces.selectors import personal_workspace_get
+from workspaces.models import Role
+from workspaces.selectors import CURRENT_WORKSPACE_SESSION_KEY, current_membership_get
 
 from . import exports, services
 from .forms import BranchSelectForm, ConversationRenameForm, ConversationSettingsForm
 from .selectors import (
+    COPY,
+    READ,
+    WRITE,
     conversation_day_label,
     conversation_get_for_user,
     conversation_list_for_user,
+    conversation_list_shared,
     conversation_usage_total,
     message_get_for_user,
     message_path,
+    public_link_active_for,
+    public_link_get_by_token,
 )
+
+
+def _ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
 
 
 def _cursor_parse(value: str):
@@ -50,6 +63,10 @@ def _sidebar_context(request, *, workspace, active_id=None):
         groups[-1][1].append(conversation)
     return {
         "groups": groups,
+        # Teammates' shared conversations head the first page only.
+        "shared": []
+        if before is not None
+        else conversation_list_shared(user=request.user, workspace=workspace, query=query),
         "query": query,
         "next_cursor": _cursor_of(rows[-1]) if has_more and rows else "",
         "continuing": before is not None,
@@ -66,10 +83,16 @@ def _model_choices(request, workspace, selected: str):
     return choices
 
 
-def _thread_context(conversation):
+def _thread_context(conversation, *, public: bool = False):
     path = message_path(conversation=conversation)
+    can_write = not public and getattr(conversation, "can_write", False)
     return {
+        "public_link": public_link_active_for(conversation=conversation) if can_write else None,
         "conversation": conversation,
+        # What the controls on screen may offer; the access helpers enforce it either way.
+        "can_write": can_write,
+        "can_copy": not public and getattr(conversation, "can_copy", False),
+        "public": public,
         "path": path,
         "streaming": any(m.status == "streaming" for m in path),
         "total": conversation_usage_total(conversation=conversation),
@@ -77,10 +100,14 @@ def _thread_context(conversation):
 
 
 def _page(request, conversation=None):
-    workspace = (
-        conversation.workspace if conversation else personal_workspace_get(user=request.user)
-    )
-    initial = {"model": request.user.default_model}
+    membership = current_membership_get(request)
+    if conversation is not None and conversation.workspace_id != membership.workspace_id:
+        # Opening a conversation of another of the user's workspaces switches to it, so the
+        # sidebar and the switcher show where it lives.
+        request.session[CURRENT_WORKSPACE_SESSION_KEY] = conversation.workspace_id
+        membership = current_membership_get(request)
+    workspace = membership.workspace
+    initial = {"model": request.user.default_model or workspace.default_model}
     if conversation is not None:
         initial = {
             "model": conversation.model,
@@ -89,6 +116,10 @@ def _page(request, conversation=None):
             "max_tokens": conversation.max_tokens,
         }
     context = {
+        "workspace": workspace,
+        "membership": membership,
+        "can_chat": membership.has_role(Role.MEMBER)
+        and (conversation is None or conversation.can_write),
         "settings_form": ConversationSettingsForm(initial=initial),
         "model_choices": _model_choices(request, workspace, initial["model"]),
         "selected_model": initial["model"],
@@ -111,21 +142,24 @@ def chat_home(request):
 @require_GET
 def conversation_detail(request, conversation_id: int):
     return _page(
-        request, conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+        request,
+        conversation_get_for_user(user=request.user, conversation_id=conversation_id, access=READ),
     )
 
 
 @login_required
 @require_GET
 def conversation_thread(request, conversation_id: int):
-    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = conversation_get_for_user(
+        user=request.user, conversation_id=conversation_id, access=READ
+    )
     return render(request, "chat/_thread.html", _thread_context(conversation))
 
 
 @login_required
 @require_GET
 def sidebar(request):
-    workspace = personal_workspace_get(user=request.user)
+    workspace = current_membership_get(request).workspace
     active = request.GET.get("active")
     return render(
         request,
@@ -149,7 +183,9 @@ def _back_to(request, conversation):
 @login_required
 @require_POST
 def conversation_rename(request, conversation_id: int):
-    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = conversation_get_for_user(
+        user=request.user, conversation_id=conversation_id, access=WRITE
+    )
     form = ConversationRenameForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest("A title is required.")
@@ -160,7 +196,9 @@ def conversation_rename(request, conversation_id: int):
 @login_required
 @require_POST
 def conversation_pin(request, conversation_id: int):
-    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = conversation_get_for_user(
+        user=request.user, conversation_id=conversation_id, access=WRITE
+    )
     services.conversation_pin(conversation=conversation, pinned=request.POST.get("pinned") == "1")
     return _back_to(request, conversation)
 
@@ -168,7 +206,9 @@ def conversation_pin(request, conversation_id: int):
 @login_required
 @require_POST
 def conversation_delete(request, conversation_id: int):
-    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = conversation_get_for_user(
+        user=request.user, conversation_id=conversation_id, access=WRITE
+    )
     services.conversation_delete(conversation=conversation)
     if request.htmx:
         response = HttpResponse(status=204)
@@ -180,7 +220,9 @@ def conversation_delete(request, conversation_id: int):
 @login_required
 @require_POST
 def conversation_settings(request, conversation_id: int):
-    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = conversation_get_for_user(
+        user=request.user, conversation_id=conversation_id, access=WRITE
+    )
     form = ConversationSettingsForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_text())
@@ -191,13 +233,20 @@ def conversation_settings(request, conversation_id: int):
 @login_required
 @require_POST
 def branch_select(request, conversation_id: int):
-    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = conversation_get_for_user(
+        user=request.user, conversation_id=conversation_id, access=WRITE
+    )
     form = BranchSelectForm(request.POST)
     if not form.is_valid():
         return HttpResponseBadRequest("message_id is required.")
-    message = message_get_for_user(user=request.user, message_id=form.cleaned_data["message_id"])
+    message = message_get_for_user(
+        user=request.user, message_id=form.cleaned_data["message_id"], access=WRITE
+    )
     try:
-        conversation = services.branch_select(conversation=conversation, message=message)
+        # The access-checked instance keeps what the viewer may do; only the leaf moved.
+        conversation.current_leaf_id = services.branch_select(
+            conversation=conversation, message=message
+        ).current_leaf_id
     except (services.MessageNotEditable, services.ConversationBusy):
         return HttpResponse("An answer is still being generated.", status=409)
     return render(request, "chat/_thread.html", _thread_context(conversation))
@@ -206,7 +255,9 @@ def branch_select(request, conversation_id: int):
 @login_required
 @require_GET
 def conversation_export(request, conversation_id: int, fmt: str):
-    conversation = conversation_get_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = conversation_get_for_user(
+        user=request.user, conversation_id=conversation_id, access=READ
+    )
     path = message_path(conversation=conversation)
     name = slugify(conversation.title)[:60] or f"conversation-{conversation.pk}"
     if fmt == "md":
@@ -223,4 +274,72 @@ def conversation_export(request, conversation_id: int, fmt: str):
         raise Http404
     response = HttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = content_disposition_header(True, f"{name}.{fmt}")
+    return response
+
+
+# --- sharing ------------------------------------------------------------------------------
+
+
+def _to_conversation(request, conversation):
+    url = reverse("chat_conversation", kwargs={"conversation_id": conversation.pk})
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+def _sharing_change(request, conversation_id: int, change):
+    conversation = conversation_get_for_user(
+        user=request.user, conversation_id=conversation_id, access=WRITE
+    )
+    try:
+        change(conversation=conversation, actor=request.user, ip=_ip(request))
+    except services.SharingRefused as refused:
+        messages.error(request, str(refused))
+    return _to_conversation(request, conversation)
+
+
+@login_required
+@require_POST
+def conversation_share(request, conversation_id: int):
+    return _sharing_change(request, conversation_id, services.conversation_share)
+
+
+@login_required
+@require_POST
+def conversation_unshare(request, conversation_id: int):
+    return _sharing_change(request, conversation_id, services.conversation_unshare)
+
+
+@login_required
+@require_POST
+def public_link_create(request, conversation_id: int):
+    return _sharing_change(request, conversation_id, services.public_link_create)
+
+
+@login_required
+@require_POST
+def public_link_revoke(request, conversation_id: int):
+    return _sharing_change(request, conversation_id, services.public_link_revoke)
+
+
+@login_required
+@require_POST
+def conversation_copy(request, conversation_id: int):
+    conversation = conversation_get_for_user(
+        user=request.user, conversation_id=conversation_id, access=COPY
+    )
+    copy = services.conversation_copy(conversation=conversation, user=request.user)
+    return _to_conversation(request, copy)
+
+
+@require_GET
+def public_conversation(request, token: str):
+    """Read-only, without login; only the conversation, nothing else of the workspace."""
+    link = public_link_get_by_token(token=token)
+    response = render(request, "chat/public.html", _thread_context(link.conversation, public=True))
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
+    response["Cache-Control"] = "private, no-store"
     return response

@@ -150,11 +150,17 @@ CASES: dict[str, Case] = {
     "chat_settings": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
     "chat_branch": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
     "chat_export": Case(lambda w: {"conversation_id": _conversation(w).pk, "fmt": "json"}, write=False, viewer_may_read=False),
+    "chat_share": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
+    "chat_unshare": Case(lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True),
+    "chat_public_link_create": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
+    "chat_public_link_revoke": Case(lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True),
+    "chat_copy": Case(lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True),
 }
 
 EXEMPT = {
     "invitation_accept": "addressed by a secret token, not a workspace member's id; covered in tests/workspaces/test_invitations.py",
     "billing_checkout": "takes a public plan slug; acts on the current workspace, checked in tests/billing/test_stripe.py",
+    "chat_public": "a public read-only link by design, addressed by a random revocable token; checked in tests/chat/test_sharing.py",
 }
 
 

@@ -226,6 +226,13 @@
       if (!streaming || f.code !== "busy") setStreaming(streaming && f.code === "busy");
       showError(f.message || "Something went wrong.");
     },
+    access_lost: function (f) {
+      if (f.conversation_id !== conversationId) return;
+      live = null;
+      setStreaming(false);
+      sendButton.disabled = true;
+      showError("This conversation is no longer shared with you.");
+    },
     pong: function () {},
   };
 
@@ -246,6 +253,7 @@
     if (!content.trim() || streaming) return;
     const frame = Object.assign({ type: "send", content: content, request_id: ++requestCounter }, settingsValues());
     if (conversationId) frame.conversation_id = conversationId;
+    else frame.workspace = root.dataset.workspace; // a new conversation lives where the page is
     if (send(frame)) {
       input.value = "";
       setStreaming(true);
