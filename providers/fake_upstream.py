@@ -639,6 +639,9 @@ class FakeUpstream:
             await responder.sleep(script.first_delay)
         for index, token in enumerate(script.tokens):
             if index == script.cut_after:
+                # Let what was sent reach the client first: a dropped connection discards
+                # unread bytes, and the tests assert on exactly which tokens arrived.
+                await responder.sleep(0.05)
                 return await responder.cut()
             if index == script.malformed_after:
                 await responder.body(dialect.malformed())
