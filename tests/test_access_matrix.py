@@ -101,7 +101,7 @@ def _invoice(w: World):
 
     if "invoice" not in w.objects:
         fields = {f.name for f in Invoice._meta.get_fields()}
-        today = timezone.now().date().replace(day=1)
+        today = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         data = {"workspace": w.team, "number": "INV-MATRIX-1", "period_start": today, "period_end": today}
         if "workspace_name" in fields:
             data["workspace_name"] = w.team.name
