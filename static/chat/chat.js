@@ -2,6 +2,8 @@
 // streams, server-rendered HTML once it is done. No inline script: the CSP forbids it.
 (function () {
   "use strict";
+  // Translated through Django's JavaScript catalog (loaded by base.html) when present.
+  const gettext = window.gettext || function (text) { return text; };
 
   const root = document.getElementById("chat");
   if (!root) return;
@@ -71,7 +73,7 @@
       socket.send(JSON.stringify(frame));
       return true;
     }
-    showError("The connection is down; try again in a moment.");
+    showError(gettext("The connection is down; try again in a moment."));
     return false;
   }
 
@@ -95,7 +97,7 @@
       const button = document.createElement("button");
       button.type = "button";
       button.className = "copy-code small";
-      button.textContent = "Copy";
+      button.textContent = gettext("Copy");
       pre.appendChild(button);
     });
   }
@@ -224,14 +226,14 @@
     },
     error: function (f) {
       if (!streaming || f.code !== "busy") setStreaming(streaming && f.code === "busy");
-      showError(f.message || "Something went wrong.");
+      showError(f.message || gettext("Something went wrong."));
     },
     access_lost: function (f) {
       if (f.conversation_id !== conversationId) return;
       live = null;
       setStreaming(false);
       sendButton.disabled = true;
-      showError("This conversation is no longer shared with you.");
+      showError(gettext("This conversation is no longer shared with you."));
     },
     pong: function () {},
   };
@@ -296,13 +298,13 @@
     if (target.matches(".copy-code")) {
       const code = target.parentNode.querySelector("code") || target.parentNode;
       navigator.clipboard.writeText(code.textContent).then(function () {
-        target.textContent = "Copied";
-        setTimeout(function () { target.textContent = "Copy"; }, 1500);
+        target.textContent = gettext("Copied");
+        setTimeout(function () { target.textContent = gettext("Copy"); }, 1500);
       });
     } else if (target.matches("[data-copy-message]")) {
       navigator.clipboard.writeText(message.querySelector(".msg-source").content.textContent).then(function () {
-        target.textContent = "Copied";
-        setTimeout(function () { target.textContent = "Copy"; }, 1500);
+        target.textContent = gettext("Copied");
+        setTimeout(function () { target.textContent = gettext("Copy"); }, 1500);
       });
     } else if (target.matches("[data-regenerate]")) {
       if (streaming) return;
@@ -331,7 +333,7 @@
           decorate(thread);
         })
         .catch(function () {
-          showError("Cannot switch versions while an answer is being generated.");
+          showError(gettext("Cannot switch versions while an answer is being generated."));
         });
     }
   });

@@ -2,6 +2,8 @@
 // list of the workspace's templates; picking one asks for its {{variables}} and fills the input.
 (function () {
   "use strict";
+  // Translated through Django's JavaScript catalog (loaded by base.html) when present.
+  const gettext = window.gettext || function (text) { return text; };
   const VARIABLE = /\{\{\s*([A-Za-z_][A-Za-z0-9_ ]{0,40}?)\s*\}\}/g;
 
   function render(body, values) {
@@ -29,7 +31,7 @@
     const submit = document.createElement("button");
     submit.type = "submit";
     submit.className = "primary";
-    submit.textContent = "Insert";
+    submit.textContent = gettext("Insert");
     form.appendChild(submit);
     form.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -73,7 +75,7 @@
       if (!data.templates.length) {
         const empty = document.createElement("li");
         empty.className = "muted";
-        empty.textContent = "No templates";
+        empty.textContent = gettext("No templates");
         list.appendChild(empty);
       }
       textarea.insertAdjacentElement("beforebegin", list);

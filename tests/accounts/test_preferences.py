@@ -52,3 +52,10 @@ def test_preferences_page_saves_theme_and_language(logged_in_client, user):
     assert response.status_code == 302
     user.refresh_from_db()
     assert (user.theme, user.language) == ("light", "es")
+
+
+def test_the_javascript_catalog_translates_script_strings(logged_in_client):
+    logged_in_client.post(reverse("language_set"), {"language": "pt-br", "next": "/"})
+    catalog = logged_in_client.get(reverse("javascript-catalog")).content.decode()
+    assert '"Copy": "Copiar"' in catalog
+    assert reverse("javascript-catalog") in logged_in_client.get("/").content.decode()
