@@ -130,6 +130,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "accounts.context_processors.preferences",
                 "workspaces.context_processors.workspace",
+                "billing.context_processors.budget_banner",
             ],
         },
     }

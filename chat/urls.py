@@ -27,4 +27,5 @@ urlpatterns = [
     path("c/<int:conversation_id>/copy/", views.conversation_copy, name="chat_copy"),
     path("p/<str:token>/", views.public_conversation, name="chat_public"),
     path("chat/sidebar/", views.sidebar, name="chat_sidebar"),
+    path("chat/estimate/", views.input_estimate, name="chat_input_estimate"),
 ]

@@ -343,3 +343,25 @@ def public_conversation(request, token: str):
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+@require_POST
+def input_estimate(request):
+    """JSON for the composer: estimated input tokens and cost of sending what is typed."""
+    from django.http import JsonResponse
+
+    from .estimates import input_cost_estimate
+
+    membership = current_membership_get(request)
+    conversation = None
+    if request.POST.get("conversation_id", "").isdigit():
+        conversation = conversation_get_for_user(
+            user=request.user, conversation_id=int(request.POST["conversation_id"]), access=READ
+        )
+    estimate = input_cost_estimate(
+        user=request.user, workspace=conversation.workspace if conversation else membership.workspace,
+        model=request.POST.get("model", ""), content=request.POST.get("content", "")[:200_000],
+        conversation=conversation,
+    )
+    return JsonResponse(estimate)
