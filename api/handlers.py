@@ -93,11 +93,34 @@ async def _admit(request: ApiRequest, schema, *, method: str = "POST"):
     return key, body
 
 
-def _pipeline_stream(request: ApiRequest, key, body, *, max_tokens, temperature, top_p, stop):
+async def _parse_for_completion(request: ApiRequest, schema):
+    """The parsed body of a completion request. Authentication happens later, on the
+    pipeline's own database hop (see `_principal`); a body that does not parse is reported
+    only to a caller with a valid key, as before."""
+    if request.method != "POST":
+        raise ApiError(405, "method_not_allowed", "Use POST for this endpoint.")
+    try:
+        return schemas.parse(schema, request.body)
+    except ApiError:
+        await _authenticate(request.headers)
+        raise
+
+
+def _principal(request: ApiRequest, body):
+    def authenticate():
+        key = _authenticated(request.headers)
+        if not key.allows_model(body.model):
+            raise ApiError(403, "model_not_allowed", f"This API key may not use the model '{body.model}'.")
+        return key.user, key.workspace, key.pk
+
+    return authenticate
+
+
+def _pipeline_stream(request: ApiRequest, body, *, max_tokens, temperature, top_p, stop):
     return pipeline.stream(
-        user=key.user, workspace=key.workspace, model=body.model,
+        principal=_principal(request, body), model=body.model,
         messages=body.provider_messages(), max_tokens=max_tokens, temperature=temperature,
-        top_p=top_p, stop=stop, api_key_id=key.pk, source="api", request_id=request.request_id,
+        top_p=top_p, stop=stop, source="api", request_id=request.request_id,
     )
 
 
@@ -152,9 +175,9 @@ def _usage_openai(outcome) -> dict:
 
 
 async def chat_completions(request: ApiRequest) -> ApiResponse:
-    key, body = await _admit(request, schemas.ChatCompletionRequest)
+    body = await _parse_for_completion(request, schemas.ChatCompletionRequest)
     stream = _pipeline_stream(
-        request, key, body, max_tokens=body.output_limit, temperature=body.temperature,
+        request, body, max_tokens=body.output_limit, temperature=body.temperature,
         top_p=body.top_p, stop=body.stop_sequences,
     )
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -225,9 +248,9 @@ async def embeddings(request: ApiRequest) -> ApiResponse:
 
 
 async def messages(request: ApiRequest) -> ApiResponse:
-    key, body = await _admit(request, schemas.AnthropicMessagesRequest)
+    body = await _parse_for_completion(request, schemas.AnthropicMessagesRequest)
     stream = _pipeline_stream(
-        request, key, body, max_tokens=body.max_tokens, temperature=body.temperature,
+        request, body, max_tokens=body.max_tokens, temperature=body.temperature,
         top_p=body.top_p, stop=tuple(body.stop_sequences or ()),
     )
     message_id = f"msg_{uuid.uuid4().hex[:24]}"

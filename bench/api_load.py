@@ -3,6 +3,11 @@
     python bench/api_load.py --url http://127.0.0.1:8000/v1 --key ax-... --model fake-small \
         --concurrency 1 16 64 --requests 400 --tokens 64 [--stream] [--label aurax]
 
+    # several gateways in the same run, each (label, URL, key, model), non-stream and stream:
+    python bench/api_load.py --baseline http://127.0.0.1:8900/v1 --modes both \
+        --target aurax http://127.0.0.1:8001/v1 ax-... fake-small \
+        --target litellm http://127.0.0.1:4000/v1 sk-bench-1234 bench-mock
+
 Each request asks the fake upstream (providers/fake_upstream.py) for `--tokens` tokens with
 no delay (`@tokens=N` directive). Reports requests/s, streamed tokens/s and latency
 percentiles (for streams: time to the last byte). `--baseline URL` measures the fake upstream
@@ -96,7 +101,7 @@ async def run(url, key, model, tokens, stream, concurrency, total, seconds) -> d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url")
     parser.add_argument("--key", default="sk-none")
     parser.add_argument("--model", default="fake-small")
     parser.add_argument("--tokens", type=int, default=64)
@@ -106,22 +111,36 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--baseline", help="the fake upstream's own /v1 URL, measured first")
     parser.add_argument("--label", default="target")
+    parser.add_argument("--target", nargs=4, action="append", metavar=("LABEL", "URL", "KEY", "MODEL"),
+                        help="a gateway to measure (repeatable); replaces --url/--key/--model/--label")
+    parser.add_argument("--modes", choices=["non-stream", "stream", "both"],
+                        help="default: stream with --stream, else non-stream")
     args = parser.parse_args()
-    mode = "stream" if args.stream else "non-stream"
-    for concurrency in args.concurrency:
-        base = None
-        if args.baseline:
-            base = asyncio.run(run(args.baseline, "sk-none", args.model, args.tokens, args.stream,
-                                   concurrency, args.requests, args.seconds))
-        result = asyncio.run(run(args.url, args.key, args.model, args.tokens, args.stream,
-                                 concurrency, args.requests, args.seconds))
-        line = (f"{args.label:8} {mode:10} c={concurrency:<3} {result['rps']:8.1f} req/s "
-                f"{result['tokens_per_s']:9.0f} tok/s p50 {result['p50_ms']:7.1f} ms "
-                f"p95 {result['p95_ms']:7.1f} ms errors {result['errors']}")
-        if base:
-            line += (f" | upstream p50 {base['p50_ms']:.1f} ms: added p50 "
-                     f"{result['p50_ms'] - base['p50_ms']:.1f} ms, p95 {result['p95_ms'] - base['p95_ms']:.1f} ms")
-        print(line, flush=True)
+    targets = args.target or [(args.label, args.url, args.key, args.model)]
+    if any(url is None for _label, url, _key, _model in targets):
+        parser.error("give --url or --target")
+    modes = {"both": [False, True], "stream": [True], "non-stream": [False]}[
+        args.modes or ("stream" if args.stream else "non-stream")]
+    for stream in modes:
+        mode = "stream" if stream else "non-stream"
+        for concurrency in args.concurrency:
+            base = None
+            if args.baseline:
+                base = asyncio.run(run(args.baseline, "sk-none", targets[0][3], args.tokens, stream,
+                                       concurrency, args.requests, args.seconds))
+                print(f"{'upstream':8} {mode:10} c={concurrency:<3} {base['rps']:8.1f} req/s "
+                      f"{base['tokens_per_s']:9.0f} tok/s p50 {base['p50_ms']:7.1f} ms "
+                      f"p95 {base['p95_ms']:7.1f} ms", flush=True)
+            for label, url, key, model in targets:
+                result = asyncio.run(run(url, key, model, args.tokens, stream,
+                                         concurrency, args.requests, args.seconds))
+                line = (f"{label:8} {mode:10} c={concurrency:<3} {result['rps']:8.1f} req/s "
+                        f"{result['tokens_per_s']:9.0f} tok/s p50 {result['p50_ms']:7.1f} ms "
+                        f"p95 {result['p95_ms']:7.1f} ms errors {result['errors']}")
+                if base:
+                    line += (f" | added p50 {result['p50_ms'] - base['p50_ms']:.1f} ms, "
+                             f"p95 {result['p95_ms'] - base['p95_ms']:.1f} ms")
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,17 @@ from decimal import ROUND_HALF_UP, Decimal
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import TieredPrices
 
+from providers.routing import GenerationCache
+
 from .models import ModelPriceOverride
 
 logger = logging.getLogger(__name__)
+
+# Budgets, rate limits and price overrides: bumped on every change (billing/apps.py connects
+# the model signals), so per-process copies of them are never stale across processes.
+BILLING_RULES_GENERATION = "billing:rules:generation"
+_price_sources = GenerationCache(BILLING_RULES_GENERATION, ttl=60.0)
+_unpriced_warned: set[tuple[str, str]] = set()
 
 GENAI_PROVIDER_IDS = {
     "openai": "openai",
@@ -66,6 +74,24 @@ def _base(value) -> Decimal:
     return Decimal(value)
 
 
+def _price_source(provider_kind: str, model: str):
+    """("override", row) | ("free", None) | ("genai", (provider, info)) | None, cached per
+    process until an override changes."""
+
+    def load():
+        override = ModelPriceOverride.objects.filter(
+            provider_kind=provider_kind, model=model
+        ).first()
+        if override is not None:
+            return ("override", override)
+        if provider_kind in FREE_KINDS:
+            return ("free", None)
+        found = _genai_model(provider_kind, model)
+        return None if found is None else ("genai", found)
+
+    return _price_sources.get_or_load((provider_kind, model), load)
+
+
 def price_lookup(*, provider_kind: str, model: str) -> Price | None:
     """The per-million-token prices for a model, or None when nobody knows them."""
     override = ModelPriceOverride.objects.filter(provider_kind=provider_kind, model=model).first()
@@ -83,20 +109,22 @@ def price_lookup(*, provider_kind: str, model: str) -> Price | None:
 
 def cost_compute(*, provider_kind: str, model: str, input_tokens: int, output_tokens: int) -> Cost:
     """The cost of a call in USD (6 decimals) and whether a price was known."""
-    override = ModelPriceOverride.objects.filter(provider_kind=provider_kind, model=model).first()
-    if override is not None:
+    source = _price_source(provider_kind, model)
+    if source is not None and source[0] == "override":
+        override = source[1]
         amount = (
             Decimal(input_tokens) * override.input_per_mtok
             + Decimal(output_tokens) * override.output_per_mtok
         ) / MILLION
         return Cost(amount.quantize(MICRO, ROUND_HALF_UP), True)
-    if provider_kind in FREE_KINDS:
+    if source is not None and source[0] == "free":
         return Cost(Decimal(0).quantize(MICRO), True)
-    found = _genai_model(provider_kind, model)
-    if found is None:
-        logger.warning("no price for %s/%s: cost recorded as 0", provider_kind, model)
+    if source is None:
+        if (provider_kind, model) not in _unpriced_warned:  # once per process, not per call
+            _unpriced_warned.add((provider_kind, model))
+            logger.warning("no price for %s/%s: cost recorded as 0", provider_kind, model)
         return Cost(Decimal(0).quantize(MICRO), False)
-    provider, info = found
+    provider, info = source[1]
     # genai-prices applies tiers (e.g. long-context prices) when given the real usage.
     calc = info.calc_price(Usage(input_tokens=input_tokens, output_tokens=output_tokens), provider)
     return Cost(Decimal(calc.total_price).quantize(MICRO, ROUND_HALF_UP), True)

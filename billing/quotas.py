@@ -34,7 +34,7 @@ from django.utils.translation import gettext as _
 
 from .errors import QuotaExceeded
 from .models import Budget, BudgetCounter, BudgetReservation, BudgetScope
-from .pricing import MICRO, cost_compute
+from .pricing import BILLING_RULES_GENERATION, MICRO, cost_compute
 
 RESERVATION_TTL_SECONDS_DEFAULT = 3600
 
@@ -79,6 +79,25 @@ def budgets_for(*, workspace_id: int, user_id: int | None, api_key_id: int | Non
     if api_key_id is not None:
         query |= Q(scope=BudgetScope.API_KEY, api_key_id=api_key_id)
     return list(Budget.objects.filter(query).select_related("workspace"))
+
+
+_budgets = None
+
+
+def budgets_cached(
+    *, workspace_id: int, user_id: int | None, api_key_id: int | None
+) -> list[Budget]:
+    """`budgets_for`, kept per process until any budget changes anywhere (the request path
+    reads this on every call; most calls find the same few rows or none)."""
+    global _budgets
+    if _budgets is None:
+        from providers.routing import GenerationCache
+
+        _budgets = GenerationCache(BILLING_RULES_GENERATION)
+    return _budgets.get_or_load(
+        (workspace_id, user_id, api_key_id),
+        lambda: budgets_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id),
+    )
 
 
 def _micros(amount: Decimal) -> int:
@@ -168,18 +187,37 @@ def _retry_when_locked(function):
     return wrapper
 
 
+# Expired reservations are ignored by every sum; deleting them is only housekeeping, done at
+# most this often per scope and process.
+EXPIRED_SWEEP_SECONDS = 30.0
+_last_sweep: dict[tuple[str, date], float] = {}
+
+
 class DatabaseQuotaStore:
     def _lock_counters(self, keys: list[str], start: date) -> None:
         BudgetCounter.objects.bulk_create(
             [BudgetCounter(scope_key=k, period_start=start) for k in keys], ignore_conflicts=True
         )
-        # Sorted, so two requests locking overlapping scopes cannot deadlock.
-        list(
-            BudgetCounter.objects.select_for_update()
-            .filter(scope_key__in=keys, period_start=start)
-            .order_by("scope_key")
-            .values_list("id", flat=True)
-        )
+        if connection.features.has_select_for_update:
+            # Sorted, so two requests locking overlapping scopes cannot deadlock.
+            list(
+                BudgetCounter.objects.select_for_update()
+                .filter(scope_key__in=keys, period_start=start)
+                .order_by("scope_key")
+                .values_list("id", flat=True)
+            )
+        # (SQLite: every transaction here begins IMMEDIATE, which already holds the one
+        # write lock, so there is nothing more to lock.)
+
+    def _sweep_expired(self, keys: list[str], start: date, now: datetime) -> None:
+        tick = time.monotonic()
+        due = [k for k in keys if tick - _last_sweep.get((k, start), -1e9) > EXPIRED_SWEEP_SECONDS]
+        if due:
+            BudgetReservation.objects.filter(
+                scope_key__in=due, period_start=start, expires_at__lte=now
+            ).delete()
+            for k in due:
+                _last_sweep[(k, start)] = tick
 
     @_retry_when_locked
     def reserve(
@@ -190,9 +228,7 @@ class DatabaseQuotaStore:
         now = timezone.now()
         with transaction.atomic():
             self._lock_counters(keys, start)
-            BudgetReservation.objects.filter(
-                scope_key__in=keys, period_start=start, expires_at__lte=now
-            ).delete()
+            self._sweep_expired(keys, start, now)
             usage = self.usage(keys, start)
             for budget, key in limits:
                 if not budget.hard:
@@ -237,10 +273,10 @@ class DatabaseQuotaStore:
         reservation: Reservation | None,
     ) -> None:
         """Add spend to the durable counters (both backends keep these) and drop the
-        reservation's rows, in one transaction."""
-        with transaction.atomic():
+        reservation's rows, in one transaction (the caller's, when there is one)."""
+        with transaction.atomic(savepoint=False):
             self._lock_counters(keys, start)
-            if reservation is not None:
+            if reservation is not None and reservation.lines:
                 BudgetReservation.objects.filter(reservation_id=reservation.id).delete()
             BudgetCounter.objects.filter(scope_key__in=keys, period_start=start).update(
                 spent_cost=F("spent_cost") + cost, spent_tokens=F("spent_tokens") + tokens
@@ -443,10 +479,18 @@ class RedisQuotaStore:
         return result
 
 
+@functools.cache
+def _redis_store(url: str) -> RedisQuotaStore:
+    return RedisQuotaStore(url)
+
+
+_database_store = DatabaseQuotaStore()
+
+
 def quota_store():
     if settings.REDIS_URL:
-        return RedisQuotaStore(settings.REDIS_URL)
-    return DatabaseQuotaStore()
+        return _redis_store(settings.REDIS_URL)
+    return _database_store
 
 
 # --- Public API ---------------------------------------------------------------------------
@@ -480,7 +524,7 @@ def quota_reserve(
         cost=worst,
         tokens=input_tokens + max_output_tokens,
     )
-    budgets = budgets_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
+    budgets = budgets_cached(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
     if not budgets:
         return reservation
     limits = [(b, b.scope_key) for b in budgets]
@@ -525,15 +569,42 @@ def spend_apply(
     reservation: Reservation | None,
     start: date | None = None,
 ) -> None:
-    start = start or period_start_for()
+    """Add spend to every scope's counters and close the reservation."""
+    kwargs = {
+        "workspace_id": workspace_id, "user_id": user_id, "api_key_id": api_key_id,
+        "cost": cost, "tokens": tokens, "reservation": reservation,
+        "start": start or period_start_for(),
+    }
+    spend_apply_in_transaction(**kwargs)
+    spend_apply_after_commit(**kwargs)
+
+
+def spend_apply_in_transaction(
+    *, workspace_id, user_id, api_key_id, cost, tokens, reservation, start
+) -> None:
+    """The database part of `spend_apply`: durable counters (both modes) and, with the
+    database store, the reservation's rows. Runs inside the caller's transaction."""
     keys = scope_keys_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
     store = quota_store()
     if isinstance(store, RedisQuotaStore):
         store.db.spend(keys, start, cost, tokens, reservation=None)
-        open_reservation = reservation if reservation and not reservation.closed else None
-        store.spend_and_close(open_reservation, keys, start, cost, tokens)
     else:
         store.spend(keys, start, cost, tokens, reservation=reservation)
+        if reservation is not None:
+            reservation.closed = True
+
+
+def spend_apply_after_commit(
+    *, workspace_id, user_id, api_key_id, cost, tokens, reservation, start
+) -> None:
+    """The Redis part of `spend_apply` (one atomic Lua step: release the reservation, add
+    the spend), once the database has the spend; nothing with the database store."""
+    store = quota_store()
+    if not isinstance(store, RedisQuotaStore):
+        return
+    keys = scope_keys_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
+    open_reservation = reservation if reservation and not reservation.closed else None
+    store.spend_and_close(open_reservation, keys, start, cost, tokens)
     if reservation is not None:
         reservation.closed = True
 

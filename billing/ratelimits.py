@@ -2,9 +2,13 @@
 
 Each scope keeps a log of (time, tokens) entries for the window. With `REDIS_URL` the log is a
 Redis sorted set and one Lua script checks and records every scope at once, so all processes
-and servers share it. In embedded mode the log lives in Django's cache under a process lock
-(the embedded server is one process). When a limit would be passed, the caller learns exactly
-when enough old entries leave the window.
+and servers share it. In embedded mode (one server process, a local-memory cache) the log is
+a deque in this process under a lock, with a running token sum so the common admitted case
+costs O(1); it is emptied whenever the local cache is (a marker key in it changes). When a
+limit would be passed, the caller learns exactly when enough old entries leave the window.
+
+The rules in force are read from the database once per process and scope, until any rate
+limit changes anywhere (a shared generation, see billing/apps.py).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import math
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -21,8 +26,11 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from providers.routing import GenerationCache
+
 from .errors import RateLimited
 from .models import RateLimit, RateLimitScope
+from .pricing import BILLING_RULES_GENERATION
 
 WINDOW_MS = 60_000
 
@@ -155,26 +163,64 @@ def _check_redis(rules: list[RateLimitRule], tokens: int, now: int) -> tuple[int
     return int(result[0]), int(result[1]) if len(result) > 1 else 0
 
 
-# --- Cache (embedded) -----------------------------------------------------------------------
+# --- In-process (embedded) ------------------------------------------------------------------
 
 _lock = threading.Lock()
+_EPOCH_KEY = "aurax:rl:epoch"
 
 
-def _check_cache(rules: list[RateLimitRule], tokens: int, now: int) -> tuple[int, int]:
+class _WindowLog:
+    __slots__ = ("entries", "tokens")
+
+    def __init__(self):
+        self.entries: deque[tuple[int, int]] = deque()
+        self.tokens = 0
+
+    def prune(self, now: int) -> None:
+        horizon = now - WINDOW_MS
+        entries = self.entries
+        while entries and entries[0][0] <= horizon:
+            self.tokens -= entries.popleft()[1]
+
+
+_logs: dict[str, _WindowLog] = {}
+_epoch: list = [None]
+
+
+def _local_epoch_check() -> None:
+    """Forget every window when the local cache was cleared (as `cache.clear()` in tests or
+    a restart of the cache would forget a log kept in it)."""
+    token = cache.get(_EPOCH_KEY)
+    if token is None:
+        cache.add(_EPOCH_KEY, uuid.uuid4().hex, timeout=None)
+        token = cache.get(_EPOCH_KEY)
+    if token != _epoch[0]:
+        _logs.clear()
+        _epoch[0] = token
+
+
+def _check_local(rules: list[RateLimitRule], tokens: int, now: int) -> tuple[int, int]:
     with _lock:
-        logs = {}
+        _local_epoch_check()
+        logs = []
         worst, worst_i = 0, 0
         for i, rule in enumerate(rules, start=1):
-            key = f"aurax:rl:{rule.key}"
-            entries = [e for e in cache.get(key, []) if e[0] > now - WINDOW_MS]
-            logs[key] = entries
-            wait = _retry_after_ms(entries, rule, tokens, now)
+            log = _logs.get(rule.key)
+            if log is None:
+                log = _logs[rule.key] = _WindowLog()
+            log.prune(now)
+            logs.append(log)
+            fits = (rule.rpm is None or len(log.entries) + 1 <= rule.rpm) and (
+                rule.tpm is None or log.tokens + tokens <= rule.tpm
+            )
+            wait = 0 if fits else _retry_after_ms(list(log.entries), rule, tokens, now)
             if wait > worst:
                 worst, worst_i = wait, i
         if worst:
             return worst_i, worst
-        for key, entries in logs.items():
-            cache.set(key, [*entries, (now, tokens)], timeout=61)
+        for log in logs:
+            log.entries.append((now, tokens))
+            log.tokens += tokens
         return 0, 0
 
 
@@ -185,7 +231,7 @@ def ratelimit_check(*, scopes: list[RateLimitRule], tokens: int, now_ms: int | N
     if not rules:
         return
     now = now_ms if now_ms is not None else int(time.time() * 1000)
-    check = _check_redis if settings.REDIS_URL else _check_cache
+    check = _check_redis if settings.REDIS_URL else _check_local
     index, wait_ms = check(rules, tokens, now)
     if index == 0:
         return
@@ -201,10 +247,15 @@ def ratelimit_check(*, scopes: list[RateLimitRule], tokens: int, now_ms: int | N
 def ratelimit_check_for(
     *, workspace_id: int, user_id: int | None, api_key_id: int | None = None, tokens: int
 ) -> None:
-    """Look up the limits in force and check them in one call."""
-    ratelimit_check(
-        scopes=ratelimit_rules_for(
+    """Look up the limits in force (cached per process until any limit changes) and check
+    them in one call."""
+    scopes = _rules.get_or_load(
+        (workspace_id, user_id, api_key_id),
+        lambda: ratelimit_rules_for(
             workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id
         ),
-        tokens=tokens,
     )
+    ratelimit_check(scopes=scopes, tokens=tokens)
+
+
+_rules = GenerationCache(BILLING_RULES_GENERATION)

@@ -7,14 +7,15 @@ from decimal import Decimal
 from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
 
-from .models import Budget, BudgetAlert, BudgetScope, UsageEvent
+from .models import Budget, BudgetAlert, BudgetCounter, BudgetScope, UsageEvent
 from .pricing import cost_compute
 from .quotas import (
     Reservation,
-    budgets_for,
+    _retry_when_locked,
+    budgets_cached,
     period_start_for,
-    scope_usage,
-    spend_apply,
+    spend_apply_after_commit,
+    spend_apply_in_transaction,
 )
 
 
@@ -45,38 +46,45 @@ def usage_record(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
     )
-    with transaction.atomic():
-        event = UsageEvent.objects.create(
-            workspace_id=workspace_id,
-            user_id=user_id,
-            api_key_id=api_key_id,
-            credential_id=credential_id,
-            provider_kind=provider_kind,
-            model=model,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            estimated=estimated,
-            cost=cost.amount,
-            price_known=cost.known,
-            status=status,
-            error_code=error_code,
-            ttft_ms=ttft_ms,
-            duration_ms=duration_ms,
-            request_id=request_id,
-            source=source,
-            reference=reference,
-        )
-    start = reservation.period_start if reservation else period_start_for(event.created_at)
-    spend_apply(
-        workspace_id=workspace_id,
-        user_id=user_id,
-        api_key_id=api_key_id,
-        cost=cost.amount,
-        tokens=input_tokens + output_tokens,
-        reservation=reservation,
-        start=start,
+    start = reservation.period_start if reservation else period_start_for()
+    tokens = input_tokens + output_tokens
+    scopes = {"workspace_id": workspace_id, "user_id": user_id, "api_key_id": api_key_id}
+
+    # The ledger row and the durable spend counters commit together or not at all (and with
+    # the database quota store, the reservation's release too).
+    @_retry_when_locked
+    def write() -> UsageEvent:
+        with transaction.atomic():
+            event = UsageEvent.objects.create(
+                workspace_id=workspace_id,
+                user_id=user_id,
+                api_key_id=api_key_id,
+                credential_id=credential_id,
+                provider_kind=provider_kind,
+                model=model,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                estimated=estimated,
+                cost=cost.amount,
+                price_known=cost.known,
+                status=status,
+                error_code=error_code,
+                ttft_ms=ttft_ms,
+                duration_ms=duration_ms,
+                request_id=request_id,
+                source=source,
+                reference=reference,
+            )
+            spend_apply_in_transaction(
+                **scopes, cost=cost.amount, tokens=tokens, reservation=reservation, start=start
+            )
+        return event
+
+    event = write()
+    spend_apply_after_commit(
+        **scopes, cost=cost.amount, tokens=tokens, reservation=reservation, start=start
     )
-    budget_alerts_check(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
+    budget_alerts_check(**scopes, start=start)
     return event
 
 
@@ -92,16 +100,24 @@ def _used_share(budget: Budget, spent_cost: Decimal, spent_tokens: int) -> float
     return max(shares, default=0.0)
 
 
-def budget_alerts_check(*, workspace_id: int, user_id: int | None, api_key_id: int | None) -> None:
+def budget_alerts_check(
+    *, workspace_id: int, user_id: int | None, api_key_id: int | None, start=None
+) -> None:
     """Raise each crossed threshold's alert once per period; the email goes after commit."""
-    budgets = budgets_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
+    budgets = budgets_cached(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
     if not budgets:
         return
-    start = period_start_for()
-    usage = scope_usage([b.scope_key for b in budgets], start)
+    start = start or period_start_for()
+    # Spent amounts only, so the durable counters (kept in both modes) are the source.
+    spent = {
+        key: (cost, tokens)
+        for key, cost, tokens in BudgetCounter.objects.filter(
+            scope_key__in=[b.scope_key for b in budgets], period_start=start
+        ).values_list("scope_key", "spent_cost", "spent_tokens")
+    }
     for budget in budgets:
-        u = usage[budget.scope_key]
-        share = _used_share(budget, u.spent_cost, u.spent_tokens)
+        spent_cost, spent_tokens = spent.get(budget.scope_key, (Decimal(0), 0))
+        share = _used_share(budget, spent_cost, spent_tokens)
         kinds = []
         if share >= budget.soft_threshold_percent / 100:
             kinds.append(BudgetAlert.Kind.SOFT)

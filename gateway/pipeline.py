@@ -32,15 +32,15 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from channels.db import database_sync_to_async
-
 from billing import services as billing_services
 from billing.quotas import quota_reserve
 from billing.ratelimits import ratelimit_check_for
 from billing.tokens import messages_tokens_estimate, tokens_estimate
 from providers import routing
+from providers import services as _provider_services  # noqa: F401  (routing cache invalidation)
 from providers.types import ChatRequest, Completion, Finish, Message, TextDelta, Usage
 
+from .db_threads import db_call
 from .errors import GatewayError, model_unavailable
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,15 @@ class Outcome:
     usage_event_id: int | None = None
 
 
+class CallerRejected(Exception):
+    """The `principal` callable refused the caller; `error` is what it raised, re-raised
+    unchanged to the caller of the stream (nothing is recorded: no provider was chosen)."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
 @dataclass
 class _Call:
     user: object
@@ -81,6 +90,7 @@ class _Call:
     reference: str | None
     request_id: str
     extra: dict = field(default_factory=dict)
+    principal: object = None  # callable () -> (user, workspace, api_key_id), see `stream`
 
 
 class PipelineStream:
@@ -132,6 +142,9 @@ class PipelineStream:
         except StopAsyncIteration:
             await self._end("ok")
             raise
+        except CallerRejected as rejected:
+            self._ended = True
+            raise rejected.error from None
         except asyncio.CancelledError:
             if self._stop_requested:
                 await self._end("stopped")
@@ -164,21 +177,28 @@ class PipelineStream:
     # --- Steps ------------------------------------------------------------------------
 
     async def _prepare(self) -> None:
+        # One thread hop for everything before the upstream call.
+        await db_call(self._admit)
+        if not self._candidates:
+            self._ended = True
+            raise model_unavailable(self._call.model)
+
+    def _admit(self) -> None:
         call = self._call
-        self._candidates = await routing.candidates_resolve(
+        if call.principal is not None:
+            try:
+                call.user, call.workspace, call.api_key_id = call.principal()
+            except Exception as exc:
+                raise CallerRejected(exc) from exc
+        self._candidates = routing.candidates_resolve_sync(
             user=call.user, workspace=call.workspace, model=call.model
         )
         if not self._candidates:
-            self._ended = True
-            raise model_unavailable(call.model)
+            return
         first = self._candidates[0]
         self._served = first
         self._input_estimate = messages_tokens_estimate(call.messages, model=first.model_id)
         reserved_output = call.max_tokens or DEFAULT_RESERVED_OUTPUT_TOKENS
-        await database_sync_to_async(self._admit)(first, reserved_output)
-
-    def _admit(self, first, reserved_output: int) -> None:
-        call = self._call
         ratelimit_check_for(
             workspace_id=call.workspace.pk,
             user_id=call.user.pk,
@@ -254,7 +274,7 @@ class PipelineStream:
         self.outcome = outcome
         call = self._call
         # Shielded: a caller being cancelled must not lose the ledger row.
-        record = asyncio.ensure_future(database_sync_to_async(self._record)(outcome, call))
+        record = asyncio.ensure_future(db_call(self._record, outcome, call))
         try:
             await asyncio.shield(record)
         except asyncio.CancelledError:
@@ -287,8 +307,8 @@ class PipelineStream:
 
 def stream(
     *,
-    user,
-    workspace,
+    user=None,
+    workspace=None,
     model: str,
     messages: Sequence[Message],
     max_tokens: int | None = None,
@@ -300,7 +320,11 @@ def stream(
     reference: str | None = None,
     request_id: str = "",
     extra: dict | None = None,
+    principal=None,
 ) -> PipelineStream:
+    """`principal`, when given, is a sync callable returning (user, workspace, api_key_id),
+    run on the same database hop as routing and admission (the /v1 API authenticates its
+    key there); what it raises reaches the caller unchanged."""
     return PipelineStream(
         _Call(
             user=user,
@@ -316,6 +340,7 @@ def stream(
             reference=reference,
             request_id=request_id,
             extra=extra or {},
+            principal=principal,
         )
     )
 

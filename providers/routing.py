@@ -34,12 +34,17 @@ import contextlib
 import dataclasses
 import logging
 import random
+import threading
+import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
@@ -125,7 +130,96 @@ def _candidate(credential, model_id: str, catalog: CatalogModel | None) -> Candi
     )
 
 
+class GenerationCache:
+    """A per-process cache of rarely changing rows, valid while a shared generation token
+    (in the Django cache: Redis in services mode) is unchanged and for at most `ttl` seconds.
+
+    Any change bumps the token (`generation_bump`), which empties every process's copy at
+    once. The token is random rather than a counter, so a cache that lost the key (a flush,
+    an eviction, a test's `cache.clear()`) can never make an old copy look current again.
+    """
+
+    def __init__(self, generation_key: str, *, ttl: float = 10.0, max_entries: int = 10_000):
+        self.generation_key = generation_key
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict = {}
+        self._lock = threading.Lock()
+
+    def generation(self) -> str:
+        token = cache.get(self.generation_key)
+        if token is None:
+            cache.add(self.generation_key, uuid.uuid4().hex, timeout=None)
+            token = cache.get(self.generation_key)
+        return token
+
+    def get_or_load(self, key, load, *, generation: str | None = None):
+        # The generation is read before loading: a change committed meanwhile bumps it, so
+        # a value loaded from before the change is never kept as current.
+        generation = self.generation() if generation is None else generation
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] == generation and now - entry[2] < self.ttl:
+            return entry[0]
+        value = load()
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key] = (value, generation, now)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def generation_bump(generation_key: str) -> None:
+    """Invalidate every process's copies now and again after the surrounding transaction
+    commits (a process reloading in between could otherwise keep pre-commit rows)."""
+
+    def bump():
+        cache.set(generation_key, uuid.uuid4().hex, timeout=None)
+
+    bump()
+    transaction.on_commit(bump)
+
+
+# Credentials, catalogs, aliases, workspace switches and memberships: bumped by
+# providers.services on every change (admin saves included, through model signals).
+ROUTING_GENERATION = "providers:routing:generation"
+_routes = GenerationCache(ROUTING_GENERATION)
+
+
 def candidates_resolve_sync(*, user, workspace, model: str) -> list[Candidate]:
+    """Ordered candidates whose circuit allows calls. The credential/catalog/alias part is
+    cached per (user, workspace, model) in this process; circuit state is read every call."""
+    key = (
+        getattr(user, "pk", None) if user is not None and user.is_authenticated else None,
+        getattr(workspace, "pk", None),
+        model,
+    )
+    routed = _routes.get_or_load(
+        key, lambda: _candidates_load(user=user, workspace=workspace, model=model)
+    )
+    if not routed:
+        return []
+    states = circuit_states({c.credential_id for c in routed})
+    resolved = ResolvedCandidates(c for c in routed if states[c.credential_id].allows_calls)
+    resolved.circuits_clean = frozenset(
+        i for i, state in states.items() if state.state == "closed" and state.failures == 0
+    )
+    return resolved
+
+
+class ResolvedCandidates(list):
+    """Candidates, with the credentials whose circuit was closed with no failures when they
+    were resolved: a success on those has nothing to reset, so `stream_with_fallback` spends
+    no cache round trip (nor thread hop) on it."""
+
+    circuits_clean: frozenset[int] = frozenset()
+
+
+def _candidates_load(*, user, workspace, model: str) -> list[Candidate]:
     credentials = credentials_usable_by(user=user, workspace=workspace)
     by_id = {c.id: c for c in credentials}
     catalog = {
@@ -155,11 +249,8 @@ def candidates_resolve_sync(*, user, workspace, model: str) -> list[Candidate]:
             if (c.id, model) in catalog and catalog[(c.id, model)].enabled
         ]
     pairs = [p for p in pairs if allowed(*p)]
-    states = circuit_states({credential_id for credential_id, _m in pairs})
     candidates = []
     for credential_id, model_id in pairs:
-        if not states[credential_id].allows_calls:
-            continue
         candidate = _candidate(
             by_id[credential_id], model_id, catalog.get((credential_id, model_id))
         )
@@ -193,6 +284,7 @@ class FallbackStream:
 
     def __init__(self, candidates: list[Candidate], request: ChatRequest):
         self.candidates = list(candidates)
+        self._clean = set(getattr(candidates, "circuits_clean", ()))
         self.request = request
         self.served_by: Candidate | None = None
         self.attempts: list[Attempt] = []
@@ -206,6 +298,14 @@ class FallbackStream:
 
     async def aclose(self) -> None:
         await self._events.aclose()
+
+    async def _circuit_success(self, credential_id: int) -> None:
+        if credential_id not in self._clean:
+            await circuit_success_async(credential_id)
+
+    async def _circuit_failure(self, credential_id: int) -> None:
+        self._clean.discard(credential_id)
+        await circuit_failure_async(credential_id)
 
     async def _run(self) -> AsyncIterator[StreamEvent]:
         if not self.candidates:
@@ -224,14 +324,14 @@ class FallbackStream:
                             if not started:
                                 started = True
                                 self.served_by = candidate
-                                await circuit_success_async(candidate.credential_id)
+                                await self._circuit_success(candidate.credential_id)
                             yield event
                     if not started:  # an empty but complete answer
                         self.served_by = candidate
-                        await circuit_success_async(candidate.credential_id)
+                        await self._circuit_success(candidate.credential_id)
                     return
                 except ProviderError as error:
-                    await circuit_failure_async(candidate.credential_id)
+                    await self._circuit_failure(candidate.credential_id)
                     if started:
                         raise
                     self.attempts.append(Attempt(candidate, error))
@@ -254,7 +354,7 @@ class FallbackStream:
                 except Exception as exc:
                     # A bug or an unexpected library error: count it against the credential and
                     # surface a safe message rather than an exception text that might hold data.
-                    await circuit_failure_async(candidate.credential_id)
+                    await self._circuit_failure(candidate.credential_id)
                     if started:
                         raise ProviderUpstreamError() from exc
                     logger.exception(

@@ -20,8 +20,16 @@ from .adapters.demo import DEMO_MODEL
 from .circuit import circuit_reset
 from .crypto import secret_encrypt
 from .http import run_blocking
-from .models import CatalogModel, ProviderCredential, Scope, WorkspaceCredentialSetting
+from .models import (
+    AliasTarget,
+    CatalogModel,
+    ModelAlias,
+    ProviderCredential,
+    Scope,
+    WorkspaceCredentialSetting,
+)
 from .netguard import UnsafeURL, address_check, trusted_default
+from .routing import ROUTING_GENERATION, generation_bump
 from .types import ModelInfo, ProviderError, Target
 
 logger = logging.getLogger(__name__)
@@ -40,6 +48,37 @@ ENVIRONMENT_PROVIDERS = {
     "TOGETHER": ("together", "Together"),
 }
 DEMO_ENV_SOURCE = "demo"
+
+
+# --- Routing cache invalidation ----------------------------------------------------------
+
+
+def routing_changed() -> None:
+    """Every process drops its cached candidates (providers.routing): a credential, catalog
+    row, alias, workspace switch or membership changed."""
+    generation_bump(ROUTING_GENERATION)
+
+
+def _routing_rows_changed(sender, **kwargs) -> None:
+    routing_changed()
+
+
+# Model signals rather than calls in each service, so admin saves, inlines and deletes
+# cascading from a workspace or user invalidate too; they do nothing else.
+def _routing_signals_connect() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    from workspaces.models import Membership
+
+    for model in (
+        ProviderCredential, CatalogModel, ModelAlias, AliasTarget, WorkspaceCredentialSetting,
+        Membership,
+    ):
+        post_save.connect(_routing_rows_changed, sender=model, dispatch_uid=f"routing:{model.__name__}:save")
+        post_delete.connect(_routing_rows_changed, sender=model, dispatch_uid=f"routing:{model.__name__}:delete")
+
+
+_routing_signals_connect()
 
 
 # --- Credentials -------------------------------------------------------------------------
@@ -287,6 +326,7 @@ def catalog_store(*, credential: ProviderCredential, models: list[ModelInfo]) ->
         ProviderCredential.objects.filter(id=credential.id).update(
             catalog_refreshed_at=timezone.now()
         )
+        routing_changed()
     return len(listed)
 
 

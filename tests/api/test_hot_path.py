@@ -1,0 +1,164 @@
+"""The /v1 hot path keeps every guarantee while caching rules per process: changes made
+anywhere reach every process at once, and no accepted request loses its ledger row."""
+
+import asyncio
+import json
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db.models import Sum
+
+from billing.models import BudgetCounter, BudgetScope, RateLimit, RateLimitScope, UsageEvent
+from billing.pricing import BILLING_RULES_GENERATION
+from billing.quotas import period_start_for
+from billing.services import budget_upsert
+from providers.models import CatalogModel
+from providers.routing import GenerationCache, generation_bump
+from tests.api.client import AsyncClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def body(text="@tokens=8", **extra):
+    return {"model": "fake-small", "messages": [{"role": "user", "content": text}], **extra}
+
+
+async def post(payload, headers):
+    return await AsyncClient().post(
+        "/v1/chat/completions", data=json.dumps(payload), content_type="application/json",
+        headers=headers,
+    )
+
+
+def test_a_bump_empties_every_processs_copy():
+    # Two caches on one generation key stand for two server processes sharing the cache.
+    first, second = GenerationCache("tests:generation"), GenerationCache("tests:generation")
+    loads = []
+
+    def load(name):
+        def loader():
+            loads.append(name)
+            return len(loads)
+        return loader
+
+    assert first.get_or_load("k", load("first")) == 1
+    assert second.get_or_load("k", load("second")) == 2
+    assert first.get_or_load("k", load("first")) == 1  # cached
+    generation_bump("tests:generation")
+
+    assert first.get_or_load("k", load("first")) == 3
+    assert second.get_or_load("k", load("second")) == 4
+
+
+def test_a_cache_that_lost_the_generation_never_revives_an_old_copy():
+    from django.core.cache import cache
+
+    copy = GenerationCache("tests:lost")
+    assert copy.get_or_load("k", lambda: "old") == "old"
+    cache.clear()  # a flushed Redis, an evicted key
+
+    assert copy.get_or_load("k", lambda: "new") == "new"
+
+
+async def test_a_disabled_model_is_refused_at_once_after_being_served(auth, credential):
+    assert (await post(body(), auth)).status_code == 200
+
+    await sync_to_async(
+        lambda: [row.__setattr__("enabled", False) or row.save() for row in
+                 CatalogModel.objects.filter(credential=credential, model_id="fake-small")]
+    )()
+
+    assert (await post(body(), auth)).status_code == 404
+
+
+async def test_a_budget_set_after_requests_were_served_applies_to_the_next_one(auth, api_key):
+    key = api_key[0]
+    assert (await post(body(), auth)).status_code == 200  # "no budget" is now cached
+
+    await sync_to_async(budget_upsert)(
+        workspace_id=key.workspace_id, cost_limit=Decimal("0"), token_limit=1, hard=True
+    )
+
+    response = await post(body(), auth)
+    assert response.status_code == 429, response.content
+    assert "budget" in response.json()["error"]["message"].lower()
+
+
+async def test_spend_from_before_a_budget_counts_against_it(auth, api_key):
+    key = api_key[0]
+    first = await post(body(), auth)
+    used = first.json()["usage"]["total_tokens"]
+
+    # A budget that the earlier spend alone has used up, though set after it.
+    await sync_to_async(budget_upsert)(
+        workspace_id=key.workspace_id, cost_limit=None, token_limit=used + 10, hard=True
+    )
+
+    assert (await post(body(), auth)).status_code == 429
+
+
+async def test_a_rate_limit_added_while_serving_applies_to_the_next_request(auth, api_key):
+    assert (await post(body(), auth)).status_code == 200
+    await sync_to_async(RateLimit.objects.create)(
+        scope=RateLimitScope.API_KEY, api_key_id=api_key[0].pk, rpm=1
+    )
+
+    assert (await post(body(), auth)).status_code == 200
+    limited = await post(body(), auth)
+    assert limited.status_code == 429 and limited.headers["retry-after"]
+
+
+async def test_many_concurrent_requests_each_leave_one_ledger_row_and_counted_spend(auth, api_key):
+    key = api_key[0]
+    await sync_to_async(budget_upsert)(
+        workspace_id=key.workspace_id, cost_limit=Decimal("1000"), token_limit=None
+    )
+    streamed = [body(stream=True) if i % 2 else body() for i in range(24)]
+
+    responses = await asyncio.gather(*(post(payload, auth) for payload in streamed))
+
+    assert [r.status_code for r in responses] == [200] * 24
+
+    @sync_to_async
+    def ledger():
+        rows = UsageEvent.objects.filter(api_key_id=key.pk)
+        tokens = rows.aggregate(t=Sum("input_tokens") + Sum("output_tokens"))["t"]
+        counter = BudgetCounter.objects.get(
+            scope_key=f"ws:{key.workspace_id}", period_start=period_start_for()
+        )
+        return rows.count(), tokens, counter.spent_tokens
+
+    count, tokens, counted = await ledger()
+    assert count == 24
+    assert counted == tokens
+
+
+async def test_a_failed_spend_update_leaves_no_ledger_row_without_its_spend(auth, api_key):
+    # The row and the counters commit together: never a row whose spend was not counted.
+    with mock.patch(
+        "billing.services.spend_apply_in_transaction", side_effect=RuntimeError("disk full")
+    ):
+        response = await post(body(), auth)
+
+    assert response.status_code == 500
+
+    assert await sync_to_async(UsageEvent.objects.count)() == 0
+    assert await sync_to_async(
+        BudgetCounter.objects.filter(scope_key=f"key:{api_key[0].pk}").exists
+    )() is False
+
+
+def test_budget_changes_bump_the_shared_billing_generation(workspace_for_budget):
+    before = GenerationCache(BILLING_RULES_GENERATION).generation()
+    budget_upsert(
+        workspace_id=workspace_for_budget.pk, scope=BudgetScope.WORKSPACE,
+        cost_limit=Decimal("5"), token_limit=None,
+    )
+    assert GenerationCache(BILLING_RULES_GENERATION).generation() != before
+
+
+@pytest.fixture
+def workspace_for_budget(api_user):
+    return api_user.memberships.get().workspace
