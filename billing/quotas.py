@@ -329,8 +329,8 @@ for i = 1, n do
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
   for _, m in ipairs(expired) do
     local c, t = string.match(m, '|(%d+)|(%d+)$')
-    redis.call('HINCRBY', h, 'reserved_cost', -tonumber(c))
-    redis.call('HINCRBY', h, 'reserved_tokens', -tonumber(t))
+    redis.call('HINCRBY', h, 'reserved_cost', 0 - tonumber(c))
+    redis.call('HINCRBY', h, 'reserved_tokens', 0 - tonumber(t))
   end
   if #expired > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', now) end
 end
@@ -358,6 +358,7 @@ end
 return {0}
 """
 
+# Negations are written `0 - x`: Lua's `-x` of zero is -0, which Redis refuses as an integer.
 # KEYS: hash, zset per scope. ARGV: reservation id, then per scope 4 values: reserved cost,
 # reserved tokens, spent cost, spent tokens. A reservation already reclaimed (expired) is
 # not released twice; spend is added only where the hash exists (otherwise it is seeded
@@ -367,8 +368,8 @@ local n = #KEYS / 2
 for i = 1, n do
   local h, z, b = KEYS[2*i-1], KEYS[2*i], 2 + (i-1)*4
   if redis.call('ZREM', z, ARGV[1] .. '|' .. ARGV[b] .. '|' .. ARGV[b+1]) == 1 then
-    redis.call('HINCRBY', h, 'reserved_cost', -tonumber(ARGV[b]))
-    redis.call('HINCRBY', h, 'reserved_tokens', -tonumber(ARGV[b+1]))
+    redis.call('HINCRBY', h, 'reserved_cost', 0 - tonumber(ARGV[b]))
+    redis.call('HINCRBY', h, 'reserved_tokens', 0 - tonumber(ARGV[b+1]))
   end
   if redis.call('EXISTS', h) == 1 then
     redis.call('HINCRBY', h, 'spent_cost', ARGV[b+2])
