@@ -25,7 +25,7 @@ from decimal import Decimal
 u = User.objects.create_user(email='bench@example.com', password='bench-password-1')
 ws = u.memberships.get().workspace
 budget_upsert(workspace_id=ws.pk, cost_limit=Decimal('1000000'), token_limit=None)
-RateLimit.objects.create(scope=RateLimitScope.USER, user=u, rpm=10_000_000, tpm=10_000_000_000)
+RateLimit.objects.create(scope=RateLimitScope.USER, user=u, rpm=10_000_000, tpm=100_000_000)
 "
 KEY=$($PY manage.py create_api_key --user bench@example.com --name bench)
 $PY -m daphne -b 127.0.0.1 -p "$PORT" aurax.asgi:application > "$DATA/server.log" 2>&1 &
