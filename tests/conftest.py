@@ -10,6 +10,18 @@ pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.upstream", "tests.fi
 SERVICES_MODE = bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory):
+    """A file, not an in-memory database, for SQLite tests: work on several threads at once
+    (the pipeline's database threads, Channels) then gets WAL and the busy timeout instead
+    of shared-cache table locks that fail at once ("database table is locked")."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+
+
 def pytest_report_header(config):
     return f"aurax mode: {'services (PostgreSQL/Redis)' if SERVICES_MODE else 'embedded (SQLite, in-memory)'}"
 
