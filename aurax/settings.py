@@ -170,6 +170,8 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
+            # Pub/sub: each process queues what it receives for its sockets without a bound
+            # (no capacity or expiry settings exist here), so nothing is dropped.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
@@ -178,7 +180,14 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # channels' in-memory layer, made cheap per frame and loud on overflow (chat/layers.py).
+    # A socket's queue holds ~30 s of one stream's frames (~33/s) before dropping any.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "chat.layers.FastInMemoryChannelLayer",
+            "CONFIG": {"capacity": 1000, "expiry": 60},
+        }
+    }
     CELERY_BROKER_URL = _from_env_or_file("CELERY_BROKER_URL", "filesystem://")
     _queue = DATA_DIR / "celery" / "queue"
     _processed = DATA_DIR / "celery" / "processed"

@@ -1,15 +1,20 @@
 """The chat socket is transport only: it authenticates, joins groups, turns client frames into
 actions (chat.actions, which check access and call services) and relays `chat.<event>` events
-from the channel layer to the browser. docs/websocket.md describes every frame."""
+from the channel layer to the browser. docs/websocket.md describes every frame.
+
+Actions run on gateway.db_threads (see chat.generation): channels' `database_sync_to_async`
+would queue every socket of the process on one thread."""
 
 from __future__ import annotations
 
 import logging
 
-from channels.db import database_sync_to_async
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+
+from gateway.db_threads import db_call
 
 from . import actions, events, generation
 
@@ -18,7 +23,24 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401
 
 
+def _started(action, /, **kwargs):
+    """An action that starts an answer, then the answer's generation prepared, in one
+    database hop: ((conversation id, answer id, ...), generation.Prepared)."""
+    result = action(**kwargs)
+    return result, generation.generation_prepare(message_id=result[1])
+
+
 class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def dispatch(self, message):
+        # channels' own dispatch first closes the stale database connections of its sync
+        # thread, a thread hop for every frame received and every event relayed (each delta
+        # of each socket). This consumer never uses that thread's connection (its database
+        # work runs on gateway.db_threads, which tidy their own), so the hop buys nothing.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self):
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated:
@@ -81,12 +103,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     async def frame_subscribe(self, frame):
-        conversation_id = await database_sync_to_async(actions.conversation_access)(
-            user=self.user, conversation_id=frame.get("conversation_id")
+        conversation_id = await db_call(
+            actions.conversation_access,
+            user=self.user,
+            conversation_id=frame.get("conversation_id"),
         )
         await self._subscribe(conversation_id)
-        answer_id = await database_sync_to_async(actions.streaming_answer)(
-            user=self.user, conversation_id=conversation_id
+        answer_id = await db_call(
+            actions.streaming_answer, user=self.user, conversation_id=conversation_id
         )
         await self.send_json(
             {
@@ -107,8 +131,10 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             )
 
     async def frame_sync(self, frame):
-        conversation_id = await database_sync_to_async(actions.conversation_access)(
-            user=self.user, conversation_id=frame.get("conversation_id")
+        conversation_id = await db_call(
+            actions.conversation_access,
+            user=self.user,
+            conversation_id=frame.get("conversation_id"),
         )
         await self._snapshot_request(conversation_id)
 
@@ -120,8 +146,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def frame_send(self, frame):
-        conversation_id, answer_id, created = await database_sync_to_async(actions.send)(
-            user=self.user, frame=frame, session=self.scope.get("session")
+        (conversation_id, answer_id, created), prepared = await db_call(
+            _started, actions.send, user=self.user, frame=frame, session=self.scope.get("session")
         )
         await self._subscribe(conversation_id)
         if created:
@@ -132,25 +158,28 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     "request_id": frame.get("request_id"),
                 }
             )
-        await generation.generation_start(message_id=answer_id)
+        await generation.generation_start(message_id=answer_id, prepared=prepared)
 
     async def frame_regenerate(self, frame):
-        conversation_id, answer_id = await database_sync_to_async(actions.regenerate)(
-            user=self.user, frame=frame
+        (conversation_id, answer_id), prepared = await db_call(
+            _started, actions.regenerate, user=self.user, frame=frame
         )
         await self._subscribe(conversation_id)
-        await generation.generation_start(message_id=answer_id)
+        await generation.generation_start(message_id=answer_id, prepared=prepared)
 
     async def frame_edit(self, frame):
-        conversation_id, answer_id = await database_sync_to_async(actions.edit)(
-            user=self.user, frame=frame
+        (conversation_id, answer_id), prepared = await db_call(
+            _started, actions.edit, user=self.user, frame=frame
         )
         await self._subscribe(conversation_id)
-        await generation.generation_start(message_id=answer_id)
+        await generation.generation_start(message_id=answer_id, prepared=prepared)
 
     async def frame_stop(self, frame):
-        conversation_id = await database_sync_to_async(actions.conversation_access)(
-            user=self.user, conversation_id=frame.get("conversation_id"), access=actions.WRITE
+        conversation_id = await db_call(
+            actions.conversation_access,
+            user=self.user,
+            conversation_id=frame.get("conversation_id"),
+            access=actions.WRITE,
         )
         await self.channel_layer.group_send(
             events.control_group(conversation_id),
@@ -182,8 +211,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
         if not candidates:
             return
-        readable = await database_sync_to_async(actions.conversations_still_readable)(
-            user=self.user, conversation_ids=candidates
+        readable = await db_call(
+            actions.conversations_still_readable, user=self.user, conversation_ids=candidates
         )
         for conversation_id in candidates - readable:
             self.conversations.discard(conversation_id)

@@ -9,7 +9,7 @@ import secrets
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Case, F, TextField, Value, When
 from django.utils import timezone
 
 from workspaces.models import Membership, Role
@@ -246,6 +246,29 @@ def message_progress_save(*, message_id: int, content: str) -> bool:
             content=content, heartbeat_at=timezone.now()
         )
     )
+
+
+PROGRESS_SAVE_BATCH = 500  # rows per UPDATE: far below every backend's parameter limit
+
+
+@transaction.atomic
+def messages_progress_save(*, contents: dict[int, str]) -> int:
+    """Persist the growing text of many streaming answers at once: one UPDATE per
+    PROGRESS_SAVE_BATCH rows, all in one transaction. Answers no longer streaming (finished
+    meanwhile, or deleted) are left alone. How many rows were written."""
+    now = timezone.now()
+    ids = list(contents)
+    written = 0
+    for start in range(0, len(ids), PROGRESS_SAVE_BATCH):
+        batch = ids[start : start + PROGRESS_SAVE_BATCH]
+        written += Message.objects.filter(pk__in=batch, status=Message.Status.STREAMING).update(
+            content=Case(
+                *(When(pk=pk, then=Value(contents[pk])) for pk in batch),
+                output_field=TextField(),
+            ),
+            heartbeat_at=now,
+        )
+    return written
 
 
 @transaction.atomic

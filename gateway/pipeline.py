@@ -111,6 +111,8 @@ class PipelineStream:
         self._input_estimate = 0
         self._served = None
         self._fallback = None
+        self._admitted = False
+        self._admission_error: BaseException | None = None
         self.outcome: Outcome | None = None
 
     # --- Public -----------------------------------------------------------------------
@@ -122,6 +124,20 @@ class PipelineStream:
         self._stop_requested = True
         if self._waiting is not None and not self._waiting.done():
             self._waiting.cancel()
+
+    def admit(self) -> None:
+        """Run the admission (routing, rate limits, budget reservation) now, synchronously,
+        on the caller's own database thread: a caller that already makes a database hop
+        before streaming (the chat saves the message there) saves the pipeline's. Whatever
+        it raises is kept and raised by the first iteration, exactly as if admission had
+        run there (recorded, and reaching the caller as `GatewayError`)."""
+        if self._admitted:
+            return
+        self._admitted = True
+        try:
+            self._admit()
+        except Exception as exc:
+            self._admission_error = exc
 
     def __aiter__(self):
         return self
@@ -177,8 +193,13 @@ class PipelineStream:
     # --- Steps ------------------------------------------------------------------------
 
     async def _prepare(self) -> None:
-        # One thread hop for everything before the upstream call.
-        await db_call(self._admit)
+        # One thread hop for everything before the upstream call (none if `admit` ran).
+        if not self._admitted:
+            self._admitted = True
+            await db_call(self._admit)
+        elif self._admission_error is not None:
+            error, self._admission_error = self._admission_error, None
+            raise error
         if not self._candidates:
             self._ended = True
             raise model_unavailable(self._call.model)

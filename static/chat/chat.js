@@ -194,7 +194,14 @@
       if (!live || live.id !== f.message_id) live = { id: f.message_id, text: "" };
       const have = live.text.length;
       if (f.offset > have) {
-        send({ type: "sync", conversation_id: conversationId });
+        // Frames were lost (a slow tab, a server under load): ask once for the whole text,
+        // again only if no snapshot came within 2 s; later frames wait for it.
+        const now = Date.now();
+        if (!live.syncSent || now - live.syncSent > 2000) {
+          live.syncSent = now;
+          root.dataset.syncs = String(Number(root.dataset.syncs || 0) + 1);
+          send({ type: "sync", conversation_id: conversationId });
+        }
         return;
       }
       if (f.offset + f.text.length <= have) return; // already have it
@@ -206,6 +213,8 @@
       if (f.conversation_id !== conversationId) return;
       if (!live || live.id !== f.message_id || f.text.length >= live.text.length) {
         live = { id: f.message_id, text: f.text };
+      } else {
+        live.syncSent = 0;
       }
       queueRender();
     },

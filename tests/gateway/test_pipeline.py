@@ -150,3 +150,36 @@ async def test_complete_returns_the_whole_answer(caller, credential):
     )
     assert completion.text.strip() == "Short title"
     assert len(await usage_events()) == 1
+
+
+async def test_admission_run_ahead_on_the_callers_thread_fails_the_first_iteration(
+    caller, credential
+):
+    from billing.models import RateLimit, RateLimitScope
+
+    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], tpm=1)
+    s = ask(caller, credential, '@reply="never sent"')
+    await sync_to_async(s.admit)()  # raises nothing: the error waits for the iteration
+    with pytest.raises(GatewayError) as raised:
+        [e async for e in s]
+    assert raised.value.code == "rate_limited"
+    [event] = await usage_events()
+    assert event.status == "error" and event.error_code == "rate_limited"
+
+
+async def test_an_admitted_stream_makes_no_database_hop_before_the_upstream(
+    caller, credential, monkeypatch
+):
+    from gateway import db_threads
+
+    s = ask(caller, credential, '@reply="one two"')
+    await sync_to_async(s.admit)()
+    hops = []
+    real = db_threads._run
+    monkeypatch.setattr(
+        db_threads, "_run", lambda f, a, k: (hops.append(f.__name__), real(f, a, k))[1]
+    )
+    first = await s.__anext__()
+    assert isinstance(first, TextDelta) and hops == []
+    [e async for e in s]
+    assert hops == ["_record"]
