@@ -146,6 +146,15 @@ if DATABASE_URL:
     DATABASES["default"].setdefault("OPTIONS", {})
     if DATABASES["default"]["ENGINE"].endswith("postgresql"):
         DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", 5)
+        # A connection pool per process (psycopg_pool): opening a PostgreSQL connection costs
+        # ~25 ms here, and chat streams, /v1 requests and workers open many. DB_POOL_MAX=0
+        # turns it off (then DB_CONN_MAX_AGE applies).
+        if env.int("DB_POOL_MAX", default=20) > 0:
+            DATABASES["default"]["CONN_MAX_AGE"] = 0
+            DATABASES["default"]["OPTIONS"].setdefault(
+                "pool",
+                {"min_size": 1, "max_size": env.int("DB_POOL_MAX", default=20), "timeout": 10},
+            )
 else:
     DATABASES = {
         "default": {

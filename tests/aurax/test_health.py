@@ -60,15 +60,22 @@ def test_readyz_reports_an_unreachable_database_as_503(client):
     # The probe runs in a worker thread, which opens its own connection from these settings.
     db_settings = connections.settings["default"]
     original = dict(db_settings)
+    def drop_pool():
+        # A PostgreSQL pool keeps connections made with the old settings; start afresh.
+        if hasattr(connections["default"], "close_pool"):
+            connections["default"].close_pool()
+
     if connections["default"].vendor == "sqlite":
         # An unopenable path is SQLite's equivalent of a wrong database URL.
         db_settings["NAME"] = "/nonexistent-dir/aurax.sqlite3"
     else:
         db_settings.update(HOST="127.0.0.1", PORT="1")
+    drop_pool()
     try:
         response = client.get("/readyz")
     finally:
         db_settings.clear()
         db_settings.update(original)
+        drop_pool()
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "failed"
