@@ -7,19 +7,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
-import uuid
 
 from asgiref.sync import ThreadSensitiveContext
 
-from aurax.logging import request_id_var
+from aurax.logging import request_id_for, request_id_var
 
 from .errors import ApiError
 from .handlers import MAX_BODY_BYTES, ROUTES, ApiRequest, ApiResponse
 
 logger = logging.getLogger("aurax.request")
-_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 async def _read_body(receive, limit: int) -> bytes:
@@ -81,8 +78,7 @@ async def _send_response(response: ApiResponse, send, receive, request_id: str) 
 
 async def application(scope, receive, send) -> None:
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-    incoming = headers.get("x-request-id", "")
-    request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+    request_id = request_id_for(headers.get("x-request-id", ""))
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     path = scope["path"].rstrip("/") or "/"

@@ -2,8 +2,16 @@
 
 import contextvars
 import logging
+import re
+import uuid
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def request_id_for(incoming: str) -> str:
+    """The caller's `X-Request-ID` when it is sane, else a new one."""
+    return incoming if _VALID_ID.match(incoming or "") else uuid.uuid4().hex
 
 
 class RequestIdFilter(logging.Filter):

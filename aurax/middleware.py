@@ -1,19 +1,11 @@
 import logging
-import re
 import time
-import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
-from .logging import request_id_var
+from .logging import request_id_for, request_id_var
 
 logger = logging.getLogger("aurax.request")
-_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-
-
-def _request_id(request) -> str:
-    incoming = request.headers.get("X-Request-ID", "")
-    return incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
 
 
 class RequestIdMiddleware:
@@ -28,7 +20,7 @@ class RequestIdMiddleware:
             markcoroutinefunction(self)
 
     def _start(self, request):
-        request.id = _request_id(request)
+        request.id = request_id_for(request.headers.get("X-Request-ID", ""))
         return request_id_var.set(request.id), time.perf_counter()
 
     def _finish(self, request, response, token, started):

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from channels.db import database_sync_to_async
 
 from billing import services as billing_services
-from billing.quotas import quota_reserve
-from billing.ratelimits import ratelimit_check_for
 from billing.tokens import tokens_estimate
 from providers import routing
 from providers.adapters import adapter_for
@@ -20,6 +18,7 @@ from providers.circuit import circuit_failure_async, circuit_success_async
 from providers.types import ProviderAuthenticationError, ProviderError
 
 from .errors import GatewayError, model_unavailable
+from .pipeline import limits_check_and_reserve
 
 
 @dataclass
@@ -31,14 +30,6 @@ class EmbeddingResult:
     model: str
 
 
-def _admit(*, user, workspace, api_key_id, candidate, tokens):
-    ratelimit_check_for(workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id, tokens=tokens)
-    return quota_reserve(
-        workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id,
-        provider_kind=candidate.kind, model=candidate.model_id, input_tokens=tokens, max_output_tokens=0,
-    )
-
-
 async def embed(
     *, user, workspace, model: str, inputs: list[str], api_key_id: int | None = None,
     source: str, request_id: str = "",
@@ -48,8 +39,9 @@ async def embed(
         raise model_unavailable(model)
     estimate = sum(tokens_estimate(text=text) for text in inputs)
     try:
-        reservation = await database_sync_to_async(_admit)(
-            user=user, workspace=workspace, api_key_id=api_key_id, candidate=candidates[0], tokens=estimate
+        reservation = await database_sync_to_async(limits_check_and_reserve)(
+            workspace=workspace, user=user, api_key_id=api_key_id, candidate=candidates[0],
+            input_tokens=estimate, max_output_tokens=0,
         )
     except Exception as exc:
         raise GatewayError.from_exception(exc) from exc

@@ -219,21 +219,10 @@ class PipelineStream:
         first = self._candidates[0]
         self._served = first
         self._input_estimate = messages_tokens_estimate(call.messages, model=first.model_id)
-        reserved_output = call.max_tokens or DEFAULT_RESERVED_OUTPUT_TOKENS
-        ratelimit_check_for(
-            workspace_id=call.workspace.pk,
-            user_id=call.user.pk,
-            api_key_id=call.api_key_id,
-            tokens=self._input_estimate + reserved_output,
-        )
-        self._reservation = quota_reserve(
-            workspace_id=call.workspace.pk,
-            user_id=call.user.pk,
-            api_key_id=call.api_key_id,
-            provider_kind=first.kind,
-            model=first.model_id,
+        self._reservation = limits_check_and_reserve(
+            workspace=call.workspace, user=call.user, api_key_id=call.api_key_id, candidate=first,
             input_tokens=self._input_estimate,
-            max_output_tokens=reserved_output,
+            max_output_tokens=call.max_tokens or DEFAULT_RESERVED_OUTPUT_TOKENS,
         )
 
     async def _upstream(self):
@@ -324,6 +313,20 @@ class PipelineStream:
         )
         outcome.cost = event.cost
         outcome.usage_event_id = event.pk
+
+
+def limits_check_and_reserve(*, workspace, user, api_key_id, candidate, input_tokens: int, max_output_tokens: int):
+    """Rate limits, then the worst-case budget reservation, for a call about to be made to
+    `candidate` (sync; callers run it on a database thread). Raises the billing errors."""
+    ratelimit_check_for(
+        workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id,
+        tokens=input_tokens + max_output_tokens,
+    )
+    return quota_reserve(
+        workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id,
+        provider_kind=candidate.kind, model=candidate.model_id,
+        input_tokens=input_tokens, max_output_tokens=max_output_tokens,
+    )
 
 
 def stream(

@@ -220,3 +220,10 @@ async def test_an_embeddings_upstream_failure_is_recorded_and_mapped(auth):
     assert response.status_code in (502, 503)
     [row] = await usage_rows()
     assert row.status == "error"
+
+
+async def test_api_responses_carry_the_request_id(auth):
+    response = await post("/v1/chat/completions", body(), {**auth, "X-Request-ID": "trace-7"})
+    assert response["x-request-id"] == "trace-7"
+    response = await post("/v1/chat/completions", body(), {**auth, "X-Request-ID": "bad id"})
+    assert response["x-request-id"] != "bad id" and len(response["x-request-id"]) == 32
