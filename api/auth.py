@@ -8,14 +8,16 @@ process's copy at once — a revoked key stops working on all servers immediatel
 
 import time
 
-from django.core.cache import cache
 from django.utils import timezone
+
+from providers.routing import generation_key_register, generation_value
 
 from .errors import ApiError
 from .models import ApiKey
 from .services import API_KEY_GENERATION, api_key_hash
 
 LOCAL_TTL = 10.0
+generation_key_register(API_KEY_GENERATION)
 _local: dict[str, tuple[ApiKey, float, int]] = {}
 
 
@@ -39,7 +41,7 @@ def api_key_authenticate(raw: str) -> ApiKey:
     if not raw:
         raise ApiError(401, "authentication", "Missing API key. Pass it as 'Authorization: Bearer <key>'.")
     digest = api_key_hash(raw)
-    generation = cache.get(API_KEY_GENERATION, 0)
+    generation = generation_value(API_KEY_GENERATION, 0)
     now = time.monotonic()
     cached = _local.get(digest)
     if cached is not None and cached[2] == generation and now - cached[1] < LOCAL_TTL:

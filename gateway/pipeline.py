@@ -205,6 +205,10 @@ class PipelineStream:
             raise model_unavailable(self._call.model)
 
     def _admit(self) -> None:
+        with routing.generations_read_once():
+            self._admit_now()
+
+    def _admit_now(self) -> None:
         call = self._call
         if call.principal is not None:
             try:
@@ -292,6 +296,10 @@ class PipelineStream:
             raise
 
     def _record(self, outcome: Outcome, call: _Call) -> None:
+        with routing.generations_read_once():
+            self._record_now(outcome, call)
+
+    def _record_now(self, outcome: Outcome, call: _Call) -> None:
         event = billing_services.usage_record(
             workspace_id=call.workspace.pk,
             user_id=call.user.pk,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import logging
 import random
@@ -130,6 +131,36 @@ def _candidate(credential, model_id: str, catalog: CatalogModel | None) -> Candi
     )
 
 
+_generation_snapshot: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "generation_snapshot", default=None
+)
+_generation_keys: set[str] = set()
+
+
+def generation_key_register(key: str) -> None:
+    """Name a generation token that `generations_read_once` should fetch."""
+    _generation_keys.add(key)
+
+
+@contextlib.contextmanager
+def generations_read_once():
+    """Within the block, every registered generation token is read from one cache round trip
+    made at its start (one Redis call instead of one per cache): the same guarantee as
+    reading each token before loading, since the block starts before anything is loaded."""
+    token = _generation_snapshot.set(cache.get_many(sorted(_generation_keys)))
+    try:
+        yield
+    finally:
+        _generation_snapshot.reset(token)
+
+
+def generation_value(key: str, default=None):
+    snapshot = _generation_snapshot.get()
+    if snapshot is not None and key in snapshot:
+        return snapshot[key]
+    return cache.get(key, default)
+
+
 class GenerationCache:
     """A per-process cache of rarely changing rows, valid while a shared generation token
     (in the Django cache: Redis in services mode) is unchanged and for at most `ttl` seconds.
@@ -145,9 +176,10 @@ class GenerationCache:
         self.max_entries = max_entries
         self._entries: dict = {}
         self._lock = threading.Lock()
+        generation_key_register(generation_key)
 
     def generation(self) -> str:
-        token = cache.get(self.generation_key)
+        token = generation_value(self.generation_key)
         if token is None:
             cache.add(self.generation_key, uuid.uuid4().hex, timeout=None)
             token = cache.get(self.generation_key)

@@ -162,3 +162,33 @@ def test_budget_changes_bump_the_shared_billing_generation(workspace_for_budget)
 @pytest.fixture
 def workspace_for_budget(api_user):
     return api_user.memberships.get().workspace
+
+
+def test_generation_tokens_are_read_in_one_cache_call_per_block(db, monkeypatch):
+    from django.core.cache import cache
+
+    from providers.routing import GenerationCache, generations_read_once
+
+    first, second = GenerationCache("tests:one-read:a"), GenerationCache("tests:one-read:b")
+    first.generation(), second.generation()  # create both tokens
+    calls = {"get": 0, "get_many": 0}
+    real_get, real_get_many = cache.get, cache.get_many
+
+    def counting_get(*args, **kwargs):
+        calls["get"] += 1
+        return real_get(*args, **kwargs)
+
+    def counting_get_many(*args, **kwargs):
+        calls["get_many"] += 1
+        return real_get_many(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "get", counting_get)
+    monkeypatch.setattr(cache, "get_many", counting_get_many)
+    with generations_read_once():
+        assert first.get_or_load("k", lambda: 1) == 1
+        assert second.get_or_load("k", lambda: 2) == 2
+        first.generation(), second.generation()
+    assert calls == {"get": 0, "get_many": 1}
+    # Outside a block each read goes to the shared cache again.
+    first.generation()
+    assert calls["get"] == 1
