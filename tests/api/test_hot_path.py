@@ -172,15 +172,21 @@ def test_generation_tokens_are_read_in_one_cache_call_per_block(db, monkeypatch)
     first, second = GenerationCache("tests:one-read:a"), GenerationCache("tests:one-read:b")
     first.generation(), second.generation()  # create both tokens
     calls = {"get": 0, "get_many": 0}
+    inside_get_many = []
     real_get, real_get_many = cache.get, cache.get_many
 
     def counting_get(*args, **kwargs):
-        calls["get"] += 1
+        if not inside_get_many:  # a backend's get_many may loop over get: one call still
+            calls["get"] += 1
         return real_get(*args, **kwargs)
 
     def counting_get_many(*args, **kwargs):
         calls["get_many"] += 1
-        return real_get_many(*args, **kwargs)
+        inside_get_many.append(True)
+        try:
+            return real_get_many(*args, **kwargs)
+        finally:
+            inside_get_many.pop()
 
     monkeypatch.setattr(cache, "get", counting_get)
     monkeypatch.setattr(cache, "get_many", counting_get_many)
