@@ -36,7 +36,10 @@ class User(AbstractUser):
     email = models.EmailField(_("email address"), unique=True)
     theme = models.CharField(max_length=10, choices=Theme.choices, default=Theme.SYSTEM)
     language = models.CharField(
-        max_length=10, choices=settings.LANGUAGES, blank=True, default="",
+        max_length=10,
+        choices=settings.LANGUAGES,
+        blank=True,
+        default="",
         help_text=_("Empty follows the browser."),
     )
     default_model = models.CharField(max_length=200, blank=True, default="")

@@ -5,7 +5,10 @@ from .models import User
 
 @transaction.atomic
 def user_update_preferences(
-    *, user: User, theme: str | None = None, language: str | None = None,
+    *,
+    user: User,
+    theme: str | None = None,
+    language: str | None = None,
     default_model: str | None = None,
 ) -> User:
     fields = []

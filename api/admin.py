@@ -6,7 +6,17 @@ from .services import api_keys_changed
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "workspace", "user", "owner", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "workspace",
+        "user",
+        "owner",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    ]
     list_filter = ["owner"]
     search_fields = ["name", "prefix", "user__email", "workspace__name"]
     readonly_fields = ["prefix", "key_hash", "created_at", "last_used_at"]

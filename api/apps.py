@@ -17,5 +17,6 @@ class ApiConfig(AppConfig):
         # A removed member's keys stop working on every server once the removal commits.
         member_removed.connect(
             lambda **kwargs: transaction.on_commit(api_keys_changed),
-            dispatch_uid="api_keys_member_removed", weak=False,
+            dispatch_uid="api_keys_member_removed",
+            weak=False,
         )

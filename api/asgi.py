@@ -28,7 +28,9 @@ async def _read_body(receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "request_too_large", f"The request body is larger than {limit} bytes.")
+            raise ApiError(
+                413, "request_too_large", f"The request body is larger than {limit} bytes."
+            )
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -82,7 +84,9 @@ async def application(scope, receive, send) -> None:
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     path = scope["path"].rstrip("/") or "/"
-    handler, flavour = ROUTES.get(path, (None, "anthropic" if path.startswith("/v1/messages") else "openai"))
+    handler, flavour = ROUTES.get(
+        path, (None, "anthropic" if path.startswith("/v1/messages") else "openai")
+    )
     status = 500
     try:
         async with ThreadSensitiveContext():
@@ -91,7 +95,11 @@ async def application(scope, receive, send) -> None:
                     raise ApiError(404, "not_found", f"Unknown endpoint {path}.")
                 declared = int(headers.get("content-length") or 0)
                 if declared > MAX_BODY_BYTES:
-                    raise ApiError(413, "request_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+                    raise ApiError(
+                        413,
+                        "request_too_large",
+                        f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+                    )
                 body = await _read_body(receive, MAX_BODY_BYTES)
                 request = ApiRequest(scope["method"], path, headers, body, request_id)
                 response = await handler(request)
@@ -111,11 +119,17 @@ async def application(scope, receive, send) -> None:
         logger.exception("unhandled error in %s", path)
         with contextlib.suppress(Exception):
             await _send_response(
-                ApiResponse.error(ApiError(500, "internal", "Internal error."), flavour), send, receive, request_id
+                ApiResponse.error(ApiError(500, "internal", "Internal error."), flavour),
+                send,
+                receive,
+                request_id,
             )
     finally:
         logger.info(
-            "%s %s %s", scope["method"], path, status,
+            "%s %s %s",
+            scope["method"],
+            path,
+            status,
             extra={"status": status, "ms": round((time.perf_counter() - started) * 1000, 1)},
         )
         request_id_var.reset(token)

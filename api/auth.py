@@ -39,7 +39,9 @@ def api_key_authenticate(raw: str) -> ApiKey:
     """The active key for a raw secret, with its user and workspace loaded; ApiError(401)
     otherwise. The message never repeats the key."""
     if not raw:
-        raise ApiError(401, "authentication", "Missing API key. Pass it as 'Authorization: Bearer <key>'.")
+        raise ApiError(
+            401, "authentication", "Missing API key. Pass it as 'Authorization: Bearer <key>'."
+        )
     digest = api_key_hash(raw)
     generation = generation_value(API_KEY_GENERATION, 0)
     now = time.monotonic()

@@ -24,7 +24,15 @@ _TYPES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, *, retry_after: float | None = None, param: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        param: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -43,14 +51,23 @@ class ApiError(Exception):
         return cls(status, error.code, error.message, retry_after=error.retry_after)
 
     def openai_body(self) -> dict:
-        return {"error": {"message": self.message, "type": _TYPES[self.status][0], "param": self.param, "code": self.code}}
+        return {
+            "error": {
+                "message": self.message,
+                "type": _TYPES[self.status][0],
+                "param": self.param,
+                "code": self.code,
+            }
+        }
 
     def anthropic_body(self) -> dict:
         return {"type": "error", "error": {"type": _TYPES[self.status][1], "message": self.message}}
 
     def response(self, *, flavour: str = "openai") -> HttpResponse:
         body = self.anthropic_body() if flavour == "anthropic" else self.openai_body()
-        response = HttpResponse(json.dumps(body), status=self.status, content_type="application/json")
+        response = HttpResponse(
+            json.dumps(body), status=self.status, content_type="application/json"
+        )
         if self.retry_after is not None:
             response["Retry-After"] = str(max(1, round(self.retry_after)))
         return response

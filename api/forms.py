@@ -6,15 +6,22 @@ from .models import ApiKey
 
 class ApiKeyForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=100)
-    owner = forms.ChoiceField(label=_("Belongs to"), choices=ApiKey.Owner.choices, initial=ApiKey.Owner.PERSONAL)
+    owner = forms.ChoiceField(
+        label=_("Belongs to"), choices=ApiKey.Owner.choices, initial=ApiKey.Owner.PERSONAL
+    )
     expires_at = forms.DateTimeField(
-        label=_("Expires"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label=_("Expires"),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     allowed_models = forms.CharField(
-        label=_("Allowed models"), required=False,
+        label=_("Allowed models"),
+        required=False,
         help_text=_("Comma-separated model ids or aliases; empty allows every model."),
     )
-    monthly_budget = forms.DecimalField(label=_("Monthly budget (USD)"), required=False, min_value=0, decimal_places=2)
+    monthly_budget = forms.DecimalField(
+        label=_("Monthly budget (USD)"), required=False, min_value=0, decimal_places=2
+    )
     rpm = forms.IntegerField(label=_("Requests per minute"), required=False, min_value=1)
     tpm = forms.IntegerField(label=_("Tokens per minute"), required=False, min_value=1)
 

@@ -32,10 +32,22 @@ from .errors import ApiError
 from .selectors import api_models_for_key
 from .services import api_key_touch
 
-_FINISH_OPENAI = {"stop": "stop", "length": "length", "content_filter": "content_filter",
-                  "tool_calls": "tool_calls", "error": "stop", "cancelled": "stop"}
-_FINISH_ANTHROPIC = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal",
-                     "tool_calls": "tool_use", "error": "end_turn", "cancelled": "end_turn"}
+_FINISH_OPENAI = {
+    "stop": "stop",
+    "length": "length",
+    "content_filter": "content_filter",
+    "tool_calls": "tool_calls",
+    "error": "stop",
+    "cancelled": "stop",
+}
+_FINISH_ANTHROPIC = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+    "tool_calls": "tool_use",
+    "error": "end_turn",
+    "cancelled": "end_turn",
+}
 
 
 @dataclass
@@ -68,8 +80,11 @@ class ApiResponse:
 
     @classmethod
     def sse(cls, events: AsyncIterator[bytes]) -> ApiResponse:
-        return cls(body=events, content_type="text/event-stream",
-                   headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return cls(
+            body=events,
+            content_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
 
 
 def _authenticated(headers):
@@ -89,7 +104,9 @@ async def _admit(request: ApiRequest, schema, *, method: str = "POST"):
         return key, None
     body = schemas.parse(schema, request.body)
     if not key.allows_model(body.model):
-        raise ApiError(403, "model_not_allowed", f"This API key may not use the model '{body.model}'.")
+        raise ApiError(
+            403, "model_not_allowed", f"This API key may not use the model '{body.model}'."
+        )
     return key, body
 
 
@@ -110,7 +127,9 @@ def _principal(request: ApiRequest, body):
     def authenticate():
         key = _authenticated(request.headers)
         if not key.allows_model(body.model):
-            raise ApiError(403, "model_not_allowed", f"This API key may not use the model '{body.model}'.")
+            raise ApiError(
+                403, "model_not_allowed", f"This API key may not use the model '{body.model}'."
+            )
         return key.user, key.workspace, key.pk
 
     return authenticate
@@ -118,9 +137,15 @@ def _principal(request: ApiRequest, body):
 
 def _pipeline_stream(request: ApiRequest, body, *, max_tokens, temperature, top_p, stop):
     return pipeline.stream(
-        principal=_principal(request, body), model=body.model,
-        messages=body.provider_messages(), max_tokens=max_tokens, temperature=temperature,
-        top_p=top_p, stop=stop, source="api", request_id=request.request_id,
+        principal=_principal(request, body),
+        model=body.model,
+        messages=body.provider_messages(),
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop=stop,
+        source="api",
+        request_id=request.request_id,
     )
 
 
@@ -177,29 +202,45 @@ def _usage_openai(outcome) -> dict:
 async def chat_completions(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.ChatCompletionRequest)
     stream = _pipeline_stream(
-        request, body, max_tokens=body.output_limit, temperature=body.temperature,
-        top_p=body.top_p, stop=body.stop_sequences,
+        request,
+        body,
+        max_tokens=body.output_limit,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=body.stop_sequences,
     )
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not body.stream:
         text, finish = await _collect(stream)
-        return ApiResponse.json({
-            "id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
-            "choices": [{
-                "index": 0, "message": {"role": "assistant", "content": text},
-                "finish_reason": _FINISH_OPENAI.get(finish, "stop"), "logprobs": None,
-            }],
-            "usage": _usage_openai(stream.outcome),
-        })
+        return ApiResponse.json(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": body.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": _FINISH_OPENAI.get(finish, "stop"),
+                        "logprobs": None,
+                    }
+                ],
+                "usage": _usage_openai(stream.outcome),
+            }
+        )
 
     first = await _first_event(stream)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    head = f'{{"id":"{completion_id}","object":"chat.completion.chunk","created":{created},"model":{json.dumps(body.model)},'
+    head = (
+        f'{{"id":"{completion_id}","object":"chat.completion.chunk","created":{created},'
+        f'"model":{json.dumps(body.model)},'
+    )
 
     def chunk(delta: dict, finish_reason=None) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
-        return f"data: {head}\"choices\":[{json.dumps(choice, separators=(',', ':'))}]}}\n\n".encode()
+        return f'data: {head}"choices":[{json.dumps(choice, separators=(",", ":"))}]}}\n\n'.encode()
 
     async def events():
         finish = "stop"
@@ -215,7 +256,8 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
             return
         yield chunk({}, _FINISH_OPENAI.get(finish, "stop"))
         if include_usage and stream.outcome is not None:
-            yield f"data: {head}\"choices\":[],\"usage\":{json.dumps(_usage_openai(stream.outcome))}}}\n\n".encode()
+            usage = json.dumps(_usage_openai(stream.outcome))
+            yield f'data: {head}"choices":[],"usage":{usage}}}\n\n'.encode()
         yield b"data: [DONE]\n\n"
 
     return ApiResponse.sse(events())
@@ -230,18 +272,27 @@ async def models(request: ApiRequest) -> ApiResponse:
 async def embeddings(request: ApiRequest) -> ApiResponse:
     key, body = await _admit(request, schemas.EmbeddingsRequest)
     result = await embeddings_embed(
-        user=key.user, workspace=key.workspace, model=body.model, inputs=body.inputs,
-        api_key_id=key.pk, source="api", request_id=request.request_id,
+        user=key.user,
+        workspace=key.workspace,
+        model=body.model,
+        inputs=body.inputs,
+        api_key_id=key.pk,
+        source="api",
+        request_id=request.request_id,
     )
     data = []
     for index, vector in enumerate(result.vectors):
         if body.encoding_format == "base64":
             vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
-    return ApiResponse.json({
-        "object": "list", "data": data, "model": body.model,
-        "usage": {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens},
-    })
+    return ApiResponse.json(
+        {
+            "object": "list",
+            "data": data,
+            "model": body.model,
+            "usage": {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens},
+        }
+    )
 
 
 # --- Anthropic ---------------------------------------------------------------------------
@@ -250,36 +301,72 @@ async def embeddings(request: ApiRequest) -> ApiResponse:
 async def messages(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.AnthropicMessagesRequest)
     stream = _pipeline_stream(
-        request, body, max_tokens=body.max_tokens, temperature=body.temperature,
-        top_p=body.top_p, stop=tuple(body.stop_sequences or ()),
+        request,
+        body,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=tuple(body.stop_sequences or ()),
     )
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
     if not body.stream:
         text, finish = await _collect(stream)
         outcome = stream.outcome
-        return ApiResponse.json({
-            "id": message_id, "type": "message", "role": "assistant", "model": body.model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": _FINISH_ANTHROPIC.get(finish, "end_turn"), "stop_sequence": None,
-            "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens},
-        })
+        return ApiResponse.json(
+            {
+                "id": message_id,
+                "type": "message",
+                "role": "assistant",
+                "model": body.model,
+                "content": [{"type": "text", "text": text}],
+                "stop_reason": _FINISH_ANTHROPIC.get(finish, "end_turn"),
+                "stop_sequence": None,
+                "usage": {
+                    "input_tokens": outcome.input_tokens,
+                    "output_tokens": outcome.output_tokens,
+                },
+            }
+        )
 
     first = await _first_event(stream)
 
     async def events():
         finish = "stop"
         try:
-            yield _sse({"type": "message_start", "message": {
-                "id": message_id, "type": "message", "role": "assistant", "model": body.model,
-                "content": [], "stop_reason": None, "stop_sequence": None,
-                "usage": {"input_tokens": 0, "output_tokens": 0},
-            }}, "message_start")
-            yield _sse({"type": "content_block_start", "index": 0,
-                        "content_block": {"type": "text", "text": ""}}, "content_block_start")
+            yield _sse(
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": message_id,
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body.model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": 0, "output_tokens": 0},
+                    },
+                },
+                "message_start",
+            )
+            yield _sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            )
             async for event in _relay(stream, first):
                 if isinstance(event, TextDelta) and event.text:
-                    yield _sse({"type": "content_block_delta", "index": 0,
-                                "delta": {"type": "text_delta", "text": event.text}}, "content_block_delta")
+                    yield _sse(
+                        {
+                            "type": "content_block_delta",
+                            "index": 0,
+                            "delta": {"type": "text_delta", "text": event.text},
+                        },
+                        "content_block_delta",
+                    )
                 elif isinstance(event, Finish):
                     finish = event.reason
         except GatewayError as exc:
@@ -287,10 +374,20 @@ async def messages(request: ApiRequest) -> ApiResponse:
             return
         outcome = stream.outcome
         yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
-        yield _sse({"type": "message_delta",
-                    "delta": {"stop_reason": _FINISH_ANTHROPIC.get(finish, "end_turn"), "stop_sequence": None},
-                    "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens}},
-                   "message_delta")
+        yield _sse(
+            {
+                "type": "message_delta",
+                "delta": {
+                    "stop_reason": _FINISH_ANTHROPIC.get(finish, "end_turn"),
+                    "stop_sequence": None,
+                },
+                "usage": {
+                    "input_tokens": outcome.input_tokens,
+                    "output_tokens": outcome.output_tokens,
+                },
+            },
+            "message_delta",
+        )
         yield _sse({"type": "message_stop"}, "message_stop")
 
     return ApiResponse.sse(events())

@@ -20,10 +20,14 @@ class ApiKey(models.Model):
     PREFIX = "ax-"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_keys")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
     owner = models.CharField(max_length=10, choices=Owner.choices, default=Owner.PERSONAL)
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, help_text=_("The first characters, to recognise the key."))
+    prefix = models.CharField(
+        max_length=16, help_text=_("The first characters, to recognise the key.")
+    )
     key_hash = models.CharField(max_length=64, unique=True)
     allowed_models = models.JSONField(
         default=list, blank=True, help_text=_("Model ids or aliases; empty allows every model.")
@@ -42,7 +46,9 @@ class ApiKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > timezone.now())
+        return self.revoked_at is None and (
+            self.expires_at is None or self.expires_at > timezone.now()
+        )
 
     def allows_model(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models

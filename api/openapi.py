@@ -6,7 +6,10 @@ from . import schemas
 
 
 def _error_response(description: str) -> dict:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 @cache
@@ -22,36 +25,75 @@ def openapi_document() -> dict:
         components[name] = document
     components["Error"] = {
         "type": "object",
-        "properties": {"error": {"type": "object", "properties": {
-            "message": {"type": "string"}, "type": {"type": "string"},
-            "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]},
-        }}},
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                    "param": {"type": ["string", "null"]},
+                    "code": {"type": ["string", "null"]},
+                },
+            }
+        },
     }
     errors = {
-        "400": _error_response("Invalid request"), "401": _error_response("Missing, invalid, revoked or expired key"),
-        "403": _error_response("Model not allowed for this key"), "404": _error_response("Unknown model"),
+        "400": _error_response("Invalid request"),
+        "401": _error_response("Missing, invalid, revoked or expired key"),
+        "403": _error_response("Model not allowed for this key"),
+        "404": _error_response("Unknown model"),
         "413": _error_response("Request body too large"),
         "429": _error_response("Rate limit or budget reached; see Retry-After"),
-        "502": _error_response("Upstream provider failed"), "503": _error_response("Upstream overloaded"),
+        "502": _error_response("Upstream provider failed"),
+        "503": _error_response("Upstream overloaded"),
     }
 
     def post(ref: str, summary: str, stream_note: str) -> dict:
-        return {"post": {
-            "summary": summary, "description": stream_note,
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}},
-            "responses": {"200": {"description": "OK (JSON, or text/event-stream when stream is true)"}, **errors},
-        }}
+        return {
+            "post": {
+                "summary": summary,
+                "description": stream_note,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}
+                    },
+                },
+                "responses": {
+                    "200": {"description": "OK (JSON, or text/event-stream when stream is true)"},
+                    **errors,
+                },
+            }
+        }
 
     return {
         "openapi": "3.1.0",
-        "info": {"title": "AURAX API", "version": "1", "description": "OpenAI- and Anthropic-compatible gateway."},
+        "info": {
+            "title": "AURAX API",
+            "version": "1",
+            "description": "OpenAI- and Anthropic-compatible gateway.",
+        },
         "servers": [{"url": "/v1"}],
         "security": [{"bearer": []}, {"apiKeyHeader": []}],
         "paths": {
-            "/chat/completions": post("ChatCompletionRequest", "Create a chat completion", "SSE chunks ending with data: [DONE] when stream is true; usage in a last chunk with stream_options.include_usage."),
-            "/messages": post("AnthropicMessagesRequest", "Create a message (Anthropic format)", "Anthropic SSE events when stream is true."),
+            "/chat/completions": post(
+                "ChatCompletionRequest",
+                "Create a chat completion",
+                "SSE chunks ending with data: [DONE] when stream is true; usage in a last "
+                "chunk with stream_options.include_usage.",
+            ),
+            "/messages": post(
+                "AnthropicMessagesRequest",
+                "Create a message (Anthropic format)",
+                "Anthropic SSE events when stream is true.",
+            ),
             "/embeddings": post("EmbeddingsRequest", "Create embeddings", ""),
-            "/models": {"get": {"summary": "List the models and aliases this key may use", "responses": {"200": {"description": "OK"}, "401": errors["401"]}}},
+            "/models": {
+                "get": {
+                    "summary": "List the models and aliases this key may use",
+                    "responses": {"200": {"description": "OK"}, "401": errors["401"]},
+                }
+            },
         },
         "components": {
             "schemas": components,

@@ -32,7 +32,9 @@ class ImageUrlPart(_Body):
 
 class ChatMessage(_Body):
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[Annotated[TextPart | ImageUrlPart, Field(discriminator="type")]] | None = None
+    content: str | list[Annotated[TextPart | ImageUrlPart, Field(discriminator="type")]] | None = (
+        None
+    )
 
 
 class StreamOptions(_Body):
@@ -58,7 +60,9 @@ class ChatCompletionRequest(_Body):
             role = "system" if m.role == "developer" else m.role
             if isinstance(m.content, list):
                 text = "".join(p.text for p in m.content if isinstance(p, TextPart))
-                images = tuple(ImagePart(url=p.image_url.url) for p in m.content if isinstance(p, ImageUrlPart))
+                images = tuple(
+                    ImagePart(url=p.image_url.url) for p in m.content if isinstance(p, ImageUrlPart)
+                )
                 out.append(Message(role=role, content=text, images=images))
             else:
                 out.append(Message(role=role, content=m.content or ""))
@@ -94,7 +98,9 @@ class AnthropicImageBlock(_Body):
 
 class AnthropicMessage(_Body):
     role: Literal["user", "assistant"]
-    content: str | list[Annotated[AnthropicTextBlock | AnthropicImageBlock, Field(discriminator="type")]]
+    content: (
+        str | list[Annotated[AnthropicTextBlock | AnthropicImageBlock, Field(discriminator="type")]]
+    )
 
 
 class AnthropicMessagesRequest(_Body):
@@ -110,7 +116,11 @@ class AnthropicMessagesRequest(_Body):
     def provider_messages(self) -> list[Message]:
         out = []
         if self.system:
-            text = self.system if isinstance(self.system, str) else "".join(b.text for b in self.system)
+            text = (
+                self.system
+                if isinstance(self.system, str)
+                else "".join(b.text for b in self.system)
+            )
             out.append(Message(role="system", content=text))
         for m in self.messages:
             if isinstance(m.content, str):
@@ -153,4 +163,6 @@ def parse(schema: type[BaseModel], body: bytes) -> BaseModel:
         where = ".".join(str(p) for p in first["loc"]) or "body"
         if first["type"] == "json_invalid":
             raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
-        raise ApiError(400, "invalid_request", f"Invalid value for '{where}': {first['msg']}.", param=where) from None
+        raise ApiError(
+            400, "invalid_request", f"Invalid value for '{where}': {first['msg']}.", param=where
+        ) from None

@@ -23,6 +23,8 @@ def api_key_list_for(*, user, workspace):
     the workspace's keys."""
     from django.db.models import Q
 
-    return ApiKey.objects.filter(workspace=workspace).filter(
-        Q(owner=ApiKey.Owner.WORKSPACE) | Q(user=user)
-    ).select_related("user")
+    return (
+        ApiKey.objects.filter(workspace=workspace)
+        .filter(Q(owner=ApiKey.Owner.WORKSPACE) | Q(user=user))
+        .select_related("user")
+    )

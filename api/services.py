@@ -34,9 +34,15 @@ def api_key_hash(raw: str) -> str:
 
 @transaction.atomic
 def api_key_create(
-    *, membership: Membership, name: str, owner: str = ApiKey.Owner.PERSONAL,
-    expires_at: datetime | None = None, allowed_models: list[str] | None = None,
-    monthly_budget: Decimal | None = None, rpm: int | None = None, tpm: int | None = None,
+    *,
+    membership: Membership,
+    name: str,
+    owner: str = ApiKey.Owner.PERSONAL,
+    expires_at: datetime | None = None,
+    allowed_models: list[str] | None = None,
+    monthly_budget: Decimal | None = None,
+    rpm: int | None = None,
+    tpm: int | None = None,
     ip: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns it with the raw secret, which is never retrievable again."""
@@ -46,22 +52,37 @@ def api_key_create(
         raise PermissionDenied
     raw = ApiKey.PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(
-        workspace=membership.workspace, user=membership.user, owner=owner, name=name,
-        prefix=raw[:10], key_hash=api_key_hash(raw), expires_at=expires_at,
+        workspace=membership.workspace,
+        user=membership.user,
+        owner=owner,
+        name=name,
+        prefix=raw[:10],
+        key_hash=api_key_hash(raw),
+        expires_at=expires_at,
         allowed_models=[m for m in (allowed_models or []) if m],
     )
     if monthly_budget is not None:
         budget_upsert(
-            scope=BudgetScope.API_KEY, workspace_id=membership.workspace_id, api_key_id=key.pk,
-            cost_limit=monthly_budget, token_limit=None,
+            scope=BudgetScope.API_KEY,
+            workspace_id=membership.workspace_id,
+            api_key_id=key.pk,
+            cost_limit=monthly_budget,
+            token_limit=None,
         )
     if rpm or tpm:
         RateLimit.objects.create(
-            scope=RateLimitScope.API_KEY, api_key_id=key.pk, rpm=rpm or None, tpm=tpm or None,
+            scope=RateLimitScope.API_KEY,
+            api_key_id=key.pk,
+            rpm=rpm or None,
+            tpm=tpm or None,
         )
     audit_record(
-        workspace=membership.workspace, actor=membership.user, action="api_key.create", target=key,
-        data={"owner": owner, "allowed_models": key.allowed_models}, ip=ip,
+        workspace=membership.workspace,
+        actor=membership.user,
+        action="api_key.create",
+        target=key,
+        data={"owner": owner, "allowed_models": key.allowed_models},
+        ip=ip,
     )
     return key, raw
 
@@ -76,7 +97,13 @@ def api_key_revoke(*, membership: Membership, key: ApiKey, ip: str | None = None
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
         transaction.on_commit(api_keys_changed)
-        audit_record(workspace=key.workspace, actor=membership.user, action="api_key.revoke", target=key, ip=ip)
+        audit_record(
+            workspace=key.workspace,
+            actor=membership.user,
+            action="api_key.revoke",
+            target=key,
+            ip=ip,
+        )
     Budget.objects.filter(scope=BudgetScope.API_KEY, api_key_id=key.pk).delete()
 
 

@@ -29,25 +29,39 @@ def api_keys(request):
             form.add_error("owner", _("Only workspace admins can create workspace keys."))
         else:
             key, raw = api_key_create(
-                membership=membership, name=data["name"], owner=data["owner"],
-                expires_at=data["expires_at"], allowed_models=data["allowed_models"],
-                monthly_budget=data["monthly_budget"], rpm=data["rpm"], tpm=data["tpm"],
+                membership=membership,
+                name=data["name"],
+                owner=data["owner"],
+                expires_at=data["expires_at"],
+                allowed_models=data["allowed_models"],
+                monthly_budget=data["monthly_budget"],
+                rpm=data["rpm"],
+                tpm=data["tpm"],
                 ip=request.META.get("REMOTE_ADDR"),
             )
             created = {"key": key, "raw": raw}
             form = ApiKeyForm()
     keys = api_key_list_for(user=request.user, workspace=membership.workspace)
-    return render(request, "api/keys.html", {
-        "form": form, "keys": keys, "created": created, "membership": membership,
-        "workspace": membership.workspace,
-    })
+    return render(
+        request,
+        "api/keys.html",
+        {
+            "form": form,
+            "keys": keys,
+            "created": created,
+            "membership": membership,
+            "workspace": membership.workspace,
+        },
+    )
 
 
 @login_required
 @require_POST
 def api_key_revoke_view(request, key_id: int):
     membership = current_membership_get(request)
-    key = get_object_or_404(api_key_list_for(user=request.user, workspace=membership.workspace), pk=key_id)
+    key = get_object_or_404(
+        api_key_list_for(user=request.user, workspace=membership.workspace), pk=key_id
+    )
     api_key_revoke(membership=membership, key=key, ip=request.META.get("REMOTE_ADDR"))
     messages.success(request, _("API key revoked."))
     return redirect("api_keys")

@@ -30,7 +30,10 @@ class RequestIdMiddleware:
             request.method,
             request.path,
             response.status_code,
-            extra={"status": response.status_code, "ms": round((time.perf_counter() - started) * 1000, 1)},
+            extra={
+                "status": response.status_code,
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+            },
         )
         request_id_var.reset(token)
         return response

@@ -24,4 +24,6 @@ def server_error(request):
 
 
 def error_preview(request, code: int):
-    return {403: permission_denied, 404: page_not_found}.get(code, lambda r: server_error(r))(request)
+    return {403: permission_denied, 404: page_not_found}.get(code, lambda r: server_error(r))(
+        request
+    )

@@ -71,7 +71,9 @@ async def run(url, key, model, tokens, stream, concurrency, total, seconds) -> d
     deadline = time.perf_counter() + seconds
     async with aiohttp.ClientSession(connector=connector) as session:
         # Warm-up: connections, caches.
-        await asyncio.gather(*(one(session, url, key, model, tokens, stream) for _ in range(concurrency)))
+        await asyncio.gather(
+            *(one(session, url, key, model, tokens, stream) for _ in range(concurrency))
+        )
 
         async def worker():
             nonlocal tokens_seen, errors, issued
@@ -100,7 +102,9 @@ async def run(url, key, model, tokens, stream, concurrency, total, seconds) -> d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url")
     parser.add_argument("--key", default="sk-none")
     parser.add_argument("--model", default="fake-small")
@@ -111,35 +115,71 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--baseline", help="the fake upstream's own /v1 URL, measured first")
     parser.add_argument("--label", default="target")
-    parser.add_argument("--target", nargs=4, action="append", metavar=("LABEL", "URL", "KEY", "MODEL"),
-                        help="a gateway to measure (repeatable); replaces --url/--key/--model/--label")
-    parser.add_argument("--modes", choices=["non-stream", "stream", "both"],
-                        help="default: stream with --stream, else non-stream")
+    parser.add_argument(
+        "--target",
+        nargs=4,
+        action="append",
+        metavar=("LABEL", "URL", "KEY", "MODEL"),
+        help="a gateway to measure (repeatable); replaces --url/--key/--model/--label",
+    )
+    parser.add_argument(
+        "--modes",
+        choices=["non-stream", "stream", "both"],
+        help="default: stream with --stream, else non-stream",
+    )
     args = parser.parse_args()
     targets = args.target or [(args.label, args.url, args.key, args.model)]
     if any(url is None for _label, url, _key, _model in targets):
         parser.error("give --url or --target")
     modes = {"both": [False, True], "stream": [True], "non-stream": [False]}[
-        args.modes or ("stream" if args.stream else "non-stream")]
+        args.modes or ("stream" if args.stream else "non-stream")
+    ]
     for stream in modes:
         mode = "stream" if stream else "non-stream"
         for concurrency in args.concurrency:
             base = None
             if args.baseline:
-                base = asyncio.run(run(args.baseline, "sk-none", targets[0][3], args.tokens, stream,
-                                       concurrency, args.requests, args.seconds))
-                print(f"{'upstream':8} {mode:10} c={concurrency:<3} {base['rps']:8.1f} req/s "
-                      f"{base['tokens_per_s']:9.0f} tok/s p50 {base['p50_ms']:7.1f} ms "
-                      f"p95 {base['p95_ms']:7.1f} ms", flush=True)
+                base = asyncio.run(
+                    run(
+                        args.baseline,
+                        "sk-none",
+                        targets[0][3],
+                        args.tokens,
+                        stream,
+                        concurrency,
+                        args.requests,
+                        args.seconds,
+                    )
+                )
+                print(
+                    f"{'upstream':8} {mode:10} c={concurrency:<3} {base['rps']:8.1f} req/s "
+                    f"{base['tokens_per_s']:9.0f} tok/s p50 {base['p50_ms']:7.1f} ms "
+                    f"p95 {base['p95_ms']:7.1f} ms",
+                    flush=True,
+                )
             for label, url, key, model in targets:
-                result = asyncio.run(run(url, key, model, args.tokens, stream,
-                                         concurrency, args.requests, args.seconds))
-                line = (f"{label:8} {mode:10} c={concurrency:<3} {result['rps']:8.1f} req/s "
-                        f"{result['tokens_per_s']:9.0f} tok/s p50 {result['p50_ms']:7.1f} ms "
-                        f"p95 {result['p95_ms']:7.1f} ms errors {result['errors']}")
+                result = asyncio.run(
+                    run(
+                        url,
+                        key,
+                        model,
+                        args.tokens,
+                        stream,
+                        concurrency,
+                        args.requests,
+                        args.seconds,
+                    )
+                )
+                line = (
+                    f"{label:8} {mode:10} c={concurrency:<3} {result['rps']:8.1f} req/s "
+                    f"{result['tokens_per_s']:9.0f} tok/s p50 {result['p50_ms']:7.1f} ms "
+                    f"p95 {result['p95_ms']:7.1f} ms errors {result['errors']}"
+                )
                 if base:
-                    line += (f" | added p50 {result['p50_ms'] - base['p50_ms']:.1f} ms, "
-                             f"p95 {result['p95_ms'] - base['p95_ms']:.1f} ms")
+                    line += (
+                        f" | added p50 {result['p50_ms'] - base['p50_ms']:.1f} ms, "
+                        f"p95 {result['p95_ms'] - base['p95_ms']:.1f} ms"
+                    )
                 print(line, flush=True)
 
 

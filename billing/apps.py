@@ -20,5 +20,15 @@ class BillingConfig(AppConfig):
             generation_bump(BILLING_RULES_GENERATION)
 
         for model in (Budget, RateLimit, ModelPriceOverride):
-            post_save.connect(rules_changed, sender=model, weak=False, dispatch_uid=f"billing-rules:{model.__name__}:save")
-            post_delete.connect(rules_changed, sender=model, weak=False, dispatch_uid=f"billing-rules:{model.__name__}:delete")
+            post_save.connect(
+                rules_changed,
+                sender=model,
+                weak=False,
+                dispatch_uid=f"billing-rules:{model.__name__}:save",
+            )
+            post_delete.connect(
+                rules_changed,
+                sender=model,
+                weak=False,
+                dispatch_uid=f"billing-rules:{model.__name__}:delete",
+            )

@@ -572,8 +572,12 @@ def spend_apply(
 ) -> None:
     """Add spend to every scope's counters and close the reservation."""
     kwargs = {
-        "workspace_id": workspace_id, "user_id": user_id, "api_key_id": api_key_id,
-        "cost": cost, "tokens": tokens, "reservation": reservation,
+        "workspace_id": workspace_id,
+        "user_id": user_id,
+        "api_key_id": api_key_id,
+        "cost": cost,
+        "tokens": tokens,
+        "reservation": reservation,
         "start": start or period_start_for(),
     }
     spend_apply_in_transaction(**kwargs)

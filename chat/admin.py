@@ -8,11 +8,30 @@ class ConversationAdmin(admin.ModelAdmin):
     """Metadata only: operators can find, audit and delete conversations on request without
     reading what people wrote."""
 
-    list_display = ["id", "title", "workspace", "user", "model", "shared_at", "pinned", "created_at", "updated_at"]
+    list_display = [
+        "id",
+        "title",
+        "workspace",
+        "user",
+        "model",
+        "shared_at",
+        "pinned",
+        "created_at",
+        "updated_at",
+    ]
     list_filter = ["pinned", ("shared_at", admin.EmptyFieldListFilter)]
     search_fields = ["title", "workspace__name", "user__email"]
     date_hierarchy = "created_at"
-    fields = ["title", "workspace", "user", "model", "shared_at", "pinned", "created_at", "updated_at"]
+    fields = [
+        "title",
+        "workspace",
+        "user",
+        "model",
+        "shared_at",
+        "pinned",
+        "created_at",
+        "updated_at",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request):

@@ -360,8 +360,10 @@ def input_estimate(request):
             user=request.user, conversation_id=int(request.POST["conversation_id"]), access=READ
         )
     estimate = input_cost_estimate(
-        user=request.user, workspace=conversation.workspace if conversation else membership.workspace,
-        model=request.POST.get("model", ""), content=request.POST.get("content", "")[:200_000],
+        user=request.user,
+        workspace=conversation.workspace if conversation else membership.workspace,
+        model=request.POST.get("model", ""),
+        content=request.POST.get("content", "")[:200_000],
         conversation=conversation,
     )
     return JsonResponse(estimate)

@@ -31,8 +31,14 @@ class EmbeddingResult:
 
 
 async def embed(
-    *, user, workspace, model: str, inputs: list[str], api_key_id: int | None = None,
-    source: str, request_id: str = "",
+    *,
+    user,
+    workspace,
+    model: str,
+    inputs: list[str],
+    api_key_id: int | None = None,
+    source: str,
+    request_id: str = "",
 ) -> EmbeddingResult:
     candidates = await routing.candidates_resolve(user=user, workspace=workspace, model=model)
     if not candidates:
@@ -40,8 +46,12 @@ async def embed(
     estimate = sum(tokens_estimate(text=text) for text in inputs)
     try:
         reservation = await database_sync_to_async(limits_check_and_reserve)(
-            workspace=workspace, user=user, api_key_id=api_key_id, candidate=candidates[0],
-            input_tokens=estimate, max_output_tokens=0,
+            workspace=workspace,
+            user=user,
+            api_key_id=api_key_id,
+            candidate=candidates[0],
+            input_tokens=estimate,
+            max_output_tokens=0,
         )
     except Exception as exc:
         raise GatewayError.from_exception(exc) from exc
@@ -55,7 +65,9 @@ async def embed(
         for candidate in candidates:
             served = candidate
             try:
-                vectors, tokens = await adapter_for(candidate.kind).embed(candidate.target, candidate.model_id, inputs)
+                vectors, tokens = await adapter_for(candidate.kind).embed(
+                    candidate.target, candidate.model_id, inputs
+                )
             except ProviderError as exc:
                 last_error = exc
                 if exc.retryable:
@@ -73,14 +85,26 @@ async def embed(
         status = "client_gone"
         raise
     finally:
-        record = asyncio.ensure_future(database_sync_to_async(billing_services.usage_record)(
-            workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id,
-            credential_id=served.credential_id, provider_kind=served.kind, model=served.model_id,
-            input_tokens=tokens or estimate, output_tokens=0, estimated=not tokens,
-            status=status, error_code=error_code, ttft_ms=None,
-            duration_ms=round((time.monotonic() - started) * 1000), request_id=request_id,
-            source=source, reservation=reservation,
-        ))
+        record = asyncio.ensure_future(
+            database_sync_to_async(billing_services.usage_record)(
+                workspace_id=workspace.pk,
+                user_id=user.pk,
+                api_key_id=api_key_id,
+                credential_id=served.credential_id,
+                provider_kind=served.kind,
+                model=served.model_id,
+                input_tokens=tokens or estimate,
+                output_tokens=0,
+                estimated=not tokens,
+                status=status,
+                error_code=error_code,
+                ttft_ms=None,
+                duration_ms=round((time.monotonic() - started) * 1000),
+                request_id=request_id,
+                source=source,
+                reservation=reservation,
+            )
+        )
         # Shielded: a caller going away must not lose the ledger row.
         await asyncio.shield(record)
     return EmbeddingResult(vectors, tokens or estimate, not tokens, served.kind, served.model_id)

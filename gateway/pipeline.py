@@ -224,7 +224,10 @@ class PipelineStream:
         self._served = first
         self._input_estimate = messages_tokens_estimate(call.messages, model=first.model_id)
         self._reservation = limits_check_and_reserve(
-            workspace=call.workspace, user=call.user, api_key_id=call.api_key_id, candidate=first,
+            workspace=call.workspace,
+            user=call.user,
+            api_key_id=call.api_key_id,
+            candidate=first,
             input_tokens=self._input_estimate,
             max_output_tokens=call.max_tokens or DEFAULT_RESERVED_OUTPUT_TOKENS,
         )
@@ -323,17 +326,25 @@ class PipelineStream:
         outcome.usage_event_id = event.pk
 
 
-def limits_check_and_reserve(*, workspace, user, api_key_id, candidate, input_tokens: int, max_output_tokens: int):
+def limits_check_and_reserve(
+    *, workspace, user, api_key_id, candidate, input_tokens: int, max_output_tokens: int
+):
     """Rate limits, then the worst-case budget reservation, for a call about to be made to
     `candidate` (sync; callers run it on a database thread). Raises the billing errors."""
     ratelimit_check_for(
-        workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id,
+        workspace_id=workspace.pk,
+        user_id=user.pk,
+        api_key_id=api_key_id,
         tokens=input_tokens + max_output_tokens,
     )
     return quota_reserve(
-        workspace_id=workspace.pk, user_id=user.pk, api_key_id=api_key_id,
-        provider_kind=candidate.kind, model=candidate.model_id,
-        input_tokens=input_tokens, max_output_tokens=max_output_tokens,
+        workspace_id=workspace.pk,
+        user_id=user.pk,
+        api_key_id=api_key_id,
+        provider_kind=candidate.kind,
+        model=candidate.model_id,
+        input_tokens=input_tokens,
+        max_output_tokens=max_output_tokens,
     )
 
 

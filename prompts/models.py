@@ -13,15 +13,25 @@ class PromptTemplate(models.Model):
     """A reusable prompt with `{{variables}}`. Shared with a workspace, or personal
     (`owner` set): visible only to its author, inside the workspace it was made in."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="prompt_templates")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="prompt_templates"
+    )
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
-        related_name="prompt_templates", help_text=_("Set for a personal template."),
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="prompt_templates",
+        help_text=_("Set for a personal template."),
     )
     title = models.CharField(max_length=120)
     body = models.TextField()
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

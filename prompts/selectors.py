@@ -8,9 +8,11 @@ from .models import PromptTemplate
 
 def prompt_template_list(*, membership: Membership, query: str = ""):
     """The workspace's shared templates and the user's own personal ones there."""
-    templates = PromptTemplate.objects.filter(workspace=membership.workspace).filter(
-        Q(owner__isnull=True) | Q(owner=membership.user)
-    ).select_related("created_by", "updated_by")
+    templates = (
+        PromptTemplate.objects.filter(workspace=membership.workspace)
+        .filter(Q(owner__isnull=True) | Q(owner=membership.user))
+        .select_related("created_by", "updated_by")
+    )
     if query:
         templates = templates.filter(Q(title__icontains=query) | Q(body__icontains=query))
     return templates

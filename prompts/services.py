@@ -20,7 +20,12 @@ def _may_edit(membership: Membership, template: PromptTemplate | None, personal:
 
 @transaction.atomic
 def prompt_template_save(
-    *, membership: Membership, title: str, body: str, personal: bool, template: PromptTemplate | None = None
+    *,
+    membership: Membership,
+    title: str,
+    body: str,
+    personal: bool,
+    template: PromptTemplate | None = None,
 ) -> PromptTemplate:
     """Create or edit a template. Shared ones are managed by workspace admins; personal ones by
     their author (members and up)."""
@@ -34,8 +39,10 @@ def prompt_template_save(
     template.save()
     if not template.is_personal:
         audit_record(
-            workspace=membership.workspace, actor=membership.user,
-            action="prompt_template.create" if creating else "prompt_template.update", target=template,
+            workspace=membership.workspace,
+            actor=membership.user,
+            action="prompt_template.create" if creating else "prompt_template.update",
+            target=template,
         )
     return template
 
@@ -45,5 +52,10 @@ def prompt_template_delete(*, membership: Membership, template: PromptTemplate) 
     if not _may_edit(membership, template, template.is_personal):
         raise PermissionDenied
     if not template.is_personal:
-        audit_record(workspace=membership.workspace, actor=membership.user, action="prompt_template.delete", target=template)
+        audit_record(
+            workspace=membership.workspace,
+            actor=membership.user,
+            action="prompt_template.delete",
+            target=template,
+        )
     template.delete()

@@ -20,15 +20,23 @@ def template_list(request):
     form = PromptTemplateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         prompt_template_save(
-            membership=membership, title=form.cleaned_data["title"], body=form.cleaned_data["body"],
+            membership=membership,
+            title=form.cleaned_data["title"],
+            body=form.cleaned_data["body"],
             personal=form.cleaned_data["personal"] or not membership.has_role(Role.ADMIN),
         )
         messages.success(request, _("Template saved."))
         return redirect("prompt_templates")
-    return render(request, "prompts/list.html", {
-        "form": form, "templates": prompt_template_list(membership=membership),
-        "membership": membership, "can_share": membership.has_role(Role.ADMIN),
-    })
+    return render(
+        request,
+        "prompts/list.html",
+        {
+            "form": form,
+            "templates": prompt_template_list(membership=membership),
+            "membership": membership,
+            "can_share": membership.has_role(Role.ADMIN),
+        },
+    )
 
 
 @login_required
@@ -37,11 +45,16 @@ def template_edit(request, template_id: int):
     template = prompt_template_get(membership=membership, template_id=template_id)
     if not prompt_template_may_edit(membership=membership, template=template):
         raise PermissionDenied
-    form = PromptTemplateForm(request.POST or None, instance=template, initial={"personal": template.is_personal})
+    form = PromptTemplateForm(
+        request.POST or None, instance=template, initial={"personal": template.is_personal}
+    )
     if request.method == "POST" and form.is_valid():
         prompt_template_save(
-            membership=membership, template=template, title=form.cleaned_data["title"],
-            body=form.cleaned_data["body"], personal=template.is_personal,
+            membership=membership,
+            template=template,
+            title=form.cleaned_data["title"],
+            body=form.cleaned_data["body"],
+            personal=template.is_personal,
         )
         messages.success(request, _("Template saved."))
         return redirect("prompt_templates")
@@ -62,8 +75,20 @@ def template_delete(request, template_id: int):
 def template_search(request):
     """For the chat input's `/` picker: templates matching the typed words, with variables."""
     membership = current_membership_get(request)
-    templates = prompt_template_list(membership=membership, query=request.GET.get("q", "").strip())[:20]
-    return JsonResponse({"templates": [
-        {"id": t.pk, "title": t.title, "body": t.body, "variables": t.variables, "personal": t.is_personal}
-        for t in templates
-    ]})
+    templates = prompt_template_list(membership=membership, query=request.GET.get("q", "").strip())[
+        :20
+    ]
+    return JsonResponse(
+        {
+            "templates": [
+                {
+                    "id": t.pk,
+                    "title": t.title,
+                    "body": t.body,
+                    "variables": t.variables,
+                    "personal": t.is_personal,
+                }
+                for t in templates
+            ]
+        }
+    )

@@ -71,11 +71,19 @@ def _routing_signals_connect() -> None:
     from workspaces.models import Membership
 
     for model in (
-        ProviderCredential, CatalogModel, ModelAlias, AliasTarget, WorkspaceCredentialSetting,
+        ProviderCredential,
+        CatalogModel,
+        ModelAlias,
+        AliasTarget,
+        WorkspaceCredentialSetting,
         Membership,
     ):
-        post_save.connect(_routing_rows_changed, sender=model, dispatch_uid=f"routing:{model.__name__}:save")
-        post_delete.connect(_routing_rows_changed, sender=model, dispatch_uid=f"routing:{model.__name__}:delete")
+        post_save.connect(
+            _routing_rows_changed, sender=model, dispatch_uid=f"routing:{model.__name__}:save"
+        )
+        post_delete.connect(
+            _routing_rows_changed, sender=model, dispatch_uid=f"routing:{model.__name__}:delete"
+        )
 
 
 _routing_signals_connect()

@@ -19,11 +19,14 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
     database = settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):
-        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("db") / "test.sqlite3")
+        database.setdefault("TEST", {})["NAME"] = str(
+            tmp_path_factory.mktemp("db") / "test.sqlite3"
+        )
 
 
 def pytest_report_header(config):
-    return f"aurax mode: {'services (PostgreSQL/Redis)' if SERVICES_MODE else 'embedded (SQLite, in-memory)'}"
+    mode = "services (PostgreSQL/Redis)" if SERVICES_MODE else "embedded (SQLite, in-memory)"
+    return f"aurax mode: {mode}"
 
 
 @pytest.fixture(autouse=True)

@@ -62,8 +62,13 @@ def _credential(w: World):
 
     if "credential" not in w.objects:
         w.objects["credential"] = credential_create(
-            actor=None, scope=Scope.WORKSPACE, workspace=w.team, kind="openai", name="Team key",
-            api_key="sk-team-secret-1234", base_url="https://api.openai.com/v1",
+            actor=None,
+            scope=Scope.WORKSPACE,
+            workspace=w.team,
+            kind="openai",
+            name="Team key",
+            api_key="sk-team-secret-1234",
+            base_url="https://api.openai.com/v1",
         )
     return w.objects["credential"]
 
@@ -73,7 +78,9 @@ def _api_key(w: World):
 
     if "api_key" not in w.objects:
         membership = Membership.objects.get(workspace=w.team, user=w.owner)
-        w.objects["api_key"] = api_key_create(membership=membership, name="ci", owner="workspace")[0]
+        w.objects["api_key"] = api_key_create(membership=membership, name="ci", owner="workspace")[
+            0
+        ]
     return w.objects["api_key"]
 
 
@@ -90,8 +97,12 @@ def _template(w: World):
 def _invitation(w: World):
     if "invitation" not in w.objects:
         w.objects["invitation"] = Invitation.objects.create(
-            workspace=w.team, email="guest@example.com", role=Role.MEMBER, token="tok-matrix",
-            invited_by=w.owner, expires_at=timezone.now() + timedelta(days=7),
+            workspace=w.team,
+            email="guest@example.com",
+            role=Role.MEMBER,
+            token="tok-matrix",
+            invited_by=w.owner,
+            expires_at=timezone.now() + timedelta(days=7),
         )
     return w.objects["invitation"]
 
@@ -102,7 +113,12 @@ def _invoice(w: World):
     if "invoice" not in w.objects:
         fields = {f.name for f in Invoice._meta.get_fields()}
         today = timezone.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        data = {"workspace": w.team, "number": "INV-MATRIX-1", "period_start": today, "period_end": today}
+        data = {
+            "workspace": w.team,
+            "number": "INV-MATRIX-1",
+            "period_start": today,
+            "period_end": today,
+        }
         if "workspace_name" in fields:
             data["workspace_name"] = w.team.name
         if "plan" in fields:
@@ -125,42 +141,83 @@ CASES: dict[str, Case] = {
     "workspace_leave": Case(slug, write=False),  # anyone may leave; strangers must still get 404
     "workspace_transfer": Case(slug, write=True),
     "workspace_audit": Case(slug, write=False, viewer_may_read=False),
-    "member_role": Case(lambda w: {**slug(w), "member_id": Membership.objects.get(workspace=w.team, user=w.owner).pk}, write=True),
-    "member_remove": Case(lambda w: {**slug(w), "member_id": Membership.objects.get(workspace=w.team, user=w.owner).pk}, write=True),
+    "member_role": Case(
+        lambda w: {
+            **slug(w),
+            "member_id": Membership.objects.get(workspace=w.team, user=w.owner).pk,
+        },
+        write=True,
+    ),
+    "member_remove": Case(
+        lambda w: {
+            **slug(w),
+            "member_id": Membership.objects.get(workspace=w.team, user=w.owner).pk,
+        },
+        write=True,
+    ),
     "invitation_create": Case(slug, write=True),
-    "invitation_revoke": Case(lambda w: {**slug(w), "invitation_id": _invitation(w).pk}, write=True),
+    "invitation_revoke": Case(
+        lambda w: {**slug(w), "invitation_id": _invitation(w).pk}, write=True
+    ),
     # provider keys
     "providers:workspace_keys": Case(slug, write=True),  # viewers may see the masked list
-    "providers:workspace_global_toggle": Case(lambda w: {**slug(w), "credential_id": _credential(w).pk}, write=True),
+    "providers:workspace_global_toggle": Case(
+        lambda w: {**slug(w), "credential_id": _credential(w).pk}, write=True
+    ),
     "providers:credential_test": Case(lambda w: {"credential_id": _credential(w).pk}, write=True),
-    "providers:credential_refresh": Case(lambda w: {"credential_id": _credential(w).pk}, write=True),
+    "providers:credential_refresh": Case(
+        lambda w: {"credential_id": _credential(w).pk}, write=True
+    ),
     "providers:credential_delete": Case(lambda w: {"credential_id": _credential(w).pk}, write=True),
     # API keys, prompt templates
     "api_key_revoke": Case(lambda w: {"key_id": _api_key(w).pk}, write=True),
     "prompt_template_edit": Case(lambda w: {"template_id": _template(w).pk}, write=True),
     "prompt_template_delete": Case(lambda w: {"template_id": _template(w).pk}, write=True),
     # billing
-    "billing_invoice": Case(lambda w: {"number": _invoice(w).number}, write=False, viewer_may_read=False),
+    "billing_invoice": Case(
+        lambda w: {"number": _invoice(w).number}, write=False, viewer_may_read=False
+    ),
     # chat
-    "chat_conversation": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=False, viewer_may_read=False),
-    "chat_thread": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=False, viewer_may_read=False),
+    "chat_conversation": Case(
+        lambda w: {"conversation_id": _conversation(w).pk}, write=False, viewer_may_read=False
+    ),
+    "chat_thread": Case(
+        lambda w: {"conversation_id": _conversation(w).pk}, write=False, viewer_may_read=False
+    ),
     "chat_rename": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
     "chat_pin": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
     "chat_delete": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
     "chat_settings": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
     "chat_branch": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
-    "chat_export": Case(lambda w: {"conversation_id": _conversation(w).pk, "fmt": "json"}, write=False, viewer_may_read=False),
+    "chat_export": Case(
+        lambda w: {"conversation_id": _conversation(w).pk, "fmt": "json"},
+        write=False,
+        viewer_may_read=False,
+    ),
     "chat_share": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
-    "chat_unshare": Case(lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True),
+    "chat_unshare": Case(
+        lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True
+    ),
     "chat_public_link_create": Case(lambda w: {"conversation_id": _conversation(w).pk}, write=True),
-    "chat_public_link_revoke": Case(lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True),
+    "chat_public_link_revoke": Case(
+        lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True
+    ),
     "chat_copy": Case(lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True),
 }
 
 EXEMPT = {
-    "invitation_accept": "addressed by a secret token, not a workspace member's id; covered in tests/workspaces/test_invitations.py",
-    "billing_checkout": "takes a public plan slug; acts on the current workspace, checked in tests/billing/test_stripe.py",
-    "chat_public": "a public read-only link by design, addressed by a random revocable token; checked in tests/chat/test_sharing.py",
+    "invitation_accept": (
+        "addressed by a secret token, not a workspace member's id; "
+        "covered in tests/workspaces/test_invitations.py"
+    ),
+    "billing_checkout": (
+        "takes a public plan slug; acts on the current workspace, "
+        "checked in tests/billing/test_stripe.py"
+    ),
+    "chat_public": (
+        "a public read-only link by design, addressed by a random revocable token; "
+        "checked in tests/chat/test_sharing.py"
+    ),
 }
 
 
@@ -218,9 +275,17 @@ def test_a_user_from_another_workspace_gets_404_and_no_data(world, name):
     client = _client(world.stranger)
     for method in ("get", "post"):
         response = getattr(client, method)(url)
-        assert response.status_code in (404, 405), f"{method.upper()} {url} gave {response.status_code}"
+        assert response.status_code in (404, 405), (
+            f"{method.upper()} {url} gave {response.status_code}"
+        )
         body = response.content.decode(errors="replace")
-        for secret in ("Secret plans", "sk-team-secret", "Team prompt", "INV-MATRIX-1", "guest@example.com"):
+        for secret in (
+            "Secret plans",
+            "sk-team-secret",
+            "Team prompt",
+            "INV-MATRIX-1",
+            "guest@example.com",
+        ):
             if secret in url:  # the page may echo its own address (e.g. the language form)
                 continue
             assert secret not in body, f"{method.upper()} {url} leaked {secret!r}"
@@ -272,8 +337,13 @@ async def test_a_user_from_another_workspace_cannot_reach_a_conversation_over_th
 
     conversation, session = await setup()
     communicator = WebsocketCommunicator(
-        application, "/ws/chat/",
-        headers=[(b"cookie", f"sessionid={session}".encode()), (b"origin", b"http://testserver"), (b"host", b"testserver")],
+        application,
+        "/ws/chat/",
+        headers=[
+            (b"cookie", f"sessionid={session}".encode()),
+            (b"origin", b"http://testserver"),
+            (b"host", b"testserver"),
+        ],
     )
     connected, _ = await communicator.connect()
     assert connected

@@ -11,7 +11,14 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "is_personal", "member_count", "public_links_enabled", "created_at"]
+    list_display = [
+        "name",
+        "slug",
+        "is_personal",
+        "member_count",
+        "public_links_enabled",
+        "created_at",
+    ]
     list_filter = ["is_personal", "public_links_enabled"]
     search_fields = ["name", "slug", "memberships__user__email"]
     inlines = [MembershipInline]
@@ -31,7 +38,16 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
-    list_display = ["email", "workspace", "role", "invited_by", "created_at", "expires_at", "accepted_at", "revoked_at"]
+    list_display = [
+        "email",
+        "workspace",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
     list_filter = ["role"]
     search_fields = ["email", "workspace__name"]
     readonly_fields = ["token"]

@@ -34,12 +34,14 @@ class DeleteWorkspaceForm(forms.Form):
 class InvitationForm(forms.Form):
     email = forms.EmailField(label=_("Email"))
     role = forms.ChoiceField(
-        label=_("Role"), choices=[(r, l) for r, l in Role.choices if r != Role.OWNER], initial=Role.MEMBER
+        label=_("Role"),
+        choices=[(r, label) for r, label in Role.choices if r != Role.OWNER],
+        initial=Role.MEMBER,
     )
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=[(r, l) for r, l in Role.choices if r != Role.OWNER])
+    role = forms.ChoiceField(choices=[(r, label) for r, label in Role.choices if r != Role.OWNER])
 
 
 class TransferForm(forms.Form):

@@ -31,7 +31,9 @@ def membership_get(*, user, workspace_slug: str, minimum_role: str = Role.VIEWER
     return membership
 
 
-def membership_get_by_workspace_id(*, user, workspace_id: int, minimum_role: str = Role.VIEWER) -> Membership:
+def membership_get_by_workspace_id(
+    *, user, workspace_id: int, minimum_role: str = Role.VIEWER
+) -> Membership:
     membership = (
         Membership.objects.select_related("workspace")
         .filter(user=user, workspace_id=workspace_id)

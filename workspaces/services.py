@@ -29,8 +29,16 @@ def _unique_slug(name: str) -> str:
 
 
 def audit_record(
-    *, workspace: Workspace | None, actor, action: str, target=None, target_type: str = "",
-    target_id: str = "", target_repr: str = "", data: dict | None = None, ip: str | None = None,
+    *,
+    workspace: Workspace | None,
+    actor,
+    action: str,
+    target=None,
+    target_type: str = "",
+    target_id: str = "",
+    target_repr: str = "",
+    data: dict | None = None,
+    ip: str | None = None,
 ) -> AuditEvent:
     """Append one audit event. Other apps (keys, quotas, sharing) call this too."""
     if target is not None:
@@ -59,7 +67,9 @@ def workspace_create(
     )
     Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     if not is_personal:
-        audit_record(workspace=workspace, actor=owner, action="workspace.create", target=workspace, ip=ip)
+        audit_record(
+            workspace=workspace, actor=owner, action="workspace.create", target=workspace, ip=ip
+        )
     return workspace
 
 
@@ -73,15 +83,22 @@ def workspace_create_personal(*, user) -> Workspace:
 
 @transaction.atomic
 def workspace_update(
-    *, membership: Membership, name: str | None = None, color: str | None = None,
-    default_model: str | None = None, public_links_enabled: bool | None = None, ip: str | None = None,
+    *,
+    membership: Membership,
+    name: str | None = None,
+    color: str | None = None,
+    default_model: str | None = None,
+    public_links_enabled: bool | None = None,
+    ip: str | None = None,
 ) -> Workspace:
     if not membership.has_role(Role.ADMIN):
         raise PermissionDenied
     workspace = membership.workspace
     changes = {}
     for field, value in (
-        ("name", name), ("color", color), ("default_model", default_model),
+        ("name", name),
+        ("color", color),
+        ("default_model", default_model),
         ("public_links_enabled", public_links_enabled),
     ):
         if value is not None and getattr(workspace, field) != value:
@@ -90,8 +107,12 @@ def workspace_update(
     if changes:
         workspace.save(update_fields=list(changes))
         audit_record(
-            workspace=workspace, actor=membership.user, action="workspace.update",
-            target=workspace, data=changes, ip=ip,
+            workspace=workspace,
+            actor=membership.user,
+            action="workspace.update",
+            target=workspace,
+            data=changes,
+            ip=ip,
         )
     return workspace
 
@@ -107,15 +128,23 @@ def workspace_delete(*, membership: Membership, confirm_name: str) -> None:
     if confirm_name.strip() != workspace.name:
         raise ValidationError(_("Type the workspace's name exactly to confirm."))
     audit_record(
-        workspace=None, actor=membership.user, action="workspace.delete", target=workspace,
+        workspace=None,
+        actor=membership.user,
+        action="workspace.delete",
+        target=workspace,
         data={"slug": workspace.slug},
     )
     workspace.delete()
 
 
 @transaction.atomic
-def member_role_change(*, actor_membership: Membership, target: Membership, role: str, ip: str | None = None) -> Membership:
-    if not actor_membership.has_role(Role.ADMIN) or actor_membership.workspace_id != target.workspace_id:
+def member_role_change(
+    *, actor_membership: Membership, target: Membership, role: str, ip: str | None = None
+) -> Membership:
+    if (
+        not actor_membership.has_role(Role.ADMIN)
+        or actor_membership.workspace_id != target.workspace_id
+    ):
         raise PermissionDenied
     if role == Role.OWNER or target.role == Role.OWNER:
         raise ValidationError(_("Ownership changes only through a transfer."))
@@ -125,14 +154,20 @@ def member_role_change(*, actor_membership: Membership, target: Membership, role
     target.role = role
     target.save(update_fields=["role"])
     audit_record(
-        workspace=target.workspace, actor=actor_membership.user, action="member.role_change",
-        target=target.user, data={"from": old, "to": role}, ip=ip,
+        workspace=target.workspace,
+        actor=actor_membership.user,
+        action="member.role_change",
+        target=target.user,
+        data={"from": old, "to": role},
+        ip=ip,
     )
     return target
 
 
 @transaction.atomic
-def member_remove(*, actor_membership: Membership, target: Membership, ip: str | None = None) -> None:
+def member_remove(
+    *, actor_membership: Membership, target: Membership, ip: str | None = None
+) -> None:
     """Remove a member. Their private conversations go with them; what they shared stays (the
     chat app owns that rule and is told through `member_removed`)."""
     if actor_membership.workspace_id != target.workspace_id:
@@ -165,8 +200,13 @@ def _membership_end(membership: Membership, *, actor, action: str, ip: str | Non
 
 
 @transaction.atomic
-def ownership_transfer(*, owner_membership: Membership, new_owner: Membership, ip: str | None = None) -> None:
-    if owner_membership.role != Role.OWNER or owner_membership.workspace_id != new_owner.workspace_id:
+def ownership_transfer(
+    *, owner_membership: Membership, new_owner: Membership, ip: str | None = None
+) -> None:
+    if (
+        owner_membership.role != Role.OWNER
+        or owner_membership.workspace_id != new_owner.workspace_id
+    ):
         raise PermissionDenied
     if owner_membership.workspace.is_personal:
         raise ValidationError(_("A personal workspace cannot change owner."))
@@ -175,8 +215,11 @@ def ownership_transfer(*, owner_membership: Membership, new_owner: Membership, i
     Membership.objects.filter(pk=owner_membership.pk).update(role=Role.ADMIN)
     Membership.objects.filter(pk=new_owner.pk).update(role=Role.OWNER)
     audit_record(
-        workspace=owner_membership.workspace, actor=owner_membership.user,
-        action="workspace.transfer", target=new_owner.user, ip=ip,
+        workspace=owner_membership.workspace,
+        actor=owner_membership.user,
+        action="workspace.transfer",
+        target=new_owner.user,
+        ip=ip,
     )
 
 
@@ -193,7 +236,9 @@ def _invitation_send(invitation_id: int) -> None:
 
 
 @transaction.atomic
-def invitation_create(*, membership: Membership, email: str, role: str, ip: str | None = None) -> Invitation:
+def invitation_create(
+    *, membership: Membership, email: str, role: str, ip: str | None = None
+) -> Invitation:
     if not membership.has_role(Role.ADMIN):
         raise PermissionDenied
     if membership.workspace.is_personal:
@@ -201,22 +246,34 @@ def invitation_create(*, membership: Membership, email: str, role: str, ip: str 
     if role == Role.OWNER or (role == Role.ADMIN and membership.role != Role.OWNER):
         raise PermissionDenied
     email = email.strip().lower()
-    if Membership.objects.filter(workspace=membership.workspace, user__email__iexact=email).exists():
+    if Membership.objects.filter(
+        workspace=membership.workspace, user__email__iexact=email
+    ).exists():
         raise ValidationError(_("%(email)s is already a member.") % {"email": email})
     invitation = Invitation.objects.create(
-        workspace=membership.workspace, email=email, role=role, token=secrets.token_urlsafe(32),
-        invited_by=membership.user, expires_at=timezone.now() + INVITATION_TTL,
+        workspace=membership.workspace,
+        email=email,
+        role=role,
+        token=secrets.token_urlsafe(32),
+        invited_by=membership.user,
+        expires_at=timezone.now() + INVITATION_TTL,
     )
     audit_record(
-        workspace=membership.workspace, actor=membership.user, action="invitation.create",
-        target=invitation, data={"email": email, "role": role}, ip=ip,
+        workspace=membership.workspace,
+        actor=membership.user,
+        action="invitation.create",
+        target=invitation,
+        data={"email": email, "role": role},
+        ip=ip,
     )
     transaction.on_commit(lambda: _invitation_send(invitation.pk))
     return invitation
 
 
 @transaction.atomic
-def invitation_revoke(*, membership: Membership, invitation: Invitation, ip: str | None = None) -> None:
+def invitation_revoke(
+    *, membership: Membership, invitation: Invitation, ip: str | None = None
+) -> None:
     if not membership.has_role(Role.ADMIN) or invitation.workspace_id != membership.workspace_id:
         raise PermissionDenied
     if invitation.accepted_at or invitation.revoked_at:
@@ -224,8 +281,11 @@ def invitation_revoke(*, membership: Membership, invitation: Invitation, ip: str
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
     audit_record(
-        workspace=invitation.workspace, actor=membership.user, action="invitation.revoke",
-        target=invitation, ip=ip,
+        workspace=invitation.workspace,
+        actor=membership.user,
+        action="invitation.revoke",
+        target=invitation,
+        ip=ip,
     )
 
 
@@ -238,15 +298,17 @@ def invitation_problem(*, invitation: Invitation, user) -> str | None:
     if invitation.expires_at <= timezone.now():
         return _("This invitation has expired. Ask for a new one.")
     if user.email.lower() != invitation.email.lower():
-        return _("This invitation was sent to %(email)s. Sign in with that address to accept it.") % {
-            "email": invitation.email
-        }
+        return _(
+            "This invitation was sent to %(email)s. Sign in with that address to accept it."
+        ) % {"email": invitation.email}
     return None
 
 
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user, ip: str | None = None) -> Membership:
-    invitation = Invitation.objects.select_for_update().select_related("workspace").get(pk=invitation.pk)
+    invitation = (
+        Invitation.objects.select_for_update().select_related("workspace").get(pk=invitation.pk)
+    )
     problem = invitation_problem(invitation=invitation, user=user)
     if problem:
         raise ValidationError(problem)
@@ -258,7 +320,11 @@ def invitation_accept(*, invitation: Invitation, user, ip: str | None = None) ->
     )
     if created:
         audit_record(
-            workspace=invitation.workspace, actor=user, action="invitation.accept",
-            target=invitation, data={"role": invitation.role}, ip=ip,
+            workspace=invitation.workspace,
+            actor=user,
+            action="invitation.accept",
+            target=invitation,
+            data={"role": invitation.role},
+            ip=ip,
         )
     return membership

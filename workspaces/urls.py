@@ -11,7 +11,9 @@ urlpatterns = [
     path("w/<slug:slug>/leave/", views.workspace_leave, name="workspace_leave"),
     path("w/<slug:slug>/transfer/", views.workspace_transfer, name="workspace_transfer"),
     path("w/<slug:slug>/members/<int:member_id>/role/", views.member_role, name="member_role"),
-    path("w/<slug:slug>/members/<int:member_id>/remove/", views.member_remove, name="member_remove"),
+    path(
+        "w/<slug:slug>/members/<int:member_id>/remove/", views.member_remove, name="member_remove"
+    ),
     path("w/<slug:slug>/invitations/", views.invitation_create, name="invitation_create"),
     path(
         "w/<slug:slug>/invitations/<int:invitation_id>/revoke/",

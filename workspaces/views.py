@@ -35,7 +35,10 @@ def workspace_list(request):
     form = WorkspaceForm(request.POST or None, initial={"color": "#6366f1"})
     if request.method == "POST" and form.is_valid():
         workspace = services.workspace_create(
-            owner=request.user, name=form.cleaned_data["name"], color=form.cleaned_data["color"], ip=_ip(request)
+            owner=request.user,
+            name=form.cleaned_data["name"],
+            color=form.cleaned_data["color"],
+            ip=_ip(request),
         )
         request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk
         messages.success(request, _("Workspace created."))
@@ -47,41 +50,60 @@ def workspace_list(request):
 @login_required
 @require_POST
 def workspace_switch(request):
-    membership = selectors.membership_get(user=request.user, workspace_slug=request.POST.get("workspace", ""))
+    membership = selectors.membership_get(
+        user=request.user, workspace_slug=request.POST.get("workspace", "")
+    )
     request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = membership.workspace_id
-    return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/") else "home")
+    return redirect(
+        request.POST.get("next") if request.POST.get("next", "").startswith("/") else "home"
+    )
 
 
 @login_required
 def workspace_settings(request, slug):
-    membership = selectors.membership_get(user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN)
+    membership = selectors.membership_get(
+        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
+    )
     workspace = membership.workspace
     form = WorkspaceSettingsForm(request.POST or None, instance=workspace)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         workspace.refresh_from_db()  # the form mutated the instance; the service compares
         services.workspace_update(
-            membership=membership, name=data["name"], color=data["color"],
-            default_model=data["default_model"], public_links_enabled=data["public_links_enabled"],
+            membership=membership,
+            name=data["name"],
+            color=data["color"],
+            default_model=data["default_model"],
+            public_links_enabled=data["public_links_enabled"],
             ip=_ip(request),
         )
         messages.success(request, _("Workspace settings saved."))
         return redirect("workspace_settings", workspace.slug)
-    return render(request, "workspaces/settings.html", {
-        "membership": membership, "workspace": workspace, "form": form,
-        "delete_form": DeleteWorkspaceForm(),
-    })
+    return render(
+        request,
+        "workspaces/settings.html",
+        {
+            "membership": membership,
+            "workspace": workspace,
+            "form": form,
+            "delete_form": DeleteWorkspaceForm(),
+        },
+    )
 
 
 @login_required
 @require_POST
 def workspace_delete(request, slug):
-    membership = selectors.membership_get(user=request.user, workspace_slug=slug, minimum_role=Role.OWNER)
+    membership = selectors.membership_get(
+        user=request.user, workspace_slug=slug, minimum_role=Role.OWNER
+    )
     form = DeleteWorkspaceForm(request.POST)
     try:
         if not form.is_valid():
             raise ValidationError(_("Type the workspace's name exactly to confirm."))
-        services.workspace_delete(membership=membership, confirm_name=form.cleaned_data["confirm_name"])
+        services.workspace_delete(
+            membership=membership, confirm_name=form.cleaned_data["confirm_name"]
+        )
     except ValidationError as exc:
         _error(request, exc)
         return redirect("workspace_settings", slug)
@@ -95,30 +117,48 @@ def workspace_members(request, slug):
     membership = selectors.membership_get(user=request.user, workspace_slug=slug)
     workspace = membership.workspace
     can_manage = membership.has_role(Role.ADMIN)
-    return render(request, "workspaces/members.html", {
-        "membership": membership, "workspace": workspace, "can_manage": can_manage,
-        "members": selectors.member_list(workspace=workspace),
-        "invitations": selectors.invitation_list_pending(workspace=workspace) if can_manage else [],
-        "invite_form": InvitationForm(), "roles": [(r, l) for r, l in Role.choices if r != Role.OWNER],
-    })
+    return render(
+        request,
+        "workspaces/members.html",
+        {
+            "membership": membership,
+            "workspace": workspace,
+            "can_manage": can_manage,
+            "members": selectors.member_list(workspace=workspace),
+            "invitations": selectors.invitation_list_pending(workspace=workspace)
+            if can_manage
+            else [],
+            "invite_form": InvitationForm(),
+            "roles": [(r, label) for r, label in Role.choices if r != Role.OWNER],
+        },
+    )
 
 
 def _target(membership: Membership, member_id: int) -> Membership:
     return get_object_or_404(
-        Membership.objects.select_related("user", "workspace"), pk=member_id, workspace=membership.workspace
+        Membership.objects.select_related("user", "workspace"),
+        pk=member_id,
+        workspace=membership.workspace,
     )
 
 
 @login_required
 @require_POST
 def member_role(request, slug, member_id):
-    membership = selectors.membership_get(user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN)
+    membership = selectors.membership_get(
+        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
+    )
     target = _target(membership, member_id)
     form = RoleForm(request.POST)
     try:
         if not form.is_valid():
             raise ValidationError(_("Unknown role."))
-        services.member_role_change(actor_membership=membership, target=target, role=form.cleaned_data["role"], ip=_ip(request))
+        services.member_role_change(
+            actor_membership=membership,
+            target=target,
+            role=form.cleaned_data["role"],
+            ip=_ip(request),
+        )
         messages.success(request, _("Role changed."))
     except ValidationError as exc:
         _error(request, exc)
@@ -128,7 +168,9 @@ def member_role(request, slug, member_id):
 @login_required
 @require_POST
 def member_remove(request, slug, member_id):
-    membership = selectors.membership_get(user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN)
+    membership = selectors.membership_get(
+        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
+    )
     target = _target(membership, member_id)
     try:
         services.member_remove(actor_membership=membership, target=target, ip=_ip(request))
@@ -155,7 +197,9 @@ def workspace_leave(request, slug):
 @login_required
 @require_POST
 def workspace_transfer(request, slug):
-    membership = selectors.membership_get(user=request.user, workspace_slug=slug, minimum_role=Role.OWNER)
+    membership = selectors.membership_get(
+        user=request.user, workspace_slug=slug, minimum_role=Role.OWNER
+    )
     form = TransferForm(request.POST)
     if not form.is_valid():
         raise Http404
@@ -171,7 +215,9 @@ def workspace_transfer(request, slug):
 @login_required
 @require_POST
 def invitation_create(request, slug):
-    membership = selectors.membership_get(user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN)
+    membership = selectors.membership_get(
+        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
+    )
     form = InvitationForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -180,9 +226,14 @@ def invitation_create(request, slug):
         return redirect("workspace_members", slug)
     try:
         services.invitation_create(
-            membership=membership, email=form.cleaned_data["email"], role=form.cleaned_data["role"], ip=_ip(request)
+            membership=membership,
+            email=form.cleaned_data["email"],
+            role=form.cleaned_data["role"],
+            ip=_ip(request),
         )
-        messages.success(request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]})
+        messages.success(
+            request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]}
+        )
     except ValidationError as exc:
         _error(request, exc)
     return redirect("workspace_members", slug)
@@ -191,7 +242,9 @@ def invitation_create(request, slug):
 @login_required
 @require_POST
 def invitation_revoke(request, slug, invitation_id):
-    membership = selectors.membership_get(user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN)
+    membership = selectors.membership_get(
+        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
+    )
     invitation = get_object_or_404(membership.workspace.invitations, pk=invitation_id)
     try:
         services.invitation_revoke(membership=membership, invitation=invitation, ip=_ip(request))
@@ -205,9 +258,14 @@ def invitation_accept(request, token):
     invitation = selectors.invitation_get_by_token(token=token)
     if not request.user.is_authenticated:
         # Sign up (or in) first, then come back here.
-        messages.info(request, _("Sign in or create an account with %(email)s to join %(workspace)s.") % {
-            "email": invitation.email, "workspace": invitation.workspace.name,
-        })
+        messages.info(
+            request,
+            _("Sign in or create an account with %(email)s to join %(workspace)s.")
+            % {
+                "email": invitation.email,
+                "workspace": invitation.workspace.name,
+            },
+        )
         has_account = get_user_model().objects.filter(email__iexact=invitation.email).exists()
         login_url = reverse("account_login") if has_account else reverse("account_signup")
         return redirect_to_login(request.get_full_path(), login_url)
@@ -215,23 +273,43 @@ def invitation_accept(request, token):
     problem = services.invitation_problem(invitation=invitation, user=request.user)
     if request.method == "POST":
         if already:
-            messages.info(request, _("You are already a member of %(workspace)s.") % {"workspace": invitation.workspace.name})
+            messages.info(
+                request,
+                _("You are already a member of %(workspace)s.")
+                % {"workspace": invitation.workspace.name},
+            )
             return redirect("workspace_members", invitation.workspace.slug)
         try:
-            membership = services.invitation_accept(invitation=invitation, user=request.user, ip=_ip(request))
+            membership = services.invitation_accept(
+                invitation=invitation, user=request.user, ip=_ip(request)
+            )
         except ValidationError as exc:
             _error(request, exc)
             return redirect("invitation_accept", token)
         request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = membership.workspace_id
-        messages.success(request, _("Welcome to %(workspace)s.") % {"workspace": invitation.workspace.name})
+        messages.success(
+            request, _("Welcome to %(workspace)s.") % {"workspace": invitation.workspace.name}
+        )
         return redirect("home")
-    return render(request, "workspaces/invitation.html", {
-        "invitation": invitation, "problem": problem, "already": already,
-    })
+    return render(
+        request,
+        "workspaces/invitation.html",
+        {
+            "invitation": invitation,
+            "problem": problem,
+            "already": already,
+        },
+    )
 
 
 @login_required
 def audit_log(request, slug):
-    membership = selectors.membership_get(user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN)
+    membership = selectors.membership_get(
+        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
+    )
     events = selectors.audit_event_list(workspace=membership.workspace)[:500]
-    return render(request, "workspaces/audit.html", {"membership": membership, "workspace": membership.workspace, "events": events})
+    return render(
+        request,
+        "workspaces/audit.html",
+        {"membership": membership, "workspace": membership.workspace, "events": events},
+    )

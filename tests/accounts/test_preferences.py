@@ -6,7 +6,9 @@ pytestmark = pytest.mark.django_db
 
 def test_theme_choice_is_saved_and_rendered_on_the_next_page(logged_in_client, user):
     assert 'data-theme="system"' in logged_in_client.get("/").content.decode()
-    response = logged_in_client.post(reverse("theme_set"), {"theme": "dark"}, HTTP_HX_REQUEST="true")
+    response = logged_in_client.post(
+        reverse("theme_set"), {"theme": "dark"}, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 204
     user.refresh_from_db()
     assert user.theme == "dark"
@@ -43,7 +45,9 @@ def test_unknown_language_is_refused(logged_in_client):
 
 
 def test_language_redirect_never_leaves_the_site(client):
-    response = client.post(reverse("language_set"), {"language": "es", "next": "https://evil.example/"})
+    response = client.post(
+        reverse("language_set"), {"language": "es", "next": "https://evil.example/"}
+    )
     assert response["Location"] == "/"
 
 

@@ -13,7 +13,11 @@ pytestmark = pytest.mark.django_db
 def test_signup_creates_user_with_personal_workspace_as_owner(client):
     response = client.post(
         reverse("account_signup"),
-        {"email": "Ada@Example.com", "password1": "a long passphrase 42", "password2": "a long passphrase 42"},
+        {
+            "email": "Ada@Example.com",
+            "password1": "a long passphrase 42",
+            "password2": "a long passphrase 42",
+        },
     )
     assert response.status_code == 302
     user = User.objects.get(email="ada@example.com")
@@ -33,7 +37,9 @@ def test_signup_shows_field_errors_for_bad_input(client, user):
     html = response.content.decode()
     assert "errorlist" in html or "error" in html
     assert User.objects.filter(email=user.email).count() == 1
-    response = client.post(reverse("account_signup"), {"email": "not-an-email", "password1": "", "password2": ""})
+    response = client.post(
+        reverse("account_signup"), {"email": "not-an-email", "password1": "", "password2": ""}
+    )
     assert response.status_code == 200
     assert "Enter a valid email address" in response.content.decode()
 
@@ -57,7 +63,9 @@ def test_login_and_logout(client, user, password):
 
 def test_repeated_failed_logins_are_rate_limited(client, user, password):
     pages = [
-        client.post(reverse("account_login"), {"login": user.email, "password": "wrong"}).content.decode()
+        client.post(
+            reverse("account_login"), {"login": user.email, "password": "wrong"}
+        ).content.decode()
         for _ in range(6)
     ]
     assert "Too many failed login attempts" not in pages[0]
@@ -71,11 +79,15 @@ def test_repeated_failed_logins_are_rate_limited(client, user, password):
 def test_password_reset_sends_a_link_that_sets_a_new_password(client, user):
     client.post(reverse("account_reset_password"), {"email": user.email})
     assert len(mail.outbox) == 1
-    link = re.search(r"https?://[^\s]+/accounts/password/reset/key/[^\s]+", mail.outbox[0].body).group(0)
+    link = re.search(
+        r"https?://[^\s]+/accounts/password/reset/key/[^\s]+", mail.outbox[0].body
+    ).group(0)
     path = "/" + link.split("/", 3)[3]
     response = client.get(path, follow=True)
     form_path = response.redirect_chain[-1][0] if response.redirect_chain else path
-    response = client.post(form_path, {"password1": "brand new secret 99", "password2": "brand new secret 99"})
+    response = client.post(
+        form_path, {"password1": "brand new secret 99", "password2": "brand new secret 99"}
+    )
     assert response.status_code == 302
     user.refresh_from_db()
     assert user.check_password("brand new secret 99")

@@ -25,7 +25,12 @@ def totp(secret: str, at: float | None = None) -> str:
 def login(client, user, password):
     """Log in, then confirm the password again as allauth asks before changing authenticators."""
     EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-    assert client.post(reverse("account_login"), {"login": user.email, "password": password}).status_code == 302
+    assert (
+        client.post(
+            reverse("account_login"), {"login": user.email, "password": password}
+        ).status_code
+        == 302
+    )
     response = client.get(reverse("mfa_activate_totp"))
     assert response.status_code == 302 and "reauthenticate" in response["Location"]
     assert client.post(response["Location"], {"password": password}).status_code == 302
@@ -49,7 +54,9 @@ def test_totp_can_be_activated_and_then_login_asks_for_a_code(client, user, pass
     assert response["Location"] == reverse("mfa_authenticate")
     assert "_auth_user_id" not in client.session
 
-    response = client.post(reverse("mfa_authenticate"), {"code": "000000" if totp(secret) != "000000" else "111111"})
+    response = client.post(
+        reverse("mfa_authenticate"), {"code": "000000" if totp(secret) != "000000" else "111111"}
+    )
     assert response.status_code == 200
     assert "_auth_user_id" not in client.session
 

@@ -31,12 +31,18 @@ class AsyncClient:
     def _client(self):
         from aurax.asgi import application
 
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=application), base_url="http://testserver")
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://testserver"
+        )
 
     async def post(self, path, data=None, content_type="application/json", headers=None):
         async with self._client() as client:
             body = data.encode() if isinstance(data, str) else data
-            return Response(await client.post(path, content=body, headers={"content-type": content_type, **(headers or {})}))
+            return Response(
+                await client.post(
+                    path, content=body, headers={"content-type": content_type, **(headers or {})}
+                )
+            )
 
     async def get(self, path, headers=None):
         async with self._client() as client:

@@ -28,8 +28,12 @@ def credential(transactional_db, fake_upstream):
     from providers.services import catalog_refresh, credential_create
 
     credential = credential_create(
-        actor=None, scope=Scope.GLOBAL, kind="openai", name="Fake",
-        api_key="sk-upstream-SECRET-4242", base_url=fake_upstream.base_url("openai"),
+        actor=None,
+        scope=Scope.GLOBAL,
+        kind="openai",
+        name="Fake",
+        api_key="sk-upstream-SECRET-4242",
+        base_url=fake_upstream.base_url("openai"),
         allow_private_network=True,
     )
     catalog_refresh(credential.id)

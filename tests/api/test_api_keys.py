@@ -2,11 +2,11 @@ import json
 
 import pytest
 from django.core.management import call_command
-from tests.api.client import AsyncClient
 from django.urls import reverse
 
 from api.models import ApiKey
 from api.services import api_key_create, api_key_hash
+from tests.api.client import AsyncClient
 from tests.factories import MembershipFactory, UserFactory
 from workspaces.models import AuditEvent, Membership, Role
 from workspaces.services import workspace_create
@@ -30,10 +30,18 @@ def test_a_key_is_shown_once_and_stored_only_hashed(logged_in_client, user):
 def test_a_key_can_carry_expiry_models_budget_and_rate_limits(logged_in_client):
     from billing.models import Budget, RateLimit
 
-    logged_in_client.post(reverse("api_keys"), {
-        "name": "ci", "owner": "personal", "expires_at": "2031-01-01T10:00",
-        "allowed_models": "fast, gpt-4o-mini", "monthly_budget": "12.50", "rpm": "30", "tpm": "9000",
-    })
+    logged_in_client.post(
+        reverse("api_keys"),
+        {
+            "name": "ci",
+            "owner": "personal",
+            "expires_at": "2031-01-01T10:00",
+            "allowed_models": "fast, gpt-4o-mini",
+            "monthly_budget": "12.50",
+            "rpm": "30",
+            "tpm": "9000",
+        },
+    )
     key = ApiKey.objects.get(name="ci")
     assert key.allowed_models == ["fast", "gpt-4o-mini"] and key.expires_at.year == 2031
     assert Budget.objects.get(api_key_id=key.pk).cost_limit == 12.5
@@ -99,22 +107,35 @@ async def test_a_key_for_workspace_a_cannot_use_workspace_b(credential):
         a = workspace_create(owner=alice, name="A")
         b = workspace_create(owner=bob, name="B")
         private = credential_create(
-            actor=None, scope=Scope.WORKSPACE, workspace=b, kind="openai", name="B only",
-            api_key="sk-b-secret", base_url=credential.base_url, allow_private_network=True,
+            actor=None,
+            scope=Scope.WORKSPACE,
+            workspace=b,
+            kind="openai",
+            name="B only",
+            api_key="sk-b-secret",
+            base_url=credential.base_url,
+            allow_private_network=True,
         )
         catalog_refresh(private.id)
-        key_a, raw_a = api_key_create(membership=Membership.objects.get(workspace=a, user=alice), name="a")
+        key_a, raw_a = api_key_create(
+            membership=Membership.objects.get(workspace=a, user=alice), name="a"
+        )
         return raw_a, private
 
     raw_a, private = await setup()
     client = AsyncClient()
     response = await client.post(
-        "/v1/chat/completions", content_type="application/json",
-        data=json.dumps({"model": f"{private.id}:fake-small", "messages": [{"role": "user", "content": "hi"}]}),
+        "/v1/chat/completions",
+        content_type="application/json",
+        data=json.dumps(
+            {"model": f"{private.id}:fake-small", "messages": [{"role": "user", "content": "hi"}]}
+        ),
         headers={"Authorization": f"Bearer {raw_a}"},
     )
     assert response.status_code == 404
-    models = (await client.get("/v1/models", headers={"Authorization": f"Bearer {raw_a}"})).json()["data"]
+    models = (await client.get("/v1/models", headers={"Authorization": f"Bearer {raw_a}"})).json()[
+        "data"
+    ]
     assert all(m["owned_by"] != "B only" for m in models)
 
 
@@ -126,7 +147,9 @@ async def test_a_revoked_key_stops_working_at_once_even_when_cached(api_key, aut
     ok = await AsyncClient().get("/v1/models", headers=auth)
     assert ok.status_code == 200
     key = api_key[0]
-    membership = await sync_to_async(lambda: Membership.objects.select_related("workspace", "user").get(user=key.user))()
+    membership = await sync_to_async(
+        lambda: Membership.objects.select_related("workspace", "user").get(user=key.user)
+    )()
     await sync_to_async(api_key_revoke)(membership=membership, key=key)
     refused = await AsyncClient().get("/v1/models", headers=auth)
     assert refused.status_code == 401
@@ -148,6 +171,8 @@ async def test_a_removed_members_key_stops_working(credential):
     owner, membership, raw = await setup()
     headers = {"Authorization": f"Bearer {raw}"}
     assert (await AsyncClient().get("/v1/models", headers=headers)).status_code == 200
-    owner_membership = await sync_to_async(Membership.objects.select_related("workspace").get)(user=owner, workspace=membership.workspace)
+    owner_membership = await sync_to_async(Membership.objects.select_related("workspace").get)(
+        user=owner, workspace=membership.workspace
+    )
     await sync_to_async(member_remove)(actor_membership=owner_membership, target=membership)
     assert (await AsyncClient().get("/v1/models", headers=headers)).status_code == 401

@@ -2,10 +2,10 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from tests.api.client import AsyncClient
 
 from api.services import api_keys_changed
 from billing.models import UsageEvent
+from tests.api.client import AsyncClient
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,8 +15,13 @@ def body(text="hi", **extra):
 
 
 async def post(path, payload, headers, **kw):
-    return await AsyncClient().post(path, data=json.dumps(payload) if not isinstance(payload, (bytes, str)) else payload,
-                                    content_type="application/json", headers=headers, **kw)
+    return await AsyncClient().post(
+        path,
+        data=json.dumps(payload) if not isinstance(payload, (bytes, str)) else payload,
+        content_type="application/json",
+        headers=headers,
+        **kw,
+    )
 
 
 def sse_events(content: bytes) -> list:
@@ -60,7 +65,10 @@ async def test_a_streamed_completion_sends_chunks_usage_and_done(auth):
     assert finish[-1] == "stop"
     usage = chunks[-1]["usage"]
     [row] = await usage_rows()
-    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (row.input_tokens, row.output_tokens)
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (
+        row.input_tokens,
+        row.output_tokens,
+    )
 
 
 async def test_keys_are_accepted_in_the_x_api_key_header_too(api_key):
@@ -103,7 +111,9 @@ async def test_a_model_outside_the_keys_allow_list_is_403(api_key, auth):
     response = await post("/v1/chat/completions", body(), auth)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "model_not_allowed"
-    assert (await post("/v1/chat/completions", {**body(), "model": "fake-large"}, auth)).status_code == 200
+    assert (
+        await post("/v1/chat/completions", {**body(), "model": "fake-large"}, auth)
+    ).status_code == 200
 
 
 async def test_an_unknown_model_is_404(auth):
@@ -117,12 +127,31 @@ async def test_an_unknown_model_is_404(auth):
     [
         ({"model": "fake-small"}, "messages"),
         ({"model": "fake-small", "messages": "hello"}, "messages"),
-        ({"model": "fake-small", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, "temperature"),
-        ({"model": "fake-small", "messages": [{"role": "user", "content": "x"}], "max_tokens": -1}, "max_tokens"),
-        ({"model": "fake-small", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        (
+            {
+                "model": "fake-small",
+                "messages": [{"role": "user", "content": "x"}],
+                "temperature": "hot",
+            },
+            "temperature",
+        ),
+        (
+            {
+                "model": "fake-small",
+                "messages": [{"role": "user", "content": "x"}],
+                "max_tokens": -1,
+            },
+            "max_tokens",
+        ),
+        (
+            {"model": "fake-small", "messages": [{"role": "wizard", "content": "x"}]},
+            "messages.0.role",
+        ),
     ],
 )
-async def test_wrong_types_are_refused_before_any_upstream_call(auth, fake_upstream, payload, field):
+async def test_wrong_types_are_refused_before_any_upstream_call(
+    auth, fake_upstream, payload, field
+):
     response = await post("/v1/chat/completions", payload, auth)
     assert response.status_code == 400
     error = response.json()["error"]
@@ -131,7 +160,9 @@ async def test_wrong_types_are_refused_before_any_upstream_call(auth, fake_upstr
 
 
 async def test_unknown_fields_are_ignored_as_openai_does(auth):
-    response = await post("/v1/chat/completions", body(frequency_penalty=0.2, logit_bias={}, seed=3), auth)
+    response = await post(
+        "/v1/chat/completions", body(frequency_penalty=0.2, logit_bias={}, seed=3), auth
+    )
     assert response.status_code == 200
 
 
@@ -164,7 +195,10 @@ async def test_an_exhausted_budget_is_429_with_the_budget_message(api_key, auth)
 
     key = api_key[0]
     await sync_to_async(budget_upsert)(
-        scope=BudgetScope.WORKSPACE, workspace_id=key.workspace_id, cost_limit=Decimal("0"), token_limit=None,
+        scope=BudgetScope.WORKSPACE,
+        workspace_id=key.workspace_id,
+        cost_limit=Decimal("0"),
+        token_limit=None,
     )
     response = await post("/v1/chat/completions", {**body(), "model": "gpt-4o-mini"}, auth)
     assert response.status_code == 429
@@ -189,11 +223,16 @@ async def test_the_openapi_description_is_served(credential):
     response = await AsyncClient().get("/v1/openapi.json")
     assert response.status_code == 200
     spec = response.json()
-    assert "/chat/completions" in spec["paths"] and "ChatCompletionRequest" in spec["components"]["schemas"]
+    assert (
+        "/chat/completions" in spec["paths"]
+        and "ChatCompletionRequest" in spec["components"]["schemas"]
+    )
 
 
 async def test_embeddings_return_openais_shape_and_record_usage(auth, fake_upstream):
-    response = await post("/v1/embeddings", {"model": "fake-small", "input": ["hello world", "second"]}, auth)
+    response = await post(
+        "/v1/embeddings", {"model": "fake-small", "input": ["hello world", "second"]}, auth
+    )
     assert response.status_code == 200, response.content
     data = response.json()
     assert [d["index"] for d in data["data"]] == [0, 1]
@@ -208,8 +247,16 @@ async def test_embeddings_as_base64_decode_to_the_same_floats(auth):
     import base64
     import struct
 
-    floats = (await post("/v1/embeddings", {"model": "fake-small", "input": "x"}, auth)).json()["data"][0]["embedding"]
-    encoded = (await post("/v1/embeddings", {"model": "fake-small", "input": "x", "encoding_format": "base64"}, auth)).json()
+    floats = (await post("/v1/embeddings", {"model": "fake-small", "input": "x"}, auth)).json()[
+        "data"
+    ][0]["embedding"]
+    encoded = (
+        await post(
+            "/v1/embeddings",
+            {"model": "fake-small", "input": "x", "encoding_format": "base64"},
+            auth,
+        )
+    ).json()
     raw = base64.b64decode(encoded["data"][0]["embedding"])
     decoded = struct.unpack(f"<{len(raw) // 4}f", raw)
     assert [round(v, 5) for v in decoded] == [round(v, 5) for v in floats]

@@ -27,7 +27,9 @@ def body(text="@tokens=8", **extra):
 
 async def post(payload, headers):
     return await AsyncClient().post(
-        "/v1/chat/completions", data=json.dumps(payload), content_type="application/json",
+        "/v1/chat/completions",
+        data=json.dumps(payload),
+        content_type="application/json",
         headers=headers,
     )
 
@@ -41,6 +43,7 @@ def test_a_bump_empties_every_processs_copy():
         def loader():
             loads.append(name)
             return len(loads)
+
         return loader
 
     assert first.get_or_load("k", load("first")) == 1
@@ -66,8 +69,10 @@ async def test_a_disabled_model_is_refused_at_once_after_being_served(auth, cred
     assert (await post(body(), auth)).status_code == 200
 
     await sync_to_async(
-        lambda: [row.__setattr__("enabled", False) or row.save() for row in
-                 CatalogModel.objects.filter(credential=credential, model_id="fake-small")]
+        lambda: [
+            row.__setattr__("enabled", False) or row.save()
+            for row in CatalogModel.objects.filter(credential=credential, model_id="fake-small")
+        ]
     )()
 
     assert (await post(body(), auth)).status_code == 404
@@ -145,16 +150,19 @@ async def test_a_failed_spend_update_leaves_no_ledger_row_without_its_spend(auth
     assert response.status_code == 500
 
     assert await sync_to_async(UsageEvent.objects.count)() == 0
-    assert await sync_to_async(
-        BudgetCounter.objects.filter(scope_key=f"key:{api_key[0].pk}").exists
-    )() is False
+    assert (
+        await sync_to_async(BudgetCounter.objects.filter(scope_key=f"key:{api_key[0].pk}").exists)()
+        is False
+    )
 
 
 def test_budget_changes_bump_the_shared_billing_generation(workspace_for_budget):
     before = GenerationCache(BILLING_RULES_GENERATION).generation()
     budget_upsert(
-        workspace_id=workspace_for_budget.pk, scope=BudgetScope.WORKSPACE,
-        cost_limit=Decimal("5"), token_limit=None,
+        workspace_id=workspace_for_budget.pk,
+        scope=BudgetScope.WORKSPACE,
+        cost_limit=Decimal("5"),
+        token_limit=None,
     )
     assert GenerationCache(BILLING_RULES_GENERATION).generation() != before
 

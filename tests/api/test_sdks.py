@@ -16,16 +16,22 @@ def live(tmp_path_factory, _fake_upstream_server, _static_collected):
     directory = tmp_path_factory.mktemp("aurax-api")
     env = make_server_env(
         directory,
-        OPENAI_API_KEY=UPSTREAM_KEY, OPENAI_BASE_URL=fake.base_url("openai"),
-        PROVIDER_RETRY_ATTEMPTS="1", PROVIDER_RETRY_BASE_DELAY="0.01",
+        OPENAI_API_KEY=UPSTREAM_KEY,
+        OPENAI_BASE_URL=fake.base_url("openai"),
+        PROVIDER_RETRY_ATTEMPTS="1",
+        PROVIDER_RETRY_BASE_DELAY="0.01",
     )
     server = AuraxServer(data_dir=directory, env=env)
     server.manage("migrate", "--noinput", "--verbosity", "0")
     server.manage("aurax_startup")
     server.manage("providers", "check", "--refresh")
     server.create_user("sdk@example.com", "a long passphrase 42")
-    raw = server.manage("create_api_key", "--user", "sdk@example.com", "--name", "sdk").stdout.strip()
-    narrow = server.manage("create_api_key", "--user", "sdk@example.com", "--name", "narrow").stdout.strip()
+    raw = server.manage(
+        "create_api_key", "--user", "sdk@example.com", "--name", "sdk"
+    ).stdout.strip()
+    narrow = server.manage(
+        "create_api_key", "--user", "sdk@example.com", "--name", "narrow"
+    ).stdout.strip()
     server.shell(
         "from api.models import ApiKey\n"
         "ApiKey.objects.filter(name='narrow').update(allowed_models=['fake-large'])\n"
@@ -55,8 +61,10 @@ def test_openai_sdk_non_streaming_with_usage(oai):
 
 def test_openai_sdk_streaming_with_include_usage(oai):
     stream = oai.chat.completions.create(
-        model="fake-small", messages=[{"role": "user", "content": "@tokens=12"}],
-        stream=True, stream_options={"include_usage": True},
+        model="fake-small",
+        messages=[{"role": "user", "content": "@tokens=12"}],
+        stream=True,
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -79,24 +87,38 @@ def test_openai_sdk_lists_models(oai):
     ],
 )
 def test_openai_sdk_raises_its_own_exception_for_each_status(live, kwargs, exception):
-    client = openai.OpenAI(base_url=live["server"].url + "/v1", api_key=kwargs.pop("api_key", live["key"]), max_retries=0)
+    client = openai.OpenAI(
+        base_url=live["server"].url + "/v1",
+        api_key=kwargs.pop("api_key", live["key"]),
+        max_retries=0,
+    )
     content = kwargs.pop("content", "hi")
     with pytest.raises(exception):
         client.chat.completions.create(
-            model=kwargs.pop("model", "fake-small"), messages=[{"role": "user", "content": content}], **kwargs
+            model=kwargs.pop("model", "fake-small"),
+            messages=[{"role": "user", "content": content}],
+            **kwargs,
         )
 
 
 def test_openai_sdk_gets_permission_denied_for_a_model_outside_the_allow_list(live):
-    client = openai.OpenAI(base_url=live["server"].url + "/v1", api_key=live["narrow"], max_retries=0)
+    client = openai.OpenAI(
+        base_url=live["server"].url + "/v1", api_key=live["narrow"], max_retries=0
+    )
     with pytest.raises(openai.PermissionDeniedError):
-        client.chat.completions.create(model="fake-small", messages=[{"role": "user", "content": "hi"}])
-    assert client.chat.completions.create(model="fake-large", messages=[{"role": "user", "content": "hi"}]).choices
+        client.chat.completions.create(
+            model="fake-small", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert client.chat.completions.create(
+        model="fake-large", messages=[{"role": "user", "content": "hi"}]
+    ).choices
 
 
 def test_anthropic_sdk_non_streaming_and_streaming(claude):
     message = claude.messages.create(
-        model="fake-small", max_tokens=100, system="Be brief.",
+        model="fake-small",
+        max_tokens=100,
+        system="Be brief.",
         messages=[{"role": "user", "content": '@reply="Olá mundo"'}],
     )
     assert message.content[0].text == "Olá mundo"
@@ -121,12 +143,16 @@ def test_anthropic_sdk_non_streaming_and_streaming(claude):
     ],
 )
 def test_anthropic_sdk_raises_its_own_exception_for_each_status(live, kwargs, exception):
-    client = anthropic.Anthropic(base_url=live["server"].url, api_key=kwargs.pop("api_key", live["key"]), max_retries=0)
+    client = anthropic.Anthropic(
+        base_url=live["server"].url, api_key=kwargs.pop("api_key", live["key"]), max_retries=0
+    )
     content = kwargs.pop("content", "hi")
     with pytest.raises(exception):
         client.messages.create(
-            model=kwargs.pop("model", "fake-small"), max_tokens=50,
-            messages=[{"role": "user", "content": content}], **kwargs,
+            model=kwargs.pop("model", "fake-small"),
+            max_tokens=50,
+            messages=[{"role": "user", "content": content}],
+            **kwargs,
         )
 
 
@@ -135,7 +161,9 @@ def test_a_client_that_disconnects_mid_stream_stops_the_upstream_and_is_billed(l
     fake.reset()
     client = openai.OpenAI(base_url=server.url + "/v1", api_key=live["key"], max_retries=0)
     stream = client.chat.completions.create(
-        model="fake-small", messages=[{"role": "user", "content": "@tokens=400 @delay=0.02"}], stream=True,
+        model="fake-small",
+        messages=[{"role": "user", "content": "@tokens=400 @delay=0.02"}],
+        stream=True,
     )
     received = 0
     for chunk in stream:
@@ -157,9 +185,13 @@ def test_a_client_that_disconnects_mid_stream_stops_the_upstream_and_is_billed(l
 
 def test_no_key_ever_appears_in_the_server_log(live, oai):
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=live["server"].url + "/v1", api_key="ax-leaky-9999", max_retries=0).models.list()
+        openai.OpenAI(
+            base_url=live["server"].url + "/v1", api_key="ax-leaky-9999", max_retries=0
+        ).models.list()
     with pytest.raises(openai.InternalServerError):
-        oai.chat.completions.create(model="fake-small", messages=[{"role": "user", "content": "@status=500"}])
+        oai.chat.completions.create(
+            model="fake-small", messages=[{"role": "user", "content": "@status=500"}]
+        )
     log = live["server"].log()
     assert live["key"] not in log
     assert UPSTREAM_KEY not in log

@@ -28,7 +28,12 @@ def probe(tmp_path, **env):
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     base.update(DJANGO_SETTINGS_MODULE="aurax.settings", AURAX_DATA_DIR=str(tmp_path), **env)
     out = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=base, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE],
+        cwd=ROOT,
+        env=base,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -44,7 +49,9 @@ def test_no_environment_gives_the_embedded_mode(tmp_path):
 
 def test_database_and_redis_urls_give_the_services_mode(tmp_path):
     result = probe(
-        tmp_path, DATABASE_URL="postgres://u@db.invalid:5432/aurax", REDIS_URL="redis://cache.invalid:6379/0"
+        tmp_path,
+        DATABASE_URL="postgres://u@db.invalid:5432/aurax",
+        REDIS_URL="redis://cache.invalid:6379/0",
     )
     assert result["db"] == "django.db.backends.postgresql"
     assert result["cache"].endswith("RedisCache")
@@ -53,10 +60,16 @@ def test_database_and_redis_urls_give_the_services_mode(tmp_path):
 
 
 def test_social_providers_are_enabled_only_by_their_environment(tmp_path):
-    result = probe(tmp_path, GITHUB_CLIENT_ID="id", GITHUB_CLIENT_SECRET="s", OIDC_CLIENT_ID="kc",
-                   OIDC_SERVER_URL="https://sso.invalid/realms/x")
+    result = probe(
+        tmp_path,
+        GITHUB_CLIENT_ID="id",
+        GITHUB_CLIENT_SECRET="s",
+        OIDC_CLIENT_ID="kc",
+        OIDC_SERVER_URL="https://sso.invalid/realms/x",
+    )
     assert result["social"] == [
-        "allauth.socialaccount.providers.github", "allauth.socialaccount.providers.openid_connect",
+        "allauth.socialaccount.providers.github",
+        "allauth.socialaccount.providers.openid_connect",
     ]
 
 

@@ -16,7 +16,10 @@ def test_readyz_reports_every_dependency_ok(client):
     response = client.get("/readyz")
     assert response.status_code == 200, response.content
     assert response.json()["checks"] == {
-        "database": "ok", "cache": "ok", "channel_layer": "ok", "broker": "ok",
+        "database": "ok",
+        "cache": "ok",
+        "channel_layer": "ok",
+        "broker": "ok",
     }
 
 
@@ -60,6 +63,7 @@ def test_readyz_reports_an_unreachable_database_as_503(client):
     # The probe runs in a worker thread, which opens its own connection from these settings.
     db_settings = connections.settings["default"]
     original = dict(db_settings)
+
     def drop_pool():
         # A PostgreSQL pool keeps connections made with the old settings; start afresh.
         if hasattr(connections["default"], "close_pool"):

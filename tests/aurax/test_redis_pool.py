@@ -3,7 +3,9 @@ import os
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (services mode)")
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (services mode)"
+)
 
 
 def test_cache_backends_of_different_requests_share_one_redis_pool():

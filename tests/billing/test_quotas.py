@@ -174,14 +174,28 @@ def test_a_free_model_reserves_and_settles_at_zero_cost(workspace, owner):
     # Zero amounts must pass through the Redis scripts too (Lua's -0 is not an integer there).
     budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("1"), token_limit=10_000)
     reservation = quota_reserve(
-        workspace_id=workspace.id, user_id=owner.id, provider_kind="ollama", model="llama3",
-        input_tokens=100, max_output_tokens=100,
+        workspace_id=workspace.id,
+        user_id=owner.id,
+        provider_kind="ollama",
+        model="llama3",
+        input_tokens=100,
+        max_output_tokens=100,
     )
     assert reservation.cost == 0
     event = usage_record(
-        workspace_id=workspace.id, user_id=owner.id, credential_id=None, provider_kind="ollama",
-        model="llama3", input_tokens=100, output_tokens=50, estimated=False, status="ok",
-        ttft_ms=5, duration_ms=50, source="chat", reservation=reservation,
+        workspace_id=workspace.id,
+        user_id=owner.id,
+        credential_id=None,
+        provider_kind="ollama",
+        model="llama3",
+        input_tokens=100,
+        output_tokens=50,
+        estimated=False,
+        status="ok",
+        ttft_ms=5,
+        duration_ms=50,
+        source="chat",
+        reservation=reservation,
     )
     assert event.cost == 0
     usage = scope_usage([f"ws:{workspace.id}"])[f"ws:{workspace.id}"]

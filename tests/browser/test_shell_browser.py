@@ -72,7 +72,10 @@ def test_the_shell_is_usable_on_a_phone(aurax_server, browser):
     page.fill("input[name=password]", "a long passphrase 42")
     page.click("form button[type=submit]")
     page.wait_for_selector(".sidebar .whoami")
-    assert not page.locator(".sidebar .nav").is_visible() or page.locator(".sidebar").bounding_box()["x"] < 0
+    assert (
+        not page.locator(".sidebar .nav").is_visible()
+        or page.locator(".sidebar").bounding_box()["x"] < 0
+    )
     page.click(".nav-button")
     page.wait_for_timeout(300)
     assert page.locator(".sidebar").bounding_box()["x"] >= 0

@@ -1,4 +1,3 @@
-
 from tests.gateway.conftest import (  # noqa: F401  shared with the pipeline tests
     _fast_providers,
     _shared_http_client_closed,

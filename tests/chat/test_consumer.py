@@ -1,4 +1,3 @@
-
 import pytest
 from asgiref.sync import sync_to_async
 

@@ -15,8 +15,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def credential(fake_upstream, settings):
     settings.PROVIDER_TRUST_ENV = False
     credential = credential_create(
-        actor=None, scope=Scope.GLOBAL, kind="openai", name="Fake", api_key="sk-x",
-        base_url=fake_upstream.base_url("openai"), allow_private_network=True,
+        actor=None,
+        scope=Scope.GLOBAL,
+        kind="openai",
+        name="Fake",
+        api_key="sk-x",
+        base_url=fake_upstream.base_url("openai"),
+        allow_private_network=True,
     )
     catalog_refresh(credential.id)
     return credential
@@ -27,24 +32,39 @@ def test_the_composer_shows_the_input_cost_before_sending(logged_in_client, user
     short = logged_in_client.post(url, {"model": "gpt-4o-mini", "content": "hello"}).json()
     long = logged_in_client.post(url, {"model": "gpt-4o-mini", "content": "hello " * 500}).json()
     assert long["tokens"] > short["tokens"] > 0
-    expected = cost_compute(provider_kind="openai", model="gpt-4o-mini", input_tokens=long["tokens"], output_tokens=0)
+    expected = cost_compute(
+        provider_kind="openai", model="gpt-4o-mini", input_tokens=long["tokens"], output_tokens=0
+    )
     assert long["known"] and long["cost"] == str(expected.amount)
 
 
 def test_the_estimate_counts_the_conversation_so_far(logged_in_client, user, credential):
     workspace = Membership.objects.get(user=user).workspace
-    conversation = Conversation.objects.create(workspace=workspace, user=user, system_prompt="Be terse. " * 50)
+    conversation = Conversation.objects.create(
+        workspace=workspace, user=user, system_prompt="Be terse. " * 50
+    )
     Message.objects.create(conversation=conversation, role="user", content="earlier words " * 100)
     url = reverse("chat_input_estimate")
     alone = logged_in_client.post(url, {"model": "gpt-4o-mini", "content": "next"}).json()
-    within = logged_in_client.post(url, {"model": "gpt-4o-mini", "content": "next", "conversation_id": conversation.pk}).json()
+    within = logged_in_client.post(
+        url, {"model": "gpt-4o-mini", "content": "next", "conversation_id": conversation.pk}
+    ).json()
     assert within["tokens"] > alone["tokens"] + 100
 
 
-def test_an_unknown_price_is_said_and_a_foreign_conversation_is_not_found(logged_in_client, credential):
+def test_an_unknown_price_is_said_and_a_foreign_conversation_is_not_found(
+    logged_in_client, credential
+):
     url = reverse("chat_input_estimate")
     data = logged_in_client.post(url, {"model": "fake-small", "content": "hi"}).json()
     assert data["cost"] is None and data["known"] is False
     stranger = UserFactory()
-    theirs = Conversation.objects.create(workspace=Membership.objects.get(user=stranger).workspace, user=stranger)
-    assert logged_in_client.post(url, {"model": "fake-small", "content": "hi", "conversation_id": theirs.pk}).status_code == 404
+    theirs = Conversation.objects.create(
+        workspace=Membership.objects.get(user=stranger).workspace, user=stranger
+    )
+    assert (
+        logged_in_client.post(
+            url, {"model": "fake-small", "content": "hi", "conversation_id": theirs.pk}
+        ).status_code
+        == 404
+    )

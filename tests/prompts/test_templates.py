@@ -22,9 +22,14 @@ def use(client, member, workspace):
 
 
 def test_variables_are_found_and_filled():
-    t = PromptTemplate(title="x", body="Summarise {{topic}} for {{ audience }}; {{topic}} again, {{missing}}.")
+    t = PromptTemplate(
+        title="x", body="Summarise {{topic}} for {{ audience }}; {{topic}} again, {{missing}}."
+    )
     assert t.variables == ["topic", "audience", "missing"]
-    assert t.render({"topic": "AI", "audience": "kids"}) == "Summarise AI for kids; AI again, {{missing}}."
+    assert (
+        t.render({"topic": "AI", "audience": "kids"})
+        == "Summarise AI for kids; AI again, {{missing}}."
+    )
 
 
 def test_an_admin_shares_a_template_that_members_see_and_search(client, user, team):
@@ -54,17 +59,26 @@ def test_a_members_templates_are_personal_and_invisible_to_others(client, team):
 
 
 def test_a_member_cannot_edit_or_delete_a_shared_template(client, user, team):
-    shared = PromptTemplate.objects.create(workspace=team, title="Shared", body="b", created_by=user)
+    shared = PromptTemplate.objects.create(
+        workspace=team, title="Shared", body="b", created_by=user
+    )
     member = MembershipFactory(workspace=team, role=Role.MEMBER).user
     use(client, member, team)
-    assert client.post(reverse("prompt_template_edit", args=[shared.pk]), {"title": "Hacked", "body": "x"}).status_code == 403
+    assert (
+        client.post(
+            reverse("prompt_template_edit", args=[shared.pk]), {"title": "Hacked", "body": "x"}
+        ).status_code
+        == 403
+    )
     assert client.post(reverse("prompt_template_delete", args=[shared.pk])).status_code == 403
     shared.refresh_from_db()
     assert shared.title == "Shared"
 
 
 def test_another_workspaces_templates_are_not_found(client, team, user):
-    shared = PromptTemplate.objects.create(workspace=team, title="Team only", body="b", created_by=user)
+    shared = PromptTemplate.objects.create(
+        workspace=team, title="Team only", body="b", created_by=user
+    )
     stranger = UserFactory()
     client.force_login(stranger)
     assert client.get(reverse("prompt_template_edit", args=[shared.pk])).status_code == 404

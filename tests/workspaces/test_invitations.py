@@ -18,7 +18,9 @@ def team(user):
 
 
 def invite(client, team, email, role="member"):
-    return client.post(reverse("invitation_create", args=[team.slug]), {"email": email, "role": role})
+    return client.post(
+        reverse("invitation_create", args=[team.slug]), {"email": email, "role": role}
+    )
 
 
 def test_an_admin_invites_by_email_and_the_link_works_once(
@@ -59,7 +61,9 @@ def test_an_anonymous_visitor_is_sent_to_sign_up_then_back(client, team, user):
 
 
 def _make(team, inviter, email, **fields):
-    defaults = dict(role=Role.MEMBER, token=f"tok-{email}", expires_at=timezone.now() + timedelta(days=7))
+    defaults = dict(
+        role=Role.MEMBER, token=f"tok-{email}", expires_at=timezone.now() + timedelta(days=7)
+    )
     defaults.update(fields)
     return Invitation.objects.create(workspace=team, email=email, invited_by=inviter, **defaults)
 
@@ -113,11 +117,17 @@ def test_inviting_an_existing_member_is_refused_with_a_message(logged_in_client,
 
 def test_admins_see_and_revoke_pending_invitations(logged_in_client, team, user):
     invitation = _make(team, user, "pending@example.com")
-    assert "pending@example.com" in logged_in_client.get(reverse("workspace_members", args=[team.slug])).content.decode()
+    assert (
+        "pending@example.com"
+        in logged_in_client.get(reverse("workspace_members", args=[team.slug])).content.decode()
+    )
     logged_in_client.post(reverse("invitation_revoke", args=[team.slug, invitation.pk]))
     invitation.refresh_from_db()
     assert invitation.revoked_at is not None
-    assert "pending@example.com" not in logged_in_client.get(reverse("workspace_members", args=[team.slug])).content.decode()
+    assert (
+        "pending@example.com"
+        not in logged_in_client.get(reverse("workspace_members", args=[team.slug])).content.decode()
+    )
 
 
 def test_members_and_viewers_cannot_invite(client, team):

@@ -14,7 +14,9 @@ def team(user):
 
 
 def test_creating_a_workspace_makes_the_creator_owner_and_current(logged_in_client, user):
-    response = logged_in_client.post(reverse("workspace_list"), {"name": "Design", "color": "#ff0066"})
+    response = logged_in_client.post(
+        reverse("workspace_list"), {"name": "Design", "color": "#ff0066"}
+    )
     workspace = Workspace.objects.get(name="Design")
     assert response["Location"] == reverse("workspace_members", args=[workspace.slug])
     assert Membership.objects.get(workspace=workspace, user=user).role == Role.OWNER
@@ -61,7 +63,9 @@ def test_removing_a_member_and_leaving(logged_in_client, team):
     client.force_login(leaver.user)
     client.post(reverse("workspace_leave", args=[team.slug]))
     assert not Membership.objects.filter(pk=leaver.pk).exists()
-    assert {"member.remove", "member.leave"} <= set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"member.remove", "member.leave"} <= set(
+        AuditEvent.objects.values_list("action", flat=True)
+    )
 
 
 def test_the_owner_cannot_leave_without_transferring(logged_in_client, team, user):
@@ -71,7 +75,9 @@ def test_the_owner_cannot_leave_without_transferring(logged_in_client, team, use
 
 def test_transfer_ownership(logged_in_client, team, user):
     heir = MembershipFactory(workspace=team, role=Role.MEMBER)
-    logged_in_client.post(reverse("workspace_transfer", args=[team.slug]), {"membership_id": heir.pk})
+    logged_in_client.post(
+        reverse("workspace_transfer", args=[team.slug]), {"membership_id": heir.pk}
+    )
     heir.refresh_from_db()
     assert heir.role == Role.OWNER
     assert Membership.objects.get(workspace=team, user=user).role == Role.ADMIN
@@ -81,17 +87,28 @@ def test_only_the_owner_deletes_and_only_with_the_name_typed(logged_in_client, t
     admin = MembershipFactory(workspace=team, role=Role.ADMIN)
     client = logged_in_client.__class__()
     client.force_login(admin.user)
-    assert client.post(reverse("workspace_delete", args=[team.slug]), {"confirm_name": "Research"}).status_code == 403
-    logged_in_client.post(reverse("workspace_delete", args=[team.slug]), {"confirm_name": "research"})
+    assert (
+        client.post(
+            reverse("workspace_delete", args=[team.slug]), {"confirm_name": "Research"}
+        ).status_code
+        == 403
+    )
+    logged_in_client.post(
+        reverse("workspace_delete", args=[team.slug]), {"confirm_name": "research"}
+    )
     assert Workspace.objects.filter(pk=team.pk).exists()
-    logged_in_client.post(reverse("workspace_delete", args=[team.slug]), {"confirm_name": "Research"})
+    logged_in_client.post(
+        reverse("workspace_delete", args=[team.slug]), {"confirm_name": "Research"}
+    )
     assert not Workspace.objects.filter(pk=team.pk).exists()
     assert AuditEvent.objects.filter(action="workspace.delete", target_repr="Research").exists()
 
 
 def test_a_personal_workspace_cannot_be_deleted(logged_in_client, user):
     personal = Workspace.objects.get(is_personal=True, memberships__user=user)
-    logged_in_client.post(reverse("workspace_delete", args=[personal.slug]), {"confirm_name": personal.name})
+    logged_in_client.post(
+        reverse("workspace_delete", args=[personal.slug]), {"confirm_name": personal.name}
+    )
     assert Workspace.objects.filter(pk=personal.pk).exists()
 
 
@@ -106,12 +123,19 @@ def test_a_viewer_cannot_open_settings_or_the_audit_log(client, team):
 def test_audit_log_is_visible_to_admins_and_read_only_in_the_admin_site(logged_in_client, team):
     client = logged_in_client.__class__()
     MembershipFactory(workspace=team)
-    logged_in_client.post(reverse("invitation_create", args=[team.slug]), {"email": "a@example.com", "role": "member"})
+    logged_in_client.post(
+        reverse("invitation_create", args=[team.slug]), {"email": "a@example.com", "role": "member"}
+    )
     html = logged_in_client.get(reverse("workspace_audit", args=[team.slug])).content.decode()
     assert "invitation.create" in html
     staff = UserFactory(is_staff=True, is_superuser=True)
     client.force_login(staff)
     event = AuditEvent.objects.filter(workspace=team).first()
     assert client.get(reverse("admin:workspaces_auditevent_changelist")).status_code == 200
-    assert client.post(reverse("admin:workspaces_auditevent_delete", args=[event.pk]), {"post": "yes"}).status_code == 403
+    assert (
+        client.post(
+            reverse("admin:workspaces_auditevent_delete", args=[event.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
     assert AuditEvent.objects.filter(pk=event.pk).exists()

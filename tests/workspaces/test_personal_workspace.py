@@ -20,7 +20,10 @@ def test_every_new_user_gets_exactly_one_personal_workspace():
 def test_personal_workspace_slugs_stay_unique_for_the_same_local_part():
     a = User.objects.create_user(email="sam@one.example", password="x")
     b = User.objects.create_user(email="sam@two.example", password="x")
-    assert Membership.objects.get(user=a).workspace.slug != Membership.objects.get(user=b).workspace.slug
+    assert (
+        Membership.objects.get(user=a).workspace.slug
+        != Membership.objects.get(user=b).workspace.slug
+    )
 
 
 def test_a_foreign_workspace_is_not_found_for_a_non_member():

@@ -26,6 +26,7 @@ class Command(BaseCommand):
         from allauth.account.models import EmailAddress
 
         EmailAddress.objects.update_or_create(
-            user=User.objects.get(email=email), email=email,
+            user=User.objects.get(email=email),
+            email=email,
             defaults={"verified": True, "primary": True},
         )

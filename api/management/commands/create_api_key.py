@@ -11,9 +11,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--user", required=True, help="email of the key's user")
-        parser.add_argument("--workspace", help="workspace slug (default: the user's personal workspace)")
+        parser.add_argument(
+            "--workspace", help="workspace slug (default: the user's personal workspace)"
+        )
         parser.add_argument("--name", default="script")
-        parser.add_argument("--workspace-owned", action="store_true", help="a workspace key (admins only)")
+        parser.add_argument(
+            "--workspace-owned", action="store_true", help="a workspace key (admins only)"
+        )
 
     def handle(self, *args, user, workspace, name, workspace_owned, **options):
         account = User.objects.filter(email__iexact=user).first()

@@ -11,7 +11,10 @@ STARTUP_COMMANDS = [
 
 
 class Command(BaseCommand):
-    help = "Start-up work after migrations: sync provider credentials from the environment, recover interrupted chats."
+    help = (
+        "Start-up work after migrations: sync provider credentials from the environment, "
+        "recover interrupted chats."
+    )
 
     def handle(self, *args, **options):
         for name, arguments in STARTUP_COMMANDS:
