@@ -190,3 +190,25 @@ class WorkspaceCredentialSetting(models.Model):
 
     def __str__(self) -> str:
         return f"{self.credential} in {self.workspace}: {'on' if self.enabled else 'off'}"
+
+
+class WorkspaceModelSetting(models.Model):
+    """A workspace's choice about one model of a global credential. No row means enabled."""
+
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="model_settings"
+    )
+    catalog_model = models.ForeignKey(
+        CatalogModel, on_delete=models.CASCADE, related_name="workspace_settings"
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "catalog_model"], name="one_setting_per_workspace_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.catalog_model} in {self.workspace}: {'on' if self.enabled else 'off'}"

@@ -53,7 +53,7 @@ from .adapters import adapter_for
 from .circuit import circuit_failure_async, circuit_states, circuit_success_async
 from .crypto import SecretUnreadable
 from .models import CatalogModel, ModelAlias, ProviderCredential, Scope
-from .selectors import credentials_usable_by
+from .selectors import credentials_usable_by, workspace_models_switched_off
 from .types import (
     ChatRequest,
     ProviderAuthenticationError,
@@ -259,9 +259,13 @@ def _candidates_load(*, user, workspace, model: str) -> list[Candidate]:
         for m in CatalogModel.objects.filter(credential_id__in=by_id)
     }
 
+    switched_off = workspace_models_switched_off(workspace=workspace)
+
     def allowed(credential_id: int, model_id: str) -> bool:
         row = catalog.get((credential_id, model_id))
-        return credential_id in by_id and (row is None or row.enabled)
+        return credential_id in by_id and (
+            row is None or (row.enabled and row.id not in switched_off)
+        )
 
     pairs: list[tuple[int, str]] = []
     aliases = ModelAlias.objects.filter(name=model, enabled=True).filter(

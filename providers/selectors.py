@@ -8,7 +8,14 @@ from django.http import Http404
 
 from workspaces.models import Membership, Role
 
-from .models import CatalogModel, ModelAlias, ProviderCredential, Scope, WorkspaceCredentialSetting
+from .models import (
+    CatalogModel,
+    ModelAlias,
+    ProviderCredential,
+    Scope,
+    WorkspaceCredentialSetting,
+    WorkspaceModelSetting,
+)
 
 SCOPE_RANK = {Scope.USER: 0, Scope.WORKSPACE: 1, Scope.GLOBAL: 2}
 
@@ -85,6 +92,30 @@ def credential_get_for_user(*, user, credential_id: int, manage: bool = False):
     return credential
 
 
+def workspace_models_switched_off(*, workspace) -> set[int]:
+    """Catalog model ids the workspace's admins switched off."""
+    if workspace is None:
+        return set()
+    return set(
+        WorkspaceModelSetting.objects.filter(workspace=workspace, enabled=False).values_list(
+            "catalog_model_id", flat=True
+        )
+    )
+
+
+def global_models_for_workspace(*, workspace) -> list[tuple[CatalogModel, bool]]:
+    """Every enabled model of the global credentials the workspace uses, with whether the
+    workspace allows it."""
+    credentials = [c for c, used in global_credentials_for_workspace(workspace=workspace) if used]
+    off = workspace_models_switched_off(workspace=workspace)
+    models = (
+        CatalogModel.objects.filter(credential__in=credentials, enabled=True)
+        .select_related("credential")
+        .order_by("credential__name", "model_id")
+    )
+    return [(m, m.id not in off) for m in models]
+
+
 def model_choices_for(*, user, workspace) -> list[dict]:
     """What a user may pick in a model menu: aliases first, then each enabled catalog model of
     every usable credential. Each item: {"value", "label", "group"}; `value` is what
@@ -110,7 +141,9 @@ def model_choices_for(*, user, workspace) -> list[dict]:
     choices.sort(key=lambda c: c["value"])
     rank = {c.id: i for i, c in enumerate(credentials)}
     names = {c.id: c.name for c in credentials}
-    models = CatalogModel.objects.filter(credential_id__in=usable, enabled=True)
+    models = CatalogModel.objects.filter(credential_id__in=usable, enabled=True).exclude(
+        id__in=workspace_models_switched_off(workspace=workspace)
+    )
     for model in sorted(models, key=lambda m: (rank[m.credential_id], m.label.lower())):
         choices.append(
             {

@@ -15,6 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from workspaces.models import Role
+
 from .adapters import adapter_for
 from .adapters.demo import DEMO_MODEL
 from .circuit import circuit_reset
@@ -27,6 +29,7 @@ from .models import (
     ProviderCredential,
     Scope,
     WorkspaceCredentialSetting,
+    WorkspaceModelSetting,
 )
 from .netguard import UnsafeURL, address_check, trusted_default
 from .routing import ROUTING_GENERATION, generation_bump
@@ -76,6 +79,7 @@ def _routing_signals_connect() -> None:
         ModelAlias,
         AliasTarget,
         WorkspaceCredentialSetting,
+        WorkspaceModelSetting,
         Membership,
     ):
         post_save.connect(
@@ -272,6 +276,28 @@ def workspace_credential_toggle(*, workspace, credential: ProviderCredential, en
     WorkspaceCredentialSetting.objects.update_or_create(
         workspace=workspace, credential=credential, defaults={"enabled": enabled}
     )
+
+
+def workspace_model_toggle(*, membership, catalog_model: CatalogModel, enabled: bool) -> None:
+    """Allow or forbid one model of a global credential in a workspace (admins)."""
+    from workspaces.services import audit_record
+
+    if not membership.has_role(Role.ADMIN):
+        raise PermissionDenied
+    if catalog_model.credential.scope != Scope.GLOBAL:
+        raise ValidationError(_("Only models of global credentials are switched per workspace."))
+    with transaction.atomic():
+        WorkspaceModelSetting.objects.update_or_create(
+            workspace=membership.workspace,
+            catalog_model=catalog_model,
+            defaults={"enabled": enabled},
+        )
+        audit_record(
+            workspace=membership.workspace,
+            actor=membership.user,
+            action="model.enable" if enabled else "model.disable",
+            target=catalog_model,
+        )
 
 
 # --- Catalog -----------------------------------------------------------------------------

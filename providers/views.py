@@ -10,11 +10,12 @@ from workspaces.models import Membership, Role
 from workspaces.selectors import membership_get
 
 from .forms import CredentialForm
-from .models import ProviderCredential, Scope
+from .models import CatalogModel, ProviderCredential, Scope
 from .selectors import (
     credential_get_for_user,
     credential_list_for,
     global_credentials_for_workspace,
+    global_models_for_workspace,
 )
 from .services import (
     catalog_refresh,
@@ -22,6 +23,7 @@ from .services import (
     credential_delete,
     credential_test,
     workspace_credential_toggle,
+    workspace_model_toggle,
 )
 
 
@@ -91,6 +93,7 @@ def workspace_keys(request, slug):
             "form": form,
             "credentials": credential_list_for(user=request.user, workspace=workspace),
             "global_credentials": global_credentials_for_workspace(workspace=workspace),
+            "global_models": global_models_for_workspace(workspace=workspace),
         },
     )
 
@@ -109,6 +112,25 @@ def workspace_global_toggle(request, slug, credential_id):
     workspace_credential_toggle(
         workspace=membership.workspace,
         credential=credential,
+        enabled=request.POST.get("enabled") == "1",
+    )
+    return redirect("providers:workspace_keys", slug=slug)
+
+
+@login_required
+@require_POST
+def workspace_model_toggle_view(request, slug, model_id):
+    membership = membership_get(user=request.user, workspace_slug=slug)
+    catalog_model = (
+        CatalogModel.objects.select_related("credential")
+        .filter(id=model_id, credential__scope=Scope.GLOBAL, credential__enabled=True)
+        .first()
+    )
+    if catalog_model is None:
+        raise Http404
+    workspace_model_toggle(
+        membership=membership,
+        catalog_model=catalog_model,
         enabled=request.POST.get("enabled") == "1",
     )
     return redirect("providers:workspace_keys", slug=slug)

@@ -73,6 +73,25 @@ def _credential(w: World):
     return w.objects["credential"]
 
 
+def _global_model(w: World):
+    from providers.models import CatalogModel, Scope
+    from providers.services import credential_create
+
+    if "global_model" not in w.objects:
+        credential = credential_create(
+            actor=None,
+            scope=Scope.GLOBAL,
+            kind="openai",
+            name="Global",
+            api_key="sk-global-1234",
+            base_url="https://api.openai.com/v1",
+        )
+        w.objects["global_model"] = CatalogModel.objects.create(
+            credential=credential, model_id="gpt-x"
+        )
+    return w.objects["global_model"]
+
+
 def _api_key(w: World):
     from api.services import api_key_create
 
@@ -163,6 +182,9 @@ CASES: dict[str, Case] = {
     "providers:workspace_keys": Case(slug, write=True),  # viewers may see the masked list
     "providers:workspace_global_toggle": Case(
         lambda w: {**slug(w), "credential_id": _credential(w).pk}, write=True
+    ),
+    "providers:workspace_model_toggle": Case(
+        lambda w: {**slug(w), "model_id": _global_model(w).pk}, write=True
     ),
     "providers:credential_test": Case(lambda w: {"credential_id": _credential(w).pk}, write=True),
     "providers:credential_refresh": Case(
