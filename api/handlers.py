@@ -158,19 +158,6 @@ async def _first_event(stream):
         return None
 
 
-async def _collect(stream) -> tuple[str, str]:
-    parts, finish = [], "stop"
-    try:
-        async for event in stream:
-            if isinstance(event, TextDelta):
-                parts.append(event.text)
-            elif isinstance(event, Finish):
-                finish = event.reason
-    finally:
-        await stream.aclose()
-    return "".join(parts), finish
-
-
 async def _relay(stream, first) -> AsyncIterator:
     """The stream's events, `first` included; ends the upstream call however it stops."""
     try:
@@ -212,7 +199,7 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if not body.stream:
-        text, finish = await _collect(stream)
+        text, finish = await pipeline.stream_collect(stream)
         return ApiResponse.json(
             {
                 "id": completion_id,
@@ -310,7 +297,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
     )
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
     if not body.stream:
-        text, finish = await _collect(stream)
+        text, finish = await pipeline.stream_collect(stream)
         outcome = stream.outcome
         return ApiResponse.json(
             {

@@ -388,9 +388,8 @@ def stream(
     )
 
 
-async def complete(**kwargs) -> Completion:
-    """The whole answer at once; same arguments as `stream`."""
-    s = stream(**kwargs)
+async def stream_collect(s: PipelineStream) -> tuple[str, str]:
+    """Read a stream to its end: (text, finish reason). `s.outcome` is set afterwards."""
     parts, reason = [], "stop"
     try:
         async for event in s:
@@ -400,4 +399,11 @@ async def complete(**kwargs) -> Completion:
                 reason = event.reason
     finally:
         await s.aclose()
-    return Completion(text="".join(parts), finish_reason=reason, usage=s._usage)
+    return "".join(parts), reason
+
+
+async def complete(**kwargs) -> Completion:
+    """The whole answer at once; same arguments as `stream`."""
+    s = stream(**kwargs)
+    text, reason = await stream_collect(s)
+    return Completion(text=text, finish_reason=reason, usage=s._usage)
