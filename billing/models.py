@@ -61,6 +61,8 @@ class UsageEvent(models.Model):
     # Nullable on purpose: "no reference" must not collide with "" in lookups by chat.
     reference = models.CharField(max_length=100, null=True, blank=True, db_index=True)  # noqa: DJ001
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set by the ledger writer: replaying a crashed process's journal skips rows already here.
+    uid = models.UUIDField(null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         indexes = [models.Index(fields=["workspace", "created_at"], name="usage_ws_created")]

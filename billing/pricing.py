@@ -8,6 +8,7 @@ unknown unless an override prices it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -107,27 +108,47 @@ def price_lookup(*, provider_kind: str, model: str) -> Price | None:
     return Price(_base(prices.input_mtok), _base(prices.output_mtok), "genai-prices")
 
 
+def cost_rule(*, provider_kind: str, model: str) -> Callable[[int, int], Cost]:
+    """How calls to a model are priced: `rule(input_tokens, output_tokens) -> Cost`. Looking
+    the price up may query the database; the returned rule never does, so a caller can price
+    on its event loop with a rule fetched on a database thread."""
+    source = _price_source(provider_kind, model)
+    if source is None:
+
+        def unknown(input_tokens: int, output_tokens: int) -> Cost:
+            if (provider_kind, model) not in _unpriced_warned:  # once per process, not per call
+                _unpriced_warned.add((provider_kind, model))
+                logger.warning("no price for %s/%s: cost recorded as 0", provider_kind, model)
+            return Cost(Decimal(0).quantize(MICRO), False)
+
+        return unknown
+    if source[0] == "free":
+        return lambda input_tokens, output_tokens: Cost(Decimal(0).quantize(MICRO), True)
+    if source[0] == "override":
+        override = source[1]
+
+        def overridden(input_tokens: int, output_tokens: int) -> Cost:
+            amount = (
+                Decimal(input_tokens) * override.input_per_mtok
+                + Decimal(output_tokens) * override.output_per_mtok
+            ) / MILLION
+            return Cost(amount.quantize(MICRO, ROUND_HALF_UP), True)
+
+        return overridden
+    provider, info = source[1]
+
+    def listed(input_tokens: int, output_tokens: int) -> Cost:
+        # genai-prices applies tiers (e.g. long-context prices) when given the real usage.
+        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        calc = info.calc_price(usage, provider)
+        return Cost(Decimal(calc.total_price).quantize(MICRO, ROUND_HALF_UP), True)
+
+    return listed
+
+
 def cost_compute(*, provider_kind: str, model: str, input_tokens: int, output_tokens: int) -> Cost:
     """The cost of a call in USD (6 decimals) and whether a price was known."""
-    source = _price_source(provider_kind, model)
-    if source is not None and source[0] == "override":
-        override = source[1]
-        amount = (
-            Decimal(input_tokens) * override.input_per_mtok
-            + Decimal(output_tokens) * override.output_per_mtok
-        ) / MILLION
-        return Cost(amount.quantize(MICRO, ROUND_HALF_UP), True)
-    if source is not None and source[0] == "free":
-        return Cost(Decimal(0).quantize(MICRO), True)
-    if source is None:
-        if (provider_kind, model) not in _unpriced_warned:  # once per process, not per call
-            _unpriced_warned.add((provider_kind, model))
-            logger.warning("no price for %s/%s: cost recorded as 0", provider_kind, model)
-        return Cost(Decimal(0).quantize(MICRO), False)
-    provider, info = source[1]
-    # genai-prices applies tiers (e.g. long-context prices) when given the real usage.
-    calc = info.calc_price(Usage(input_tokens=input_tokens, output_tokens=output_tokens), provider)
-    return Cost(Decimal(calc.total_price).quantize(MICRO, ROUND_HALF_UP), True)
+    return cost_rule(provider_kind=provider_kind, model=model)(input_tokens, output_tokens)
 
 
 def cost_calculate(

@@ -437,7 +437,16 @@ class RedisQuotaStore:
             return _refusal(by_key[line.scope_key], unit, start)
         raise RuntimeError("could not seed quota counters")
 
-    def _settle(self, reservation: Reservation | None, keys: list[str], start: date, cost, tokens):
+    def _settle(
+        self,
+        reservation: Reservation | None,
+        keys: list[str],
+        start: date,
+        cost,
+        tokens,
+        *,
+        client=None,
+    ):
         lines = {line.scope_key: line for line in (reservation.lines if reservation else [])}
         redis_keys: list[str] = []
         args: list = [reservation.id if reservation else "-"]
@@ -450,7 +459,7 @@ class RedisQuotaStore:
                 _micros(cost),
                 tokens,
             ]
-        self.settle_script(keys=redis_keys, args=args)
+        self.settle_script(keys=redis_keys, args=args, client=client)
 
     def close(self, reservation: Reservation) -> None:
         keys = [line.scope_key for line in reservation.lines]
@@ -612,6 +621,61 @@ def spend_apply_after_commit(
     store.spend_and_close(open_reservation, keys, start, cost, tokens)
     if reservation is not None:
         reservation.closed = True
+
+
+def spend_apply_batch_in_transaction(entries) -> None:
+    """`spend_apply_in_transaction` for many finished calls at once (the ledger writer's
+    batch; each entry has the scopes, `cost`, `tokens`, `reservation`, `period_start`): the
+    spend is summed per scope and period first, so a batch costs one counter update per
+    scope, not one per call."""
+    totals: dict[tuple[str, date], list] = {}
+    for e in entries:
+        keys = scope_keys_for(
+            workspace_id=e.workspace_id, user_id=e.user_id, api_key_id=e.api_key_id
+        )
+        for key in keys:
+            total = totals.setdefault((key, e.period_start), [Decimal(0), 0])
+            total[0] += e.cost
+            total[1] += e.tokens
+    store = quota_store()
+    db_store = store.db if isinstance(store, RedisQuotaStore) else store
+    with transaction.atomic(savepoint=False):
+        for start in {start for _key, start in totals}:
+            db_store._lock_counters(sorted(k for k, s in totals if s == start), start)
+        if not isinstance(store, RedisQuotaStore):
+            held = [
+                e.reservation.id
+                for e in entries
+                if e.reservation is not None and e.reservation.lines and not e.reservation.closed
+            ]
+            if held:
+                BudgetReservation.objects.filter(reservation_id__in=held).delete()
+        for (key, start), (cost, tokens) in totals.items():
+            BudgetCounter.objects.filter(scope_key=key, period_start=start).update(
+                spent_cost=F("spent_cost") + cost, spent_tokens=F("spent_tokens") + tokens
+            )
+    if not isinstance(store, RedisQuotaStore):
+        for e in entries:
+            if e.reservation is not None:
+                e.reservation.closed = True
+
+
+def spend_apply_batch_after_commit(entries) -> None:
+    """The Redis part for a batch: every call's release-and-spend step in one round trip."""
+    store = quota_store()
+    if not isinstance(store, RedisQuotaStore):
+        return
+    pipe = store.client.pipeline(transaction=False)
+    for e in entries:
+        reservation = e.reservation
+        keys = scope_keys_for(
+            workspace_id=e.workspace_id, user_id=e.user_id, api_key_id=e.api_key_id
+        )
+        open_reservation = reservation if reservation and not reservation.closed else None
+        store._settle(open_reservation, keys, e.period_start, e.cost, e.tokens, client=pipe)
+        if reservation is not None:
+            reservation.closed = True
+    pipe.execute()
 
 
 def scope_usage(keys: list[str], start: date | None = None) -> dict[str, ScopeUsage]:

@@ -6,20 +6,15 @@ from decimal import Decimal
 
 from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from .ledger import UsageEntry, usage_write
 from .models import Budget, BudgetAlert, BudgetCounter, BudgetScope, UsageEvent
-from .pricing import cost_compute
-from .quotas import (
-    Reservation,
-    _retry_when_locked,
-    budgets_cached,
-    period_start_for,
-    spend_apply_after_commit,
-    spend_apply_in_transaction,
-)
+from .pricing import Cost, cost_compute
+from .quotas import Reservation, budgets_cached, period_start_for
 
 
-def usage_record(
+def usage_entry_build(
     *,
     workspace_id: int,
     user_id: int | None,
@@ -38,53 +33,46 @@ def usage_record(
     source: str,
     reference: str | None = None,
     reservation: Reservation | None = None,
-) -> UsageEvent:
-    """Record one finished call (any ending), price it, and settle its reservation."""
-    cost = cost_compute(
+    cost: Cost | None = None,
+) -> UsageEntry:
+    """A finished call as a ledger row, priced (by `cost_compute` unless `cost` is given)."""
+    if cost is None:
+        cost = cost_compute(
+            provider_kind=provider_kind,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+    return UsageEntry(
+        workspace_id=workspace_id,
+        user_id=user_id,
+        api_key_id=api_key_id,
+        credential_id=credential_id,
         provider_kind=provider_kind,
         model=model,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        estimated=estimated,
+        cost=cost.amount,
+        price_known=cost.known,
+        status=status,
+        error_code=error_code,
+        ttft_ms=ttft_ms,
+        duration_ms=duration_ms,
+        request_id=request_id,
+        source=source,
+        reference=reference,
+        created_at=timezone.now(),
+        period_start=reservation.period_start if reservation else period_start_for(),
+        reservation=reservation,
     )
-    start = reservation.period_start if reservation else period_start_for()
-    tokens = input_tokens + output_tokens
-    scopes = {"workspace_id": workspace_id, "user_id": user_id, "api_key_id": api_key_id}
 
-    # The ledger row and the durable spend counters commit together or not at all (and with
-    # the database quota store, the reservation's release too).
-    @_retry_when_locked
-    def write() -> UsageEvent:
-        with transaction.atomic():
-            event = UsageEvent.objects.create(
-                workspace_id=workspace_id,
-                user_id=user_id,
-                api_key_id=api_key_id,
-                credential_id=credential_id,
-                provider_kind=provider_kind,
-                model=model,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                estimated=estimated,
-                cost=cost.amount,
-                price_known=cost.known,
-                status=status,
-                error_code=error_code,
-                ttft_ms=ttft_ms,
-                duration_ms=duration_ms,
-                request_id=request_id,
-                source=source,
-                reference=reference,
-            )
-            spend_apply_in_transaction(
-                **scopes, cost=cost.amount, tokens=tokens, reservation=reservation, start=start
-            )
-        return event
 
-    event = write()
-    spend_apply_after_commit(
-        **scopes, cost=cost.amount, tokens=tokens, reservation=reservation, start=start
-    )
-    budget_alerts_check(**scopes, start=start)
+def usage_record(**kwargs) -> UsageEvent:
+    """Record one finished call (any ending) now, price it, and settle its reservation; the
+    arguments are `usage_entry_build`'s. The pipeline queues its rows instead
+    (`billing.ledger.usage_enqueue`); both end in the same batch write."""
+    [event] = usage_write([usage_entry_build(**kwargs)])
     return event
 
 

@@ -32,15 +32,17 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from billing import services as billing_services
+from aurax.db_threads import db_call
+from billing.ledger import usage_enqueue
+from billing.pricing import cost_compute, cost_rule
 from billing.quotas import quota_reserve
 from billing.ratelimits import ratelimit_check_for
+from billing.services import usage_entry_build
 from billing.tokens import messages_tokens_estimate, tokens_estimate
 from providers import routing
 from providers import services as _provider_services  # noqa: F401  (routing cache invalidation)
 from providers.types import ChatRequest, Completion, Finish, Message, TextDelta, Usage
 
-from .db_threads import db_call
 from .errors import GatewayError, model_unavailable
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ class Outcome:
     duration_ms: int = 0
     finish_reason: str = ""
     error_code: str = ""
-    usage_event_id: int | None = None
+    usage_uid: str = ""  # the ledger row's uid (written shortly after, in a batch)
 
 
 class CallerRejected(Exception):
@@ -113,6 +115,7 @@ class PipelineStream:
         self._fallback = None
         self._admitted = False
         self._admission_error: BaseException | None = None
+        self._cost_rule = None
         self.outcome: Outcome | None = None
 
     # --- Public -----------------------------------------------------------------------
@@ -222,6 +225,10 @@ class PipelineStream:
             return
         first = self._candidates[0]
         self._served = first
+        self._cost_rule = (
+            (first.kind, first.model_id),
+            cost_rule(provider_kind=first.kind, model=first.model_id),
+        )
         self._input_estimate = messages_tokens_estimate(call.messages, model=first.model_id)
         self._reservation = limits_check_and_reserve(
             workspace=call.workspace,
@@ -290,20 +297,31 @@ class PipelineStream:
         )
         self.outcome = outcome
         call = self._call
-        # Shielded: a caller being cancelled must not lose the ledger row.
-        record = asyncio.ensure_future(db_call(self._record, outcome, call))
-        try:
-            await asyncio.shield(record)
-        except asyncio.CancelledError:
-            await record
-            raise
+        rule = self._cost_rule
+        if rule is not None and rule[0] == (served.kind, served.model_id):
+            cost = rule[1](input_tokens, output_tokens)
+        else:  # a fallback served, or admission never ran: look its price up off the loop
+            # Shielded: a caller being cancelled must not lose the ledger row.
+            pricing = asyncio.ensure_future(
+                db_call(
+                    cost_compute,
+                    provider_kind=served.kind,
+                    model=served.model_id,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                )
+            )
+            try:
+                cost = await asyncio.shield(pricing)
+            except asyncio.CancelledError:
+                cost = await pricing
+                self._enqueue(outcome, call, cost)
+                raise
+        self._enqueue(outcome, call, cost)
 
-    def _record(self, outcome: Outcome, call: _Call) -> None:
-        with routing.generations_read_once():
-            self._record_now(outcome, call)
-
-    def _record_now(self, outcome: Outcome, call: _Call) -> None:
-        event = billing_services.usage_record(
+    def _enqueue(self, outcome: Outcome, call: _Call, cost) -> None:
+        # Queued, not written: the ledger writer batches rows off this path (billing.ledger).
+        entry = usage_entry_build(
             workspace_id=call.workspace.pk,
             user_id=call.user.pk,
             api_key_id=call.api_key_id,
@@ -321,9 +339,11 @@ class PipelineStream:
             source=call.source,
             reference=call.reference,
             reservation=self._reservation,
+            cost=cost,
         )
-        outcome.cost = event.cost
-        outcome.usage_event_id = event.pk
+        usage_enqueue(entry)
+        outcome.cost = entry.cost
+        outcome.usage_uid = entry.uid
 
 
 def limits_check_and_reserve(

@@ -24,6 +24,24 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
         )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _usage_journal_dir(tmp_path_factory):
+    """The ledger's journal of this run, not the one of a server on this machine."""
+    from django.conf import settings
+
+    settings.BILLING_USAGE_JOURNAL_DIR = str(tmp_path_factory.mktemp("usage-journal"))
+
+
+@pytest.fixture(autouse=True)
+def _ledger_written(_django_db_helper):
+    """Rows a test queued are written before its database is emptied (this teardown runs
+    before the database fixtures')."""
+    yield
+    from billing.ledger import ledger_flush
+
+    ledger_flush()
+
+
 def pytest_report_header(config):
     mode = "services (PostgreSQL/Redis)" if SERVICES_MODE else "embedded (SQLite, in-memory)"
     return f"aurax mode: {mode}"

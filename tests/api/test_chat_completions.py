@@ -4,6 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from api.services import api_keys_changed
+from billing.ledger import ledger_flush
 from billing.models import UsageEvent
 from tests.api.client import AsyncClient
 
@@ -31,6 +32,7 @@ def sse_events(content: bytes) -> list:
 
 @sync_to_async
 def usage_rows():
+    ledger_flush()  # what the server process has queued is written
     return list(UsageEvent.objects.order_by("pk"))
 
 

@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db.models import Sum
 
+from billing.ledger import journals_replay, ledger_flush
 from billing.models import BudgetCounter, BudgetScope, RateLimit, RateLimitScope, UsageEvent
 from billing.pricing import BILLING_RULES_GENERATION
 from billing.quotas import period_start_for
@@ -128,6 +129,7 @@ async def test_many_concurrent_requests_each_leave_one_ledger_row_and_counted_sp
 
     @sync_to_async
     def ledger():
+        ledger_flush()
         rows = UsageEvent.objects.filter(api_key_id=key.pk)
         tokens = rows.aggregate(t=Sum("input_tokens") + Sum("output_tokens"))["t"]
         counter = BudgetCounter.objects.get(
@@ -140,20 +142,32 @@ async def test_many_concurrent_requests_each_leave_one_ledger_row_and_counted_sp
     assert counted == tokens
 
 
-async def test_a_failed_spend_update_leaves_no_ledger_row_without_its_spend(auth, api_key):
-    # The row and the counters commit together: never a row whose spend was not counted.
+async def test_a_failed_ledger_write_loses_nothing_and_counts_nothing_twice(auth, api_key):
+    # The row and the counters commit together; a batch that fails stays in the journal
+    # and is written, once, when the journal is replayed.
+    key_scope = f"key:{api_key[0].pk}"
+
+    @sync_to_async
+    def ledger():
+        counter = BudgetCounter.objects.filter(scope_key=key_scope).first()
+        return (
+            UsageEvent.objects.filter(api_key_id=api_key[0].pk).count(),
+            counter.spent_tokens if counter else 0,
+        )
+
     with mock.patch(
-        "billing.services.spend_apply_in_transaction", side_effect=RuntimeError("disk full")
+        "billing.ledger.spend_apply_batch_in_transaction", side_effect=RuntimeError("disk full")
     ):
         response = await post(body(), auth)
+        assert response.status_code == 200  # the caller never waits for the ledger
+        await sync_to_async(ledger_flush)()
+    assert await ledger() == (0, 0)
 
-    assert response.status_code == 500
-
-    assert await sync_to_async(UsageEvent.objects.count)() == 0
-    assert (
-        await sync_to_async(BudgetCounter.objects.filter(scope_key=f"key:{api_key[0].pk}").exists)()
-        is False
-    )
+    assert await sync_to_async(journals_replay)() == 1
+    assert await sync_to_async(journals_replay)() == 0
+    count, spent = await ledger()
+    usage = response.json()["usage"]
+    assert (count, spent) == (1, usage["prompt_tokens"] + usage["completion_tokens"])
 
 
 def test_budget_changes_bump_the_shared_billing_generation(workspace_for_budget):

@@ -7,10 +7,10 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from aurax import db_threads
 from chat import events, generation, services
 from chat.layers import FastInMemoryChannelLayer
 from chat.models import Message
-from gateway import db_threads
 from tests.chat.helpers import frames_until, of_type, socket_for, streamed_text
 from tests.factories import UserFactory
 from tests.gateway.conftest import model_for

@@ -46,6 +46,9 @@ def model_for(credential, model_id: str = "fake-small") -> str:
 
 @sync_to_async
 def usage_events(**filters):
+    """The ledger rows, once everything queued by this process is written."""
+    from billing.ledger import ledger_flush
     from billing.models import UsageEvent
 
+    ledger_flush()
     return list(UsageEvent.objects.filter(**filters).order_by("pk"))
