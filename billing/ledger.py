@@ -337,6 +337,7 @@ class _Writer:
             self._write_once()  # also waits for a batch the writer has in flight
             with self._lock:
                 if not self._queue:
+                    self._scheduled = False
                     return
 
 
