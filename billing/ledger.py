@@ -129,7 +129,7 @@ class UsageEntry:
         data["created_at"] = self.created_at.isoformat()
         data["period_start"] = self.period_start.isoformat()
         r = self.reservation
-        if r is not None and r.lines and not r.closed:
+        if r is not None and r.lines and not r.closed and r.lease is None:
             data["reservation"] = {
                 "id": r.id,
                 "lines": [[line.scope_key, str(line.cost), line.tokens] for line in r.lines],

@@ -18,8 +18,13 @@ money.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import functools
+import logging
+import os
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -32,9 +37,13 @@ from django.db.models import F, Sum
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
+from aurax.db_threads import db_submit
+
 from .errors import QuotaExceeded
 from .models import Budget, BudgetCounter, BudgetReservation, BudgetScope
 from .pricing import BILLING_RULES_GENERATION, MICRO, cost_compute
+
+logger = logging.getLogger(__name__)
 
 RESERVATION_TTL_SECONDS_DEFAULT = 3600
 
@@ -128,6 +137,8 @@ class Reservation:
     tokens: int  # worst case
     lines: list[ReservationLine] = field(default_factory=list)
     closed: bool = False
+    # Drawn from this process's lease (see `_Lease`): nothing of its own in the store.
+    lease: _Lease | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +173,14 @@ def _refusal(budget: Budget, unit: str, start: date) -> QuotaExceeded:
         "period": label,
     }
     return QuotaExceeded(budget.scope, limit, period_label(start), message, unit=unit)
+
+
+def _multiple_for(room, need, multiple: int) -> int:
+    """How many times `need` a lease may take from `room`: at most a quarter of it, so that
+    leases of other processes never take all the room (never below 1: `need` fits)."""
+    if need <= 0:
+        return multiple
+    return max(1, min(multiple, int(room // need) // 4))
 
 
 # --- Database backend ---------------------------------------------------------------------
@@ -221,11 +240,19 @@ class DatabaseQuotaStore:
 
     @_retry_when_locked
     def reserve(
-        self, reservation: Reservation, limits: list[tuple[Budget, str]]
-    ) -> QuotaExceeded | None:
+        self,
+        reservation: Reservation,
+        limits: list[tuple[Budget, str]],
+        *,
+        max_multiple: int = 1,
+        ttl: int | None = None,
+    ) -> tuple[QuotaExceeded | None, int]:
+        """(refusal, 1) or (None, m): m times the reservation's lines, m ≤ max_multiple,
+        at most a quarter of every hard budget's room (see `_multiple_for`)."""
         keys = [line.scope_key for line in reservation.lines]
         start = reservation.period_start
         now = timezone.now()
+        multiple = max_multiple
         with transaction.atomic():
             self._lock_counters(keys, start)
             self._sweep_expired(keys, start, now)
@@ -234,29 +261,31 @@ class DatabaseQuotaStore:
                 if not budget.hard:
                     continue
                 u = usage[key]
-                if budget.cost_limit is not None and (
-                    u.spent_cost + u.reserved_cost + reservation.cost > budget.cost_limit
-                ):
-                    return _refusal(budget, "cost", start)
-                if budget.token_limit is not None and (
-                    u.spent_tokens + u.reserved_tokens + reservation.tokens > budget.token_limit
-                ):
-                    return _refusal(budget, "tokens", start)
-            expires = now + timedelta(seconds=_ttl())
+                if budget.cost_limit is not None:
+                    room = budget.cost_limit - u.spent_cost - u.reserved_cost
+                    if room < reservation.cost:
+                        return _refusal(budget, "cost", start), 1
+                    multiple = _multiple_for(room, reservation.cost, multiple)
+                if budget.token_limit is not None:
+                    room = budget.token_limit - u.spent_tokens - u.reserved_tokens
+                    if room < reservation.tokens:
+                        return _refusal(budget, "tokens", start), 1
+                    multiple = _multiple_for(room, reservation.tokens, multiple)
+            expires = now + timedelta(seconds=ttl or _ttl())
             BudgetReservation.objects.bulk_create(
                 [
                     BudgetReservation(
                         reservation_id=reservation.id,
                         scope_key=line.scope_key,
                         period_start=start,
-                        cost=line.cost,
-                        tokens=line.tokens,
+                        cost=line.cost * multiple,
+                        tokens=line.tokens * multiple,
                         expires_at=expires,
                     )
                     for line in reservation.lines
                 ]
             )
-        return None
+        return None, multiple
 
     @_retry_when_locked
     def close(self, reservation: Reservation) -> None:
@@ -311,15 +340,21 @@ class DatabaseQuotaStore:
 # --- Redis backend ------------------------------------------------------------------------
 
 # KEYS: per scope a hash (spent/reserved) then a sorted set (live reservations by expiry).
-# ARGV: now_ms, expires_ms, reservation id, key ttl, then per scope 7 values:
+# ARGV: now_ms, expires_ms, reservation id, key ttl, max multiple, then per scope 7 values:
 #       cost limit, token limit (-1 = none), cost, tokens, seed cost, seed tokens (-1 = unknown),
 #       hard (1/0).
-# Returns {0} on success, {-1, i} when scope i needs seeding, {i, "cost"|"tokens"} on refusal.
+# Returns {0, m} on success (m times the amounts reserved, as `_multiple_for` decides),
+# {-1, i} when scope i needs seeding, {i, "cost"|"tokens"} on refusal.
 RESERVE_LUA = """
 local n = #KEYS / 2
 local now = tonumber(ARGV[1])
+local m = tonumber(ARGV[5])
+local function multiple(room, need)
+  if need <= 0 then return m end
+  return math.max(1, math.min(m, math.floor(math.floor(room / need) / 4)))
+end
 for i = 1, n do
-  local h, z, b = KEYS[2*i-1], KEYS[2*i], 5 + (i-1)*7
+  local h, z, b = KEYS[2*i-1], KEYS[2*i], 6 + (i-1)*7
   if redis.call('EXISTS', h) == 0 then
     if tonumber(ARGV[b+4]) < 0 then return {-1, i} end
     redis.call('HSET', h, 'spent_cost', ARGV[b+4], 'spent_tokens', ARGV[b+5],
@@ -327,35 +362,43 @@ for i = 1, n do
   end
   redis.call('EXPIRE', h, ARGV[4])
   local expired = redis.call('ZRANGEBYSCORE', z, '-inf', now)
-  for _, m in ipairs(expired) do
-    local c, t = string.match(m, '|(%d+)|(%d+)$')
+  for _, member in ipairs(expired) do
+    local c, t = string.match(member, '|(%d+)|(%d+)$')
     redis.call('HINCRBY', h, 'reserved_cost', 0 - tonumber(c))
     redis.call('HINCRBY', h, 'reserved_tokens', 0 - tonumber(t))
   end
   if #expired > 0 then redis.call('ZREMRANGEBYSCORE', z, '-inf', now) end
 end
 for i = 1, n do
-  local h, b = KEYS[2*i-1], 5 + (i-1)*7
+  local h, b = KEYS[2*i-1], 6 + (i-1)*7
   if ARGV[b+6] == '1' then
     local v = redis.call('HMGET', h, 'spent_cost', 'reserved_cost',
                          'spent_tokens', 'reserved_tokens')
     local climit, tlimit = tonumber(ARGV[b]), tonumber(ARGV[b+1])
-    if climit >= 0 and tonumber(v[1]) + tonumber(v[2]) + tonumber(ARGV[b+2]) > climit then
-      return {i, 'cost'}
+    local c, t = tonumber(ARGV[b+2]), tonumber(ARGV[b+3])
+    if climit >= 0 then
+      local room = climit - tonumber(v[1]) - tonumber(v[2])
+      if room < c then return {i, 'cost'} end
+      m = multiple(room, c)
     end
-    if tlimit >= 0 and tonumber(v[3]) + tonumber(v[4]) + tonumber(ARGV[b+3]) > tlimit then
-      return {i, 'tokens'}
+    if tlimit >= 0 then
+      local room = tlimit - tonumber(v[3]) - tonumber(v[4])
+      if room < t then return {i, 'tokens'} end
+      m = multiple(room, t)
     end
   end
 end
 for i = 1, n do
-  local h, z, b = KEYS[2*i-1], KEYS[2*i], 5 + (i-1)*7
-  redis.call('HINCRBY', h, 'reserved_cost', ARGV[b+2])
-  redis.call('HINCRBY', h, 'reserved_tokens', ARGV[b+3])
-  redis.call('ZADD', z, ARGV[2], ARGV[3] .. '|' .. ARGV[b+2] .. '|' .. ARGV[b+3])
+  local h, z, b = KEYS[2*i-1], KEYS[2*i], 6 + (i-1)*7
+  -- Formatted: Lua 5.1 numbers are doubles, which print as 1e+15 past 14 digits.
+  local c = string.format('%d', tonumber(ARGV[b+2]) * m)
+  local t = string.format('%d', tonumber(ARGV[b+3]) * m)
+  redis.call('HINCRBY', h, 'reserved_cost', c)
+  redis.call('HINCRBY', h, 'reserved_tokens', t)
+  redis.call('ZADD', z, ARGV[2], ARGV[3] .. '|' .. c .. '|' .. t)
   redis.call('EXPIRE', z, ARGV[4])
 end
-return {0}
+return {0, m}
 """
 
 # Negations are written `0 - x`: Lua's `-x` of zero is -0, which Redis refuses as an integer.
@@ -402,17 +445,23 @@ class RedisQuotaStore:
         return f"aurax:quota:{key}:{period}", f"aurax:quota:{key}:{period}:resv"
 
     def reserve(
-        self, reservation: Reservation, limits: list[tuple[Budget, str]]
-    ) -> QuotaExceeded | None:
+        self,
+        reservation: Reservation,
+        limits: list[tuple[Budget, str]],
+        *,
+        max_multiple: int = 1,
+        ttl: int | None = None,
+    ) -> tuple[QuotaExceeded | None, int]:
         start = reservation.period_start
         by_key = {key: budget for budget, key in limits}
         keys: list[str] = []
         for line in reservation.lines:
             keys.extend(self._keys(line.scope_key, start))
         now_ms = int(timezone.now().timestamp() * 1000)
+        expires_ms = now_ms + (ttl or _ttl()) * 1000
         seeds: dict[str, tuple[int, int]] = {}
         for _attempt in range(3):
-            args: list = [now_ms, now_ms + _ttl() * 1000, reservation.id, KEY_TTL_SECONDS]
+            args: list = [now_ms, expires_ms, reservation.id, KEY_TTL_SECONDS, max_multiple]
             for line in reservation.lines:
                 budget = by_key.get(line.scope_key)
                 seed = seeds.get(line.scope_key, (-1, -1))
@@ -427,14 +476,14 @@ class RedisQuotaStore:
                 ]
             result = self.reserve_script(keys=keys, args=args)
             if result[0] == 0:
-                return None
+                return None, int(result[1])
             if result[0] == -1:
                 counters = self.db.usage([line.scope_key for line in reservation.lines], start)
                 seeds = {k: (_micros(u.spent_cost), u.spent_tokens) for k, u in counters.items()}
                 continue
             line = reservation.lines[result[0] - 1]
             unit = result[1].decode() if isinstance(result[1], bytes) else result[1]
-            return _refusal(by_key[line.scope_key], unit, start)
+            return _refusal(by_key[line.scope_key], unit, start), 1
         raise RuntimeError("could not seed quota counters")
 
     def _settle(
@@ -503,6 +552,211 @@ def quota_store():
     return _database_store
 
 
+# --- Leases -------------------------------------------------------------------------------
+#
+# One store round trip (a locked database transaction, or a Lua script) per call is the
+# largest part of admitting a call. So the pipeline's calls reserve from a *lease*: one
+# reservation in the shared store worth several calls' worst case (at most a quarter of the
+# room left under each hard budget, see `_multiple_for`), which this process then hands out
+# to its calls without asking the store. The store still counts the whole lease as reserved,
+# so what every process may spend stays within the limit exactly as with one reservation per
+# call; near the limit the multiple falls to 1 and calls reserve one by one again.
+#
+# A call drawn from a lease keeps its worst case drawn until its spend is in the counters
+# (the ledger's batch has committed), then gives it back. A lease takes no new draws after
+# LEASE_DRAW_SECONDS or once a call does not fit (a fresh one is taken), and is returned to
+# the store when nothing is drawn from it any more: at once when retired, after
+# LEASE_IDLE_SECONDS when idle. A process that dies holding a lease holds it until
+# LEASE_TTL_SECONDS.
+
+LEASE_MAX_MULTIPLE = 32
+LEASE_DRAW_SECONDS = 10.0
+LEASE_IDLE_SECONDS = 1.0
+LEASE_TTL_SECONDS = 900
+
+
+class _Lease:
+    __slots__ = ("key", "held", "cost", "tokens", "used_cost", "used_tokens", "draws")
+
+    def __init__(self, key, held: Reservation, multiple: int):
+        self.key = key
+        self.held = held  # the store's reservation, lines already multiplied
+        self.cost = held.cost * multiple
+        self.tokens = held.tokens * multiple
+        self.used_cost = Decimal(0)
+        self.used_tokens = 0
+        self.draws = 0
+
+
+class _Leases:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._current: dict = {}  # key -> [(lease, taken at)], the leases taking draws
+        self._idle: dict[_Lease, float] = {}  # nothing drawn since (monotonic)
+        self._retired: set[_Lease] = set()
+        self._reaper: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def draw(self, key, reservation: Reservation) -> bool:
+        """Take the reservation's worst case from a current lease for `key`, if one has room.
+        A lease that is too old, or too full for this call, takes no more draws."""
+        with self._lock:
+            if self._pid != os.getpid():  # a forked child holds no lease of its parent's
+                self.__init__()
+            current = self._current.get(key)
+            if not current:
+                return False
+            now = time.monotonic()
+            for entry in list(current):
+                lease, taken_at = entry
+                fits = (
+                    lease.used_cost + reservation.cost <= lease.cost
+                    and lease.used_tokens + reservation.tokens <= lease.tokens
+                )
+                if fits and now - taken_at <= LEASE_DRAW_SECONDS:
+                    self._take(lease, reservation)
+                    return True
+                current.remove(entry)
+                self._retired.add(lease)
+            return False
+
+    def add(self, key, lease: _Lease, reservation: Reservation) -> None:
+        with self._lock:
+            self._current.setdefault(key, []).append((lease, time.monotonic()))
+            self._take(lease, reservation)
+            if self._reaper is None:
+                self._reaper = threading.Thread(
+                    target=self._reap_forever, name="aurax-leases", daemon=True
+                )
+                self._reaper.start()
+
+    def retire_others(self, key) -> None:
+        """A budget of these scopes changed (`key` is new): the leases taken under the old
+        rules take no more draws, and go back to the store now if nothing is drawn."""
+        period, rules = key
+        scopes = {rule[1] for rule in rules}
+        with self._lock:
+            for other in [k for k in self._current if k != key and k[0] == period]:
+                if scopes & {rule[1] for rule in other[1]}:
+                    for lease, _taken in self._current.pop(other):
+                        self._retired.add(lease)
+            done = [lease for lease in self._retired if lease.draws == 0]
+        for lease in done:
+            self._return(lease)
+
+    def give_back(self, reservation: Reservation) -> None:
+        lease = reservation.lease
+        with self._lock:
+            lease.used_cost -= reservation.cost
+            lease.used_tokens -= reservation.tokens
+            lease.draws -= 1
+            if lease.draws == 0:
+                self._idle[lease] = time.monotonic()
+        if lease in self._retired and lease.draws == 0:
+            self._return(lease)
+
+    def _take(self, lease: _Lease, reservation: Reservation) -> None:
+        lease.used_cost += reservation.cost
+        lease.used_tokens += reservation.tokens
+        lease.draws += 1
+        self._idle.pop(lease, None)
+        reservation.lease = lease
+
+    def _return(self, lease: _Lease) -> None:
+        with self._lock:
+            if lease.draws or lease not in self._retired:
+                return
+            self._retired.discard(lease)
+            self._idle.pop(lease, None)
+        quota_release(lease.held)
+
+    def reap(self) -> None:
+        """Return the leases nobody draws from: retired and drained, or idle too long."""
+        now = time.monotonic()
+        with self._lock:
+            for key, current in list(self._current.items()):
+                for entry in list(current):
+                    since = self._idle.get(entry[0])
+                    if since is not None and now - since >= LEASE_IDLE_SECONDS:
+                        current.remove(entry)
+                        self._retired.add(entry[0])
+                if not current:
+                    del self._current[key]
+            done = [lease for lease in self._retired if lease.draws == 0]
+        for lease in done:
+            try:
+                self._return(lease)
+            except Exception:  # the store is away: it expires the lease by itself
+                logger.exception("returning a budget lease failed")
+
+    def reap_all(self) -> None:
+        """Retire every lease (tests, shutdown), returning those with nothing drawn."""
+        with self._lock:
+            for current in self._current.values():
+                self._retired.update(lease for lease, _taken in current)
+            self._current.clear()
+        self.reap()
+
+    def _reap_forever(self) -> None:
+        while True:
+            time.sleep(LEASE_IDLE_SECONDS / 2)
+            try:
+                done = db_submit(self.reap)
+            except RuntimeError:  # the database threads are shut down: the process is exiting
+                return
+            try:
+                done.result()
+            except Exception:
+                logger.exception("budget lease reaper failed")
+
+
+_leases = _Leases()
+
+
+@atexit.register
+def _leases_return_at_exit() -> None:
+    # Registered before the ledger's flush (billing.ledger imports this module), so it runs
+    # after it: the draws are given back by the flush, then the leases can go.
+    with contextlib.suppress(Exception):
+        _leases.reap_all()
+
+
+def leases_return() -> None:
+    """Give every lease of this process back to the store (as far as nothing is drawn)."""
+    _leases.reap_all()
+
+
+def _reserve_leased(reservation: Reservation, limits: list[tuple[Budget, str]]) -> None:
+    key = (
+        reservation.period_start,
+        tuple((b.pk, b.scope_key, b.cost_limit, b.token_limit, b.hard) for b, _k in limits),
+    )
+    if _leases.draw(key, reservation):
+        return
+    _leases.retire_others(key)
+    held = Reservation(
+        id=uuid.uuid4().hex,
+        workspace_id=reservation.workspace_id,
+        user_id=reservation.user_id,
+        api_key_id=reservation.api_key_id,
+        period_start=reservation.period_start,
+        cost=reservation.cost,
+        tokens=reservation.tokens,
+        lines=reservation.lines,
+    )
+    refusal, multiple = quota_store().reserve(
+        held, limits, max_multiple=LEASE_MAX_MULTIPLE, ttl=LEASE_TTL_SECONDS
+    )
+    if refusal is not None:
+        reservation.closed = True
+        raise refusal
+    held.lines = [
+        ReservationLine(line.scope_key, line.cost * multiple, line.tokens * multiple)
+        for line in held.lines
+    ]
+    _leases.add(key, _Lease(key, held, multiple), reservation)
+
+
 # --- Public API ---------------------------------------------------------------------------
 
 
@@ -515,10 +769,12 @@ def quota_reserve(
     model: str,
     input_tokens: int,
     max_output_tokens: int,
+    lease: bool = False,
 ) -> Reservation:
     """Reserve the worst case of a call against every applicable budget, or raise
     `QuotaExceeded` with a message for the user. Always returns a Reservation (possibly
-    holding nothing) to hand to `usage_record` or `quota_release`."""
+    holding nothing) to hand to `usage_record` or `quota_release`. With `lease`, from this
+    process's lease when one has room (see Leases above)."""
     worst = cost_compute(
         provider_kind=provider_kind,
         model=model,
@@ -539,7 +795,10 @@ def quota_reserve(
         return reservation
     limits = [(b, b.scope_key) for b in budgets]
     reservation.lines = [ReservationLine(key, worst, reservation.tokens) for _b, key in limits]
-    refusal = quota_store().reserve(reservation, limits)
+    if lease:
+        _reserve_leased(reservation, limits)
+        return reservation
+    refusal, _multiple = quota_store().reserve(reservation, limits)
     if refusal is not None:
         reservation.closed = True
         raise refusal
@@ -551,7 +810,9 @@ def quota_release(reservation: Reservation | None) -> None:
     if reservation is None or reservation.closed:
         return
     reservation.closed = True
-    if reservation.lines:
+    if reservation.lease is not None:
+        _leases.give_back(reservation)
+    elif reservation.lines:
         quota_store().close(reservation)
 
 
@@ -602,25 +863,38 @@ def spend_apply_in_transaction(
     store = quota_store()
     if isinstance(store, RedisQuotaStore):
         store.db.spend(keys, start, cost, tokens, reservation=None)
-    else:
-        store.spend(keys, start, cost, tokens, reservation=reservation)
-        if reservation is not None:
-            reservation.closed = True
+        return
+    own = reservation if reservation is not None and reservation.lease is None else None
+    store.spend(keys, start, cost, tokens, reservation=own)
+    if own is not None:
+        own.closed = True
 
 
 def spend_apply_after_commit(
     *, workspace_id, user_id, api_key_id, cost, tokens, reservation, start
 ) -> None:
     """The Redis part of `spend_apply` (one atomic Lua step: release the reservation, add
-    the spend), once the database has the spend; nothing with the database store."""
+    the spend), once the database has the spend; then a lease's draw is given back."""
     store = quota_store()
-    if not isinstance(store, RedisQuotaStore):
+    if isinstance(store, RedisQuotaStore):
+        keys = scope_keys_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
+        store.spend_and_close(_own_open(reservation), keys, start, cost, tokens)
+    _close(reservation)
+
+
+def _own_open(reservation: Reservation | None) -> Reservation | None:
+    """The reservation if it still holds something of its own in the store."""
+    if reservation is None or reservation.closed or reservation.lease is not None:
+        return None
+    return reservation
+
+
+def _close(reservation: Reservation | None) -> None:
+    if reservation is None or reservation.closed:
         return
-    keys = scope_keys_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
-    open_reservation = reservation if reservation and not reservation.closed else None
-    store.spend_and_close(open_reservation, keys, start, cost, tokens)
-    if reservation is not None:
-        reservation.closed = True
+    reservation.closed = True
+    if reservation.lease is not None:
+        _leases.give_back(reservation)
 
 
 def spend_apply_batch_in_transaction(entries) -> None:
@@ -646,7 +920,7 @@ def spend_apply_batch_in_transaction(entries) -> None:
             held = [
                 e.reservation.id
                 for e in entries
-                if e.reservation is not None and e.reservation.lines and not e.reservation.closed
+                if _own_open(e.reservation) is not None and e.reservation.lines
             ]
             if held:
                 BudgetReservation.objects.filter(reservation_id__in=held).delete()
@@ -656,26 +930,26 @@ def spend_apply_batch_in_transaction(entries) -> None:
             )
     if not isinstance(store, RedisQuotaStore):
         for e in entries:
-            if e.reservation is not None:
+            if _own_open(e.reservation) is not None:
                 e.reservation.closed = True
 
 
 def spend_apply_batch_after_commit(entries) -> None:
-    """The Redis part for a batch: every call's release-and-spend step in one round trip."""
+    """The Redis part for a batch: every call's release-and-spend step in one round trip;
+    then the draws from leases are given back."""
     store = quota_store()
-    if not isinstance(store, RedisQuotaStore):
-        return
-    pipe = store.client.pipeline(transaction=False)
+    if isinstance(store, RedisQuotaStore):
+        pipe = store.client.pipeline(transaction=False)
+        for e in entries:
+            keys = scope_keys_for(
+                workspace_id=e.workspace_id, user_id=e.user_id, api_key_id=e.api_key_id
+            )
+            store._settle(
+                _own_open(e.reservation), keys, e.period_start, e.cost, e.tokens, client=pipe
+            )
+        pipe.execute()
     for e in entries:
-        reservation = e.reservation
-        keys = scope_keys_for(
-            workspace_id=e.workspace_id, user_id=e.user_id, api_key_id=e.api_key_id
-        )
-        open_reservation = reservation if reservation and not reservation.closed else None
-        store._settle(open_reservation, keys, e.period_start, e.cost, e.tokens, client=pipe)
-        if reservation is not None:
-            reservation.closed = True
-    pipe.execute()
+        _close(e.reservation)
 
 
 def scope_usage(keys: list[str], start: date | None = None) -> dict[str, ScopeUsage]:

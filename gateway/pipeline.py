@@ -365,6 +365,7 @@ def limits_check_and_reserve(
         model=candidate.model_id,
         input_tokens=input_tokens,
         max_output_tokens=max_output_tokens,
+        lease=True,
     )
 
 

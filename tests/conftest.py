@@ -38,8 +38,10 @@ def _ledger_written(_django_db_helper):
     before the database fixtures')."""
     yield
     from billing.ledger import ledger_flush
+    from billing.quotas import leases_return
 
     ledger_flush()
+    leases_return()
 
 
 def pytest_report_header(config):
