@@ -24,8 +24,8 @@ How nothing is lost:
   is not in the ledger yet, so a crash between commit and delete does not count twice.
 
 The writer runs on the database threads of `aurax.db_threads` (on SQLite: the one writer
-thread), at most one batch at a time per process; rows queued while a batch is written form
-the next batch.
+thread), at most one batch at a time per process, BATCH_SECONDS after the first row of the
+batch was queued; rows queued meanwhile, or while a batch is written, join the batch.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -46,7 +47,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from accounts.models import User
 from aurax import db_threads
@@ -62,6 +63,8 @@ from .quotas import (
 )
 
 logger = logging.getLogger(__name__)
+
+BATCH_SECONDS = 0.05
 
 
 @dataclass(slots=True)
@@ -169,8 +172,7 @@ def usage_write(entries: list[UsageEntry], *, replay: bool = False) -> list[Usag
         return []
 
     @_retry_when_locked
-    def commit() -> tuple[list[UsageEntry], list[UsageEvent]]:
-        todo = entries
+    def commit(todo: list[UsageEntry]) -> tuple[list[UsageEntry], list[UsageEvent]]:
         with transaction.atomic():
             if replay:
                 known = {
@@ -180,12 +182,14 @@ def usage_write(entries: list[UsageEntry], *, replay: bool = False) -> list[Usag
                     ).values_list("uid", flat=True)
                 }
                 todo = [e for e in entries if e.uid not in known]
-            todo = _owners_present(todo)
             events = UsageEvent.objects.bulk_create([e.event() for e in todo])
             spend_apply_batch_in_transaction(todo)
         return todo, events
 
-    written, events = commit()
+    try:
+        written, events = commit(entries)
+    except IntegrityError:
+        written, events = commit(_owners_present(entries))
     spend_apply_batch_after_commit(written)
     _alerts_check(written)
     return events
@@ -276,6 +280,8 @@ class _Writer:
         self._segment: _Segment | None = None
         self._scheduled = False
         self._replayed = False
+        self._due = threading.Event()
+        self._timer: threading.Thread | None = None
         self._pid = os.getpid()
 
     def enqueue(self, entry: UsageEntry) -> None:
@@ -290,7 +296,24 @@ class _Writer:
             if self._scheduled:
                 return
             self._scheduled = True
-        db_threads.db_submit(self._drain)
+            if self._timer is None:
+                self._timer = threading.Thread(
+                    target=self._tick_forever, name="aurax-ledger", daemon=True
+                )
+                self._timer.start()
+        self._due.set()
+
+    def _tick_forever(self) -> None:
+        """Start a write BATCH_SECONDS after the first row of a batch was queued: rows
+        that finish meanwhile join it (nobody waits for the ledger)."""
+        while True:
+            self._due.wait()
+            self._due.clear()
+            time.sleep(getattr(settings, "BILLING_LEDGER_BATCH_SECONDS", BATCH_SECONDS))
+            try:
+                db_threads.db_submit(self._drain)
+            except RuntimeError:  # the database threads are shut down: the process is exiting
+                return
 
     def _take(self) -> tuple[list[UsageEntry], _Segment | None]:
         with self._lock:
