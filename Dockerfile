@@ -5,7 +5,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     AURAX_DATA_DIR=/data \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    VENV=/usr/local \
+    HOST=0.0.0.0 \
+    PORT=8000 \
+    CELERY_WORKER=0
 
 WORKDIR /app
 RUN useradd --create-home --uid 1000 aurax && mkdir -p /data && chown aurax:aurax /data
@@ -21,5 +25,6 @@ RUN SECRET_KEY=build-only AURAX_ENCRYPTION_KEYS=MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIz
 
 USER aurax
 EXPOSE 8000
-# Migrations and the admin account run in the "migrate" service of compose.yaml.
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "aurax.asgi:application"]
+# Migrations and the admin account run in the "migrate" service of compose.yaml; workers run in
+# their own containers (CELERY_WORKER=0: bin/serve starts daphne alone, on uvloop).
+CMD ["bin/serve"]

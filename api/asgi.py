@@ -1,6 +1,8 @@
-"""Serves /v1 straight from ASGI. Each request runs in its own ThreadSensitiveContext (as
-Django's handler does), so its database calls get a thread of their own instead of queueing
-behind every other request's."""
+"""Serves /v1 straight from ASGI. Database work runs on the pipeline's pool
+(`aurax.db_threads`), so a request needs no ThreadSensitiveContext of its own (Django's
+handler opens one per request, and with it a thread and a connection for whatever calls
+`sync_to_async`); the one handler that still goes through `database_sync_to_async` opens it
+itself."""
 
 from __future__ import annotations
 
@@ -9,9 +11,8 @@ import contextlib
 import logging
 import time
 
-from asgiref.sync import ThreadSensitiveContext
-
 from aurax.logging import request_id_for, request_id_var
+from gateway.errors import GatewayError
 
 from .errors import ApiError
 from .handlers import MAX_BODY_BYTES, ROUTES, ApiRequest, ApiResponse
@@ -79,7 +80,8 @@ async def _send_response(response: ApiResponse, send, receive, request_id: str) 
 
 
 async def application(scope, receive, send) -> None:
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    # ASGI servers give header names lower-cased.
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     request_id = request_id_for(headers.get("x-request-id", ""))
     token = request_id_var.set(request_id)
     started = time.perf_counter()
@@ -89,30 +91,25 @@ async def application(scope, receive, send) -> None:
     )
     status = 500
     try:
-        async with ThreadSensitiveContext():
-            try:
-                if handler is None:
-                    raise ApiError(404, "not_found", f"Unknown endpoint {path}.")
-                declared = int(headers.get("content-length") or 0)
-                if declared > MAX_BODY_BYTES:
-                    raise ApiError(
-                        413,
-                        "request_too_large",
-                        f"The request body is larger than {MAX_BODY_BYTES} bytes.",
-                    )
-                body = await _read_body(receive, MAX_BODY_BYTES)
-                request = ApiRequest(scope["method"], path, headers, body, request_id)
-                response = await handler(request)
-            except ApiError as exc:
-                response = ApiResponse.error(exc, flavour)
-            except Exception as exc:
-                from gateway.errors import GatewayError
-
-                if not isinstance(exc, GatewayError):
-                    raise
-                response = ApiResponse.error(ApiError.from_gateway(exc), flavour)
-            status = response.status
-            await _send_response(response, send, receive, request_id)
+        try:
+            if handler is None:
+                raise ApiError(404, "not_found", f"Unknown endpoint {path}.")
+            declared = int(headers.get("content-length") or 0)
+            if declared > MAX_BODY_BYTES:
+                raise ApiError(
+                    413,
+                    "request_too_large",
+                    f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+                )
+            body = await _read_body(receive, MAX_BODY_BYTES)
+            request = ApiRequest(scope["method"], path, headers, body, request_id)
+            response = await handler(request)
+        except ApiError as exc:
+            response = ApiResponse.error(exc, flavour)
+        except GatewayError as exc:
+            response = ApiResponse.error(ApiError.from_gateway(exc), flavour)
+        status = response.status
+        await _send_response(response, send, receive, request_id)
     except ConnectionResetError:
         status = 499
     except Exception:

@@ -12,15 +12,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import secrets
 import struct
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from channels.db import database_sync_to_async
+from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 
+from aurax.db_threads import db_call
 from gateway import pipeline
 from gateway.embeddings import embed as embeddings_embed
 from gateway.errors import GatewayError
@@ -40,6 +41,9 @@ _FINISH_OPENAI = {
     "error": "stop",
     "cancelled": "stop",
 }
+# One encoder for every body: `json.dumps(..., separators=...)` builds a new one per call.
+_json_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 _FINISH_ANTHROPIC = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -68,7 +72,7 @@ class ApiResponse:
 
     @classmethod
     def json(cls, data: dict, status: int = 200) -> ApiResponse:
-        return cls(status=status, body=json.dumps(data, separators=(",", ":")).encode())
+        return cls(status=status, body=_json_encode(data).encode())
 
     @classmethod
     def error(cls, error: ApiError, flavour: str = "openai") -> ApiResponse:
@@ -93,7 +97,8 @@ def _authenticated(headers):
     return key
 
 
-_authenticate = database_sync_to_async(_authenticated)
+async def _authenticate(headers):
+    return await db_call(_authenticated, headers)
 
 
 async def _admit(request: ApiRequest, schema, *, method: str = "POST"):
@@ -172,7 +177,11 @@ async def _relay(stream, first) -> AsyncIterator:
 
 def _sse(data: dict, event: str | None = None) -> bytes:
     head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return f"{head}data: {_json_encode(data)}\n\n".encode()
+
+
+def _completion_id(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(12)}"
 
 
 def _usage_openai(outcome) -> dict:
@@ -196,7 +205,7 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
         top_p=body.top_p,
         stop=body.stop_sequences,
     )
-    completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    completion_id = _completion_id("chatcmpl-")
     created = int(time.time())
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
@@ -227,7 +236,11 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
 
     def chunk(delta: dict, finish_reason=None) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
-        return f'data: {head}"choices":[{json.dumps(choice, separators=(",", ":"))}]}}\n\n'.encode()
+        return f'data: {head}"choices":[{_json_encode(choice)}]}}\n\n'.encode()
+
+    # Per token only the text is encoded; the rest of the chunk is the same every time.
+    text_head = f'data: {head}"choices":[{{"index":0,"delta":{{"content":'.encode()
+    text_tail = b'},"finish_reason":null,"logprobs":null}]}\n\n'
 
     async def events():
         finish = "stop"
@@ -235,7 +248,7 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
             yield chunk({"role": "assistant", "content": ""})
             async for event in _relay(stream, first):
                 if isinstance(event, TextDelta) and event.text:
-                    yield chunk({"content": event.text})
+                    yield text_head + json.dumps(event.text).encode() + text_tail
                 elif isinstance(event, Finish):
                     finish = event.reason
         except GatewayError as exc:
@@ -252,21 +265,24 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
 
 async def models(request: ApiRequest) -> ApiResponse:
     key, _ = await _admit(request, None, method="GET")
-    data = await database_sync_to_async(api_models_for_key)(key=key)
+    data = await db_call(api_models_for_key, key=key)
     return ApiResponse.json({"object": "list", "data": data})
 
 
 async def embeddings(request: ApiRequest) -> ApiResponse:
     key, body = await _admit(request, schemas.EmbeddingsRequest)
-    result = await embeddings_embed(
-        user=key.user,
-        workspace=key.workspace,
-        model=body.model,
-        inputs=body.inputs,
-        api_key_id=key.pk,
-        source="api",
-        request_id=request.request_id,
-    )
+    # `embed` resolves its candidates through `database_sync_to_async`: without a context of
+    # its own, every request's calls would queue on the process's one shared sync thread.
+    async with ThreadSensitiveContext():
+        result = await embeddings_embed(
+            user=key.user,
+            workspace=key.workspace,
+            model=body.model,
+            inputs=body.inputs,
+            api_key_id=key.pk,
+            source="api",
+            request_id=request.request_id,
+        )
     data = []
     for index, vector in enumerate(result.vectors):
         if body.encoding_format == "base64":
@@ -284,6 +300,12 @@ async def embeddings(request: ApiRequest) -> ApiResponse:
 
 # --- Anthropic ---------------------------------------------------------------------------
 
+# A text delta event up to its text: per token only the text is encoded.
+_TEXT_DELTA_HEAD = (
+    b"event: content_block_delta\n"
+    b'data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
+)
+
 
 async def messages(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.AnthropicMessagesRequest)
@@ -295,7 +317,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
         top_p=body.top_p,
         stop=tuple(body.stop_sequences or ()),
     )
-    message_id = f"msg_{uuid.uuid4().hex[:24]}"
+    message_id = _completion_id("msg_")
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
         outcome = stream.outcome
@@ -346,14 +368,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
             )
             async for event in _relay(stream, first):
                 if isinstance(event, TextDelta) and event.text:
-                    yield _sse(
-                        {
-                            "type": "content_block_delta",
-                            "index": 0,
-                            "delta": {"type": "text_delta", "text": event.text},
-                        },
-                        "content_block_delta",
-                    )
+                    yield _TEXT_DELTA_HEAD + json.dumps(event.text).encode() + b"}}\n\n"
                 elif isinstance(event, Finish):
                     finish = event.reason
         except GatewayError as exc:

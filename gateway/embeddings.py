@@ -8,8 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from channels.db import database_sync_to_async
-
+from aurax.db_threads import db_call
 from billing import services as billing_services
 from billing.tokens import tokens_estimate
 from providers import routing
@@ -45,7 +44,8 @@ async def embed(
         raise model_unavailable(model)
     estimate = sum(tokens_estimate(text=text) for text in inputs)
     try:
-        reservation = await database_sync_to_async(limits_check_and_reserve)(
+        reservation = await db_call(
+            limits_check_and_reserve,
             workspace=workspace,
             user=user,
             api_key_id=api_key_id,
@@ -86,7 +86,8 @@ async def embed(
         raise
     finally:
         record = asyncio.ensure_future(
-            database_sync_to_async(billing_services.usage_record)(
+            db_call(
+                billing_services.usage_record,
                 workspace_id=workspace.pk,
                 user_id=user.pk,
                 api_key_id=api_key_id,
