@@ -103,31 +103,47 @@ def _retry_after_ms(entries: list[tuple[int, int]], rule: RateLimitRule, tokens:
 
 # --- Redis ----------------------------------------------------------------------------------
 
-# KEYS: one sorted set per scope. ARGV: now ms, member id, tokens, then per scope rpm, tpm
-# (-1 = none). Members are "<id>|<tokens>", scored by time. Returns {0} when admitted and
-# recorded, else {i, wait_ms}.
+# KEYS: per scope a sorted set of the window's entries, then the running token sum of those
+# entries. ARGV: now ms, member id, tokens, then per scope rpm, tpm (-1 = none). Members are
+# "<id>|<tokens>", scored by time. Returns {0} when admitted and recorded, else {i, wait_ms}.
+# An admitted call costs O(log n) per scope: only the entries leaving the window are read (to
+# take their tokens off the sum); the whole window is read only to work out a refusal's wait,
+# or to rebuild a sum that expired.
 RATELIMIT_LUA = """
 local now, id, tokens = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local horizon = now - 60000
+local function tokens_of(member) return tonumber(string.match(member, '|(%d+)$')) end
 local worst, worst_i = 0, 0
-for i = 1, #KEYS do
-  local z = KEYS[i]
-  redis.call('ZREMRANGEBYSCORE', z, '-inf', now - 60000)
+for i = 1, #KEYS / 2 do
+  local z, s = KEYS[2*i-1], KEYS[2*i]
+  local used = redis.call('GET', s)
+  if used then
+    used = tonumber(used)
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', z, '-inf', horizon)) do
+      used = used - tokens_of(m)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', horizon)
+  if not used then
+    used = 0
+    for _, m in ipairs(redis.call('ZRANGE', z, 0, -1)) do used = used + tokens_of(m) end
+  end
+  redis.call('SET', s, string.format('%d', used), 'PX', 61000)
+  local count = redis.call('ZCARD', z)
   local rpm, tpm = tonumber(ARGV[2 + 2*i]), tonumber(ARGV[3 + 2*i])
-  local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
-  local count = #entries / 2
   local wait = 0
   if rpm >= 0 and count + 1 > rpm then
     if rpm == 0 then wait = 60000 else
-      wait = math.max(wait, tonumber(entries[2 * (count - rpm + 1)]) + 60000 - now)
+      local oldest_needed = redis.call('ZRANGE', z, count - rpm, count - rpm, 'WITHSCORES')
+      wait = math.max(wait, tonumber(oldest_needed[2]) + 60000 - now)
     end
   end
   if tpm >= 0 then
-    local used = 0
-    for j = 1, count do used = used + tonumber(string.match(entries[2*j-1], '|(%d+)$')) end
     if tokens > tpm then wait = 60000
     elseif used + tokens > tpm then
-      for j = 1, count do
-        used = used - tonumber(string.match(entries[2*j-1], '|(%d+)$'))
+      local entries = redis.call('ZRANGE', z, 0, -1, 'WITHSCORES')
+      for j = 1, #entries / 2 do
+        used = used - tokens_of(entries[2*j-1])
         if used + tokens <= tpm then
           wait = math.max(wait, tonumber(entries[2*j]) + 60000 - now)
           break
@@ -138,9 +154,12 @@ for i = 1, #KEYS do
   if wait > worst then worst, worst_i = wait, i end
 end
 if worst > 0 then return {worst_i, worst} end
-for i = 1, #KEYS do
-  redis.call('ZADD', KEYS[i], now, id .. '|' .. tokens)
-  redis.call('PEXPIRE', KEYS[i], 61000)
+for i = 1, #KEYS / 2 do
+  local z, s = KEYS[2*i-1], KEYS[2*i]
+  redis.call('ZADD', z, now, id .. '|' .. tokens)
+  redis.call('PEXPIRE', z, 61000)
+  redis.call('INCRBY', s, tokens)
+  redis.call('PEXPIRE', s, 61000)
 end
 return {0}
 """
@@ -159,7 +178,10 @@ def _check_redis(rules: list[RateLimitRule], tokens: int, now: int) -> tuple[int
     args: list = [now, uuid.uuid4().hex, tokens]
     for rule in rules:
         args += [rule.rpm if rule.rpm is not None else -1, rule.tpm if rule.tpm is not None else -1]
-    result = script(keys=[f"aurax:rl:{r.key}" for r in rules], args=args)
+    keys = []
+    for rule in rules:
+        keys += [f"aurax:rl:{rule.key}", f"aurax:rl:{rule.key}:sum"]
+    result = script(keys=keys, args=args)
     return int(result[0]), int(result[1]) if len(result) > 1 else 0
 
 

@@ -35,6 +35,22 @@ def test_tokens_past_the_tpm_wait_until_enough_tokens_leave_the_window():
 
 
 @pytest.mark.django_db
+def test_the_tokens_in_the_window_follow_entries_leaving_it():
+    # The window keeps a running token sum: entries leaving must be taken off it exactly.
+    rule = RateLimitRule(key="key:7", rpm=None, tpm=1000)
+    for second in range(10):
+        ratelimit_check(scopes=[rule], tokens=100, now_ms=T0 + second * 1000)
+    with pytest.raises(RateLimited):
+        ratelimit_check(scopes=[rule], tokens=1, now_ms=T0 + 59_000)
+
+    # At +61.5 s the first two entries have left: exactly 200 tokens fit again.
+    ratelimit_check(scopes=[rule], tokens=200, now_ms=T0 + 61_500)
+    with pytest.raises(RateLimited) as limited:
+        ratelimit_check(scopes=[rule], tokens=1, now_ms=T0 + 61_500)
+    assert limited.value.retry_after_seconds == 1  # the entry of +2 s leaves at +62 s
+
+
+@pytest.mark.django_db
 def test_a_refused_request_is_not_counted_in_any_scope():
     tight = RateLimitRule(key="user:2", rpm=1, tpm=None)
     loose = RateLimitRule(key="ws:2", rpm=2, tpm=None)
