@@ -27,7 +27,9 @@ export OPENAI_API_KEY=sk-mock-upstream OPENAI_BASE_URL=http://127.0.0.1:$UPSTREA
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 server_start() {
-  $PY -m daphne -b 127.0.0.1 -p "$PORT" aurax.asgi:application > "$DATA/server.log" 2>&1 &
+  # bin/serve as in production (uvloop, no access log), without the Celery worker.
+  CELERY_WORKER=0 HOST=127.0.0.1 PORT="$PORT" VENV="$(dirname "$PY")/.." bin/serve \
+    > "$DATA/server.log" 2>&1 &
   echo $! > "$DATA/server.pid"
   for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && return 0

@@ -20,7 +20,8 @@ sends --rounds questions one after the other in its own conversation, each
   frame delay     per `delta`: arrival − emission stamp of the last token it contains (includes
                   the by-design coalescing wait: one frame per ~30 ms, tokens every 20 ms)
   server CPU/RSS  /proc/<pid>/stat utime+stime over the load window, VmRSS before the sockets
-                  open and its peak during the load (also for the upstream and this client)
+                  open and its peak during the load (also for the upstream and this client);
+                  CPU also per answer delivered (server_cpu_ms_per_answer)
 
 Bounded: the run ends when every answer has finished or after --timeout s (120).
 """
@@ -374,6 +375,11 @@ async def run(args) -> dict:
         "other_cpu_cores": round(cpu["other"], 3),
         "server_cpu_pct_per_open_stream": round(100 * cpu["server"] / avg_open, 3)
         if avg_open
+        else None,
+        # Steadier than the per-stream share when the machine is shared: it does not depend
+        # on how long the answers took, only on the work done for them.
+        "server_cpu_ms_per_answer": round(1000 * cpu["server"] * wall / len(busy), 1)
+        if busy
         else None,
         "server_rss_idle_mb": round(rss_idle / 2**20, 1),
         "server_rss_connected_mb": round(rss_connected / 2**20, 1),

@@ -7,10 +7,14 @@ would queue every socket of the process on one thread."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -31,6 +35,41 @@ def _started(action, /, **kwargs):
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope, receive, send):
+        # channels' own loop (await_many_dispatch) waits on the socket and the channel layer
+        # with asyncio.wait and starts a new task after every message: per relayed delta of
+        # every socket. Here each source is read by one long-lived task; they take turns so
+        # that, as with channels, one message is handled at a time (a frame handler that
+        # awaits the database holds back the events behind it) and a socket that falls
+        # behind leaves the layer's queue, not this consumer, to fill up.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            self.channel_name = await self.channel_layer.new_channel()
+            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+            sources.append(self.channel_receive)
+        self.base_send = send
+        turn = asyncio.Lock()
+
+        async def handle(source):
+            while True:
+                message = await source()
+                async with turn:
+                    await self.dispatch(message)
+
+        readers = [asyncio.ensure_future(handle(source)) for source in sources]
+        try:
+            done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+            for reader in done:
+                reader.result()  # what ended it: StopConsumer, or an error to surface
+        except StopConsumer:
+            pass
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.wait(readers)
+
     async def dispatch(self, message):
         # channels' own dispatch first closes the stale database connections of its sync
         # thread, a thread hop for every frame received and every event relayed (each delta
@@ -196,8 +235,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         if event.get("conversation_id") in self.conversations:
             await self._relay(event)
 
+    async def chat_delta(self, event):
+        if event["conversation_id"] in self.conversations:
+            await self.send(text_data=event["frame"])
+
     chat_generation_started = _relay_subscribed
-    chat_delta = _relay_subscribed
     chat_snapshot = _relay_subscribed
     chat_generation_finished = _relay_subscribed
     chat_conversation_changed = _relay

@@ -2,10 +2,13 @@
 
 Events travel through the channel layer as `{"type": "chat.<event>", ...}`; the consumer relays
 each one to its socket unchanged except that `type` loses its `chat.` prefix (`chat.delta` →
-`{"type": "delta"}`). docs/websocket.md documents every frame.
+`{"type": "delta"}`); a delta carries that client frame ready-encoded. docs/websocket.md
+documents every frame.
 """
 
 from __future__ import annotations
+
+import json
 
 
 # Every tab (of any process) showing a conversation listens here.
@@ -38,14 +41,18 @@ def generation_started(*, conversation_id: int, message_id: int, parent_id: int 
 
 def delta(*, conversation_id: int, message_id: int, offset: int, text: str) -> dict:
     """`offset` is the length of the answer before `text`: a client that holds a different
-    length knows it missed or repeated a frame and asks for a snapshot."""
-    return {
-        "type": "chat.delta",
+    length knows it missed or repeated a frame and asks for a snapshot.
+
+    Deltas are most of the traffic, so the event also carries its client frame as `frame`,
+    JSON-encoded once here rather than by every socket that relays it."""
+    frame = {
+        "type": "delta",
         "conversation_id": conversation_id,
         "message_id": message_id,
         "offset": offset,
         "text": text,
     }
+    return {**frame, "type": "chat.delta", "frame": json.dumps(frame)}
 
 
 def snapshot(*, conversation_id: int, message_id: int, text: str) -> dict:

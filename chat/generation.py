@@ -88,41 +88,76 @@ async def generations_wait() -> None:
 
 
 class _Coalescer:
-    """Collects deltas and sends at most one frame per FRAME_INTERVAL, in order."""
+    """Collects deltas and sends at most one frame per FRAME_INTERVAL, in order.
 
-    def __init__(self, send):
+    Text arriving after a quiet FRAME_INTERVAL is sent at once, later text when the interval
+    is over. A layer that delivers inline (`send_nowait`, the in-memory layer) is called
+    straight from the push or the timer: no task, no lock per frame. Otherwise each frame's
+    send runs as a task, one at a time; text arriving meanwhile waits for it and leaves in
+    one frame afterwards, so a slow layer gets fewer, larger frames rather than a backlog.
+    """
+
+    def __init__(self, send, send_nowait=None):
         self._send = send
+        self._send_nowait = send_nowait
+        self._loop = asyncio.get_running_loop()
         self._pending: list[str] = []
         self._sent = 0
-        self._last = 0.0
+        self._last = -FRAME_INTERVAL  # the first text is due at once
         self._timer: asyncio.TimerHandle | None = None
-        self._lock = asyncio.Lock()
+        self._sending: asyncio.Task | None = None
 
     def push(self, text: str) -> None:
         self._pending.append(text)
-        if self._timer is None:
-            delay = max(0.0, self._last + FRAME_INTERVAL - time.monotonic())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._fire)
+        if self._timer is not None or self._sending is not None:
+            return
+        due = self._last + FRAME_INTERVAL
+        if self._send_nowait is not None and due <= self._loop.time():
+            self._flush_nowait()
+        else:
+            self._timer = self._loop.call_at(due, self._fire)
+
+    def _take(self) -> tuple[int, str]:
+        text = self._pending[0] if len(self._pending) == 1 else "".join(self._pending)
+        self._pending.clear()
+        offset, self._sent = self._sent, self._sent + len(text)
+        self._last = self._loop.time()
+        return offset, text
 
     def _fire(self) -> None:
         self._timer = None
-        _spawn(self.flush())
+        if self._send_nowait is not None:
+            self._flush_nowait()
+        else:
+            self._sending = _spawn(self._flush())
 
-    async def flush(self) -> None:
-        async with self._lock:
-            if not self._pending:
-                return
-            text = "".join(self._pending)
-            self._pending.clear()
-            offset, self._sent = self._sent, self._sent + len(text)
-            self._last = time.monotonic()
-            await self._send(offset, text)
+    def _flush_nowait(self) -> None:
+        self._send_nowait(*self._take())
+
+    async def _flush(self) -> None:
+        try:
+            await self._send(*self._take())
+        except Exception:
+            # Nobody awaits this task. A lost frame leaves a gap in `offset`, which the
+            # clients repair with a snapshot (docs/websocket.md).
+            logger.exception("sending a delta frame failed")
+        finally:
+            self._sending = None
+        if self._pending and self._timer is None:
+            self._timer = self._loop.call_at(self._last + FRAME_INTERVAL, self._fire)
 
     async def close(self) -> None:
+        """Send what is left, after the frame in flight."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        await self.flush()
+        if self._sending is not None:
+            await self._sending
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            await self._send(*self._take())
 
 
 @dataclass(eq=False)
@@ -224,14 +259,13 @@ def _stream_for(context: dict, *, message_id: int) -> pipeline.PipelineStream:
 
 
 def _context_load(message_id: int) -> dict | None:
-    answer = (
-        Message.objects.select_related(
+    # get(), not first(): first() orders by pk, and compiling that ORDER BY over four joined
+    # tables cost more than the query itself (profiled, once per answer).
+    try:
+        answer = Message.objects.select_related(
             "parent", "conversation", "conversation__user", "conversation__workspace"
-        )
-        .filter(pk=message_id, status=Message.Status.STREAMING)
-        .first()
-    )
-    if answer is None:
+        ).get(pk=message_id, status=Message.Status.STREAMING)
+    except Message.DoesNotExist:
         return None
     conversation: Conversation = answer.conversation
     prompt = []
@@ -279,6 +313,16 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
             ),
         )
 
+    group_send_nowait = getattr(layer, "group_send_nowait", None)
+
+    def send_delta_nowait(offset: int, text: str) -> None:
+        group_send_nowait(
+            group,
+            events.delta(
+                conversation_id=conversation_id, message_id=message_id, offset=offset, text=text
+            ),
+        )
+
     async def listen() -> None:
         nonlocal stop_requested
         while True:
@@ -301,7 +345,7 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
                     logger.debug("snapshot reply failed", exc_info=True)
 
     listener = _spawn(listen())
-    coalescer = _Coalescer(send_delta)
+    coalescer = _Coalescer(send_delta, send_delta_nowait if group_send_nowait else None)
     flusher = progress_flusher()
     flusher.track(answer)
     finish: dict = {"status": Message.Status.COMPLETE}

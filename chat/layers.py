@@ -6,7 +6,9 @@ Measured with bench/ws_load.py, channels' own class spends most of its time on b
 many sockets are open: every `send`, `receive` and `group_send` scans every channel and every
 group for expired messages (O(channels + groups) per frame, so O(N²) per second for N streams),
 `group_send` starts one task per member, and every message is deep-copied. Here the expiry
-sweep runs at most once per EXPIRY_SWEEP_INTERVAL, `group_send` delivers inline, and a message
+sweep runs at most once per EXPIRY_SWEEP_INTERVAL, `group_send` delivers inline (and
+`group_send_nowait` without a coroutine), a channel keeps its queue while its consumer receives
+(channels drops and re-creates it whenever it runs empty, i.e. per message), and a message
 is copied one level deep (events are flat dicts: the receiver may add or replace keys without
 the sender or other receivers seeing it). A full channel still drops the message, as channels
 does, but it is counted and logged: a socket missing frames recovers through `offset` + `sync`
@@ -62,17 +64,27 @@ class FastInMemoryChannelLayer(InMemoryChannelLayer):
         self._put(channel, message)
 
     async def receive(self, channel):
-        self.require_valid_channel_name(channel)
+        queue = self.channels.get(channel)
+        if queue is None:
+            self.require_valid_channel_name(channel)
+            queue = self._queue(channel)
         self._clean_expired()
-        queue = self._queue(channel)
         try:
             _, message = await queue.get()
-        finally:
+        except BaseException:
+            # Only a receive that is abandoned (its consumer stopped: cancelled) drops an
+            # empty queue; a consumer that goes on receiving keeps its queue.
             if queue.empty() and self.channels.get(channel) is queue:
                 self.channels.pop(channel, None)
+            raise
         return message
 
     async def group_send(self, group, message):
+        self.group_send_nowait(group, message)
+
+    def group_send_nowait(self, group: str, message: dict) -> None:
+        """`group_send` as a plain call: delivery is inline, so a sender outside a coroutine
+        (chat.generation's frame timer) needs no task to await it."""
         assert isinstance(message, dict), "Message is not a dict"
         self.require_valid_group_name(group)
         self._clean_expired()

@@ -98,25 +98,86 @@ def cut_off() -> ProviderUpstreamError:
     return ProviderUpstreamError(_("The provider's response was cut off."))
 
 
+class SSEParser:
+    """An incremental text/event-stream parser: `feed` takes the bytes of a body as they
+    arrive and returns the (event name, data) pairs completed by them.
+
+    A received chunk usually holds one or more whole events, so the parser splits the chunk
+    as one block (bytes.splitlines breaks exactly on the SSE terminators CRLF, LF and CR, and
+    never inside a UTF-8 sequence) instead of going through httpx's text decoder and line
+    iterator per line. Only a trailing incomplete line is kept for the next chunk; a CR
+    ending one chunk may be the first half of a CRLF whose LF starts the next one.
+    Fields other than `event` and `data` (id, retry) are ignored.
+    """
+
+    def __init__(self):
+        self._partial = b""
+        self._after_cr = False
+        self._started = False
+        self._event = ""
+        self._data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[tuple[str, str]]:
+        if self._after_cr and chunk:
+            self._after_cr = False
+            if chunk[0] == 0x0A:
+                chunk = chunk[1:]
+        if self._partial:
+            chunk = self._partial + chunk
+        end = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
+        if not end:
+            self._partial = chunk
+            return []
+        self._partial = chunk[end:]
+        self._after_cr = chunk[end - 1] == 0x0D
+        return self._lines(chunk[:end])
+
+    def close(self) -> list[tuple[str, str]]:
+        """The event left when the body ends without its blank line."""
+        events = self._lines(self._partial) if self._partial else []
+        self._partial = b""
+        if self._data:
+            events.append(self._dispatch())
+        return events
+
+    def _lines(self, block: bytes) -> list[tuple[str, str]]:
+        if not self._started:
+            self._started = True
+            block = block.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
+        events = []
+        for line in block.splitlines():
+            if not line:
+                if self._data:
+                    events.append(self._dispatch())
+                else:
+                    self._event = ""
+                continue
+            if line[0] == 0x3A:  # ":" starts a comment (keep-alive)
+                continue
+            name, _sep, value = line.partition(b":")
+            if value[:1] == b" ":
+                value = value[1:]
+            if name == b"data":
+                self._data.append(value)
+            elif name == b"event":
+                self._event = value.decode(errors="replace")
+        return events
+
+    def _dispatch(self) -> tuple[str, str]:
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        event = (self._event or "message", data.decode(errors="replace"))
+        self._event, self._data = "", []
+        return event
+
+
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """(event name, data) pairs of a text/event-stream body."""
-    event, data = "", []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield event or "message", "\n".join(data)
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _sep, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-    if data:
-        yield event or "message", "\n".join(data)
+    """(event name, data) pairs of a text/event-stream body, as they arrive."""
+    parser = SSEParser()
+    async for chunk in response.aiter_bytes():
+        for event in parser.feed(chunk):
+            yield event
+    for event in parser.close():
+        yield event
 
 
 def json_loads(text: str | bytes) -> Any:
