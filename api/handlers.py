@@ -142,6 +142,7 @@ def _principal(request: ApiRequest, body):
 
 def _pipeline_stream(request: ApiRequest, body, *, max_tokens, temperature, top_p, stop):
     return pipeline.stream(
+        whole=not body.stream,
         principal=_principal(request, body),
         model=body.model,
         messages=body.provider_messages(),

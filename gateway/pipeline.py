@@ -93,6 +93,7 @@ class _Call:
     request_id: str
     extra: dict = field(default_factory=dict)
     principal: object = None  # callable () -> (user, workspace, api_key_id), see `stream`
+    whole: bool = False  # the caller reads the answer to its end: ask the upstream for it whole
 
 
 class PipelineStream:
@@ -250,7 +251,7 @@ class PipelineStream:
             stop=call.stop,
             extra=call.extra,
         )
-        self._fallback = routing.stream_with_fallback(self._candidates, request)
+        self._fallback = routing.stream_with_fallback(self._candidates, request, whole=call.whole)
         async with contextlib.aclosing(self._fallback) as events:
             async for event in events:
                 yield event
@@ -385,10 +386,15 @@ def stream(
     request_id: str = "",
     extra: dict | None = None,
     principal=None,
+    whole: bool = False,
 ) -> PipelineStream:
     """`principal`, when given, is a sync callable returning (user, workspace, api_key_id),
     run on the same database hop as routing and admission (the /v1 API authenticates its
-    key there); what it raises reaches the caller unchanged."""
+    key there); what it raises reaches the caller unchanged.
+
+    `whole`: the caller only wants the finished answer (`complete`, a non-streaming API
+    call), so the upstream is asked for it in one non-streaming response, not token by token;
+    the events are the same (the text arrives as one delta, so TTFT is the whole duration)."""
     return PipelineStream(
         _Call(
             user=user,
@@ -405,6 +411,7 @@ def stream(
             request_id=request_id,
             extra=extra or {},
             principal=principal,
+            whole=whole,
         )
     )
 
@@ -424,7 +431,8 @@ async def stream_collect(s: PipelineStream) -> tuple[str, str]:
 
 
 async def complete(**kwargs) -> Completion:
-    """The whole answer at once; same arguments as `stream`."""
+    """The whole answer at once; same arguments as `stream` (`whole` by default)."""
+    kwargs.setdefault("whole", True)
     s = stream(**kwargs)
     text, reason = await stream_collect(s)
     return Completion(text=text, finish_reason=reason, usage=s._usage)

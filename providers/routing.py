@@ -318,7 +318,8 @@ def _falls_back(error: ProviderError) -> bool:
 class FallbackStream:
     """The async iterator returned by `stream_with_fallback`; see the module docstring."""
 
-    def __init__(self, candidates: list[Candidate], request: ChatRequest):
+    def __init__(self, candidates: list[Candidate], request: ChatRequest, *, whole: bool = False):
+        self.whole = whole  # one non-streaming call per attempt (`Adapter.answer_events`)
         self.candidates = list(candidates)
         self._clean = set(getattr(candidates, "circuits_clean", ()))
         self.request = request
@@ -353,9 +354,8 @@ class FallbackStream:
             for attempt in range(max(1, settings.PROVIDER_RETRY_ATTEMPTS)):
                 started = False
                 try:
-                    async with contextlib.aclosing(
-                        adapter.stream(candidate.target, request)
-                    ) as events:
+                    source = adapter.answer_events if self.whole else adapter.stream
+                    async with contextlib.aclosing(source(candidate.target, request)) as events:
                         async for event in events:
                             if not started:
                                 started = True
@@ -403,5 +403,7 @@ class FallbackStream:
         raise last_error
 
 
-def stream_with_fallback(candidates: list[Candidate], request: ChatRequest) -> FallbackStream:
-    return FallbackStream(candidates, request)
+def stream_with_fallback(
+    candidates: list[Candidate], request: ChatRequest, *, whole: bool = False
+) -> FallbackStream:
+    return FallbackStream(candidates, request, whole=whole)

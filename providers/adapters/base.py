@@ -217,6 +217,18 @@ class Adapter:
                     reason = event.reason
         return Completion(text="".join(parts), finish_reason=reason, usage=usage)
 
+    async def answer_events(
+        self, target: Target, request: ChatRequest
+    ) -> AsyncIterator[StreamEvent]:
+        """The answer as the same events as `stream`, from one non-streaming call: for a
+        caller that wants it whole, one parsed body instead of an event per token."""
+        completion = await self.complete(target, request)
+        if completion.text:
+            yield TextDelta(completion.text)
+        if completion.usage is not None:
+            yield completion.usage
+        yield Finish(completion.finish_reason)
+
     async def list_models(self, target: Target) -> list[ModelInfo]:
         raise NotImplementedError
 

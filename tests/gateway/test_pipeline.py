@@ -189,3 +189,28 @@ async def test_an_admitted_stream_makes_no_database_hop_before_the_upstream(
     assert set(hops) <= background | {"ledger_flush"}
     [event] = await usage_events()
     assert event.output_tokens == 2
+
+
+async def test_a_whole_answer_is_asked_of_the_upstream_in_one_response(
+    caller, credential, fake_upstream
+):
+    completion = await pipeline.complete(
+        **caller,
+        model=model_for(credential),
+        messages=[Message("user", '@reply="one two three"')],
+        source="chat",
+    )
+
+    assert completion.text.split() == ["one", "two", "three"]
+    assert fake_upstream.requests[-1]["json"].get("stream") is not True
+    [event] = await usage_events()
+    assert (event.output_tokens, event.estimated) == (completion.usage.output_tokens, False)
+    assert event.status == "ok"
+
+
+async def test_a_streamed_answer_is_asked_of_the_upstream_as_a_stream(
+    caller, credential, fake_upstream
+):
+    [e async for e in ask(caller, credential, '@reply="one two"')]
+
+    assert fake_upstream.requests[-1]["json"]["stream"] is True

@@ -36,6 +36,26 @@ async def run(candidates, text):
     return stream, "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
+async def test_a_whole_answer_falls_back_with_one_non_streaming_call_per_attempt(
+    fake_upstream, settings
+):
+    settings.PROVIDER_RETRY_ATTEMPTS = 2
+    candidates = [
+        candidate(fake_upstream, 1, "a"),
+        candidate(fake_upstream, 2, "b", kind="anthropic"),
+    ]
+    stream = stream_with_fallback(
+        candidates, chat("@tokens=3 @status=500 @only_model=a"), whole=True
+    )
+
+    events = [e async for e in stream]
+
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["tok1 tok2 tok3"]
+    assert [r["model"] for r in fake_upstream.requests] == ["a", "a", "b"]
+    assert not any(r["json"].get("stream") for r in fake_upstream.requests)
+    assert stream.served_by.credential_id == 2
+
+
 async def test_it_retries_a_retryable_error_then_succeeds_on_the_same_candidate(fake_upstream):
     stream, text = await run([candidate(fake_upstream, 1, "a")], "@tokens=2 @status=503 @times=2")
 
