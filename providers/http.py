@@ -25,6 +25,15 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
 )
 
 
+class _NoCookies(httpx.Cookies):
+    """Provider APIs authenticate every request by key; a cookie that one provider response
+    sets must never ride along on another tenant's later request to the same host. (Keeping
+    them also cost httpx an http.cookiejar pass over every response.)"""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+
 def request_timeout() -> httpx.Timeout:
     return httpx.Timeout(
         connect=settings.PROVIDER_CONNECT_TIMEOUT,
@@ -49,6 +58,7 @@ def get_client() -> httpx.AsyncClient:
             follow_redirects=False,
             trust_env=settings.PROVIDER_TRUST_ENV,
         )
+        client._cookies = _NoCookies()  # the `cookies` setter would copy it into a plain jar
         _clients[loop] = client
     return client
 

@@ -46,3 +46,36 @@ async def test_a_user_set_private_url_is_refused_again_at_call_time(
         await adapter_for("openai").complete(target, chat("hi"))
 
     assert fake_upstream.requests == []
+
+
+async def test_a_cookie_a_provider_sets_is_never_sent_back(http_client_closed_after):
+    import http.server
+    import threading
+
+    seen = []
+
+    class SetsCookies(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            seen.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=tenant-a; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/models"
+        client = get_client()
+        for _ in range(2):
+            response = await client.get(url)
+            assert response.headers["set-cookie"].startswith("session=")
+    finally:
+        server.shutdown()
+
+    assert seen == [None, None]
+    assert len(client.cookies) == 0
