@@ -116,3 +116,27 @@ async def test_a_failed_send_is_logged_and_later_frames_keep_their_offsets(caplo
     # The client sees the gap in `offset` and asks for a snapshot.
     assert frames == [(1, "bc")]
     assert "sending a delta frame failed" in caplog.text
+
+
+async def test_a_busy_process_spaces_frames_further_apart(monkeypatch):
+    monkeypatch.setattr(generation, "BUSY_FRAME_INTERVAL", INTERVAL * 6)
+    loop = asyncio.get_running_loop()
+    times = []
+    streams = generation.BUSY_STREAMS
+
+    async def send(offset, text):
+        pass
+
+    coalescer = _Coalescer(send, lambda offset, text: times.append(loop.time()), lambda: streams)
+    coalescer.push("a")
+    coalescer.push("b")
+    await asyncio.sleep(INTERVAL * 1.5)
+    assert len(times) == 2  # not busy yet: the usual interval
+
+    streams += 1
+    coalescer.push("c")
+    await asyncio.sleep(INTERVAL * 1.5)
+    assert len(times) == 2  # busy: the longer interval
+    await asyncio.sleep(INTERVAL * 5)
+    assert len(times) == 3 and times[2] - times[1] >= INTERVAL * 6 * 0.9
+    await coalescer.close()
