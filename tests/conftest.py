@@ -33,9 +33,16 @@ def _usage_journal_dir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _ledger_written(_django_db_helper):
-    """Rows a test queued are written before its database is emptied (this teardown runs
-    before the database fixtures')."""
+def _ledger_written(request):
+    """Rows a test queued are written before its database is emptied: for a test that uses
+    the database, this teardown runs before the database fixtures' (it requests them)."""
+    uses_db = "_django_db_helper" in request.fixturenames or request.node.get_closest_marker(
+        "django_db"
+    )
+    if not uses_db:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")
     yield
     from billing.ledger import ledger_flush
     from billing.quotas import leases_return
