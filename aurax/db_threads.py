@@ -1,10 +1,11 @@
-"""The threads the completion pipeline runs its database work on.
+"""The threads the hot paths run their database work on: the completion pipeline's admission,
+the chat's actions, the usage ledger's batches (`db_submit`, usable without an event loop).
 
 `database_sync_to_async` inside a per-request `ThreadSensitiveContext` starts a thread for
 every request and, with CONN_MAX_AGE=0, opens and closes a database connection on every call
 (on SQLite that is a file open, two PRAGMAs and Django's function registrations each time).
-The pipeline instead makes two calls per completion (admit before the upstream call, record
-after) on a small fixed pool whose threads keep their connection when that is free to do:
+These calls instead run on a small fixed pool whose threads keep their connection when that
+is free to do:
 
 - SQLite: the connection is a local file handle, kept open; closed only after an error left
   it unusable (or a transaction was left open, which would be a bug).

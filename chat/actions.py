@@ -1,5 +1,5 @@
 """What a socket frame may ask for, as plain sync functions: check access with the selectors,
-call one service, answer with ids. The consumer runs them on gateway.db_threads."""
+call one service, answer with ids. The consumer runs them on aurax.db_threads."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 actions (chat.actions, which check access and call services) and relays `chat.<event>` events
 from the channel layer to the browser. docs/websocket.md describes every frame.
 
-Actions run on gateway.db_threads (see chat.generation): channels' `database_sync_to_async`
+Actions run on aurax.db_threads (see chat.generation): channels' `database_sync_to_async`
 would queue every socket of the process on one thread."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from gateway.db_threads import db_call
+from aurax.db_threads import db_call
 
 from . import actions, events, generation
 
@@ -74,7 +74,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         # channels' own dispatch first closes the stale database connections of its sync
         # thread, a thread hop for every frame received and every event relayed (each delta
         # of each socket). This consumer never uses that thread's connection (its database
-        # work runs on gateway.db_threads, which tidy their own), so the hop buys nothing.
+        # work runs on aurax.db_threads, which tidy their own), so the hop buys nothing.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")

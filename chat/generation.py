@@ -5,7 +5,7 @@ sees the stream) and listens on the conversation's control group, where a stop o
 request from any tab reaches it. When the last tab closes nothing changes: the answer is
 finished and saved.
 
-Database work runs on gateway.db_threads (threads that keep their connection), not on channels'
+Database work runs on aurax.db_threads (threads that keep their connection), not on channels'
 single thread-sensitive thread that every socket of the process would queue on. The action that
 starts an answer, loading its context and the pipeline's admission share one hop
 (`generation_prepare`). The growing text of every answer streaming in the process is saved by
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 from channels.layers import get_channel_layer
 
+from aurax.db_threads import db_call
 from gateway import pipeline
-from gateway.db_threads import db_call
 from gateway.errors import GatewayError
 from providers.types import Message as PromptMessage
 from providers.types import TextDelta
