@@ -27,7 +27,7 @@ class CircuitState:
         return self.state != "open"
 
 
-def _key(credential_id: int) -> str:
+def circuit_key(credential_id: int) -> str:
     return f"providers:circuit:{credential_id}"
 
 
@@ -35,7 +35,8 @@ def _ttl() -> int:
     return int(max(settings.PROVIDER_CIRCUIT_COOLDOWN * 10, 600))
 
 
-def _state(raw: dict | None) -> CircuitState:
+def circuit_state_from(raw: dict | None) -> CircuitState:
+    """The state a raw cache value stands for (None: never failed)."""
     if not raw:
         return CircuitState("closed", 0, None)
     failures = int(raw.get("failures", 0))
@@ -56,35 +57,35 @@ def _after_failure(raw: dict | None) -> dict:
 
 
 def circuit_state(credential_id: int) -> CircuitState:
-    return _state(cache.get(_key(credential_id)))
+    return circuit_state_from(cache.get(circuit_key(credential_id)))
 
 
 def circuit_states(credential_ids) -> dict[int, CircuitState]:
     ids = list(credential_ids)
-    found = cache.get_many([_key(i) for i in ids])
-    return {i: _state(found.get(_key(i))) for i in ids}
+    found = cache.get_many([circuit_key(i) for i in ids])
+    return {i: circuit_state_from(found.get(circuit_key(i))) for i in ids}
 
 
 def circuit_failure(credential_id: int) -> CircuitState:
-    raw = _after_failure(cache.get(_key(credential_id)))
-    cache.set(_key(credential_id), raw, _ttl())
-    return _state(raw)
+    raw = _after_failure(cache.get(circuit_key(credential_id)))
+    cache.set(circuit_key(credential_id), raw, _ttl())
+    return circuit_state_from(raw)
 
 
 def circuit_success(credential_id: int) -> None:
-    cache.delete(_key(credential_id))
+    cache.delete(circuit_key(credential_id))
 
 
 def circuit_reset(credential_id: int) -> None:
-    cache.delete(_key(credential_id))
+    cache.delete(circuit_key(credential_id))
 
 
 async def circuit_failure_async(credential_id: int) -> CircuitState:
-    raw = _after_failure(await cache.aget(_key(credential_id)))
-    await cache.aset(_key(credential_id), raw, _ttl())
-    return _state(raw)
+    raw = _after_failure(await cache.aget(circuit_key(credential_id)))
+    await cache.aset(circuit_key(credential_id), raw, _ttl())
+    return circuit_state_from(raw)
 
 
 async def circuit_success_async(credential_id: int) -> None:
-    if await cache.aget(_key(credential_id)) is not None:
-        await cache.adelete(_key(credential_id))
+    if await cache.aget(circuit_key(credential_id)) is not None:
+        await cache.adelete(circuit_key(credential_id))

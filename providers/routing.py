@@ -50,7 +50,14 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from .adapters import adapter_for
-from .circuit import circuit_failure_async, circuit_states, circuit_success_async
+from .circuit import (
+    CircuitState,
+    circuit_failure_async,
+    circuit_key,
+    circuit_state_from,
+    circuit_states,
+    circuit_success_async,
+)
 from .crypto import SecretUnreadable
 from .models import CatalogModel, ModelAlias, ProviderCredential, Scope
 from .selectors import credentials_usable_by, workspace_models_switched_off
@@ -131,10 +138,15 @@ def _candidate(credential, model_id: str, catalog: CatalogModel | None) -> Candi
     )
 
 
-_generation_snapshot: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
-    "generation_snapshot", default=None
+# (values found, keys read) of the round trip made by `generations_read_once`.
+_generation_snapshot: contextvars.ContextVar[tuple[dict, frozenset] | None] = (
+    contextvars.ContextVar("generation_snapshot", default=None)
 )
 _generation_keys: set[str] = set()
+# Credentials whose circuit state is read in that same round trip: those this process has
+# routed to (bounded), so a cached admission makes one cache call in all.
+_circuits_read_along: set[int] = set()
+CIRCUITS_READ_ALONG_MAX = 1000
 
 
 def generation_key_register(key: str) -> None:
@@ -144,10 +156,12 @@ def generation_key_register(key: str) -> None:
 
 @contextlib.contextmanager
 def generations_read_once():
-    """Within the block, every registered generation token is read from one cache round trip
-    made at its start (one Redis call instead of one per cache): the same guarantee as
-    reading each token before loading, since the block starts before anything is loaded."""
-    token = _generation_snapshot.set(cache.get_many(sorted(_generation_keys)))
+    """Within the block, every registered generation token, and the circuit state of the
+    credentials this process routes to, are read from one cache round trip made at its start
+    (one Redis call instead of one per cache): the same guarantee as reading each token before
+    loading, since the block starts before anything is loaded."""
+    keys = sorted(_generation_keys) + [circuit_key(i) for i in list(_circuits_read_along)]
+    token = _generation_snapshot.set((cache.get_many(keys), frozenset(keys)))
     try:
         yield
     finally:
@@ -156,9 +170,19 @@ def generations_read_once():
 
 def generation_value(key: str, default=None):
     snapshot = _generation_snapshot.get()
-    if snapshot is not None and key in snapshot:
-        return snapshot[key]
+    if snapshot is not None and key in snapshot[1]:
+        return snapshot[0].get(key, default)
     return cache.get(key, default)
+
+
+def _circuit_states_now(credential_ids: set[int]) -> dict[int, CircuitState]:
+    snapshot = _generation_snapshot.get()
+    if snapshot is not None and all(circuit_key(i) in snapshot[1] for i in credential_ids):
+        found = snapshot[0]
+        return {i: circuit_state_from(found.get(circuit_key(i))) for i in credential_ids}
+    if len(_circuits_read_along) < CIRCUITS_READ_ALONG_MAX:
+        _circuits_read_along.update(credential_ids)
+    return circuit_states(credential_ids)
 
 
 class GenerationCache:
@@ -224,7 +248,8 @@ _routes = GenerationCache(ROUTING_GENERATION)
 
 def candidates_resolve_sync(*, user, workspace, model: str) -> list[Candidate]:
     """Ordered candidates whose circuit allows calls. The credential/catalog/alias part is
-    cached per (user, workspace, model) in this process; circuit state is read every call."""
+    cached per (user, workspace, model) in this process; circuit state is read every call
+    (within `generations_read_once`, from its round trip)."""
     key = (
         getattr(user, "pk", None) if user is not None and user.is_authenticated else None,
         getattr(workspace, "pk", None),
@@ -235,7 +260,7 @@ def candidates_resolve_sync(*, user, workspace, model: str) -> list[Candidate]:
     )
     if not routed:
         return []
-    states = circuit_states({c.credential_id for c in routed})
+    states = _circuit_states_now({c.credential_id for c in routed})
     resolved = ResolvedCandidates(c for c in routed if states[c.credential_id].allows_calls)
     resolved.circuits_clean = frozenset(
         i for i, state in states.items() if state.state == "closed" and state.failures == 0
