@@ -59,8 +59,8 @@ from .quotas import (
     Reservation,
     ReservationLine,
     _retry_when_locked,
-    spend_apply_batch_after_commit,
-    spend_apply_batch_in_transaction,
+    spend_apply_after_commit,
+    spend_apply_in_transaction,
 )
 
 logger = logging.getLogger(__name__)
@@ -184,14 +184,14 @@ def usage_write(entries: list[UsageEntry], *, replay: bool = False) -> list[Usag
                 }
                 todo = [e for e in entries if e.uid not in known]
             events = UsageEvent.objects.bulk_create([e.event() for e in todo])
-            spend_apply_batch_in_transaction(todo)
+            spend_apply_in_transaction(todo)
         return todo, events
 
     try:
         written, events = commit(entries)
     except IntegrityError:
         written, events = commit(_owners_present(entries))
-    spend_apply_batch_after_commit(written)
+    spend_apply_after_commit(written)
     _alerts_check(written)
     return events
 

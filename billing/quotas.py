@@ -33,7 +33,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
@@ -291,26 +291,6 @@ class DatabaseQuotaStore:
     def close(self, reservation: Reservation) -> None:
         BudgetReservation.objects.filter(reservation_id=reservation.id).delete()
 
-    @_retry_when_locked
-    def spend(
-        self,
-        keys: list[str],
-        start: date,
-        cost: Decimal,
-        tokens: int,
-        *,
-        reservation: Reservation | None,
-    ) -> None:
-        """Add spend to the durable counters (both backends keep these) and drop the
-        reservation's rows, in one transaction (the caller's, when there is one)."""
-        with transaction.atomic(savepoint=False):
-            self._lock_counters(keys, start)
-            if reservation is not None and reservation.lines:
-                BudgetReservation.objects.filter(reservation_id=reservation.id).delete()
-            BudgetCounter.objects.filter(scope_key__in=keys, period_start=start).update(
-                spent_cost=F("spent_cost") + cost, spent_tokens=F("spent_tokens") + tokens
-            )
-
     def usage(self, keys: list[str], start: date) -> dict[str, ScopeUsage]:
         spent = {
             c.scope_key: c
@@ -513,11 +493,6 @@ class RedisQuotaStore:
     def close(self, reservation: Reservation) -> None:
         keys = [line.scope_key for line in reservation.lines]
         self._settle(reservation, keys, reservation.period_start, Decimal(0), 0)
-
-    def spend_and_close(
-        self, reservation: Reservation | None, keys: list[str], start: date, cost, tokens
-    ) -> None:
-        self._settle(reservation, keys, start, cost, tokens)
 
     def usage(self, keys: list[str], start: date) -> dict[str, ScopeUsage]:
         db_usage = None
@@ -816,70 +791,34 @@ def quota_release(reservation: Reservation | None) -> None:
         quota_store().close(reservation)
 
 
+@dataclass(slots=True)
+class Spend:
+    """Spend to add to a call's scopes, and the reservation it settles (`UsageEntry` has the
+    same attributes: the ledger's batches go through the same two steps)."""
+
+    workspace_id: int
+    user_id: int | None
+    api_key_id: int | None
+    cost: Decimal
+    tokens: int
+    reservation: Reservation | None
+    period_start: date
+
+
 def quota_settle(reservation: Reservation, *, actual_cost: Decimal, actual_tokens: int) -> None:
-    """Turn a reservation into real spend and release the rest. `usage_record` calls this;
-    call it directly only for spend that is not a usage event."""
-    spend_apply(
+    """Turn a reservation into real spend and release the rest. The ledger does this for
+    every usage event; call it directly only for spend that is not a usage event."""
+    spend = Spend(
         workspace_id=reservation.workspace_id,
         user_id=reservation.user_id,
         api_key_id=reservation.api_key_id,
         cost=actual_cost,
         tokens=actual_tokens,
         reservation=reservation,
-        start=reservation.period_start,
+        period_start=reservation.period_start,
     )
-
-
-def spend_apply(
-    *,
-    workspace_id: int,
-    user_id: int | None,
-    api_key_id: int | None,
-    cost: Decimal,
-    tokens: int,
-    reservation: Reservation | None,
-    start: date | None = None,
-) -> None:
-    """Add spend to every scope's counters and close the reservation."""
-    kwargs = {
-        "workspace_id": workspace_id,
-        "user_id": user_id,
-        "api_key_id": api_key_id,
-        "cost": cost,
-        "tokens": tokens,
-        "reservation": reservation,
-        "start": start or period_start_for(),
-    }
-    spend_apply_in_transaction(**kwargs)
-    spend_apply_after_commit(**kwargs)
-
-
-def spend_apply_in_transaction(
-    *, workspace_id, user_id, api_key_id, cost, tokens, reservation, start
-) -> None:
-    """The database part of `spend_apply`: durable counters (both modes) and, with the
-    database store, the reservation's rows. Runs inside the caller's transaction."""
-    keys = scope_keys_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
-    store = quota_store()
-    if isinstance(store, RedisQuotaStore):
-        store.db.spend(keys, start, cost, tokens, reservation=None)
-        return
-    own = reservation if reservation is not None and reservation.lease is None else None
-    store.spend(keys, start, cost, tokens, reservation=own)
-    if own is not None:
-        own.closed = True
-
-
-def spend_apply_after_commit(
-    *, workspace_id, user_id, api_key_id, cost, tokens, reservation, start
-) -> None:
-    """The Redis part of `spend_apply` (one atomic Lua step: release the reservation, add
-    the spend), once the database has the spend; then a lease's draw is given back."""
-    store = quota_store()
-    if isinstance(store, RedisQuotaStore):
-        keys = scope_keys_for(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
-        store.spend_and_close(_own_open(reservation), keys, start, cost, tokens)
-    _close(reservation)
+    _retry_when_locked(spend_apply_in_transaction)([spend])
+    spend_apply_after_commit([spend])
 
 
 def _own_open(reservation: Reservation | None) -> Reservation | None:
@@ -897,11 +836,11 @@ def _close(reservation: Reservation | None) -> None:
         _leases.give_back(reservation)
 
 
-def spend_apply_batch_in_transaction(entries) -> None:
-    """`spend_apply_in_transaction` for many finished calls at once (the ledger writer's
-    batch; each entry has the scopes, `cost`, `tokens`, `reservation`, `period_start`): the
-    spend is summed per scope and period first, so a batch costs one counter update per
-    scope, not one per call."""
+def spend_apply_in_transaction(entries) -> None:
+    """The database part of settling spend (`Spend`s, or the ledger's `UsageEntry`s): the
+    durable counters, kept in both modes, and with the database store the reservations'
+    rows; in the caller's transaction if there is one. The spend is summed per scope and
+    period first, so a batch costs one counter update per scope, not one per call."""
     totals: dict[tuple[str, date], list] = {}
     for e in entries:
         keys = scope_keys_for(
@@ -955,9 +894,9 @@ def _counters_add(totals: dict[tuple[str, date], list]) -> None:
                 cursor.execute(sql, [cost, tokens, key, start])
 
 
-def spend_apply_batch_after_commit(entries) -> None:
-    """The Redis part for a batch: every call's release-and-spend step in one round trip;
-    then the draws from leases are given back."""
+def spend_apply_after_commit(entries) -> None:
+    """The part after the database has the spend: with Redis, every call's release-and-spend
+    step (one Lua script each) in one round trip; then the draws from leases are given back."""
     store = quota_store()
     if isinstance(store, RedisQuotaStore):
         pipe = store.client.pipeline(transaction=False)

@@ -156,7 +156,7 @@ async def test_a_failed_ledger_write_loses_nothing_and_counts_nothing_twice(auth
         )
 
     with mock.patch(
-        "billing.ledger.spend_apply_batch_in_transaction", side_effect=RuntimeError("disk full")
+        "billing.ledger.spend_apply_in_transaction", side_effect=RuntimeError("disk full")
     ):
         response = await post(body(), auth)
         assert response.status_code == 200  # the caller never waits for the ledger
