@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 import pytest
 
 from aurax.celery import app as celery_app
@@ -36,3 +38,37 @@ def plans(db):
 
     plans_seed()
     return {p.slug: p for p in Plan.objects.all()}
+
+
+@pytest.fixture
+def dollar_per_mtok(db):
+    # $1,000 per million tokens in and out: 1,000 tokens cost $1.
+    from billing.models import ModelPriceOverride
+
+    return ModelPriceOverride.objects.create(
+        provider_kind="openai",
+        model="m",
+        input_per_mtok=Decimal(1000),
+        output_per_mtok=Decimal(1000),
+    )
+
+
+def settle(workspace, user, reservation, input_tokens, output_tokens):
+    """Record a finished call to model "m" of openai, settling `reservation`."""
+    from billing.services import usage_record
+
+    return usage_record(
+        workspace_id=workspace.id,
+        user_id=user.id,
+        credential_id=None,
+        provider_kind="openai",
+        model="m",
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        estimated=False,
+        status="ok",
+        ttft_ms=10,
+        duration_ms=100,
+        source="chat",
+        reservation=reservation,
+    )

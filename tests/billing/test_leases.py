@@ -8,22 +8,12 @@ import pytest
 
 from billing import quotas
 from billing.errors import QuotaExceeded
-from billing.models import BudgetReservation, ModelPriceOverride
+from billing.models import BudgetReservation
 from billing.quotas import leases_return, quota_release, quota_reserve, scope_usage
-from billing.services import budget_upsert, usage_record
+from billing.services import budget_upsert
+from tests.billing.conftest import settle
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def dollar_per_mtok(db):
-    # $1,000 per million tokens in and out: a call of 1,000 + 1,000 tokens costs $2.
-    return ModelPriceOverride.objects.create(
-        provider_kind="openai",
-        model="m",
-        input_per_mtok=Decimal(1000),
-        output_per_mtok=Decimal(1000),
-    )
 
 
 @pytest.fixture
@@ -52,24 +42,6 @@ def reserve(workspace, user):
     )
 
 
-def settle(workspace, user, reservation, output_tokens=100):
-    return usage_record(
-        workspace_id=workspace.id,
-        user_id=user.id,
-        credential_id=None,
-        provider_kind="openai",
-        model="m",
-        input_tokens=1000,
-        output_tokens=output_tokens,
-        estimated=False,
-        status="ok",
-        ttft_ms=10,
-        duration_ms=100,
-        source="api",
-        reservation=reservation,
-    )
-
-
 def ws_usage(workspace):
     return scope_usage([f"ws:{workspace.id}"])[f"ws:{workspace.id}"]
 
@@ -84,7 +56,7 @@ def test_calls_far_from_the_limit_share_one_store_reservation(
     assert len(store_calls) == 1  # a lease of up to 32 calls' worst case
     assert ws_usage(workspace).reserved_cost == 32 * Decimal(2)
     for reservation in held:
-        settle(workspace, owner, reservation)
+        settle(workspace, owner, reservation, 1000, 100)
     assert ws_usage(workspace).spent_cost == 20 * Decimal("1.1")  # 1,100 tokens each
     leases_return()
     usage = ws_usage(workspace)
@@ -150,7 +122,7 @@ def test_a_released_call_gives_its_share_back_to_the_lease(workspace, owner, dol
 def test_an_idle_lease_goes_back_to_the_store(workspace, owner, dollar_per_mtok, monkeypatch):
     monkeypatch.setattr(quotas, "LEASE_IDLE_SECONDS", 0.0)
     budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("1000"), token_limit=None)
-    settle(workspace, owner, reserve(workspace, owner))
+    settle(workspace, owner, reserve(workspace, owner), 1000, 100)
     assert ws_usage(workspace).reserved_cost > 0
 
     quotas._leases.reap()
@@ -163,7 +135,7 @@ def test_a_changed_budget_gets_a_fresh_lease_and_the_old_one_is_returned(
 ):
     budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("1000"), token_limit=None)
     old = reserve(workspace, owner)  # a lease of $64, under the old limit
-    settle(workspace, owner, old)
+    settle(workspace, owner, old, 1000, 100)
     budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("40"), token_limit=None)
 
     new = reserve(workspace, owner)  # not refused: the old lease went back first

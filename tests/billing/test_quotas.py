@@ -4,21 +4,11 @@ import pytest
 from django.core import mail
 
 from billing.errors import QuotaExceeded
-from billing.models import BudgetAlert, BudgetScope, ModelPriceOverride
+from billing.models import BudgetAlert, BudgetScope
 from billing.quotas import quota_release, quota_reserve, scope_usage
 from billing.selectors import budget_banner_for, budget_status_for
 from billing.services import budget_upsert, usage_record
-
-
-@pytest.fixture
-def dollar_per_mtok(db):
-    # $1,000 per million tokens in and out: 1,000 tokens cost $1.
-    return ModelPriceOverride.objects.create(
-        provider_kind="openai",
-        model="m",
-        input_per_mtok=Decimal(1000),
-        output_per_mtok=Decimal(1000),
-    )
+from tests.billing.conftest import settle
 
 
 def reserve(workspace, user, input_tokens=1000, max_output_tokens=1000, **kw):
@@ -30,24 +20,6 @@ def reserve(workspace, user, input_tokens=1000, max_output_tokens=1000, **kw):
         input_tokens=input_tokens,
         max_output_tokens=max_output_tokens,
         **kw,
-    )
-
-
-def settle(workspace, user, reservation, input_tokens, output_tokens):
-    return usage_record(
-        workspace_id=workspace.id,
-        user_id=user.id,
-        credential_id=None,
-        provider_kind="openai",
-        model="m",
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        estimated=False,
-        status="ok",
-        ttft_ms=10,
-        duration_ms=100,
-        source="chat",
-        reservation=reservation,
     )
 
 
