@@ -39,10 +39,24 @@ def tokens_estimate(*, text: str, model: str = "") -> int:
     """Approximate token count of `text` (model is accepted for future per-vendor tokenizers)."""
     if not text:
         return 0
+    if len(text) <= REMEMBERED_TEXT_MAX:
+        return _tokens_remembered(text)
+    return _tokens(text)
+
+
+# A chat's every call estimates its whole history again, and the roles on every message:
+# the counts of recent short texts are kept (texts up to 16 KB, 4096 of them: ≤ 64 MB held).
+REMEMBERED_TEXT_MAX = 16 * 1024
+
+
+def _tokens(text: str) -> int:
     encoding = _encoding()
     if encoding is None:
         return math.ceil(len(text) / CHARS_PER_TOKEN)
     return len(encoding.encode(text, disallowed_special=()))
+
+
+_tokens_remembered = functools.lru_cache(maxsize=4096)(_tokens)
 
 
 def _field(message: Any, name: str) -> str:

@@ -86,8 +86,8 @@ def _workspace_for_new_conversation(*, user, frame: dict, session):
     return membership.workspace
 
 
-def send(*, user, frame: dict, session=None) -> tuple[int, int, bool]:
-    """(conversation id, answer id, whether the conversation is new)."""
+def send(*, user, frame: dict, session=None) -> tuple[int, Message, bool]:
+    """(conversation id, the streaming answer, whether the conversation is new)."""
     content = _content_clean(frame.get("content"))
     settings = _settings_from(frame)
     try:
@@ -110,10 +110,10 @@ def send(*, user, frame: dict, session=None) -> tuple[int, int, bool]:
         raise _busy() from None
     except (TypeError, ValueError):
         raise ActionRefused("invalid", "Invalid settings.") from None
-    return conversation.pk, answer.pk, created
+    return conversation.pk, answer, created
 
 
-def regenerate(*, user, frame: dict) -> tuple[int, int]:
+def regenerate(*, user, frame: dict) -> tuple[int, Message]:
     message = message_get_for_user(user=user, message_id=frame.get("message_id"), access=WRITE)
     try:
         answer = services.message_regenerate(message=message)
@@ -121,10 +121,10 @@ def regenerate(*, user, frame: dict) -> tuple[int, int]:
         raise _busy() from None
     except services.MessageNotEditable:
         raise ActionRefused("invalid", "This message cannot be regenerated.") from None
-    return message.conversation_id, answer.pk
+    return message.conversation_id, answer
 
 
-def edit(*, user, frame: dict) -> tuple[int, int]:
+def edit(*, user, frame: dict) -> tuple[int, Message]:
     message = message_get_for_user(user=user, message_id=frame.get("message_id"), access=WRITE)
     content = _content_clean(frame.get("content"))
     try:
@@ -133,7 +133,7 @@ def edit(*, user, frame: dict) -> tuple[int, int]:
         raise _busy() from None
     except services.MessageNotEditable:
         raise ActionRefused("invalid", "Only your own messages can be edited.") from None
-    return message.conversation_id, answer.pk
+    return message.conversation_id, answer
 
 
 def streaming_answer(*, user, conversation_id) -> int | None:

@@ -31,7 +31,7 @@ def _started(action, /, **kwargs):
     """An action that starts an answer, then the answer's generation prepared, in one
     database hop: ((conversation id, answer id, ...), generation.Prepared)."""
     result = action(**kwargs)
-    return result, generation.generation_prepare(message_id=result[1])
+    return result, generation.generation_prepare(answer=result[1])
 
 
 class ChatConsumer(AsyncJsonWebsocketConsumer):
@@ -185,7 +185,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         )
 
     async def frame_send(self, frame):
-        (conversation_id, answer_id, created), prepared = await db_call(
+        (conversation_id, answer, created), prepared = await db_call(
             _started, actions.send, user=self.user, frame=frame, session=self.scope.get("session")
         )
         await self._subscribe(conversation_id)
@@ -197,21 +197,21 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                     "request_id": frame.get("request_id"),
                 }
             )
-        await generation.generation_start(message_id=answer_id, prepared=prepared)
+        await generation.generation_start(message_id=answer.pk, prepared=prepared)
 
     async def frame_regenerate(self, frame):
-        (conversation_id, answer_id), prepared = await db_call(
+        (conversation_id, answer), prepared = await db_call(
             _started, actions.regenerate, user=self.user, frame=frame
         )
         await self._subscribe(conversation_id)
-        await generation.generation_start(message_id=answer_id, prepared=prepared)
+        await generation.generation_start(message_id=answer.pk, prepared=prepared)
 
     async def frame_edit(self, frame):
-        (conversation_id, answer_id), prepared = await db_call(
+        (conversation_id, answer), prepared = await db_call(
             _started, actions.edit, user=self.user, frame=frame
         )
         await self._subscribe(conversation_id)
-        await generation.generation_start(message_id=answer_id, prepared=prepared)
+        await generation.generation_start(message_id=answer.pk, prepared=prepared)
 
     async def frame_stop(self, frame):
         conversation_id = await db_call(

@@ -65,12 +65,17 @@ class Prepared:
     stream: pipeline.PipelineStream
 
 
-def generation_prepare(*, message_id: int) -> Prepared | None:
+def generation_prepare(*, message_id: int | None = None, answer: Message | None = None):
     """Sync, on the database thread of the action that created the answer: its context and
     the pipeline's admission, so that the generation task needs no database hop before the
-    upstream call. None when the answer is gone (or loading failed: the task retries)."""
+    upstream call. `answer` is the row that action just created, with its question and
+    conversation in hand (nothing is read again); otherwise the answer `message_id` is
+    loaded. None when the answer is gone (or loading failed: the task retries)."""
     try:
-        context = _context_load(message_id)
+        if answer is not None:
+            message_id, context = answer.pk, _context_of(answer)
+        else:
+            context = _context_load(message_id)
         if context is None:
             return None
         stream = _stream_for(context, message_id=message_id)
@@ -278,6 +283,10 @@ def _context_load(message_id: int) -> dict | None:
         ).get(pk=message_id, status=Message.Status.STREAMING)
     except Message.DoesNotExist:
         return None
+    return _context_of(answer)
+
+
+def _context_of(answer: Message) -> dict:
     conversation: Conversation = answer.conversation
     prompt = []
     if conversation.system_prompt.strip():

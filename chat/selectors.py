@@ -27,6 +27,8 @@ def _access_check(*, conversation: Conversation, user, role: str | None, access:
     if role is None:
         raise Http404
     is_author = conversation.user_id == user.pk
+    if is_author and not Conversation.user.is_cached(conversation):
+        Conversation.user.field.set_cached_value(conversation, user)  # no query for it later
     if not is_author and conversation.shared_at is None:
         raise Http404
     can_chat = ROLE_RANK[Role(role)] >= ROLE_RANK[Role.MEMBER]
@@ -64,11 +66,11 @@ def conversation_get_for_user(*, user, conversation_id, access: str = WRITE) -> 
     conversation_id = _id(conversation_id)
     if not user.is_authenticated:
         raise Http404
-    conversation = (
-        _with_viewer_role(Conversation.objects.select_related("workspace"), user=user)
-        .filter(pk=conversation_id)
-        .first()
-    )
+    # [:1], not first(): first() orders by pk, an ORDER BY Django compiles on every call.
+    found = _with_viewer_role(Conversation.objects.select_related("workspace"), user=user).filter(
+        pk=conversation_id
+    )[:1]
+    conversation = next(iter(found), None)
     if conversation is None:
         raise Http404
     _access_check(
@@ -90,9 +92,9 @@ def message_get_for_user(*, user, message_id, access: str = WRITE) -> Message:
                 ).values("role")[:1]
             )
         )
-        .filter(pk=message_id)
-        .first()
+        .filter(pk=message_id)[:1]
     )
+    message = next(iter(message), None)
     if message is None:
         raise Http404
     _access_check(

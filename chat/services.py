@@ -166,10 +166,22 @@ def _stale_streaming():
 
 
 def _lock(conversation: Conversation) -> Conversation:
+    """The conversation re-read under a row lock, refused while one of its answers streams.
+    An answer whose heartbeat stopped (its process died) no longer counts: it is marked
+    interrupted here. One query for the usual case of no streaming answer at all."""
     locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    _mark_interrupted(_stale_streaming().filter(conversation=locked))
-    if locked.messages.filter(status=Message.Status.STREAMING).exists():
-        raise ConversationBusy
+    streaming = Message.objects.filter(
+        conversation_id=locked.pk, status=Message.Status.STREAMING
+    ).values_list("pk", "heartbeat_at")
+    if streaming:
+        cutoff = timezone.now() - STALE_AFTER
+        stale = [pk for pk, heartbeat in streaming if heartbeat is not None and heartbeat < cutoff]
+        if len(stale) < len(streaming):
+            raise ConversationBusy
+        _mark_interrupted(Message.objects.filter(pk__in=stale, status=Message.Status.STREAMING))
+    for related in (Conversation.workspace, Conversation.user):  # loaded by the access check
+        if related.is_cached(conversation):
+            related.field.set_cached_value(locked, related.field.get_cached_value(conversation))
     return locked
 
 

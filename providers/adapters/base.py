@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import httpx
 from django.utils.translation import gettext as _
 
-from providers.http import get_client, request_timeout
+from providers.http import body_reader, get_client, request_timeout
 from providers.netguard import UnsafeURL, address_check_async, trusted_default
 from providers.types import (
     ChatRequest,
@@ -170,14 +170,27 @@ class SSEParser:
         return event
 
 
+async def sse_batches(response: httpx.Response) -> AsyncIterator[list[tuple[str, str]]]:
+    """The (event name, data) pairs of a text/event-stream body, in the groups that arrived
+    together: one list per read (never empty). A caller that merges a group's text deltas does
+    its per-event work once per read, so a process that falls behind a fast stream catches up
+    in fewer, larger steps."""
+    parser = SSEParser()
+    read = body_reader(response)
+    while chunk := await read():
+        events = parser.feed(chunk)
+        if events:
+            yield events
+    events = parser.close()
+    if events:
+        yield events
+
+
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
     """(event name, data) pairs of a text/event-stream body, as they arrive."""
-    parser = SSEParser()
-    async for chunk in response.aiter_bytes():
-        for event in parser.feed(chunk):
+    async for events in sse_batches(response):
+        for event in events:
             yield event
-    for event in parser.close():
-        yield event
 
 
 def json_loads(text: str | bytes) -> Any:

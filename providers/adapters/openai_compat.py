@@ -8,6 +8,7 @@ Embeddings: POST {base}/embeddings. Images: content parts of type `image_url`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from providers.types import (
     ChatRequest,
@@ -16,13 +17,14 @@ from providers.types import (
     Message,
     ModelInfo,
     ProviderContentFiltered,
+    ProviderError,
     StreamEvent,
     Target,
     TextDelta,
     Usage,
 )
 
-from .base import Adapter, cut_off, json_loads, malformed, sse_events
+from .base import Adapter, cut_off, json_loads, malformed, sse_batches
 
 FINISH_REASONS = {
     "stop": "stop",
@@ -31,6 +33,13 @@ FINISH_REASONS = {
     "tool_calls": "tool_calls",
     "function_call": "tool_calls",
 }
+
+
+@dataclass
+class _StreamState:
+    finish: str | None = None
+    usage: Usage | None = None
+    done: bool = False
 
 
 def message_payload(message: Message) -> dict:
@@ -72,34 +81,52 @@ class OpenAICompatibleAdapter(Adapter):
     async def stream(self, target: Target, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body = self.body(request, stream=True)
         async with self.open_stream(target, "POST", "/chat/completions", json_body=body) as resp:
-            finish: str | None = None
-            usage: Usage | None = None
+            state = _StreamState()
             async with self._mapped_transport_errors():
-                async for _event, data in sse_events(resp):
-                    if data.strip() == "[DONE]":
-                        if finish == "content_filter":
+                async for events in sse_batches(resp):
+                    # The text of the chunks that arrived together leaves as one delta.
+                    texts: list[str] = []
+                    try:
+                        for _event, data in events:
+                            if self._chunk_read(data, state, texts, target):
+                                break
+                    except ProviderError:
+                        if texts:
+                            yield TextDelta("".join(texts))
+                        raise
+                    if texts:
+                        yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts))
+                    if state.done:
+                        if state.finish == "content_filter":
                             raise ProviderContentFiltered()
-                        if usage:
-                            yield usage
-                        yield Finish(FINISH_REASONS.get(finish or "stop", "stop"))
+                        if state.usage:
+                            yield state.usage
+                        yield Finish(FINISH_REASONS.get(state.finish or "stop", "stop"))
                         return
-                    chunk = json_loads(data)
-                    if not isinstance(chunk, dict):
-                        raise malformed()
-                    if "error" in chunk:
-                        raise self.error_for(0, {}, chunk, target)
-                    if chunk.get("usage"):
-                        usage = Usage(
-                            input_tokens=int(chunk["usage"].get("prompt_tokens") or 0),
-                            output_tokens=int(chunk["usage"].get("completion_tokens") or 0),
-                        )
-                    for choice in chunk.get("choices") or ():
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
-                            yield TextDelta(text)
-                        if choice.get("finish_reason"):
-                            finish = choice["finish_reason"]
             raise cut_off()
+
+    def _chunk_read(self, data: str, state: _StreamState, texts: list[str], target) -> bool:
+        """One `data:` payload of the stream into `state` and `texts`; True at `[DONE]`."""
+        if data.strip() == "[DONE]":
+            state.done = True
+            return True
+        chunk = json_loads(data)
+        if not isinstance(chunk, dict):
+            raise malformed()
+        if "error" in chunk:
+            raise self.error_for(0, {}, chunk, target)
+        if chunk.get("usage"):
+            state.usage = Usage(
+                input_tokens=int(chunk["usage"].get("prompt_tokens") or 0),
+                output_tokens=int(chunk["usage"].get("completion_tokens") or 0),
+            )
+        for choice in chunk.get("choices") or ():
+            text = (choice.get("delta") or {}).get("content")
+            if text:
+                texts.append(text)
+            if choice.get("finish_reason"):
+                state.finish = choice["finish_reason"]
+        return False
 
     async def complete(self, target: Target, request: ChatRequest):
         data = await self.request_json(

@@ -349,16 +349,16 @@ def test_the_model_picker_offers_the_current_workspace_s_models(team, monkeypatc
 def test_new_conversations_are_created_in_the_current_workspace(team):
     client = team.client(team.member, current=team.workspace)
     session = client.session
-    _, answer_id, created = actions.send(
+    _, answer, created = actions.send(
         user=team.member, frame={"content": "hello team"}, session=session
     )
     assert created
-    assert Message.objects.get(pk=answer_id).conversation.workspace == team.workspace
+    assert Message.objects.get(pk=answer.pk).conversation.workspace == team.workspace
     # The page's workspace, when the frame names it, wins over the session.
     personal = personal_workspace_get(user=team.member)
-    _, answer_id, _ = actions.send(
+    _, answer, _ = actions.send(
         user=team.member,
         frame={"content": "hello me", "workspace": personal.slug},
         session=session,
     )
-    assert Message.objects.get(pk=answer_id).conversation.workspace == personal
+    assert Message.objects.get(pk=answer.pk).conversation.workspace == personal

@@ -22,12 +22,9 @@ async def collect(kind, fake_upstream, request):
 async def test_it_streams_text_then_usage_then_finish(kind, fake_upstream):
     events = await collect(kind, fake_upstream, chat("hi @tokens=4"))
 
-    assert [e.text for e in events if isinstance(e, TextDelta)] == [
-        "tok1 ",
-        "tok2 ",
-        "tok3 ",
-        "tok4",
-    ]
+    # Chunks that arrive together may leave as one delta; the text is whole and in order.
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "tok1 tok2 tok3 tok4"
+    assert all(isinstance(e, TextDelta) for e in events[:-2])
     assert isinstance(events[-2], Usage) and events[-2].output_tokens == 4
     assert events[-2].input_tokens > 0
     assert events[-1] == Finish("stop")
