@@ -8,8 +8,8 @@ import secrets
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
-from django.db.models import Case, F, TextField, Value, When
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from workspaces.models import Membership, Role
@@ -260,27 +260,28 @@ def message_progress_save(*, message_id: int, content: str) -> bool:
     )
 
 
-PROGRESS_SAVE_BATCH = 500  # rows per UPDATE: far below every backend's parameter limit
-
-
 @transaction.atomic
 def messages_progress_save(*, contents: dict[int, str]) -> int:
-    """Persist the growing text of many streaming answers at once: one UPDATE per
-    PROGRESS_SAVE_BATCH rows, all in one transaction. Answers no longer streaming (finished
-    meanwhile, or deleted) are left alone. How many rows were written."""
-    now = timezone.now()
-    ids = list(contents)
-    written = 0
-    for start in range(0, len(ids), PROGRESS_SAVE_BATCH):
-        batch = ids[start : start + PROGRESS_SAVE_BATCH]
-        written += Message.objects.filter(pk__in=batch, status=Message.Status.STREAMING).update(
-            content=Case(
-                *(When(pk=pk, then=Value(contents[pk])) for pk in batch),
-                output_field=TextField(),
-            ),
-            heartbeat_at=now,
-        )
-    return written
+    """Persist the growing text of many streaming answers at once, in one transaction. Answers
+    no longer streaming (finished meanwhile, or deleted) are left alone. How many rows were
+    written.
+
+    One parameterised UPDATE run for every row (`executemany`: the statement is built once and
+    the driver loops over the rows). Django's `update()` with a CASE of one `When` per row
+    spent ~26 ms of Python compiling it for 200 answers, every second, on the thread that
+    every chat send waits for."""
+    if not contents:
+        return 0
+    quote = connection.ops.quote_name
+    sql = (
+        f"UPDATE {quote(Message._meta.db_table)} SET {quote('content')} = %s, "
+        f"{quote('heartbeat_at')} = %s WHERE {quote('id')} = %s AND {quote('status')} = %s"
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = [(text, now, pk, Message.Status.STREAMING.value) for pk, text in contents.items()]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+        return cursor.rowcount
 
 
 @transaction.atomic

@@ -2,10 +2,12 @@
 save for all answers, and frames a socket missed recovered through `offset` + `sync`."""
 
 import asyncio
+import datetime as dt
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.utils import timezone
 
 from aurax import db_threads
 from chat import events, generation, services
@@ -14,6 +16,8 @@ from chat.models import Message
 from tests.chat.helpers import frames_until, of_type, socket_for, streamed_text
 from tests.factories import UserFactory
 from tests.gateway.conftest import model_for
+
+STALE = dt.timedelta(minutes=5)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -94,6 +98,7 @@ def test_a_progress_save_leaves_finished_answers_alone(transactional_db):
         services.message_send(conversation=c, content="hi")[1] for c in conversations
     )
     services.message_finish(message_id=finished.pk, content="final", status="complete")
+    Message.objects.filter(pk=streaming.pk).update(heartbeat_at=timezone.now() - STALE)
     written = services.messages_progress_save(
         contents={streaming.pk: "partial", finished.pk: "stale"}
     )
@@ -101,6 +106,7 @@ def test_a_progress_save_leaves_finished_answers_alone(transactional_db):
     streaming.refresh_from_db()
     finished.refresh_from_db()
     assert streaming.content == "partial" and finished.content == "final"
+    assert timezone.now() - streaming.heartbeat_at < STALE  # the save is also its heartbeat
 
 
 async def test_concurrent_streams_reach_every_socket_without_a_gap(alice, credential):
