@@ -15,6 +15,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
+from channels.sessions import InstanceSessionWrapper
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
@@ -49,7 +50,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             self.channel_name = await self.channel_layer.new_channel()
             self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
             sources.append(self.channel_receive)
-        self.base_send = send
+        # channels' session middleware wraps `send` to save a changed session when an HTTP
+        # response starts. It never does for a WebSocket message, yet it inspects the session
+        # on every frame sent. The consumer sends through what it wraps.
+        wrapper = getattr(send, "__self__", None)
+        self.base_send = wrapper.real_send if isinstance(wrapper, InstanceSessionWrapper) else send
         turn = asyncio.Lock()
 
         async def handle(source):

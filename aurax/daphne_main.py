@@ -1,0 +1,102 @@
+"""Daphne's command line, with what its options cannot set (`bin/serve` runs this module):
+
+- the GIL switch interval (GIL_SWITCH_INTERVAL, seconds; 0.5 ms unless set). The event loop
+  thread and the database threads share one interpreter, and a database thread that releases
+  the GIL around each query waits up to the interval (5 ms by default) to get it back while
+  the loop is busy. A chat send makes ~9 queries, so under load that wait, not the queries,
+  made most of the time to first token (measured at 200 streams: p50 0.31 s at 5 ms, 0.12 s
+  at 0.5 ms).
+- uvloop: daphne.server builds the loop that Twisted's reactor runs on from the event loop
+  policy when it is imported, so the policy is set first.
+- Twisted parses every urlencoded or multipart POST body into `request.args` (the
+  Content-Type through the email package alone costs ~0.1 ms per request; a multipart upload
+  is parsed whole, on the event loop). Daphne never reads `args`: it hands the raw body to the
+  application, which parses it itself.
+- Writes go to the socket at once when nothing is waiting to be written (`write_now`), as
+  asyncio's own transports do. Twisted buffers every write and registers the socket with the
+  loop to write it on the next turn, then unregisters it: two epoll_ctl calls and a loop turn
+  for each WebSocket frame and each response.
+- autobahn formats the arguments of a debug log line for every frame it sends, highlighting
+  included, whether or not debug logging is on; those formatters are replaced by ones that
+  return their argument unchanged unless AUTOBAHN_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+
+def write_now(transport, data: bytes, buffered_write) -> None:
+    """A TCP transport's `write`: straight to the socket when its buffers are empty; what the
+    socket does not take (and any write while something waits) goes the buffered way."""
+    if (
+        data
+        and not transport.TLS
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport._tempDataBuffer
+        and len(transport.dataBuffer) == transport.offset
+    ):
+        sent = transport.writeSomeData(data)
+        if isinstance(sent, int):
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:].tobytes()
+        # Otherwise the connection is lost: the buffered path finds that out and reports it.
+    buffered_write(transport, data)
+
+
+def _patch_twisted_writes() -> None:
+    from twisted.internet import tcp
+
+    buffered_write = tcp.Connection.write
+
+    def write(self, data):
+        write_now(self, data, buffered_write)
+
+    tcp.Connection.write = write
+
+
+def _patch_autobahn_debug_arguments() -> None:
+    from autobahn.websocket import protocol
+
+    def unchanged(value, *args, **kwargs):
+        return value
+
+    protocol.hltype = protocol.hlval = unchanged
+
+
+def _patch_twisted_form_parsing() -> None:
+    from daphne import http_protocol
+
+    class WebRequest(http_protocol.WebRequest):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+    http_protocol.WebRequest = WebRequest  # read by HTTPFactory.buildProtocol per connection
+
+
+def main() -> None:
+    sys.setswitchinterval(float(os.environ.get("GIL_SWITCH_INTERVAL", "0.0005")))
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+    import daphne.server  # noqa: F401  (installs the reactor on the loop)
+    from daphne.cli import CommandLineInterface
+
+    _patch_twisted_form_parsing()
+    _patch_twisted_writes()
+    if os.environ.get("AUTOBAHN_DEBUG") != "1":
+        _patch_autobahn_debug_arguments()
+    CommandLineInterface.entrypoint()
+
+
+if __name__ == "__main__":
+    main()
