@@ -9,7 +9,8 @@
         --target litellm http://127.0.0.1:4000/v1 sk-bench-1234 bench-mock
 
 Each request asks the fake upstream (providers/fake_upstream.py) for `--tokens` tokens with
-no delay (`@tokens=N` directive). Reports requests/s, streamed tokens/s and latency
+no delay (`@tokens=N` directive). Reports requests/s, streamed tokens/s (tokens counted in
+the text received, not chunks) and latency
 percentiles (for streams: time to the last byte). `--baseline URL` measures the fake upstream
 directly with the same requests first, so the figures include the latency AURAX adds.
 Bounded: every run stops after --requests requests or --seconds seconds.
@@ -51,11 +52,16 @@ async def one(session, url, key, model, tokens, stream) -> tuple[float, int, boo
             await response.read()
             return time.perf_counter() - started, 0, False
         if stream:
+            # Tokens delivered, counted in the streamed text (the fake upstream's tokens are
+            # the words "tok1 tok2 …"): a gateway may pass on tokens that arrived together
+            # in one chunk, so chunks are not tokens.
+            parts = []
             async for line in response.content:
                 if line.startswith(b"data: {"):
                     chunk = json.loads(line[6:])
                     if chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
-                        received += 1
+                        parts.append(chunk["choices"][0]["delta"]["content"])
+            received = len("".join(parts).split())
         else:
             data = await response.json()
             received = data["usage"]["completion_tokens"]

@@ -72,8 +72,9 @@ def usage_record(**kwargs) -> UsageEvent:
     """Record one finished call (any ending) now, price it, and settle its reservation; the
     arguments are `usage_entry_build`'s. The pipeline queues its rows instead
     (`billing.ledger.usage_enqueue`); both end in the same batch write."""
-    [event] = usage_write([usage_entry_build(**kwargs)])
-    return event
+    entry = usage_entry_build(**kwargs)
+    usage_write([entry])
+    return UsageEvent.objects.get(uid=entry.uid)
 
 
 ausage_record = database_sync_to_async(usage_record)
