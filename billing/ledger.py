@@ -177,24 +177,29 @@ def usage_write(entries: list[UsageEntry], *, replay: bool = False) -> int:
 _INSERT_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]
 
 
+INSERT_ROWS_MAX = 500  # rows per INSERT: 10,000 parameters, under every backend's limit
+
+
 def _events_insert(entries: list[UsageEntry]) -> None:
-    """The ledger rows, as one INSERT run for every row (`executemany`: the statement is built
-    once). `bulk_create` built a model instance and compiled a placeholder for every field of
-    every row: most of the writer's time, on a thread that shares the GIL with the requests."""
-    if not entries:
-        return
+    """The ledger rows, in one multi-row INSERT per INSERT_ROWS_MAX rows. `bulk_create` built a
+    model instance and compiled placeholders field by field for every row: most of the writer's
+    time, on a thread that shares the GIL with the requests."""
     quote = connection.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(
-        quote(UsageEvent._meta.db_table),
-        ", ".join(quote(f.column) for f in _INSERT_FIELDS),
-        ", ".join(["%s"] * len(_INSERT_FIELDS)),
+    head = "INSERT INTO {} ({}) VALUES ".format(
+        quote(UsageEvent._meta.db_table), ", ".join(quote(f.column) for f in _INSERT_FIELDS)
     )
-    rows = [
-        [f.get_db_prep_save(getattr(e, f.attname), connection) for f in _INSERT_FIELDS]
-        for e in entries
-    ]
+    row = "({})".format(", ".join(["%s"] * len(_INSERT_FIELDS)))
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        for start in range(0, len(entries), INSERT_ROWS_MAX):
+            batch = entries[start : start + INSERT_ROWS_MAX]
+            cursor.execute(
+                head + ", ".join([row] * len(batch)),
+                [
+                    f.get_db_prep_save(getattr(e, f.attname), connection)
+                    for e in batch
+                    for f in _INSERT_FIELDS
+                ],
+            )
 
 
 def _owners_present(entries: list[UsageEntry]) -> list[UsageEntry]:

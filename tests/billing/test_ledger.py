@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from billing.ledger import UsageEntry, journals_replay, ledger_flush, usage_enqueue
+from billing.ledger import UsageEntry, journals_replay, ledger_flush, usage_enqueue, usage_write
 from billing.models import BudgetCounter, UsageEvent
 from billing.quotas import period_start_for
 
@@ -59,6 +59,31 @@ def test_queued_rows_are_written_together_and_counted_once_per_row(workspace, ow
     assert spent.spent_tokens == 5 * 150
     assert spent.spent_cost == 5 * Decimal("0.000045")
     assert counter(f"member:{workspace.pk}:{owner.pk}").spent_tokens == 5 * 150
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_larger_than_one_insert_is_written_whole_with_every_field(workspace, owner):
+    rows = [entry(workspace, owner, ttft_ms=i, reference=f"chat.message:{i}") for i in range(1203)]
+    written = usage_write(rows)
+
+    assert written == 1203
+    stored = UsageEvent.objects.filter(workspace=workspace)
+    assert sorted(stored.values_list("ttft_ms", flat=True)) == list(range(1203))
+    one = stored.get(reference="chat.message:7")
+    assert (one.user_id, one.provider_kind, one.model, one.source) == (
+        owner.pk,
+        "openai",
+        "gpt-4o-mini",
+        "api",
+    )
+    assert (one.input_tokens, one.output_tokens, one.cost, one.estimated) == (
+        100,
+        50,
+        Decimal("0.000045"),
+        False,
+    )
+    assert one.uid.hex == rows[7].uid and one.created_at == rows[7].created_at
+    assert counter(f"ws:{workspace.pk}").spent_tokens == 1203 * 150
 
 
 @pytest.fixture
