@@ -150,7 +150,7 @@ def usage_write(entries: list[UsageEntry], *, replay: bool = False) -> int:
         return 0
 
     @_retry_when_locked
-    def commit(todo: list[UsageEntry]) -> tuple[list[UsageEntry], list[UsageEvent]]:
+    def commit(todo: list[UsageEntry]) -> list[UsageEntry]:
         with transaction.atomic():
             if replay:
                 known = {

@@ -45,7 +45,7 @@ def tokens_estimate(*, text: str, model: str = "") -> int:
 
 
 # A chat's every call estimates its whole history again, and the roles on every message:
-# the counts of recent short texts are kept (texts up to 16 KB, 4096 of them: ≤ 64 MB held).
+# the counts of the 4096 most recent texts of up to 16 K characters are kept.
 REMEMBERED_TEXT_MAX = 16 * 1024
 
 

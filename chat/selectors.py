@@ -83,7 +83,7 @@ def message_get_for_user(*, user, message_id, access: str = WRITE) -> Message:
     message_id = _id(message_id)
     if not user.is_authenticated:
         raise Http404
-    message = (
+    found = (
         Message.objects.select_related("conversation", "conversation__workspace")
         .annotate(
             viewer_role_of=Subquery(
@@ -94,7 +94,7 @@ def message_get_for_user(*, user, message_id, access: str = WRITE) -> Message:
         )
         .filter(pk=message_id)[:1]
     )
-    message = next(iter(message), None)
+    message = next(iter(found), None)
     if message is None:
         raise Http404
     _access_check(
