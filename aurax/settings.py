@@ -183,8 +183,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             # Pub/sub: each process queues what it receives for its sockets without a bound
-            # (no capacity or expiry settings exist here), so nothing is dropped.
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # (no capacity or expiry settings exist here), so nothing is dropped. Group
+            # messages go out in pipelines (chat/redis_layer.py).
+            "BACKEND": "chat.redis_layer.PipelinedRedisPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL]},
         }
     }

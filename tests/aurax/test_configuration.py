@@ -55,7 +55,7 @@ def test_database_and_redis_urls_give_the_services_mode(tmp_path):
     )
     assert result["db"] == "django.db.backends.postgresql"
     assert result["cache"].endswith("RedisCache")
-    assert "channels_redis" in result["layer"]
+    assert result["layer"].endswith("PipelinedRedisPubSubChannelLayer")
     assert result["broker"] == "redis://cache.invalid:6379/0"
 
 

@@ -1,0 +1,67 @@
+"""The services mode's channel layer against a real Redis: group messages sent together go out
+in one pipeline, in order, each sender returning once its message is published."""
+
+import asyncio
+import os
+import uuid
+
+import pytest
+
+from chat.redis_layer import PipelinedRedisPubSubChannelLayer
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="needs Redis (services mode: REDIS_URL)"
+)
+
+
+@pytest.fixture
+async def layers():
+    """Two layers, as two server processes would have: one sends, the other receives."""
+    made = [
+        PipelinedRedisPubSubChannelLayer(hosts=[os.environ["REDIS_URL"]]),
+        PipelinedRedisPubSubChannelLayer(hosts=[os.environ["REDIS_URL"]]),
+    ]
+    yield made
+    for layer in made:
+        await layer.flush()
+
+
+async def test_many_group_messages_arrive_whole_and_in_order(layers):
+    sender, receiver = layers
+    group = f"test-{uuid.uuid4().hex}"
+    channel = await receiver.new_channel()
+    await receiver.group_add(group, channel)
+
+    await asyncio.gather(
+        *(sender.group_send(group, {"type": "chat.delta", "n": n}) for n in range(300))
+    )
+    received = [await asyncio.wait_for(receiver.receive(channel), 5) for _ in range(300)]
+
+    assert [m["n"] for m in received] == list(range(300))
+
+
+async def test_a_send_while_a_pipeline_is_out_waits_for_the_next_one(layers, monkeypatch):
+    sender, receiver = layers
+    group = f"test-{uuid.uuid4().hex}"
+    channel = await receiver.new_channel()
+    await receiver.group_add(group, channel)
+    await sender.group_send(group, {"type": "chat.delta", "n": -1})  # connects
+    await receiver.receive(channel)
+
+    from chat import redis_layer
+
+    pipelines = []
+    real_send = redis_layer._Publisher._send
+
+    async def counted(self, batch):
+        pipelines.append(len(batch))
+        await real_send(self, batch)
+
+    monkeypatch.setattr(redis_layer._Publisher, "_send", counted)
+    first = asyncio.ensure_future(sender.group_send(group, {"type": "chat.delta", "n": 0}))
+    await asyncio.sleep(0)  # the first pipeline is on its way
+    rest = [sender.group_send(group, {"type": "chat.delta", "n": n}) for n in range(1, 6)]
+    await asyncio.gather(first, *rest)
+
+    assert pipelines == [1, 5]
+    assert [(await receiver.receive(channel))["n"] for _ in range(6)] == list(range(6))
