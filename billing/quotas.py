@@ -782,13 +782,10 @@ def quota_reserve(
 
 def quota_release(reservation: Reservation | None) -> None:
     """Give a reservation back untouched (the call never reached the upstream)."""
-    if reservation is None or reservation.closed:
-        return
-    reservation.closed = True
-    if reservation.lease is not None:
-        _leases.give_back(reservation)
-    elif reservation.lines:
-        quota_store().close(reservation)
+    own = _own_open(reservation)
+    _close(reservation)
+    if own is not None and own.lines:
+        quota_store().close(own)
 
 
 @dataclass(slots=True)

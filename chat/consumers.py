@@ -30,7 +30,7 @@ CLOSE_UNAUTHENTICATED = 4401
 
 def _started(action, /, **kwargs):
     """An action that starts an answer, then the answer's generation prepared, in one
-    database hop: ((conversation id, answer id, ...), generation.Prepared)."""
+    database hop: ((conversation id, the answer row, ...), generation.Prepared)."""
     result = action(**kwargs)
     return result, generation.generation_prepare(answer=result[1])
 

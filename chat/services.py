@@ -159,10 +159,13 @@ def conversation_delete(*, conversation: Conversation) -> None:
 STALE_AFTER = dt.timedelta(seconds=60)
 
 
+def _stale_cutoff():
+    """An answer still "streaming" whose heartbeat is older than this lost its process."""
+    return timezone.now() - STALE_AFTER
+
+
 def _stale_streaming():
-    return Message.objects.filter(
-        status=Message.Status.STREAMING, heartbeat_at__lt=timezone.now() - STALE_AFTER
-    )
+    return Message.objects.filter(status=Message.Status.STREAMING, heartbeat_at__lt=_stale_cutoff())
 
 
 def _lock(conversation: Conversation) -> Conversation:
@@ -174,7 +177,7 @@ def _lock(conversation: Conversation) -> Conversation:
         conversation_id=locked.pk, status=Message.Status.STREAMING
     ).values_list("pk", "heartbeat_at")
     if streaming:
-        cutoff = timezone.now() - STALE_AFTER
+        cutoff = _stale_cutoff()
         stale = [pk for pk, heartbeat in streaming if heartbeat is not None and heartbeat < cutoff]
         if len(stale) < len(streaming):
             raise ConversationBusy

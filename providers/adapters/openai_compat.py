@@ -95,7 +95,7 @@ class OpenAICompatibleAdapter(Adapter):
                             yield TextDelta("".join(texts))
                         raise
                     if texts:
-                        yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts))
+                        yield TextDelta("".join(texts))
                     if state.done:
                         if state.finish == "content_filter":
                             raise ProviderContentFiltered()
