@@ -53,22 +53,36 @@ def dollar_per_mtok(db):
     )
 
 
-def settle(workspace, user, reservation, input_tokens, output_tokens):
-    """Record a finished call to model "m" of openai, settling `reservation`."""
+def record_call(workspace, user, **overrides):
+    """Record a finished chat call (`usage_record`) of `user` in `workspace`: by default a
+    successful one to openai's gpt-4o-mini with no tokens; `overrides` says what differs."""
     from billing.services import usage_record
 
-    return usage_record(
+    values = dict(
         workspace_id=workspace.id,
         user_id=user.id,
         credential_id=None,
         provider_kind="openai",
-        model="m",
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
+        model="gpt-4o-mini",
+        input_tokens=0,
+        output_tokens=0,
         estimated=False,
         status="ok",
         ttft_ms=10,
         duration_ms=100,
         source="chat",
+    )
+    values.update(overrides)
+    return usage_record(**values)
+
+
+def settle(workspace, user, reservation, input_tokens, output_tokens):
+    """Record a finished call to model "m" of openai, settling `reservation`."""
+    return record_call(
+        workspace,
+        user,
+        model="m",
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
         reservation=reservation,
     )

@@ -3,27 +3,15 @@ from decimal import Decimal
 import pytest
 
 from billing.models import BudgetScope
-from billing.services import budget_upsert, usage_record
+from billing.services import budget_upsert
+from tests.billing.conftest import record_call
 from workspaces.models import Membership
 
 pytestmark = pytest.mark.django_db
 
 
 def spend(user, workspace, output_tokens):
-    return usage_record(
-        workspace_id=workspace.pk,
-        user_id=user.pk,
-        credential_id=None,
-        provider_kind="openai",
-        model="gpt-4o-mini",
-        input_tokens=0,
-        output_tokens=output_tokens,
-        estimated=False,
-        status="ok",
-        ttft_ms=10,
-        duration_ms=20,
-        source="chat",
-    )
+    return record_call(workspace, user, output_tokens=output_tokens, duration_ms=20)
 
 
 def test_the_shell_warns_past_the_soft_threshold_and_says_when_the_budget_is_reached(

@@ -13,7 +13,8 @@ from django.db import connection, connections
 from billing.errors import QuotaExceeded
 from billing.models import ModelPriceOverride
 from billing.quotas import quota_reserve, quota_settle, scope_usage
-from billing.services import budget_upsert, usage_record
+from billing.services import budget_upsert
+from tests.billing.conftest import record_call
 from tests.conftest import SERVICES_MODE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,20 +64,8 @@ def nearly_exhausted_budget(workspace, owner):
         provider_kind="openai", model="m", input_per_mtok=1000, output_per_mtok=1000
     )
     budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("100.00"), token_limit=None)
-    usage_record(  # $90 of $100 already spent: room for five worst cases
-        workspace_id=workspace.id,
-        user_id=owner.id,
-        credential_id=None,
-        provider_kind="openai",
-        model="m",
-        input_tokens=90_000,
-        output_tokens=0,
-        estimated=False,
-        status="ok",
-        ttft_ms=5,
-        duration_ms=10,
-        source="chat",
-    )
+    # $90 of $100 already spent: room for five worst cases
+    record_call(workspace, owner, model="m", input_tokens=90_000, ttft_ms=5, duration_ms=10)
 
 
 def committed(workspace):

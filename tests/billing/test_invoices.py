@@ -12,7 +12,7 @@ from billing.invoices import invoice_generate, invoice_issue, invoices_generate,
 from billing.models import Invoice, InvoiceLine, ModelPriceOverride, UsageEvent, UsageRollup
 from billing.plans import subscription_change
 from billing.rollups import usage_rollup_run
-from billing.services import usage_record
+from tests.billing.conftest import record_call
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Role
 
@@ -22,19 +22,15 @@ IN_MONTH = datetime(YEAR, MONTH, 3, 10, 30, tzinfo=UTC)
 
 
 def record(workspace, user, model, input_tokens, output_tokens, created_at, provider="openai"):
-    event = usage_record(
-        workspace_id=workspace.id,
-        user_id=user.id,
-        credential_id=None,
+    event = record_call(
+        workspace,
+        user,
         provider_kind=provider,
         model=model,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        estimated=False,
-        status="ok",
         ttft_ms=50,
         duration_ms=400,
-        source="chat",
     )
     UsageEvent.objects.filter(pk=event.pk).update(created_at=created_at)
     return event

@@ -4,7 +4,7 @@ import pytest
 
 from billing.models import Budget, RateLimit, SubscriptionStatus
 from billing.plans import plan_for_workspace, subscription_change
-from billing.services import usage_record
+from tests.billing.conftest import record_call
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from workspaces.models import AuditEvent, Role
 
@@ -133,20 +133,7 @@ def test_rate_limits_customised_by_an_operator_survive_a_plan_change(team, plans
 
 def test_the_plan_page_shows_plan_allowance_and_offers(client, team, plans):
     workspace, admin = team
-    usage_record(
-        workspace_id=workspace.id,
-        user_id=admin.id,
-        credential_id=None,
-        provider_kind="openai",
-        model="gpt-4o-mini",
-        input_tokens=1000,
-        output_tokens=1000,
-        estimated=False,
-        status="ok",
-        ttft_ms=10,
-        duration_ms=100,
-        source="chat",
-    )
+    record_call(workspace, admin, input_tokens=1000, output_tokens=1000)
     client.force_login(admin)
 
     body = client.get(f"/usage/plan/?workspace={workspace.slug}").content.decode()

@@ -7,8 +7,8 @@ from billing.errors import QuotaExceeded
 from billing.models import BudgetAlert, BudgetScope
 from billing.quotas import quota_release, quota_reserve, scope_usage
 from billing.selectors import budget_banner_for, budget_status_for
-from billing.services import budget_upsert, usage_record
-from tests.billing.conftest import settle
+from billing.services import budget_upsert
+from tests.billing.conftest import record_call, settle
 
 
 def reserve(workspace, user, input_tokens=1000, max_output_tokens=1000, **kw):
@@ -154,19 +154,15 @@ def test_a_free_model_reserves_and_settles_at_zero_cost(workspace, owner):
         max_output_tokens=100,
     )
     assert reservation.cost == 0
-    event = usage_record(
-        workspace_id=workspace.id,
-        user_id=owner.id,
-        credential_id=None,
+    event = record_call(
+        workspace,
+        owner,
         provider_kind="ollama",
         model="llama3",
         input_tokens=100,
         output_tokens=50,
-        estimated=False,
-        status="ok",
         ttft_ms=5,
         duration_ms=50,
-        source="chat",
         reservation=reservation,
     )
     assert event.cost == 0

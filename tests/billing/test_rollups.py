@@ -12,7 +12,7 @@ from aurax.celery import app as celery_app
 from billing import tasks
 from billing.models import RollupState, UsageEvent, UsageRollup
 from billing.selectors import usage_summary
-from billing.services import usage_record
+from tests.billing.conftest import record_call
 
 
 @pytest.fixture
@@ -46,19 +46,15 @@ def _reset_connection_pool():
 
 
 def record(workspace, user, model, input_tokens, output_tokens, created_at=None, **kw):
-    event = usage_record(
-        workspace_id=workspace.id,
-        user_id=user.id,
-        credential_id=None,
-        provider_kind="openai",
+    event = record_call(
+        workspace,
+        user,
         model=model,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        estimated=False,
         status=kw.get("status", "ok"),
         ttft_ms=100,
         duration_ms=1000,
-        source="chat",
     )
     if created_at:
         UsageEvent.objects.filter(pk=event.pk).update(created_at=created_at)

@@ -7,27 +7,15 @@ from django.db import connections
 from billing.models import UsageEvent
 from billing.pricing import price_lookup
 from billing.selectors import usage_total_for_references
-from billing.services import ausage_record, usage_record
+from billing.services import ausage_record
 from billing.tokens import tokens_estimate
+from tests.billing.conftest import record_call
 
 
 def record(workspace, user, **overrides):
-    values = dict(
-        workspace_id=workspace.id,
-        user_id=user.id,
-        credential_id=None,
-        provider_kind="openai",
-        model="gpt-4o-mini",
-        input_tokens=1000,
-        output_tokens=500,
-        estimated=False,
-        status="ok",
-        ttft_ms=120,
-        duration_ms=900,
-        source="chat",
-    )
+    values = dict(input_tokens=1000, output_tokens=500, ttft_ms=120, duration_ms=900)
     values.update(overrides)
-    return usage_record(**values)
+    return record_call(workspace, user, **values)
 
 
 def test_a_streamed_call_costs_the_provider_reported_usage_times_the_price(workspace, owner):

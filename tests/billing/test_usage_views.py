@@ -3,7 +3,7 @@ from decimal import Decimal
 import pytest
 
 from billing.models import Budget
-from billing.services import usage_record
+from tests.billing.conftest import record_call
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Role
 
@@ -12,19 +12,8 @@ from workspaces.models import Role
 def team(db):
     workspace = WorkspaceFactory(name="Acme")
     admin = MembershipFactory(workspace=workspace, role=Role.ADMIN).user
-    usage_record(
-        workspace_id=workspace.id,
-        user_id=admin.id,
-        credential_id=None,
-        provider_kind="openai",
-        model="gpt-4o-mini",
-        input_tokens=1000,
-        output_tokens=1000,
-        estimated=False,
-        status="ok",
-        ttft_ms=100,
-        duration_ms=700,
-        source="chat",
+    record_call(
+        workspace, admin, input_tokens=1000, output_tokens=1000, ttft_ms=100, duration_ms=700
     )
     return workspace, admin
 
