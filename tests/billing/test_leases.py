@@ -120,10 +120,12 @@ def test_a_released_call_gives_its_share_back_to_the_lease(workspace, owner, dol
 
 
 def test_an_idle_lease_goes_back_to_the_store(workspace, owner, dollar_per_mtok, monkeypatch):
-    monkeypatch.setattr(quotas, "LEASE_IDLE_SECONDS", 0.0)
     budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("1000"), token_limit=None)
     settle(workspace, owner, reserve(workspace, owner), 1000, 100)
     assert ws_usage(workspace).reserved_cost > 0
+    # Idle from now on (set only here: the process's background reaper, started by earlier
+    # tests, reads it too and would otherwise return the lease before the check above).
+    monkeypatch.setattr(quotas, "LEASE_IDLE_SECONDS", 0.0)
 
     quotas._leases.reap()
 
