@@ -17,6 +17,12 @@ sends --rounds questions one after the other in its own conversation, each
 
   added TTFT      (first `delta` arrival − `send` frame sent) − the upstream's own TTFT, measured
                   directly before the run with plain streaming requests (p50 of 20)
+  in the run      the upstream also stamps its first token with when the request reached its
+                  app ("tok1@S^R"): its own TTFT under the load (S − R), and the TTFT less it
+  by streaming    added TTFT grouped by how many answers (of all chats) were streaming when
+                  the question was sent, in steps of 50
+  client lag      how late this client's own event loop wakes from a 5 ms sleep (a busy client
+                  reads frames late, which would count as AURAX's time)
   frame delay     per `delta`: arrival − emission stamp of the last token it contains (includes
                   the by-design coalescing wait: one frame per ~30 ms, tokens every 20 ms)
   server CPU/RSS  /proc/<pid>/stat utime+stime over the load window, VmRSS before the sockets
@@ -43,7 +49,7 @@ from pathlib import Path
 TOKENS = 300
 DELAY = 0.02
 STAMP_MOD = 10**8  # 0.1 ms units: wraps every 10^4 s
-STAMPED = re.compile(r"tok(\d+)@(\d+)( |$)")
+STAMPED = re.compile(r"tok(\d+)@(\d+)(?:\^(\d+))?( |$)")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -57,12 +63,18 @@ def stamping(app):
         if scope["type"] != "http":
             return await app(scope, receive, send)
 
+        received = b"^%d" % (int(time.time() * 10_000) % STAMP_MOD)
+
+        def stamp_token(match, stamp):
+            # The first token also carries when this request reached the upstream's app.
+            return match.group(0) + stamp + (received if match.group(1) == b"1" else b"")
+
         async def stamped_send(message):
             if message["type"] == "http.response.body" and b'"content": "tok' in (
                 message.get("body") or b""
             ):
-                stamp = int(time.time() * 10_000) % STAMP_MOD
-                body = TOKEN_BYTES.sub(lambda m: m.group(0) + b"@%d" % stamp, message["body"])
+                stamp = b"@%d" % (int(time.time() * 10_000) % STAMP_MOD)
+                body = TOKEN_BYTES.sub(lambda m: stamp_token(m, stamp), message["body"])
                 message = {**message, "body": body}
             await send(message)
 
@@ -131,6 +143,15 @@ def proc_threads(pid: int) -> int:
     return 0
 
 
+async def loop_lag(lags: list[float], period: float = 0.005) -> None:
+    """How late this client's own event loop wakes from a `period` sleep, all run long: a
+    busy client sees frames late, which the figures would otherwise count as AURAX's."""
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(period)
+        lags.append(time.perf_counter() - started - period)
+
+
 async def upstream_ttft(session, upstream: str, samples: int) -> list[float]:
     """The upstream's own time to first token: plain streaming requests, one at a time."""
     body = {
@@ -156,12 +177,20 @@ async def upstream_ttft(session, upstream: str, samples: int) -> list[float]:
 # --- one chat client --------------------------------------------------------------------------
 
 
+STREAMING = [0]  # answers this client awaits now (all chats)
+
+
 class Chat:
     def __init__(self, conversation_id: int):
         self.conversation_id = conversation_id
         self.ttft: list[float] = []  # send → first delta, s
+        self.streaming_at_send: list[int] = []  # answers awaited (all chats) when it was sent
         self.to_upstream: list[float] = []  # send → upstream emitted the first token, s
         self.first_delivery: list[float] = []  # upstream emitted the first token → first delta
+        # The upstream's own TTFT in the run (its app got the request → it emitted the first
+        # token), and send → first delta less that.
+        self.upstream_own: list[float] = []
+        self.ttft_less_upstream: list[float] = []
         self.frame_delays: list[float] = []
         self.frames = 0
         self.tokens = 0
@@ -182,55 +211,71 @@ async def chat_run(chat: Chat, ws, rounds: int, ramp: float, start: asyncio.Even
             "content": f"@tokens={TOKENS} @delay={DELAY} (bench round {round_})",
             "request_id": f"r{round_}",
         }
-        sent = time.time()
-        await ws.send_str(json.dumps(frame))
-        text = ""
-        first = True
-        while True:
-            remaining = deadline - time.time()
-            if remaining <= 0:
-                chat.errors.append("timeout")
+        streaming = STREAMING[0]
+        STREAMING[0] += 1
+        try:
+            if not await answer_read(chat, ws, frame, streaming, deadline):
                 return
-            try:
-                msg = await ws.receive(timeout=remaining)
-            except TimeoutError:
-                chat.errors.append("timeout")
-                return
-            now = time.time()
-            if msg.type.name != "TEXT":
-                chat.errors.append(f"socket {msg.type.name}")
-                return
-            event = json.loads(msg.data)
-            kind = event.get("type")
-            if kind == "delta":
-                if event["offset"] != len(text):
-                    chat.errors.append("offset mismatch")
-                text += event["text"]
-                chat.frames += 1
-                last = None
-                for match in STAMPED.finditer(text, max(0, len(text) - len(event["text"]) - 30)):
-                    if match.group(3) == " " or int(match.group(1)) == TOKENS:
-                        last = match
-                if last is None:
-                    continue
-                emitted = stamp_resolve(int(last.group(2)), now)
-                chat.frame_delays.append(now - emitted)
-                if first:
-                    first = False
-                    chat.ttft.append(now - sent)
-                    first_match = STAMPED.search(text)
-                    first_emitted = stamp_resolve(int(first_match.group(2)), now)
-                    chat.to_upstream.append(first_emitted - sent)
-                    chat.first_delivery.append(now - first_emitted)
-            elif kind == "generation_finished":
-                chat.busy.append((sent, now))
-                chat.tokens += len(STAMPED.findall(text))
-                if event["status"] != "complete":
-                    chat.errors.append(f"{event['status']}:{event.get('error_code')}")
-                break
-            elif kind == "error":
-                chat.errors.append(f"error:{event.get('code')}")
-                return
+        finally:
+            STREAMING[0] -= 1
+
+
+async def answer_read(chat: Chat, ws, frame: dict, streaming: int, deadline) -> bool:
+    """Send one question and read its answer's frames; False when the chat cannot go on."""
+    sent = time.time()
+    await ws.send_str(json.dumps(frame))
+    text = ""
+    first = True
+    while True:
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            chat.errors.append("timeout")
+            return False
+        try:
+            msg = await ws.receive(timeout=remaining)
+        except TimeoutError:
+            chat.errors.append("timeout")
+            return False
+        now = time.time()
+        if msg.type.name != "TEXT":
+            chat.errors.append(f"socket {msg.type.name}")
+            return False
+        event = json.loads(msg.data)
+        kind = event.get("type")
+        if kind == "delta":
+            if event["offset"] != len(text):
+                chat.errors.append("offset mismatch")
+            text += event["text"]
+            chat.frames += 1
+            last = None
+            for match in STAMPED.finditer(text, max(0, len(text) - len(event["text"]) - 30)):
+                if match.group(4) == " " or int(match.group(1)) == TOKENS:
+                    last = match
+            if last is None:
+                continue
+            emitted = stamp_resolve(int(last.group(2)), now)
+            chat.frame_delays.append(now - emitted)
+            if first:
+                first = False
+                chat.ttft.append(now - sent)
+                chat.streaming_at_send.append(streaming)
+                first_match = STAMPED.search(text)
+                first_emitted = stamp_resolve(int(first_match.group(2)), now)
+                chat.to_upstream.append(first_emitted - sent)
+                if first_match.group(3):
+                    reached = stamp_resolve(int(first_match.group(3)), now)
+                    chat.upstream_own.append(first_emitted - reached)
+                    chat.ttft_less_upstream.append(now - sent - (first_emitted - reached))
+                chat.first_delivery.append(now - first_emitted)
+        elif kind == "generation_finished":
+            chat.busy.append((sent, now))
+            chat.tokens += len(STAMPED.findall(text))
+            if event["status"] != "complete":
+                chat.errors.append(f"{event['status']}:{event.get('error_code')}")
+            return True
+        elif kind == "error":
+            chat.errors.append(f"error:{event.get('code')}")
+            return False
 
 
 async def run(args) -> dict:
@@ -299,6 +344,8 @@ async def run(args) -> dict:
         t_load0 = time.time()
         rss_peak = {p: proc_rss(p) for p in (server_pid, upstream_pid, me)}
         threads_peak = proc_threads(server_pid)
+        lags: list[float] = []
+        lag_watch = asyncio.create_task(loop_lag(lags))
         start.set()
         done = asyncio.gather(*tasks, return_exceptions=True)
         while not done.done() and time.time() < deadline + 5:
@@ -307,6 +354,7 @@ async def run(args) -> dict:
                 rss_peak[p] = max(rss_peak[p], proc_rss(p))
             threads_peak = max(threads_peak, proc_threads(server_pid))
         t_load1 = time.time()
+        lag_watch.cancel()
         cpu1 = {p: proc_cpu(p) for p in (server_pid, upstream_pid, me)}
         busy1 = system_busy()
         for task in tasks:
@@ -329,6 +377,12 @@ async def run(args) -> dict:
     ttft = [v for c in chats for v in c.ttft]
     added_ttft = [v - upstream_ttft_p50 for v in ttft]
     delays = [v for c in chats for v in c.frame_delays]
+    # Added TTFT by how many answers were streaming when the question was sent (the load
+    # rises during the ramp and falls at the end): where the time to first token degrades.
+    by_streaming: dict[int, list[float]] = {}
+    for c in chats:
+        for value, streaming in zip(c.ttft, c.streaming_at_send, strict=True):
+            by_streaming.setdefault(streaming // 50 * 50, []).append(value - upstream_ttft_p50)
     errors: dict[str, int] = {}
     for c in chats:
         for e in c.errors:
@@ -364,6 +418,31 @@ async def run(args) -> dict:
         "upstream_first_token_to_ws_ms_p95": round(
             percentile([v for c in chats for v in c.first_delivery], 0.95) * ms, 1
         ),
+        # The same, less each answer's own upstream TTFT in the run (the upstream is one
+        # Python process serving every stream: under load it takes longer to start one).
+        "upstream_ttft_in_run_ms_p50": round(
+            percentile([v for c in chats for v in c.upstream_own], 0.5) * ms, 1
+        ),
+        "upstream_ttft_in_run_ms_p95": round(
+            percentile([v for c in chats for v in c.upstream_own], 0.95) * ms, 1
+        ),
+        "ttft_less_upstream_in_run_ms_p50": round(
+            percentile([v for c in chats for v in c.ttft_less_upstream], 0.5) * ms, 1
+        ),
+        "ttft_less_upstream_in_run_ms_p95": round(
+            percentile([v for c in chats for v in c.ttft_less_upstream], 0.95) * ms, 1
+        ),
+        "client_loop_lag_ms_p50": round(percentile(lags, 0.5) * ms, 2),
+        "client_loop_lag_ms_p95": round(percentile(lags, 0.95) * ms, 2),
+        "client_loop_lag_ms_p99": round(percentile(lags, 0.99) * ms, 2),
+        "added_ttft_by_streaming_at_send": {
+            f"{low}-{low + 49}": {
+                "answers": len(values),
+                "p50_ms": round(percentile(values, 0.5) * ms, 1),
+                "p95_ms": round(percentile(values, 0.95) * ms, 1),
+            }
+            for low, values in sorted(by_streaming.items())
+        },
         "frames": len(delays),
         "frames_per_answer": round(len(delays) / max(1, len(busy)), 1),
         "frame_delay_ms_p50": round(percentile(delays, 0.5) * ms, 1),

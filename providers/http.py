@@ -14,6 +14,7 @@ SSRF check refused.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Awaitable, Callable
 
@@ -63,6 +64,14 @@ def get_client() -> httpx.AsyncClient:
         client._cookies = _NoCookies()  # the `cookies` setter would copy it into a plain jar
         _clients[loop] = client
     return client
+
+
+@functools.lru_cache(maxsize=1024)
+def parsed_url(url: str) -> httpx.URL:
+    """`httpx.URL(url)`, parsed once per distinct URL: httpx parses a string URL on every
+    request, an `httpx.URL` it takes as it is (building a request: ~32 µs → ~19 µs here).
+    URLs are immutable; each provider base URL gives a few endpoints."""
+    return httpx.URL(url)
 
 
 def body_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:

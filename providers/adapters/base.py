@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import httpx
 from django.utils.translation import gettext as _
 
-from providers.http import body_reader, get_client, request_timeout
+from providers.http import body_reader, get_client, parsed_url, request_timeout
 from providers.netguard import UnsafeURL, address_check_async, trusted_default
 from providers.types import (
     ChatRequest,
@@ -355,7 +355,7 @@ class Adapter:
         headers = {**self.headers(target)}
         async with self._mapped_transport_errors():
             async with get_client().stream(
-                method, url, json=json_body, headers=headers, timeout=request_timeout()
+                method, parsed_url(url), json=json_body, headers=headers, timeout=request_timeout()
             ) as response:
                 await self._raise_for_status(response, target)
                 yield response

@@ -1,9 +1,10 @@
 import asyncio
 
+import httpx
 import pytest
 
 from providers.adapters import adapter_for
-from providers.http import client_close, get_client
+from providers.http import client_close, get_client, parsed_url
 from providers.types import ProviderBadRequest, ProviderUpstreamError, Target
 
 from .conftest import chat, target_for
@@ -21,6 +22,15 @@ async def test_one_pooled_client_per_event_loop(http_client_closed_after):
 
     other_loop = await asyncio.to_thread(asyncio.run, elsewhere())
     assert other_loop is not here
+
+
+def test_a_url_is_parsed_once_and_stays_as_given():
+    url = "http://127.0.0.1:8900/v1/chat/completions"
+    parsed = parsed_url(url)
+    assert isinstance(parsed, httpx.URL)
+    assert str(parsed) == url and parsed.port == 8900 and parsed.path == "/v1/chat/completions"
+    assert parsed_url(url) is parsed
+    assert parsed_url("http://127.0.0.1:8900/v1/embeddings").path == "/v1/embeddings"
 
 
 async def test_redirects_are_never_followed(fake_upstream, http_client_closed_after):
