@@ -150,7 +150,7 @@ def usage_write(entries: list[UsageEntry], *, replay: bool = False) -> int:
         return 0
 
     @_retry_when_locked
-    def commit(todo: list[UsageEntry]) -> list[UsageEntry]:
+    def commit(todo: list[UsageEntry]) -> tuple[list[UsageEntry], dict]:
         with transaction.atomic():
             if replay:
                 known = {
@@ -161,15 +161,15 @@ def usage_write(entries: list[UsageEntry], *, replay: bool = False) -> int:
                 }
                 todo = [e for e in entries if e.uid not in known]
             _events_insert(todo)
-            spend_apply_in_transaction(todo)
-        return todo
+            spent = spend_apply_in_transaction(todo)
+        return todo, spent
 
     try:
-        written = commit(entries)
+        written, spent = commit(entries)
     except IntegrityError:
-        written = commit(_owners_present(entries))
+        written, spent = commit(_owners_present(entries))
     spend_apply_after_commit(written)
-    _alerts_check(written)
+    _alerts_check(written, spent)
     return len(written)
 
 
@@ -226,7 +226,7 @@ def _owners_present(entries: list[UsageEntry]) -> list[UsageEntry]:
     return kept
 
 
-def _alerts_check(entries: list[UsageEntry]) -> None:
+def _alerts_check(entries: list[UsageEntry], spent: dict) -> None:
     from .services import budget_alerts_check
 
     seen = set()
@@ -241,6 +241,7 @@ def _alerts_check(entries: list[UsageEntry]) -> None:
                 user_id=e.user_id,
                 api_key_id=e.api_key_id,
                 start=e.period_start,
+                spent=spent,
             )
         except Exception:  # an alert is advisory: the spend is already recorded
             logger.exception("budget alert check failed")

@@ -833,11 +833,12 @@ def _close(reservation: Reservation | None) -> None:
         _leases.give_back(reservation)
 
 
-def spend_apply_in_transaction(entries) -> None:
+def spend_apply_in_transaction(entries) -> dict[tuple[str, date], tuple[Decimal, int]]:
     """The database part of settling spend (`Spend`s, or the ledger's `UsageEntry`s): the
     durable counters, kept in both modes, and with the database store the reservations'
     rows; in the caller's transaction if there is one. The spend is summed per scope and
-    period first, so a batch costs one counter update per scope, not one per call."""
+    period first, so a batch costs one counter update per scope, not one per call. Returns
+    each updated counter's new (spent cost, spent tokens) by (scope key, period start)."""
     totals: dict[tuple[str, date], list] = {}
     for e in entries:
         keys = scope_keys_for(
@@ -849,7 +850,7 @@ def spend_apply_in_transaction(entries) -> None:
             total[1] += e.tokens
     store = quota_store()
     with transaction.atomic(savepoint=False):
-        _counters_add(totals)
+        spent = _counters_add(totals)
         if not isinstance(store, RedisQuotaStore):
             held = [
                 e.reservation.id
@@ -862,25 +863,33 @@ def spend_apply_in_transaction(entries) -> None:
         for e in entries:
             if _own_open(e.reservation) is not None:
                 e.reservation.closed = True
+    return spent
 
 
-def _counters_add(totals: dict[tuple[str, date], list]) -> None:
+def _counters_add(
+    totals: dict[tuple[str, date], list],
+) -> dict[tuple[str, date], tuple[Decimal, int]]:
     """Add (cost, tokens) to each (scope, period) counter: one UPDATE per counter (plain SQL:
     the ORM's expression compiling cost more than the statement), in sorted order so two
     batches never lock the same counters in opposite orders; a counter that does not exist
-    yet is created first."""
+    yet is created first. Each UPDATE returns the counter's new values (the budget alerts
+    need them: no query of their own)."""
     table = connection.ops.quote_name(BudgetCounter._meta.db_table)
     sql = (
         f"UPDATE {table} SET spent_cost = spent_cost + %s, spent_tokens = spent_tokens + %s "
-        "WHERE scope_key = %s AND period_start = %s"
+        "WHERE scope_key = %s AND period_start = %s RETURNING spent_cost, spent_tokens"
     )
+    spent: dict[tuple[str, date], tuple[Decimal, int]] = {}
     missing = []
     with connection.cursor() as cursor:
         for key, start in sorted(totals):
             cost, tokens = totals[(key, start)]
             cursor.execute(sql, [cost, tokens, key, start])
-            if cursor.rowcount == 0:
+            row = cursor.fetchone()
+            if row is None:
                 missing.append((key, start))
+            else:
+                spent[(key, start)] = _spent_of(row)
         if missing:
             BudgetCounter.objects.bulk_create(
                 [BudgetCounter(scope_key=k, period_start=s) for k, s in missing],
@@ -889,6 +898,15 @@ def _counters_add(totals: dict[tuple[str, date], list]) -> None:
             for key, start in missing:
                 cost, tokens = totals[(key, start)]
                 cursor.execute(sql, [cost, tokens, key, start])
+                spent[(key, start)] = _spent_of(cursor.fetchone())
+    return spent
+
+
+def _spent_of(row) -> tuple[Decimal, int]:
+    """(cost, tokens) of a counter row read with plain SQL: SQLite gives the decimal column
+    back as a float, PostgreSQL as a Decimal."""
+    cost, tokens = row
+    return Decimal(str(cost)).quantize(MICRO), int(tokens)
 
 
 def spend_apply_after_commit(entries) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
 from decimal import Decimal
 
 from channels.db import database_sync_to_async
@@ -90,22 +92,35 @@ def _used_share(budget: Budget, spent_cost: Decimal, spent_tokens: int) -> float
 
 
 def budget_alerts_check(
-    *, workspace_id: int, user_id: int | None, api_key_id: int | None, start=None
+    *,
+    workspace_id: int,
+    user_id: int | None,
+    api_key_id: int | None,
+    start=None,
+    spent: Mapping[tuple[str, date], tuple[Decimal, int]] | None = None,
 ) -> None:
-    """Raise each crossed threshold's alert once per period; the email goes after commit."""
+    """Raise each crossed threshold's alert once per period; the email goes after commit.
+    `spent`: counters' values the caller just read, by (scope key, period start), as the
+    ledger's batch gets them back from its updates; the others are read here."""
     budgets = budgets_cached(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
     if not budgets:
         return
     start = start or period_start_for()
+    known = spent or {}
     # Spent amounts only, so the durable counters (kept in both modes) are the source.
-    spent = {
-        key: (cost, tokens)
-        for key, cost, tokens in BudgetCounter.objects.filter(
-            scope_key__in=[b.scope_key for b in budgets], period_start=start
-        ).values_list("scope_key", "spent_cost", "spent_tokens")
+    by_scope = {
+        b.scope_key: known[(b.scope_key, start)] for b in budgets if (b.scope_key, start) in known
     }
+    unread = [b.scope_key for b in budgets if b.scope_key not in by_scope]
+    if unread:
+        by_scope.update(
+            (key, (cost, tokens))
+            for key, cost, tokens in BudgetCounter.objects.filter(
+                scope_key__in=unread, period_start=start
+            ).values_list("scope_key", "spent_cost", "spent_tokens")
+        )
     for budget in budgets:
-        spent_cost, spent_tokens = spent.get(budget.scope_key, (Decimal(0), 0))
+        spent_cost, spent_tokens = by_scope.get(budget.scope_key, (Decimal(0), 0))
         share = _used_share(budget, spent_cost, spent_tokens)
         kinds = []
         if share >= budget.soft_threshold_percent / 100:

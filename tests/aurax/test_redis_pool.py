@@ -21,3 +21,18 @@ def test_cache_backends_of_different_requests_share_one_redis_pool():
     results = [contextvars.Context().run(pool_in_a_fresh_context) for _ in range(3)]
     assert len({id(backend) for backend, _ in results}) == 3  # really separate backends
     assert len({id(pool) for _, pool in results}) == 1
+
+
+def test_cache_backends_of_different_requests_share_one_redis_client():
+    """Django builds a `redis.Redis` per cache operation; here one is built per pool."""
+    from django.core.cache import caches
+
+    def client_in_a_fresh_context():
+        backend = caches["default"]
+        backend.set("shared-client", 1)
+        assert backend.get("shared-client") == 1
+        return backend._cache.get_client(write=True), backend._cache.get_client()
+
+    results = [contextvars.Context().run(client_in_a_fresh_context) for _ in range(3)]
+    clients = {id(client) for pair in results for client in pair}
+    assert len(clients) == 1

@@ -168,3 +168,44 @@ def test_a_free_model_reserves_and_settles_at_zero_cost(workspace, owner):
     assert event.cost == 0
     usage = scope_usage([f"ws:{workspace.id}"])[f"ws:{workspace.id}"]
     assert (usage.spent_tokens, usage.reserved_tokens, usage.reserved_cost) == (150, 0, 0)
+
+
+def test_a_batch_gets_the_new_values_of_the_counters_it_updates(workspace, owner, member):
+    """The ledger's budget-alert check uses these instead of reading the counters again:
+    they must be what the table holds, for a new counter and for one that grows."""
+    from types import SimpleNamespace
+
+    from django.db import transaction
+
+    from billing.models import BudgetCounter
+    from billing.quotas import period_start_for, spend_apply_in_transaction
+
+    start = period_start_for()
+
+    def spend(user, cost, tokens):
+        return SimpleNamespace(
+            workspace_id=workspace.id,
+            user_id=user.id,
+            api_key_id=None,
+            cost=Decimal(cost),
+            tokens=tokens,
+            period_start=start,
+            reservation=None,
+        )
+
+    with transaction.atomic():
+        first = spend_apply_in_transaction([spend(owner, "0.125", 10), spend(member, "1", 5)])
+    with transaction.atomic():
+        second = spend_apply_in_transaction([spend(member, "0.000001", 1)])
+
+    table = {
+        (c.scope_key, c.period_start): (c.spent_cost, c.spent_tokens)
+        for c in BudgetCounter.objects.all()
+    }
+    workspace_key = (f"ws:{workspace.id}", start)
+    assert first[workspace_key] == (Decimal("1.125"), 15)
+    assert second[workspace_key] == (Decimal("1.125001"), 16) == table[workspace_key]
+    assert set(first) <= set(table) and set(second) <= set(table)
+    for key, values in second.items():
+        assert values == table[key]
+    assert all(isinstance(cost, Decimal) for cost, _tokens in [*first.values(), *second.values()])
