@@ -388,6 +388,11 @@ async def run(args) -> dict:
         for e in c.errors:
             errors[e] = errors.get(e, 0) + 1
     ms = 1000
+
+    def across(name: str, q: float) -> float:
+        """A percentile, in ms, of one per-answer measure of every chat."""
+        return round(percentile([v for c in chats for v in getattr(c, name)], q) * ms, 1)
+
     result = {
         "n": args.n,
         "mode": args.mode,
@@ -406,32 +411,16 @@ async def run(args) -> dict:
         "added_ttft_ms_p50": round(percentile(added_ttft, 0.5) * ms, 1),
         "added_ttft_ms_p95": round(percentile(added_ttft, 0.95) * ms, 1),
         "added_ttft_ms_max": round(max(added_ttft, default=float("nan")) * ms, 1),
-        "send_to_upstream_first_token_ms_p50": round(
-            percentile([v for c in chats for v in c.to_upstream], 0.5) * ms, 1
-        ),
-        "send_to_upstream_first_token_ms_p95": round(
-            percentile([v for c in chats for v in c.to_upstream], 0.95) * ms, 1
-        ),
-        "upstream_first_token_to_ws_ms_p50": round(
-            percentile([v for c in chats for v in c.first_delivery], 0.5) * ms, 1
-        ),
-        "upstream_first_token_to_ws_ms_p95": round(
-            percentile([v for c in chats for v in c.first_delivery], 0.95) * ms, 1
-        ),
-        # The same, less each answer's own upstream TTFT in the run (the upstream is one
-        # Python process serving every stream: under load it takes longer to start one).
-        "upstream_ttft_in_run_ms_p50": round(
-            percentile([v for c in chats for v in c.upstream_own], 0.5) * ms, 1
-        ),
-        "upstream_ttft_in_run_ms_p95": round(
-            percentile([v for c in chats for v in c.upstream_own], 0.95) * ms, 1
-        ),
-        "ttft_less_upstream_in_run_ms_p50": round(
-            percentile([v for c in chats for v in c.ttft_less_upstream], 0.5) * ms, 1
-        ),
-        "ttft_less_upstream_in_run_ms_p95": round(
-            percentile([v for c in chats for v in c.ttft_less_upstream], 0.95) * ms, 1
-        ),
+        "send_to_upstream_first_token_ms_p50": across("to_upstream", 0.5),
+        "send_to_upstream_first_token_ms_p95": across("to_upstream", 0.95),
+        "upstream_first_token_to_ws_ms_p50": across("first_delivery", 0.5),
+        "upstream_first_token_to_ws_ms_p95": across("first_delivery", 0.95),
+        # The upstream's own TTFT under the load (it is one Python process serving every
+        # stream), and each answer's TTFT less its own.
+        "upstream_ttft_in_run_ms_p50": across("upstream_own", 0.5),
+        "upstream_ttft_in_run_ms_p95": across("upstream_own", 0.95),
+        "ttft_less_upstream_in_run_ms_p50": across("ttft_less_upstream", 0.5),
+        "ttft_less_upstream_in_run_ms_p95": across("ttft_less_upstream", 0.95),
         "client_loop_lag_ms_p50": round(percentile(lags, 0.5) * ms, 2),
         "client_loop_lag_ms_p95": round(percentile(lags, 0.95) * ms, 2),
         "client_loop_lag_ms_p99": round(percentile(lags, 0.99) * ms, 2),
