@@ -528,6 +528,8 @@ class FakeUpstream:
             "directives": {},
             "disconnected": False,
             "completed": False,
+            # (host, port) of the caller's socket: requests on one connection share it.
+            "client": tuple(scope.get("client") or ()),
         }
         if self.keep_requests:
             with self._lock:

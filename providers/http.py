@@ -18,6 +18,7 @@ import functools
 import weakref
 from collections.abc import Awaitable, Callable
 
+import aiohttp
 import httpx
 from django.conf import settings
 from httpx_aiohttp import HttpxAiohttpClient
@@ -107,6 +108,39 @@ def body_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
                 raise
 
     return read
+
+
+# After a stream's last event the rest of its body (the closing chunk) normally follows at
+# once; a provider slower than this, or sending more than BODY_END_LIMIT, loses the connection.
+BODY_END_WAIT = 0.25  # seconds
+BODY_END_LIMIT = 65536  # bytes
+
+
+async def body_end(response: httpx.Response) -> None:
+    """After a stream's last event (OpenAI's `[DONE]`, Anthropic's `message_stop`…): read what
+    is left of the body, so that aiohttp hands the connection back to the pool instead of
+    closing it, and the next call to the same provider skips a TCP and TLS handshake. aiohttp
+    keeps a connection only once the body's end has been parsed, and an adapter returns at the
+    last event, before the chunked body's closing `0\r\n\r\n` is read.
+
+    Best effort: past BODY_END_WAIT or BODY_END_LIMIT, or on an error, it returns and the
+    connection is closed as before. Other transports pool by their own rules."""
+    stream = getattr(response.stream, "_stream", None)
+    if not isinstance(stream, AiohttpResponseStream):
+        return
+    content = stream._aiohttp_response.content
+    if content.at_eof():
+        return
+    left = BODY_END_LIMIT
+    try:
+        async with asyncio.timeout(BODY_END_WAIT):
+            while left > 0 and not content.at_eof():
+                chunk = await content.readany()
+                if not chunk:
+                    return
+                left -= len(chunk)
+    except (TimeoutError, aiohttp.ClientError):
+        pass
 
 
 async def client_close() -> None:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import httpx
 from django.utils.translation import gettext as _
 
-from providers.http import body_reader, get_client, parsed_url, request_timeout
+from providers.http import body_end, body_reader, get_client, parsed_url, request_timeout
 from providers.netguard import UnsafeURL, address_check_async, trusted_default
 from providers.types import (
     ChatRequest,
@@ -348,8 +348,9 @@ class Adapter:
     async def open_stream(
         self, target: Target, method: str, path: str, *, json_body: Any = None
     ) -> AsyncIterator[httpx.Response]:
-        """A streamed response with a 2xx status; the connection is closed when the block
-        exits, including when the consumer stops early (GeneratorExit/cancellation)."""
+        """A streamed response with a 2xx status. When the block exits early (the consumer
+        stopped: GeneratorExit/cancellation) or with an error, the connection is closed; when it
+        ends normally, the rest of the body is read so that the connection can be reused."""
         url = self.url(target, path)
         await self._guard(target, url)
         headers = {**self.headers(target)}
@@ -359,6 +360,9 @@ class Adapter:
             ) as response:
                 await self._raise_for_status(response, target)
                 yield response
+                # Reached only when the block ended normally, not when the consumer left early
+                # or failed: then the connection must close, which stops the upstream call.
+                await body_end(response)
 
     async def request_json(
         self, target: Target, method: str, path: str, *, json_body: Any = None

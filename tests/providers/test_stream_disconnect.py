@@ -2,11 +2,14 @@
 
 import asyncio
 import contextlib
+import json
+import re
 
 import pytest
 
 from providers.adapters import adapter_for
 from providers.routing import Candidate, stream_with_fallback
+from providers.types import Finish, Target, TextDelta
 
 from .conftest import chat, target_for
 
@@ -85,3 +88,65 @@ async def test_a_stream_read_to_the_end_is_not_a_disconnect(fake_upstream):
     assert events
     assert await fake_upstream.until(lambda: fake_upstream.requests[-1]["completed"], timeout=1)
     assert not fake_upstream.requests[-1]["disconnected"]
+
+
+@pytest.fixture
+async def late_end_server():
+    """An OpenAI-style upstream on keep-alive connections that sends each chunked SSE body's
+    closing chunk 20 ms after `[DONE]`, as a separate write (the fake upstream sends both in
+    one). Yields (base URL, connections accepted)."""
+    accepted = []
+    chunk = json.dumps({"choices": [{"index": 0, "delta": {"content": "hi"}}]})
+    body = f"data: {chunk}\n\ndata: [DONE]\n\n".encode()
+
+    async def serve(reader, writer):
+        accepted.append(writer.get_extra_info("peername"))
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                await reader.readexactly(length)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % len(body) + body + b"\r\n"
+                )
+                await writer.drain()
+                await asyncio.sleep(0.02)
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}/v1", accepted
+    server.close()
+
+
+async def test_a_stream_read_to_its_end_leaves_its_connection_for_the_next_call(
+    late_end_server,
+):
+    url, accepted = late_end_server
+    target = Target(kind="openai", base_url=url, api_key="sk-test", name="late end")
+
+    for _ in range(3):
+        events = [e async for e in adapter_for("openai").stream(target, chat("hi"))]
+        assert [e.text for e in events if isinstance(e, TextDelta)] == ["hi"]
+        assert events[-1] == Finish("stop")
+
+    assert len(accepted) == 1
+
+
+async def test_a_stream_stopped_early_does_not_leave_its_connection_to_the_next_call(
+    fake_upstream,
+):
+    target = target_for(fake_upstream, "openai")
+    events = adapter_for("openai").stream(target, chat("@tokens=200 @delay=0.05"))
+    await anext(events)
+    await events.aclose()
+
+    [e async for e in adapter_for("openai").stream(target, chat("@tokens=3"))]
+
+    first, second = fake_upstream.requests
+    assert first["disconnected"] and second["completed"]
+    assert first["client"] != second["client"]
