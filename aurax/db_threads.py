@@ -1,6 +1,11 @@
 """The threads the hot paths run their database work on: the completion pipeline's admission,
 the chat's actions, the usage ledger's batches (`db_submit`, usable without an event loop).
 
+Work someone is waiting on (`db_call`: a chat send, an API request's admission) goes ahead
+of queued background work (`db_background`, `db_submit`: progress saves, finishing answers,
+ledger batches, lease reaping). On SQLite every call of the process shares one thread, and at
+a few hundred streaming answers the queue in front of a send was its largest delay.
+
 `database_sync_to_async` inside a per-request `ThreadSensitiveContext` starts a thread for
 every request and, with CONN_MAX_AGE=0, opens and closes a database connection on every call
 (on SQLite that is a file open, two PRAGMAs and Django's function registrations each time).
@@ -18,13 +23,21 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
+import heapq
+import itertools
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.db import connections
 
 _executor: ThreadPoolExecutor | None = None
+
+WAITED_ON, BACKGROUND = 0, 1  # priorities: lower runs first, in submission order within one
+# A heap of (priority, sequence number, (future, context, function, args, kwargs)).
+_queued: list = []
+_queued_lock = threading.Lock()
+_sequence = itertools.count()
 
 
 def _threads() -> int:
@@ -67,15 +80,59 @@ def _run(function, args, kwargs):
         _connections_tidy()
 
 
-async def db_call(function, /, *args, **kwargs):
-    """Run sync database code on the pipeline's threads without blocking the event loop."""
-    loop = asyncio.get_running_loop()
+def _run_first_queued() -> None:
+    """One pool task per queued call, each running whichever queued call comes first now:
+    the pool keeps its own lifecycle (threads joined at exit, pending work done), and the
+    order is decided when a thread is free rather than when the call was submitted."""
+    with _queued_lock:
+        _priority, _n, (future, context, function, args, kwargs) = heapq.heappop(_queued)
+    if not future.set_running_or_notify_cancel():  # the caller was cancelled meanwhile
+        return
+    try:
+        if context is None:
+            result = _run(function, args, kwargs)
+        else:
+            result = context.run(_run, function, args, kwargs)
+    except BaseException as exc:  # as ThreadPoolExecutor does: the caller gets it
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+def _submit(priority: int, function, args, kwargs, context=None) -> Future:
+    future: Future = Future()
+    entry = (priority, next(_sequence), (future, context, function, args, kwargs))
+    with _queued_lock:
+        heapq.heappush(_queued, entry)
+    try:
+        _pool().submit(_run_first_queued)
+    except BaseException:  # no pool task will run it (interpreter shutting down)
+        with _queued_lock:
+            _queued.remove(entry)
+            heapq.heapify(_queued)
+        raise
+    return future
+
+
+async def _call(priority: int, function, args, kwargs):
     context = contextvars.copy_context()  # the request id for logs, as sync_to_async does
-    call = functools.partial(context.run, _run, function, args, kwargs)
-    return await loop.run_in_executor(_pool(), call)
+    future = _submit(priority, function, args, kwargs, context)
+    return await asyncio.wrap_future(future, loop=asyncio.get_running_loop())
 
 
-def db_submit(function, /, *args, **kwargs):
-    """Run sync database code on the same threads from anywhere (no event loop needed);
-    returns a `concurrent.futures.Future`."""
-    return _pool().submit(_run, function, args, kwargs)
+async def db_call(function, /, *args, **kwargs):
+    """Run sync database code on the pipeline's threads without blocking the event loop,
+    ahead of queued background work: for work a user or client is waiting on."""
+    return await _call(WAITED_ON, function, args, kwargs)
+
+
+async def db_background(function, /, *args, **kwargs):
+    """`db_call` for work nobody waits on right now: a thread takes it only when no
+    waited-on call is queued."""
+    return await _call(BACKGROUND, function, args, kwargs)
+
+
+def db_submit(function, /, *args, **kwargs) -> Future:
+    """Run sync database code on the same threads from anywhere (no event loop needed), as
+    background work; returns a `concurrent.futures.Future`."""
+    return _submit(BACKGROUND, function, args, kwargs)

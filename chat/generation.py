@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from channels.layers import get_channel_layer
 
-from aurax.db_threads import db_call
+from aurax.db_threads import db_background, db_call
 from gateway import pipeline
 from gateway.errors import GatewayError
 from providers.types import Message as PromptMessage
@@ -238,7 +238,7 @@ class _ProgressFlusher:
         lengths = {a.message_id: a.length for a in due}
         self._flushing = True
         try:
-            await db_call(services.messages_progress_save, contents=contents)
+            await db_background(services.messages_progress_save, contents=contents)
         except Exception:
             logger.exception("saving the progress of %s answers failed", len(contents))
             return
@@ -422,7 +422,7 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
                 ttft_ms=outcome.ttft_ms,
                 duration_ms=outcome.duration_ms,
             )
-        await db_call(
+        await db_background(
             services.message_finish, message_id=message_id, content="".join(parts), **finish
         )
         await layer.group_discard(events.control_group(conversation_id), control)
@@ -462,7 +462,7 @@ async def _title_generate(context: dict, *, answer: str) -> None:
     except GatewayError:
         return
     title = completion.text.strip().splitlines()[0] if completion.text.strip() else ""
-    await db_call(
+    await db_background(
         services.conversation_title_generated,
         conversation_id=context["conversation_id"],
         title=title,

@@ -8,7 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from aurax.db_threads import db_call
+from aurax.db_threads import db_background, db_call
 from billing import services as billing_services
 from billing.tokens import tokens_estimate
 from providers import routing
@@ -86,7 +86,7 @@ async def embed(
         raise
     finally:
         record = asyncio.ensure_future(
-            db_call(
+            db_background(
                 billing_services.usage_record,
                 workspace_id=workspace.pk,
                 user_id=user.pk,

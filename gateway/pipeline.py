@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from aurax.db_threads import db_call
+from aurax.db_threads import db_background, db_call
 from billing.ledger import usage_enqueue
 from billing.pricing import cost_compute, cost_rule
 from billing.quotas import quota_reserve
@@ -304,7 +304,7 @@ class PipelineStream:
         else:  # a fallback served, or admission never ran: look its price up off the loop
             # Shielded: a caller being cancelled must not lose the ledger row.
             pricing = asyncio.ensure_future(
-                db_call(
+                db_background(
                     cost_compute,
                     provider_kind=served.kind,
                     model=served.model_id,
