@@ -1,4 +1,5 @@
 import os
+import threading
 
 from django.core.asgi import get_asgi_application
 
@@ -11,6 +12,25 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from api.asgi import application as api_app  # noqa: E402
 from aurax.routing import websocket_urlpatterns  # noqa: E402
+from billing.pricing import prices_load  # noqa: E402
+from billing.tokens import tokenizer_load  # noqa: E402
+
+
+def warm_up() -> threading.Thread:
+    """Load, on a thread of its own, what the first chat send or API call after a start would
+    otherwise load on its way to the provider: the tokenizer's vocabulary (~0.1 s) and the
+    price catalogue. Only server processes import this module."""
+
+    def load():
+        tokenizer_load()
+        prices_load()
+
+    thread = threading.Thread(target=load, name="aurax-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+warm_up()
 
 
 async def http_app(scope, receive, send):

@@ -57,6 +57,11 @@ class Cost:
     known: bool  # False: no price was found and the amount is 0
 
 
+def prices_load() -> None:
+    """Load the price catalogue now rather than on the first price lookup (server start-up)."""
+    data_snapshot.get_snapshot()
+
+
 def _genai_model(provider_kind: str, model: str):
     provider_id = GENAI_PROVIDER_IDS.get(provider_kind)
     if provider_id is None:

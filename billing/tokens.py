@@ -35,6 +35,11 @@ def _encoding():
         return None
 
 
+def tokenizer_load() -> None:
+    """Load the vocabulary now rather than on the first estimate (server start-up)."""
+    _encoding()
+
+
 def tokens_estimate(*, text: str, model: str = "") -> int:
     """Approximate token count of `text` (model is accepted for future per-vendor tokenizers)."""
     if not text:
