@@ -3,8 +3,8 @@ the chat's actions, the usage ledger's batches (`db_submit`, usable without an e
 
 Work someone is waiting on (`db_call`: a chat send, an API request's admission) goes ahead
 of queued background work (`db_background`, `db_submit`: progress saves, finishing answers,
-ledger batches, lease reaping). On SQLite every call of the process shares one thread, and at
-a few hundred streaming answers the queue in front of a send was its largest delay.
+ledger batches, lease reaping). On SQLite every call of the process shares one thread, where
+a send would otherwise queue behind the saves and finishes of every other answer streaming.
 
 `database_sync_to_async` inside a per-request `ThreadSensitiveContext` starts a thread for
 every request and, with CONN_MAX_AGE=0, opens and closes a database connection on every call
