@@ -43,11 +43,14 @@ _sequence = itertools.count()
 def _threads() -> int:
     """SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
     SQLite's busy handler (1, 2, 5, 10… ms) instead of being woken: measured here, 8 threads
-    served 55 req/s where one served 98. So one thread for SQLite, more for a server."""
+    served 55 req/s where one served 98. So one thread for SQLite, a few for a server: the
+    threads share the GIL with the event loop, and with PostgreSQL 4 did better than 8 (/v1
+    at 16 clients 389-426 req/s against 289-301, chat sends at 100 streams p95 83-103 ms
+    against 103-158; bench/README.md)."""
     configured = os.environ.get("AURAX_PIPELINE_DB_THREADS")
     if configured:
         return max(1, int(configured))
-    return 1 if connections["default"].vendor == "sqlite" else 8
+    return 1 if connections["default"].vendor == "sqlite" else 4
 
 
 def _pool() -> ThreadPoolExecutor:
