@@ -75,6 +75,14 @@ def parsed_url(url: str) -> httpx.URL:
     return httpx.URL(url)
 
 
+def _aiohttp_content(response: httpx.Response) -> aiohttp.StreamReader | None:
+    """The aiohttp body stream under a response from the aiohttp transport, else None."""
+    stream = getattr(response.stream, "_stream", None)  # inside httpx's BoundAsyncStream
+    if not isinstance(stream, AiohttpResponseStream):
+        return None
+    return stream._aiohttp_response.content
+
+
 def body_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
     """`await read()`: the bytes of a streamed body received since the previous call (waiting
     for the first of them), b"" at its end. Errors are httpx's, as from `aiter_bytes`.
@@ -85,9 +93,9 @@ def body_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
     chunk iterator) for every chunk; on a stream of one token per TCP segment those resumptions
     were a tenth of the event loop's time. Anything else (gzip, another transport) goes
     through `aiter_bytes`."""
-    stream = getattr(response.stream, "_stream", None)  # inside httpx's BoundAsyncStream
+    content = _aiohttp_content(response)
     coding = response.headers.get("content-encoding", "identity").strip().lower()
-    if not isinstance(stream, AiohttpResponseStream) or coding not in ("", "identity"):
+    if content is None or coding not in ("", "identity"):
         chunks = response.aiter_bytes()
 
         async def read_decoded() -> bytes:
@@ -97,8 +105,6 @@ def body_reader(response: httpx.Response) -> Callable[[], Awaitable[bytes]]:
             return b""
 
         return read_decoded
-
-    content = stream._aiohttp_response.content
 
     async def read() -> bytes:
         try:
@@ -125,11 +131,8 @@ async def body_end(response: httpx.Response) -> None:
 
     Best effort: past BODY_END_WAIT or BODY_END_LIMIT, or on an error, it returns and the
     connection is closed as before. Other transports pool by their own rules."""
-    stream = getattr(response.stream, "_stream", None)
-    if not isinstance(stream, AiohttpResponseStream):
-        return
-    content = stream._aiohttp_response.content
-    if content.at_eof():
+    content = _aiohttp_content(response)
+    if content is None or content.at_eof():
         return
     left = BODY_END_LIMIT
     try:
