@@ -3,25 +3,21 @@ actions (chat.actions, which check access and call services) and relays `chat.<e
 from the channel layer to the browser. docs/websocket.md describes every frame.
 
 Actions run on aurax.db_threads (see chat.generation): channels' `database_sync_to_async`
-would queue every socket of the process on one thread."""
+would queue every socket of the process on one thread. How the consumer reads the socket and the
+channel layer: chat.socket_loop."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from channels.layers import get_channel_layer
-from channels.sessions import InstanceSessionWrapper
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from aurax.db_threads import db_call
 
 from . import actions, events, generation
+from .socket_loop import LeanLoopMixin
 
 logger = logging.getLogger(__name__)
 
@@ -35,55 +31,8 @@ def _started(action, /, **kwargs):
     return result, generation.generation_prepare(answer=result[1])
 
 
-class ChatConsumer(AsyncJsonWebsocketConsumer):
-    async def __call__(self, scope, receive, send):
-        # channels' own loop (await_many_dispatch) waits on the socket and the channel layer
-        # with asyncio.wait and starts a new task after every message: per relayed delta of
-        # every socket. Here each source is read by one long-lived task; they take turns so
-        # that, as with channels, one message is handled at a time (a frame handler that
-        # awaits the database holds back the events behind it) and a socket that falls
-        # behind leaves the layer's queue, not this consumer, to fill up.
-        self.scope = scope
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources = [receive]
-        if self.channel_layer is not None:
-            self.channel_name = await self.channel_layer.new_channel()
-            self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
-            sources.append(self.channel_receive)
-        # channels' session middleware wraps `send` to save a changed session when an HTTP
-        # response starts. It never does for a WebSocket message, yet it inspects the session
-        # on every frame sent. The consumer sends through what it wraps.
-        wrapper = getattr(send, "__self__", None)
-        self.base_send = wrapper.real_send if isinstance(wrapper, InstanceSessionWrapper) else send
-        turn = asyncio.Lock()
-
-        async def handle(source):
-            while True:
-                message = await source()
-                async with turn:
-                    await self.dispatch(message)
-
-        readers = [asyncio.ensure_future(handle(source)) for source in sources]
-        try:
-            done, _ = await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
-            for reader in done:
-                reader.result()  # what ended it: StopConsumer, or an error to surface
-        except StopConsumer:
-            pass
-        finally:
-            for reader in readers:
-                reader.cancel()
-            await asyncio.wait(readers)
-
-    async def dispatch(self, message):
-        # channels' own dispatch first closes the stale database connections of its sync
-        # thread, a thread hop for every frame received and every event relayed (each delta
-        # of each socket). This consumer never uses that thread's connection (its database
-        # work runs on aurax.db_threads, which tidy their own), so the hop buys nothing.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
+    # chat.socket_loop: one long-lived reader task per source, no thread hop per message.
 
     async def connect(self):
         self.user = self.scope.get("user")
