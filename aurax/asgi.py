@@ -1,3 +1,4 @@
+import gc
 import os
 import threading
 
@@ -19,11 +20,17 @@ from billing.tokens import tokenizer_load  # noqa: E402
 def warm_up() -> threading.Thread:
     """Load, on a thread of its own, what the first chat send or API call after a start would
     otherwise load on its way to the provider: the tokenizer's vocabulary (~0.1 s) and the
-    price catalogue. Only server processes import this module."""
+    price catalogue. Only server processes import this module.
+
+    Then freeze what the process holds by now (modules, settings, URL patterns, the loaded
+    catalogue): it lives as long as the process, and the garbage collector no longer walks it.
+    A full collection walked all of it, stopping the event loop, and so every stream, for
+    tens of milliseconds (75 ms measured at 200 streams)."""
 
     def load():
         tokenizer_load()
         prices_load()
+        gc.freeze()
 
     thread = threading.Thread(target=load, name="aurax-warm-up", daemon=True)
     thread.start()
