@@ -5,9 +5,10 @@ channels_redis publishes every message on its own, under the shard's lock: one R
 trip after another, so with many answers streaming every frame of the process waited for all
 the frames queued before it, and each paid a lock hand-over and a round trip. Here the group
 messages sent while a pipeline is on its way go out together in the next one (one round
-trip for all of them); each sender still returns only once its message is published, so the
-chat's coalescer keeps its back-pressure (docs/websocket.md). Everything else (subscriptions,
-direct sends, receiving) is channels_redis' own.
+trip for all of them), without the shard's lock held meanwhile; each sender still returns only
+once its message is published, so the chat's coalescer keeps its back-pressure
+(docs/websocket.md). Everything else (subscriptions, direct sends, receiving) is
+channels_redis' own.
 
 This reaches into channels_redis' per-loop layer and shard objects (`_get_layer`,
 `_get_group_channel_name`, `_get_shard`, the shard's `_lock`, `_ensure_redis` and `_redis`),
@@ -59,12 +60,18 @@ class _Publisher:
 
     async def _send(self, batch) -> None:
         shard = self._shard
-        async with shard._lock:  # as channels_redis' own publish: not during (un)subscribing
+        # The shard's lock guards the creation (and, on flush, the closing) of its client, so
+        # it is taken for that, as channels_redis' own publish does. It is not held for the
+        # round trip: subscribing (`group_add`, on the shard's pub/sub connection) takes the
+        # same lock, and every answer that starts subscribes its control channel, which
+        # then waited for a pipeline of every other answer's frames to come back first.
+        async with shard._lock:
             shard._ensure_redis()
-            pipeline = shard._redis.pipeline(transaction=False)
-            for channel, payload, _done in batch:
-                pipeline.publish(channel, payload)
-            await pipeline.execute()
+            redis = shard._redis
+        pipeline = redis.pipeline(transaction=False)  # on a connection of the client's pool
+        for channel, payload, _done in batch:
+            pipeline.publish(channel, payload)
+        await pipeline.execute()
 
 
 _publishers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -65,3 +65,31 @@ async def test_a_send_while_a_pipeline_is_out_waits_for_the_next_one(layers, mon
 
     assert pipelines == [1, 5]
     assert [(await receiver.receive(channel))["n"] for _ in range(6)] == list(range(6))
+
+
+async def test_subscribing_does_not_wait_for_a_pipeline_on_its_way(layers):
+    """Every answer that starts subscribes its control channel; with many answers streaming
+    there is always a pipeline of frames out. CLIENT PAUSE WRITE holds PUBLISH (not SUBSCRIBE)
+    on the server, so a pipeline stays out while the subscription is made."""
+    import redis.asyncio as redis
+
+    sender, receiver = layers
+    group = f"test-{uuid.uuid4().hex}"
+    channel = await receiver.new_channel()
+    await receiver.group_add(group, channel)
+    await sender.group_send(group, {"type": "chat.delta", "n": -1})  # connects
+    await receiver.receive(channel)
+    admin = redis.from_url(os.environ["REDIS_URL"])
+    await admin.execute_command("CLIENT", "PAUSE", "3000", "WRITE")
+    try:
+        publishing = asyncio.ensure_future(sender.group_send(group, {"type": "chat.delta", "n": 0}))
+        await asyncio.sleep(0.1)  # its pipeline is out, held by the pause
+        control = await sender.new_channel()
+        await asyncio.wait_for(sender.group_add(f"test-{uuid.uuid4().hex}", control), 2)
+
+        assert not publishing.done()
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await admin.aclose()
+    await publishing
+    assert (await asyncio.wait_for(receiver.receive(channel), 5))["n"] == 0
