@@ -325,7 +325,11 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
     stop_requested = False
     stream: pipeline.PipelineStream | None = None
 
+    started: asyncio.Task | None = None  # publishing `generation_started` (see below)
+
     async def send_delta(offset: int, text: str) -> None:
+        if started is not None and not started.done():
+            await started  # the frames of an answer reach the group in order
         await layer.group_send(
             group,
             events.delta(
@@ -373,12 +377,16 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
     flusher = progress_flusher()
     flusher.track(answer)
     finish: dict = {"status": Message.Status.COMPLETE}
-    await layer.group_send(
-        group,
-        events.generation_started(
-            conversation_id=conversation_id, message_id=message_id, parent_id=context["parent_id"]
-        ),
+    started_event = events.generation_started(
+        conversation_id=conversation_id, message_id=message_id, parent_id=context["parent_id"]
     )
+    if group_send_nowait is not None:
+        group_send_nowait(group, started_event)
+    else:
+        # A layer that publishes over the network (Redis) queues the event behind the frames of
+        # every answer streaming in the process: the upstream call does not wait for that. The
+        # first delta does (send_delta), and so does `generation_finished`.
+        started = _spawn(layer.group_send(group, started_event))
     try:
         stream = prepared.stream
         if stop_requested:
@@ -425,6 +433,11 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
         await db_background(
             services.message_finish, message_id=message_id, content="".join(parts), **finish
         )
+        if started is not None:
+            try:
+                await started
+            except Exception:
+                logger.exception("publishing the start of answer %s failed", message_id)
         await layer.group_discard(events.control_group(conversation_id), control)
         await layer.group_send(
             group,

@@ -1,3 +1,6 @@
+import asyncio
+import os
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -51,6 +54,44 @@ async def test_it_streams_an_answer_in_coalesced_frames_and_saves_it(
     assert [e.reference for e in await usage_events(source="chat")][
         0
     ] == f"chat.message:{answer_id}"
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the Redis layer (services mode)")
+async def test_the_upstream_call_does_not_wait_for_the_start_to_be_published(
+    alice, credential, fake_upstream, monkeypatch
+):
+    """The Redis layer's publishes are held back (as behind a pipeline of every other answer's
+    frames): the answer's upstream call still goes out, and once they are released the socket
+    gets generation_started, then the deltas, then generation_finished."""
+    from chat import redis_layer
+
+    released = asyncio.Event()
+    real_send = redis_layer._Publisher._send
+
+    async def held(self, batch):
+        await released.wait()
+        await real_send(self, batch)
+
+    monkeypatch.setattr(redis_layer._Publisher, "_send", held)
+    socket, _, _ = await socket_for(alice)
+    fake_upstream.requests.clear()
+    try:
+        await socket.send_json_to(
+            {"type": "send", "content": "@tokens=20", "model": model_for(credential)}
+        )
+        called = await sync_to_async(fake_upstream.wait_for)(
+            lambda: fake_upstream.requests, timeout=3
+        )
+    finally:
+        released.set()
+    assert called, "the upstream was called while generation_started was held"
+    frames = await frames_until(socket, of_type("generation_finished"))
+    kinds = [f["type"] for f in frames if f["type"] != "conversation_created"]
+    assert kinds[0] == "generation_started" and kinds[-1] == "generation_finished"
+    assert set(kinds[1:-1]) == {"delta"}
+    assert streamed_text(frames).split() == [f"tok{i}" for i in range(1, 21)]
     await socket.disconnect()
     await generation.generations_wait()
 
