@@ -13,7 +13,13 @@ memory, chat.redis_layer with REDIS_URL).
 
 What it leaves out: authentication, sessions, the database (no message saved, no access check,
 no progress, no usage or cost), the pipeline (routing, rate limits, budgets, retries), httpx,
-token counting and stop. It speaks just enough of docs/websocket.md for ws_load.py: `send` in;
+token counting and stop.
+
+FLOOR_THREAD_MS=4 puts back the shape of a chat send's database work without the database:
+that many milliseconds of Python on one thread (the embedded mode's one database thread) before
+the upstream call, sharing the GIL with the event loop as the real work does.
+
+It speaks just enough of docs/websocket.md for ws_load.py: `send` in;
 `delta` and `generation_finished` out.
 """
 
@@ -23,6 +29,8 @@ import asyncio
 import json
 import os
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +71,8 @@ from chat.socket_loop import LeanLoopMixin  # noqa: E402
 
 UPSTREAM = os.environ.get("FLOOR_UPSTREAM", "http://127.0.0.1:8910/v1") + "/chat/completions"
 FRAME_INTERVAL = 0.05
+THREAD_WORK = float(os.environ.get("FLOOR_THREAD_MS", "0")) / 1000  # seconds of CPU per send
+_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="floor-db")
 _tasks: set[asyncio.Task] = set()
 _sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
@@ -72,6 +82,15 @@ def http() -> aiohttp.ClientSession:
     if loop not in _sessions:
         _sessions[loop] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     return _sessions[loop]
+
+
+def thread_work() -> None:
+    """THREAD_WORK seconds of this thread's CPU in Python bytecode."""
+    end = time.thread_time() + THREAD_WORK
+    total = 0
+    while time.thread_time() < end:
+        for i in range(100):
+            total += i
 
 
 async def generate(layer, group: str, content: str) -> None:
@@ -96,6 +115,8 @@ async def generate(layer, group: str, content: str) -> None:
         else:
             sending.append(loop.create_task(layer.group_send(group, event)))
 
+    if THREAD_WORK:
+        await loop.run_in_executor(_thread, thread_work)
     body = {"model": "fake", "stream": True, "messages": [{"role": "user", "content": content}]}
     headers = {"Authorization": "Bearer sk-mock-upstream"}
     status = "complete"
