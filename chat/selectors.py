@@ -258,6 +258,8 @@ def message_streaming_for_conversation(*, conversation_id: int) -> Message | Non
 def messages_for_prompt(*, message: Message) -> list[Message]:
     """The history an answer to `message` (a user message) is generated from: its branch,
     without failed answers."""
+    if message.parent_id is None:  # a conversation's first message: no history to read
+        return [message]
     messages = {
         m.pk: m
         for m in Message.objects.filter(conversation_id=message.conversation_id).only(

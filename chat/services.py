@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -90,20 +91,21 @@ def conversation_settings_update(
     temperature=...,
     max_tokens=...,
 ) -> Conversation:
-    fields = []
+    values = {}
     if model is not None:
-        conversation.model = model
-        fields.append("model")
+        values["model"] = model
     if system_prompt is not None:
-        conversation.system_prompt = system_prompt
-        fields.append("system_prompt")
+        values["system_prompt"] = system_prompt
     if temperature is not ... or max_tokens is not ...:
-        t, m = _settings_clean(
+        values["temperature"], values["max_tokens"] = _settings_clean(
             temperature=conversation.temperature if temperature is ... else temperature,
             max_tokens=conversation.max_tokens if max_tokens is ... else max_tokens,
         )
-        conversation.temperature, conversation.max_tokens = t, m
-        fields += ["temperature", "max_tokens"]
+    # The chat page sends its settings with every message; most of the time they are the
+    # ones already saved, and nothing is written.
+    fields = [name for name, value in values.items() if getattr(conversation, name) != value]
+    for name in fields:
+        setattr(conversation, name, values[name])
     if fields:
         conversation.save(update_fields=fields)
     return conversation
@@ -188,7 +190,11 @@ def _lock(conversation: Conversation) -> Conversation:
     return locked
 
 
-def _assistant_placeholder(*, conversation: Conversation, parent: Message) -> Message:
+def _assistant_placeholder(
+    *, conversation: Conversation, parent: Message, changed: Sequence[str] = ()
+) -> Message:
+    """The streaming answer to `parent`, made the conversation's current leaf (saved with the
+    conversation's fields `changed` in memory by the caller)."""
     answer = Message.objects.create(
         conversation=conversation,
         parent=parent,
@@ -199,7 +205,7 @@ def _assistant_placeholder(*, conversation: Conversation, parent: Message) -> Me
     )
     conversation.current_leaf = answer
     conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["current_leaf", "updated_at"])
+    conversation.save(update_fields=["current_leaf", "updated_at", *changed])
     return answer
 
 
@@ -213,10 +219,13 @@ def message_send(*, conversation: Conversation, content: str) -> tuple[Message, 
         role=Message.Role.USER,
         content=content,
     )
+    changed = []
     if not conversation.title:
         conversation.title = _provisional_title(content)
-        conversation.save(update_fields=["title"])
-    return question, _assistant_placeholder(conversation=conversation, parent=question)
+        changed.append("title")  # saved with the new leaf, in one UPDATE
+    return question, _assistant_placeholder(
+        conversation=conversation, parent=question, changed=changed
+    )
 
 
 @transaction.atomic
