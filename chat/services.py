@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Subquery
 from django.utils import timezone
 
 from workspaces.models import Membership, Role
@@ -313,26 +313,34 @@ def message_finish(
     cost=None,
     ttft_ms: int | None = None,
     duration_ms: int | None = None,
-) -> Message | None:
-    message = Message.objects.select_for_update().filter(pk=message_id).first()
-    if message is None:
-        return None
-    message.content = content
-    message.status = status
-    message.served_model = served_model
-    message.provider_kind = provider_kind
-    message.error_code = error_code
-    message.error_message = error_message[:500]
-    message.retry_after = retry_after
-    message.input_tokens = input_tokens
-    message.output_tokens = output_tokens
-    message.tokens_estimated = tokens_estimated
-    message.cost = cost
-    message.ttft_ms = ttft_ms
-    message.duration_ms = duration_ms
-    message.save()
-    Conversation.objects.filter(pk=message.conversation_id).update(updated_at=F("updated_at"))
-    return message
+) -> bool:
+    """Save an answer's end: its text, status and usage. False when the message is gone.
+
+    One UPDATE of the answer, not a locked read and a save of every column (finishing runs
+    once per answer, on the thread a chat send waits for). Then the conversation's row is
+    written (unchanged) so that its lock is held to the commit: a send that locks the
+    conversation (`_lock`) meanwhile sees this answer finished, not streaming."""
+    updated = Message.objects.filter(pk=message_id).update(
+        content=content,
+        status=status,
+        served_model=served_model,
+        provider_kind=provider_kind,
+        error_code=error_code,
+        error_message=error_message[:500],
+        retry_after=retry_after,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        tokens_estimated=tokens_estimated,
+        cost=cost,
+        ttft_ms=ttft_ms,
+        duration_ms=duration_ms,
+    )
+    if not updated:
+        return False
+    Conversation.objects.filter(
+        pk=Subquery(Message.objects.filter(pk=message_id).values("conversation_id"))
+    ).update(updated_at=F("updated_at"))
+    return True
 
 
 def _mark_interrupted(queryset) -> int:

@@ -108,3 +108,40 @@ def test_a_later_message_gets_its_branch_as_history(user):
         ("assistant", "Hi!"),
         ("user", "And owls?"),
     ]
+
+
+def test_finishing_an_answer_writes_it_in_one_update_and_holds_the_conversation(user):
+    conversation = _conversation(user, title="Owls")
+    _question, answer = services.message_send(conversation=conversation, content="Hello")
+
+    with CaptureQueriesContext(connection) as queries:
+        finished = services.message_finish(
+            message_id=answer.pk,
+            content="Hi there!",
+            status="complete",
+            served_model="fake-small",
+            input_tokens=3,
+            output_tokens=2,
+            ttft_ms=7,
+            duration_ms=40,
+        )
+
+    assert finished is True
+    assert len(_updates_of(queries.captured_queries, "chat_message")) == 1
+    assert len(_updates_of(queries.captured_queries)) == 1  # the conversation's row lock
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    answer.refresh_from_db()
+    assert (answer.content, answer.status, answer.served_model) == (
+        "Hi there!",
+        "complete",
+        "fake-small",
+    )
+    assert (answer.input_tokens, answer.output_tokens, answer.ttft_ms) == (3, 2, 7)
+
+
+def test_finishing_an_answer_that_is_gone_writes_nothing(user):
+    conversation = _conversation(user, title="Owls")
+    _question, answer = services.message_send(conversation=conversation, content="Hello")
+    conversation.delete()
+
+    assert services.message_finish(message_id=answer.pk, content="late", status="complete") is False
