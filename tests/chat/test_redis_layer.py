@@ -26,6 +26,16 @@ async def layers():
         await layer.flush()
 
 
+async def _connected_group(sender, receiver) -> tuple[str, str]:
+    """A group the receiver listens on, after one message went through (both connected)."""
+    group = f"test-{uuid.uuid4().hex}"
+    channel = await receiver.new_channel()
+    await receiver.group_add(group, channel)
+    await sender.group_send(group, {"type": "chat.delta", "n": -1})
+    await receiver.receive(channel)
+    return group, channel
+
+
 async def test_many_group_messages_arrive_whole_and_in_order(layers):
     sender, receiver = layers
     group = f"test-{uuid.uuid4().hex}"
@@ -42,11 +52,7 @@ async def test_many_group_messages_arrive_whole_and_in_order(layers):
 
 async def test_a_send_while_a_pipeline_is_out_waits_for_the_next_one(layers, monkeypatch):
     sender, receiver = layers
-    group = f"test-{uuid.uuid4().hex}"
-    channel = await receiver.new_channel()
-    await receiver.group_add(group, channel)
-    await sender.group_send(group, {"type": "chat.delta", "n": -1})  # connects
-    await receiver.receive(channel)
+    group, channel = await _connected_group(sender, receiver)
 
     from chat import redis_layer
 
@@ -74,11 +80,7 @@ async def test_subscribing_does_not_wait_for_a_pipeline_on_its_way(layers):
     import redis.asyncio as redis
 
     sender, receiver = layers
-    group = f"test-{uuid.uuid4().hex}"
-    channel = await receiver.new_channel()
-    await receiver.group_add(group, channel)
-    await sender.group_send(group, {"type": "chat.delta", "n": -1})  # connects
-    await receiver.receive(channel)
+    group, channel = await _connected_group(sender, receiver)
     admin = redis.from_url(os.environ["REDIS_URL"])
     await admin.execute_command("CLIENT", "PAUSE", "3000", "WRITE")
     try:
