@@ -257,20 +257,21 @@ def message_streaming_for_conversation(*, conversation_id: int) -> Message | Non
 
 def messages_for_prompt(*, message: Message) -> list[Message]:
     """The history an answer to `message` (a user message) is generated from: its branch,
-    without failed answers."""
+    without failed answers.
+
+    The branch is walked in the database (a recursive query from `message` up its parents):
+    only its own rows are read, not every message of every branch of a long conversation."""
     if message.parent_id is None:  # a conversation's first message: no history to read
         return [message]
-    messages = {
-        m.pk: m
-        for m in Message.objects.filter(conversation_id=message.conversation_id).only(
-            "id", "parent_id", "role", "content", "status"
-        )
-    }
-    chain = []
-    node = messages.get(message.pk)
-    while node is not None:
-        if node.role == Message.Role.USER or node.status != Message.Status.ERROR:
-            chain.append(node)
-        node = messages.get(node.parent_id)
-    chain.reverse()
-    return chain
+    table = Message._meta.db_table
+    columns = "id, parent_id, role, content, status"
+    branch = Message.objects.raw(
+        f"WITH RECURSIVE branch({columns}, depth) AS ("
+        f" SELECT {columns}, 0 FROM {table} WHERE id = %s"
+        f" UNION ALL"
+        f" SELECT m.id, m.parent_id, m.role, m.content, m.status, b.depth + 1"
+        f" FROM {table} m JOIN branch b ON m.id = b.parent_id"
+        f") SELECT {columns} FROM branch ORDER BY depth DESC",
+        [message.pk],
+    )
+    return [m for m in branch if m.role == Message.Role.USER or m.status != Message.Status.ERROR]

@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from chat import actions, services
-from chat.models import Conversation
+from chat.models import Conversation, Message
 from chat.selectors import messages_for_prompt
 from tests.factories import UserFactory
 from workspaces.selectors import personal_workspace_get
@@ -145,3 +145,22 @@ def test_finishing_an_answer_that_is_gone_writes_nothing(user):
     conversation.delete()
 
     assert services.message_finish(message_id=answer.pk, content="late", status="complete") is False
+
+
+def test_history_is_the_branch_only_without_failed_answers(user):
+    conversation = _conversation(user, title="Owls")
+    q1, a1 = services.message_send(conversation=conversation, content="Hello")
+    services.message_finish(message_id=a1.pk, content="", status="error", error_code="x")
+    conversation.refresh_from_db()
+    q2, a2 = services.message_send(conversation=conversation, content="Owls?")
+    services.message_finish(message_id=a2.pk, content="They hoot.", status="complete")
+    conversation.refresh_from_db()
+    q3, a3 = services.message_send(conversation=conversation, content="Why?")
+    services.message_finish(message_id=a3.pk, content="To talk.", status="complete")
+    # Edit the second question: a branch beside it, from the same parent.
+    q2b, _a2b = services.message_edit(message=Message.objects.get(pk=q2.pk), content="Cats?")
+
+    history = messages_for_prompt(message=q2b)
+
+    assert [(m.role, m.content) for m in history] == [("user", "Hello"), ("user", "Cats?")]
+    assert [m.pk for m in messages_for_prompt(message=q3)] == [q1.pk, q2.pk, a2.pk, q3.pk]
