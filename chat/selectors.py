@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.http import Http404
 from django.utils import timezone
@@ -44,12 +44,15 @@ def _access_check(*, conversation: Conversation, user, role: str | None, access:
         raise PermissionDenied
 
 
-def _with_viewer_role(conversations, *, user):
-    """Conversations annotated with the user's role in their workspace (None: not a member).
+def _with_viewer_role(queryset, *, user):
+    """Rows annotated with the user's role in their conversation's workspace (None: not a
+    member): conversations, or messages with their conversation joined (select_related). The
+    conversation's table is referred to by its name, which is its alias in both: the base
+    table, or its one join.
 
     Written as SQL: the same subquery as `Subquery(Membership…filter(workspace=OuterRef(…)))`,
     which Django spent ~0.3 ms building on every access check, on the thread a chat send
-    waits for (0.63-0.87 ms per check → 0.39-0.40 ms)."""
+    waits for (0.63-0.87 ms per check → 0.39-0.49 ms)."""
     quote = connection.ops.quote_name
     membership = quote(Membership._meta.db_table)
     sql = (
@@ -58,7 +61,7 @@ def _with_viewer_role(conversations, *, user):
         f" = {quote(Conversation._meta.db_table)}.{quote('workspace_id')}"
         f" AND {membership}.{quote('user_id')} = %s LIMIT 1"
     )
-    return conversations.annotate(viewer_role_of=RawSQL(sql, (user.pk,)))
+    return queryset.annotate(viewer_role_of=RawSQL(sql, (user.pk,)))
 
 
 def _id(value) -> int:
@@ -92,17 +95,9 @@ def message_get_for_user(*, user, message_id, access: str = WRITE) -> Message:
     message_id = _id(message_id)
     if not user.is_authenticated:
         raise Http404
-    found = (
-        Message.objects.select_related("conversation", "conversation__workspace")
-        .annotate(
-            viewer_role_of=Subquery(
-                Membership.objects.filter(
-                    workspace=OuterRef("conversation__workspace"), user=user
-                ).values("role")[:1]
-            )
-        )
-        .filter(pk=message_id)[:1]
-    )
+    found = _with_viewer_role(
+        Message.objects.select_related("conversation", "conversation__workspace"), user=user
+    ).filter(pk=message_id)[:1]
     message = next(iter(found), None)
     if message is None:
         raise Http404
