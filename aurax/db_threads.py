@@ -129,6 +129,14 @@ async def db_call(function, /, *args, **kwargs):
     return await _call(WAITED_ON, function, args, kwargs)
 
 
+def db_start(function, /, *args, **kwargs) -> Future:
+    """`db_call`'s work, submitted without waiting for it: a `concurrent.futures.Future` that
+    several coroutines may each await through their own `asyncio.wrap_future`. Each wrap is
+    resolved in the loop turn the result arrives in, in the order they were made. Cancelling
+    one of them cancels the work only while it is still queued."""
+    return _submit(WAITED_ON, function, args, kwargs, contextvars.copy_context())
+
+
 async def db_background(function, /, *args, **kwargs):
     """`db_call` for work nobody waits on right now: a thread takes it only when no
     waited-on call is queued."""

@@ -8,13 +8,14 @@ channel layer: chat.socket_loop."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
-from aurax.db_threads import db_call
+from aurax.db_threads import db_call, db_start
 
 from . import actions, events, generation
 from .socket_loop import LeanLoopMixin
@@ -138,11 +139,28 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             events.sync_request(conversation_id=conversation_id, reply_channel=self.channel_name),
         )
 
+    async def _answer_start(self, action, **kwargs) -> tuple:
+        """Run an action that starts an answer, and subscribe this socket to its conversation.
+        The answer's generation is spawned first and waits for the same database hop
+        (generation.generation_start_after): this coroutine's wait on it is made first, so
+        in the turn the hop's result arrives, the socket subscribes and then the upstream
+        call starts. The action's refusal is raised here."""
+        hop = db_start(_started, action, user=self.user, **kwargs)
+        ours = asyncio.wrap_future(hop)
+        subscribed = asyncio.get_running_loop().create_future()
+        generation.generation_start_after(asyncio.wrap_future(hop), subscribed)
+        try:
+            result, _prepared = await ours
+            await self._subscribe(result[0])
+        finally:
+            if not subscribed.done():
+                subscribed.set_result(None)
+        return result
+
     async def frame_send(self, frame):
-        (conversation_id, answer, created), prepared = await db_call(
-            _started, actions.send, user=self.user, frame=frame, session=self.scope.get("session")
+        conversation_id, _answer, created = await self._answer_start(
+            actions.send, frame=frame, session=self.scope.get("session")
         )
-        await self._subscribe(conversation_id)
         if created:
             await self.send_json(
                 {
@@ -151,21 +169,12 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
                     "request_id": frame.get("request_id"),
                 }
             )
-        await generation.generation_start(message_id=answer.pk, prepared=prepared)
 
     async def frame_regenerate(self, frame):
-        (conversation_id, answer), prepared = await db_call(
-            _started, actions.regenerate, user=self.user, frame=frame
-        )
-        await self._subscribe(conversation_id)
-        await generation.generation_start(message_id=answer.pk, prepared=prepared)
+        await self._answer_start(actions.regenerate, frame=frame)
 
     async def frame_edit(self, frame):
-        (conversation_id, answer), prepared = await db_call(
-            _started, actions.edit, user=self.user, frame=frame
-        )
-        await self._subscribe(conversation_id)
-        await generation.generation_start(message_id=answer.pk, prepared=prepared)
+        await self._answer_start(actions.edit, frame=frame)
 
     async def frame_stop(self, frame):
         conversation_id = await db_call(

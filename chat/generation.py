@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from channels.layers import get_channel_layer
 
 from aurax.db_threads import db_background, db_call
+from billing.tokens import tokens_estimate
 from gateway import pipeline
 from gateway.errors import GatewayError
 from providers.types import Message as PromptMessage
@@ -86,8 +87,29 @@ def generation_prepare(*, message_id: int | None = None, answer: Message | None 
     return Prepared(context=context, stream=stream)
 
 
-async def generation_start(*, message_id: int, prepared: Prepared | None = None) -> asyncio.Task:
-    return _spawn(_generate(message_id, prepared))
+def generation_start_after(started: asyncio.Future, subscribed: asyncio.Future) -> asyncio.Task:
+    """The generation of the answer that an action creates, spawned before the action's
+    database hop returns. `started` resolves to that hop's result, ((conversation id, the
+    answer, ...), Prepared) as chat.consumers makes it; `subscribed` completes once the socket
+    that asked has joined the conversation's group (whatever happened: the consumer always
+    completes it), so that it receives every frame.
+
+    The task waits for the hop itself, so the upstream call starts in the loop turn the
+    hop's result arrives in. A task spawned by the consumer after that turn would run one
+    turn later, and under load one turn of the loop is several milliseconds of other
+    answers' tokens. When the hop fails (the action was refused: the consumer says so)
+    there is no answer, and the task ends."""
+    return _spawn(_generate_after(started, subscribed))
+
+
+async def _generate_after(started: asyncio.Future, subscribed: asyncio.Future) -> None:
+    try:
+        result, prepared = await started
+    except Exception:
+        return  # refused: reported to the socket by the consumer, which awaits the same hop
+    if not subscribed.done():
+        await subscribed
+    await _generate(result[1].pk, prepared)
 
 
 async def generations_wait() -> None:
@@ -261,6 +283,16 @@ def progress_flusher() -> _ProgressFlusher:
     return flusher
 
 
+def _answer_finish(*, message_id: int, content: str, **finish) -> None:
+    """Save the finished answer, then count its tokens (on the same background hop). The
+    next message in the conversation sends this answer back as history, and its admission
+    estimates the prompt's tokens before the upstream call: counted here, the answer's count
+    is remembered (billing.tokens) and that estimate does not encode it again on the way to
+    the first token."""
+    services.message_finish(message_id=message_id, content=content, **finish)
+    tokens_estimate(text=content)
+
+
 def _stream_for(context: dict, *, message_id: int) -> pipeline.PipelineStream:
     return pipeline.stream(
         user=context["user"],
@@ -430,9 +462,7 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
                 ttft_ms=outcome.ttft_ms,
                 duration_ms=outcome.duration_ms,
             )
-        await db_background(
-            services.message_finish, message_id=message_id, content="".join(parts), **finish
-        )
+        await db_background(_answer_finish, message_id=message_id, content="".join(parts), **finish)
         if started is not None:
             try:
                 await started
