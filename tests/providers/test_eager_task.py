@@ -1,0 +1,76 @@
+"""providers.http.eager_task: aiohttp's request-body task started as Python 3.12 starts it
+(eager_start), so that a request's body leaves in the loop turn that sends the request."""
+
+import asyncio
+import sys
+
+import pytest
+from aiohttp import client_reqrep
+
+from providers.http import eager_task
+
+
+async def test_a_coroutine_that_never_waits_is_done_before_the_call_returns():
+    ran = []
+
+    async def write():
+        ran.append("written")
+        return 7
+
+    future = eager_task(write())
+    assert ran == ["written"] and future.done() and future.result() == 7
+
+
+async def test_a_failure_before_any_wait_is_in_the_returned_future():
+    async def write():
+        raise OSError("connection reset")
+
+    future = eager_task(write())
+    assert future.done()
+    with pytest.raises(OSError, match="connection reset"):
+        future.result()
+
+
+async def test_a_coroutine_runs_up_to_its_first_wait_then_a_task_carries_it_on():
+    loop = asyncio.get_running_loop()
+    steps, drained, paused = [], loop.create_future(), loop.create_future()
+
+    async def write():
+        steps.append("headers and body")
+        value = await drained  # as a write that fills the socket's buffer waits for drain
+        steps.append(f"drained {value}")
+        with pytest.raises(ValueError):
+            await paused
+        await asyncio.sleep(0)  # a bare yield to the loop
+        return "eof"
+
+    task = eager_task(write())
+    assert steps == ["headers and body"] and not task.done()
+    drained.set_result("ok")
+    paused.set_exception(ValueError("given to the coroutine"))
+    assert await task == "eof"
+    assert steps == ["headers and body", "drained ok"]
+
+
+async def test_cancelling_the_task_cancels_the_coroutine_where_it_waits():
+    loop = asyncio.get_running_loop()
+    never, cleaned = loop.create_future(), []
+
+    async def write():
+        try:
+            await never
+        finally:
+            cleaned.append("closed")
+
+    task = eager_task(write())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["closed"] and never.cancelled()
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="aiohttp starts it eagerly itself")
+def test_aiohttp_creates_its_body_task_with_it():
+    assert client_reqrep.asyncio.create_task is eager_task
+    assert client_reqrep.asyncio.CancelledError is asyncio.CancelledError
