@@ -4,6 +4,7 @@ are sent only after commit."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Sequence
 
@@ -13,6 +14,7 @@ from django.db import connection, transaction
 from django.db.models import F, Subquery
 from django.utils import timezone
 
+from aurax import statements
 from workspaces.models import Membership, Role
 from workspaces.services import audit_record
 
@@ -170,15 +172,35 @@ def _stale_streaming():
     return Message.objects.filter(status=Message.Status.STREAMING, heartbeat_at__lt=_stale_cutoff())
 
 
+@functools.cache
+def _streaming_sql(vendor: str) -> str:
+    quote = connection.ops.quote_name
+    return (
+        f"SELECT 1 FROM {quote(Message._meta.db_table)} WHERE {quote('conversation_id')} = %s"
+        f" AND {quote('status')} = %s LIMIT 1"
+    )
+
+
+def _streaming_exists(conversation_id: int) -> bool:
+    """Whether one of the conversation's answers streams: written as SQL, as it runs on every
+    send and almost always finds none (Django built the query each time, ~0.15 ms)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _streaming_sql(connection.vendor), [conversation_id, Message.Status.STREAMING.value]
+        )
+        return cursor.fetchone() is not None
+
+
 def _lock(conversation: Conversation) -> Conversation:
     """The conversation re-read under a row lock, refused while one of its answers streams.
     An answer whose heartbeat stopped (its process died) no longer counts: it is marked
-    interrupted here. One query for the usual case of no streaming answer at all."""
+    interrupted here. In the usual case, no answer streaming, that is two short reads: the
+    locked row, and whether an answer streams."""
     locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    streaming = Message.objects.filter(
-        conversation_id=locked.pk, status=Message.Status.STREAMING
-    ).values_list("pk", "heartbeat_at")
-    if streaming:
+    if _streaming_exists(locked.pk):
+        streaming = Message.objects.filter(
+            conversation_id=locked.pk, status=Message.Status.STREAMING
+        ).values_list("pk", "heartbeat_at")
         cutoff = _stale_cutoff()
         stale = [pk for pk, heartbeat in streaming if heartbeat is not None and heartbeat < cutoff]
         if len(stale) < len(streaming):
@@ -195,17 +217,19 @@ def _assistant_placeholder(
 ) -> Message:
     """The streaming answer to `parent`, made the conversation's current leaf (saved with the
     conversation's fields `changed` in memory by the caller)."""
-    answer = Message.objects.create(
-        conversation=conversation,
-        parent=parent,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING,
-        model=conversation.model,
-        heartbeat_at=timezone.now(),
+    answer = statements.insert(
+        Message(
+            conversation=conversation,
+            parent=parent,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            model=conversation.model,
+            heartbeat_at=timezone.now(),
+        )
     )
     conversation.current_leaf = answer
     conversation.updated_at = timezone.now()
-    conversation.save(update_fields=["current_leaf", "updated_at", *changed])
+    statements.save_fields(conversation, ["current_leaf", "updated_at", *changed])
     return answer
 
 
@@ -213,11 +237,13 @@ def _assistant_placeholder(
 def message_send(*, conversation: Conversation, content: str) -> tuple[Message, Message]:
     """The user's message at the end of the branch on screen, and the (streaming) answer."""
     conversation = _lock(conversation)
-    question = Message.objects.create(
-        conversation=conversation,
-        parent_id=conversation.current_leaf_id,
-        role=Message.Role.USER,
-        content=content,
+    question = statements.insert(
+        Message(
+            conversation=conversation,
+            parent_id=conversation.current_leaf_id,
+            role=Message.Role.USER,
+            content=content,
+        )
     )
     changed = []
     if not conversation.title:
@@ -244,11 +270,13 @@ def message_edit(*, message: Message, content: str) -> tuple[Message, Message]:
     if message.role != Message.Role.USER:
         raise MessageNotEditable
     conversation = _lock(message.conversation)
-    question = Message.objects.create(
-        conversation=conversation,
-        parent_id=message.parent_id,
-        role=Message.Role.USER,
-        content=content,
+    question = statements.insert(
+        Message(
+            conversation=conversation,
+            parent_id=message.parent_id,
+            role=Message.Role.USER,
+            content=content,
+        )
     )
     return question, _assistant_placeholder(conversation=conversation, parent=question)
 
