@@ -1,5 +1,6 @@
 """Daphne's command line, with what its options cannot set (`bin/serve` runs this module):
 
+- the soft limit of open files, raised to the hard limit (two sockets per streaming chat).
 - the GIL switch interval (GIL_SWITCH_INTERVAL, seconds; 0.5 ms unless set). The event loop
   thread and the database threads share one interpreter, and a database thread that releases
   the GIL around each query waits up to the interval (5 ms by default) to get it back while
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import sys
 
 
@@ -79,8 +81,23 @@ def _patch_twisted_form_parsing() -> None:
     http_protocol.WebRequest = WebRequest  # read by HTTPFactory.buildProtocol per connection
 
 
+def open_files_limit_raise() -> int:
+    """Raise this process's soft limit of open files to its hard limit; the new soft limit.
+    A streaming chat holds two sockets (the browser's, the upstream's), and the usual soft
+    limit of 1024 would refuse connections from about 500 answers on."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # a hard limit the kernel caps lower: keep the soft one
+            return soft
+        return hard
+    return soft
+
+
 def main() -> None:
     sys.setswitchinterval(float(os.environ.get("GIL_SWITCH_INTERVAL", "0.0005")))
+    open_files_limit_raise()
     try:
         import uvloop
     except ImportError:

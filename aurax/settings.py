@@ -340,7 +340,11 @@ X_FRAME_OPTIONS = "DENY"
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=10.0)
 # Between two reads of a stream, so also the longest wait for a first token.
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=120.0)
-PROVIDER_MAX_CONNECTIONS = env.int("PROVIDER_MAX_CONNECTIONS", default=200)
+# Upstream connections per process. A streaming answer holds one for its whole length, so this
+# is also how many answers a process streams at once: the next one waits for a connection to
+# come free, i.e. for an answer to end (at 200, half of 400 concurrent chats waited a whole
+# answer, ~6 s, for their first token).
+PROVIDER_MAX_CONNECTIONS = env.int("PROVIDER_MAX_CONNECTIONS", default=1000)
 PROVIDER_TRUST_ENV = env.bool("PROVIDER_TRUST_ENV", default=True)  # HTTPS_PROXY etc.
 # Before the first token: attempts per candidate, exponential backoff with jitter, and the
 # longest wait (a Retry-After beyond it moves on to the next candidate at once).

@@ -87,3 +87,26 @@ def test_a_lost_connection_is_left_to_the_buffered_path_to_report(sockets):
     write_now(transport, b"frame", buffered_write)
 
     assert transport.buffered == [b"frame"]
+
+
+def test_the_open_files_limit_is_raised_to_the_hard_limit():
+    """Two sockets per streaming chat: the usual soft limit (1024) would refuse connections
+    from ~500 answers on. Run in a child process, whose limits this may change."""
+    import resource
+    import subprocess
+    import sys
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip("the hard limit is already at most 256")
+    code = (
+        "import resource\n"
+        "from aurax.daphne_main import open_files_limit_raise\n"
+        "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+        "print(open_files_limit_raise(), *resource.getrlimit(resource.RLIMIT_NOFILE))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    returned, soft_after, hard_after = (int(v) for v in out.stdout.split())
+    assert soft_after == hard_after == returned
+    assert soft_after > 256

@@ -89,3 +89,44 @@ async def test_a_cookie_a_provider_sets_is_never_sent_back(http_client_closed_af
 
     assert seen == [None, None]
     assert len(client.cookies) == 0
+
+
+async def test_more_streams_than_the_old_cap_are_open_at_once(http_client_closed_after):
+    """A streaming answer holds its upstream connection to its end, so the pool's size is how
+    many answers a process streams at once. An upstream that answers nobody until 240
+    requests are in flight gets them all (with the former cap, 200, it saw 200 and the rest
+    waited for those to end)."""
+    from aiohttp import web
+
+    wanted, in_flight, peak = 240, 0, 0
+    all_in = asyncio.Event()
+
+    async def hold(request):
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        if in_flight >= wanted:
+            all_in.set()
+        try:
+            await asyncio.wait_for(all_in.wait(), 10)
+        except TimeoutError:
+            pass
+        in_flight -= 1
+        return web.Response(text="{}")
+
+    app = web.Application()
+    app.router.add_get("/v1/models", hold)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        client = get_client()
+        url = parsed_url(f"http://127.0.0.1:{port}/v1/models")
+        responses = await asyncio.gather(*(client.get(url) for _ in range(wanted)))
+    finally:
+        await runner.cleanup()
+
+    assert [r.status_code for r in responses] == [200] * wanted
+    assert peak == wanted
