@@ -212,6 +212,15 @@ def _lock(conversation: Conversation) -> Conversation:
     return locked
 
 
+def _question_insert(*, conversation: Conversation, parent_id: int | None, content: str):
+    """The user's message, under `parent_id` (None: the conversation's first)."""
+    return statements.insert(
+        Message(
+            conversation=conversation, parent_id=parent_id, role=Message.Role.USER, content=content
+        )
+    )
+
+
 def _assistant_placeholder(
     *, conversation: Conversation, parent: Message, changed: Sequence[str] = ()
 ) -> Message:
@@ -237,13 +246,8 @@ def _assistant_placeholder(
 def message_send(*, conversation: Conversation, content: str) -> tuple[Message, Message]:
     """The user's message at the end of the branch on screen, and the (streaming) answer."""
     conversation = _lock(conversation)
-    question = statements.insert(
-        Message(
-            conversation=conversation,
-            parent_id=conversation.current_leaf_id,
-            role=Message.Role.USER,
-            content=content,
-        )
+    question = _question_insert(
+        conversation=conversation, parent_id=conversation.current_leaf_id, content=content
     )
     changed = []
     if not conversation.title:
@@ -270,13 +274,8 @@ def message_edit(*, message: Message, content: str) -> tuple[Message, Message]:
     if message.role != Message.Role.USER:
         raise MessageNotEditable
     conversation = _lock(message.conversation)
-    question = statements.insert(
-        Message(
-            conversation=conversation,
-            parent_id=message.parent_id,
-            role=Message.Role.USER,
-            content=content,
-        )
+    question = _question_insert(
+        conversation=conversation, parent_id=message.parent_id, content=content
     )
     return question, _assistant_placeholder(conversation=conversation, parent=question)
 
