@@ -97,7 +97,8 @@ def _aiohttp_body_writes_eager() -> None:
         return  # aiohttp starts that task eagerly itself
     from aiohttp import client_reqrep
 
-    # `client_reqrep` calls `asyncio.create_task` for the body's task only.
+    # `client_reqrep` calls `asyncio.create_task` for the body's task only (aiohttp 3.14, as
+    # pinned in pyproject.toml).
     client_reqrep.asyncio = types.SimpleNamespace(**{**vars(asyncio), "create_task": eager_task})
 
 
