@@ -24,11 +24,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-async def alice(transactional_db):
-    return await sync_to_async(UserFactory)()
-
-
 def _generations_waiting_for_a_hop() -> list[asyncio.Task]:
     return [t for t in generation._tasks if t.get_coro().__qualname__ == "_generate_after"]
 

@@ -7,18 +7,12 @@ from asgiref.sync import sync_to_async
 from chat import generation
 from chat.models import Conversation, Message
 from tests.chat.helpers import frames_until, of_type, socket_for, streamed_text
-from tests.factories import UserFactory
 from tests.gateway.conftest import model_for, usage_events
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("_shared_http_client_closed"),
 ]
-
-
-@pytest.fixture
-async def alice(transactional_db):
-    return await sync_to_async(UserFactory)()
 
 
 async def _message(pk):

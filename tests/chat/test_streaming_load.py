@@ -5,7 +5,6 @@ import asyncio
 import datetime as dt
 
 import pytest
-from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
@@ -23,11 +22,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("_shared_http_client_closed"),
 ]
-
-
-@pytest.fixture
-async def alice(transactional_db):
-    return await sync_to_async(UserFactory)()
 
 
 async def _send(socket, credential, content):
