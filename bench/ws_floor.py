@@ -111,7 +111,7 @@ async def generate(layer, group: str, content: str) -> None:
         event = {"type": "chat.delta", "frame": frame}
         sent, last = sent + len(text), loop.time()
         if nowait is not None:
-            nowait(group, event)
+            nowait(group, event, repairable=True)  # as chat.generation sends its deltas
         else:
             sending.append(loop.create_task(layer.group_send(group, event)))
 

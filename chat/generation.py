@@ -372,11 +372,15 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
     group_send_nowait = getattr(layer, "group_send_nowait", None)
 
     def send_delta_nowait(offset: int, text: str) -> None:
+        # Repairable: a client that misses a delta sees the gap in `offset` and asks for a
+        # snapshot, so a layer shared by processes may keep it to this process's sockets
+        # while no other process listens (chat.redis_layer).
         group_send_nowait(
             group,
             events.delta(
                 conversation_id=conversation_id, message_id=message_id, offset=offset, text=text
             ),
+            repairable=True,
         )
 
     async def listen() -> None:

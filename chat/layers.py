@@ -82,9 +82,10 @@ class FastInMemoryChannelLayer(InMemoryChannelLayer):
     async def group_send(self, group, message):
         self.group_send_nowait(group, message)
 
-    def group_send_nowait(self, group: str, message: dict) -> None:
+    def group_send_nowait(self, group: str, message: dict, *, repairable: bool = False) -> None:
         """`group_send` as a plain call: delivery is inline, so a sender outside a coroutine
-        (chat.generation's frame timer) needs no task to await it."""
+        (chat.generation's frame timer) needs no task to await it. (`repairable` matters to
+        a layer shared by processes: chat.redis_layer.)"""
         assert isinstance(message, dict), "Message is not a dict"
         self.require_valid_group_name(group)
         self._clean_expired()

@@ -1,27 +1,55 @@
-"""The services mode's channel layer: channels_redis' pub/sub layer, publishing group messages
-in pipelines.
+"""The services mode's channel layer: channels_redis' pub/sub layer, delivering to this
+process's own channels directly and publishing group messages in pipelines.
 
-channels_redis publishes every message on its own, under the shard's lock: one Redis round
-trip after another, so with many answers streaming every frame of the process waited for all
-the frames queued before it, and each paid a lock hand-over and a round trip. Here the group
-messages sent while a pipeline is on its way go out together in the next one (one round
-trip for all of them), without the shard's lock held meanwhile; each sender still returns only
-once its message is published, so the chat's coalescer keeps its back-pressure
-(docs/websocket.md). Everything else (subscriptions, direct sends, receiving) is
-channels_redis' own.
+Local first. An answer's generation runs in the process whose socket asked for it, so most of
+the frames a process sends are for its own sockets. channels_redis sends each of them through
+Redis and back: serialized, published, read back from the subscription, parsed by redis-py,
+queued and deserialized, with a round trip on the way to every first token. Here a message
+for a channel of this process is put straight into that channel's queue (one level copied on
+receipt, as in chat.layers), and a group message goes to this process's members at once; it
+is published as well, for the members other processes have, and the copy that Redis echoes
+back to this process is recognised by its origin (each payload starts with the sending
+loop layer's random id) and skipped, so local members get each message once.
 
-This reaches into channels_redis' per-loop layer and shard objects (`_get_layer`,
-`_get_group_channel_name`, `_get_shard`, the shard's `_lock`, `_ensure_redis` and `_redis`),
-as of channels-redis 4.2-4.x (pinned below 5 in pyproject.toml). The services-mode tests
-stream through it, two processes included.
+Pipelines. channels_redis publishes every message on its own, under the shard's lock: one
+Redis round trip after another. Here the group messages sent while a pipeline is on its way
+go out together in the next one, without the shard's lock held meanwhile. `group_send`
+returns once its message is published; `group_send_nowait` (what chat.generation uses for an
+answer's frames, as with the in-memory layer) delivers locally and queues the publish, and
+logs a failed one: a remote tab that misses a frame sees a gap in `offset` and asks for a
+snapshot (docs/websocket.md).
+
+This reaches into channels_redis' per-loop layer and shard objects (`_get_layer`, the loop
+layer's `channels`, `groups`, `_shards`, `_get_group_channel_name`, `_get_shard`; the shard's
+`_lock`, `_ensure_redis`, `_redis` and `_receive_message`), as of channels-redis 4.2-4.x
+(pinned below 5 in pyproject.toml). The services-mode tests stream through it, two processes
+included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+import uuid
 import weakref
 
-from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.pubsub import (
+    RedisPubSubChannelLayer,
+    RedisPubSubLoopLayer,
+    RedisSingleShardConnection,
+)
+from channels_redis.utils import _wrap_close
+
+logger = logging.getLogger(__name__)
+
+ORIGIN_BYTES = 16  # a uuid4: the sending loop layer's id, in front of every payload it publishes
+# Published (after the origin) by a loop layer that starts listening to a group; no serialized
+# message is these bytes (a message is a dict: msgpack starts it with 0x80-0x8f or 0xde-0xdf).
+HELLO = b"\x00hello"
+# A group whose only listeners were this process's members is asked again (one repairable
+# message published anyway) after this long, in case a hello was missed.
+PROBE_INTERVAL = 1.0  # seconds
 
 
 class _Publisher:
@@ -33,32 +61,34 @@ class _Publisher:
         self._waiting: list[tuple[str, bytes, asyncio.Future]] = []
         self._task: asyncio.Task | None = None
 
-    async def publish(self, channel: str, payload: bytes) -> None:
+    def enqueue(self, channel: str, payload: bytes) -> asyncio.Future:
+        """Queue a publish; the future completes once it is published (or failed), with the
+        number of subscriptions that received it."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         self._waiting.append((channel, payload, done))
         if self._task is None:
             self._task = loop.create_task(self._run())
-        await done
+        return done
 
     async def _run(self) -> None:
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:
-                    await self._send(batch)
+                    results = await self._send(batch)
                 except Exception as exc:
                     for _channel, _payload, done in batch:
                         if not done.done():
                             done.set_exception(exc)
                 else:
-                    for _channel, _payload, done in batch:
+                    for (_channel, _payload, done), receivers in zip(batch, results, strict=True):
                         if not done.done():
-                            done.set_result(None)
+                            done.set_result(receivers)
         finally:
             self._task = None
 
-    async def _send(self, batch) -> None:
+    async def _send(self, batch) -> list[int]:
         shard = self._shard
         # The shard's lock guards the creation (and, on flush, the closing) of its client, so
         # it is taken for that, as channels_redis' own publish does. It is not held for the
@@ -71,18 +101,154 @@ class _Publisher:
         pipeline = redis.pipeline(transaction=False)  # on a connection of the client's pool
         for channel, payload, _done in batch:
             pipeline.publish(channel, payload)
-        await pipeline.execute()
+        return await pipeline.execute()  # each PUBLISH: how many subscriptions received it
 
 
 _publishers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _publisher(shard) -> _Publisher:
+    publisher = _publishers.get(shard)
+    if publisher is None:
+        publisher = _publishers[shard] = _Publisher(shard)
+    return publisher
+
+
+def _publish_failure_log(done: asyncio.Future) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        logger.error("publishing a channel layer message failed", exc_info=done.exception())
+
+
+class _EchoSkippingShard(RedisSingleShardConnection):
+    """A shard connection that drops what its loop layer published itself (its local members
+    had it when it was sent) and takes another process's hello as news that it listens."""
+
+    def __init__(self, host, loop_layer):
+        super().__init__(host, loop_layer)
+        self._loop_layer = loop_layer
+
+    def _receive_message(self, message):
+        if message is not None:
+            data = message["data"]
+            if data[:ORIGIN_BYTES] == self._loop_layer.origin:
+                return
+            if data[ORIGIN_BYTES:] == HELLO:
+                name = message["channel"]
+                self._loop_layer.others_heard(name.decode() if isinstance(name, bytes) else name)
+                return
+        super()._receive_message(message)
+
+
+class _LoopLayer(RedisPubSubLoopLayer):
+    """channels_redis' layer of one event loop, with an origin of its own (a process can run
+    several loops, the server's and a sync caller's `async_to_sync`, and what one of them
+    publishes must reach the others' channels), and what it knows of the other listeners of
+    the groups it has members in: `_others[group channel] = (whether others listen, when that
+    was learned)`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.origin = uuid.uuid4().bytes
+        self._shards = [_EchoSkippingShard(s.host, self) for s in self._shards]
+        self._others: dict[str, tuple[bool, float]] = {}
+
+    def payload(self, message: dict) -> bytes:
+        return self.origin + self.channel_layer.serialize(message)
+
+    async def send(self, channel, message):
+        queue = self.channels.get(channel)
+        if queue is not None:  # a channel of this loop: no other process or loop has it
+            queue.put_nowait(message)
+            return
+        await self._get_shard(channel).publish(channel, self.payload(message))
+
+    async def group_add(self, group, channel):
+        group_channel = self._get_group_channel_name(group)
+        first = group_channel not in self.groups
+        await super().group_add(group, channel)
+        if first:
+            # Subscribed: tell whoever publishes to the group that it has a listener here
+            # (queued, not awaited: subscribing never waits for a pipeline of frames).
+            shard = self._get_shard(group_channel)
+            hello = _publisher(shard).enqueue(group_channel, self.origin + HELLO)
+            hello.add_done_callback(_publish_failure_log)
+
+    async def group_discard(self, group, channel):
+        await super().group_discard(group, channel)
+        group_channel = self._get_group_channel_name(group)
+        if group_channel not in self.groups:
+            self._others.pop(group_channel, None)
+
+    def others_heard(self, group_channel: str) -> None:
+        if group_channel in self.groups:
+            self._others[group_channel] = (True, time.monotonic())
+
+    def others_count(self, group_channel: str, done: asyncio.Future) -> None:
+        """Learn from a publish to the group, once it is done, whether others listen: it
+        reached `receivers` subscriptions, this loop's own among them if it had one."""
+        asked_at = time.monotonic()
+        subscribed = group_channel in self._get_shard(group_channel)._subscribed_to
+
+        def counted(done: asyncio.Future) -> None:
+            if done.cancelled() or done.exception() is not None or group_channel not in self.groups:
+                return
+            known = self._others.get(group_channel)
+            if known is not None and known[1] > asked_at:
+                return  # a hello came after this publish was sent: that is the newer news
+            self._others[group_channel] = (done.result() > subscribed, asked_at)
+
+        done.add_done_callback(counted)
+
+    def others_may_listen(self, group_channel: str) -> bool:
+        others, learned = self._others.get(group_channel, (True, 0.0))
+        return others or time.monotonic() - learned >= PROBE_INTERVAL
+
+
 class PipelinedRedisPubSubChannelLayer(RedisPubSubChannelLayer):
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = self._layers[loop] = _LoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            _wrap_close(self, loop)
+        return layer
+
+    def deserialize(self, message):
+        if isinstance(message, dict):  # delivered in this process: a copy for this receiver
+            return dict(message)
+        return super().deserialize(message[ORIGIN_BYTES:])
+
+    async def send(self, channel, message):
+        assert isinstance(message, dict), "message is not a dict"
+        await self._get_layer().send(channel, message)
+
     async def group_send(self, group, message):
+        await self._group_send(group, message, repairable=False)
+
+    def group_send_nowait(self, group: str, message: dict, *, repairable: bool = False) -> None:
+        """`group_send` as a plain call: this process's members have the message when it
+        returns; its publish for the other processes is queued (and logged if it fails).
+
+        `repairable`: the receivers repair the loss of this message themselves (an answer's
+        delta: a gap in `offset` makes a client ask for a snapshot), so it is not published
+        while this process's members are the group's only listeners."""
+        done = self._group_send(group, message, repairable=repairable)
+        if done is not None:
+            done.add_done_callback(_publish_failure_log)
+
+    def _group_send(self, group: str, message: dict, *, repairable: bool):
+        assert isinstance(message, dict), "message is not a dict"
         layer = self._get_layer()
         channel = layer._get_group_channel_name(group)
-        shard = layer._get_shard(channel)
-        publisher = _publishers.get(shard)
-        if publisher is None:
-            publisher = _publishers[shard] = _Publisher(shard)
-        await publisher.publish(channel, self.serialize(message))
+        members = layer.groups.get(channel)
+        if members:
+            for name in members:
+                queue = layer.channels.get(name)
+                if queue is not None:
+                    queue.put_nowait(message)
+            if repairable and not layer.others_may_listen(channel):
+                return None
+        done = _publisher(layer._get_shard(channel)).enqueue(channel, layer.payload(message))
+        if members:
+            layer.others_count(channel, done)
+        return done

@@ -66,7 +66,7 @@ async def test_the_upstream_call_does_not_wait_for_the_start_to_be_published(
 
     async def held(self, batch):
         await released.wait()
-        await real_send(self, batch)
+        return await real_send(self, batch)
 
     monkeypatch.setattr(redis_layer._Publisher, "_send", held)
     socket, _, _ = await socket_for(alice)
