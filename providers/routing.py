@@ -49,6 +49,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
+from aurax.db_threads import db_submit
+
 from .adapters import adapter_for
 from .circuit import (
     CircuitState,
@@ -187,18 +189,26 @@ def _circuit_states_now(credential_ids: set[int]) -> dict[int, CircuitState]:
 
 class GenerationCache:
     """A per-process cache of rarely changing rows, valid while a shared generation token
-    (in the Django cache: Redis in services mode) is unchanged and for at most `ttl` seconds.
+    (in the Django cache: Redis in services mode) is unchanged.
 
     Any change bumps the token (`generation_bump`), which empties every process's copy at
     once. The token is random rather than a counter, so a cache that lost the key (a flush,
     an eviction, a test's `cache.clear()`) can never make an old copy look current again.
+
+    `ttl` is a safety net for a change that bumped nothing (a row edited by hand): a copy
+    older than that is still served, and reloaded on a database thread in the background
+    (aurax.db_threads), so that a user who sends less often than every `ttl` seconds does not
+    wait for the reload before every first token; a copy older than `max_age` (6 x ttl) is
+    reloaded before it is served.
     """
 
     def __init__(self, generation_key: str, *, ttl: float = 10.0, max_entries: int = 10_000):
         self.generation_key = generation_key
         self.ttl = ttl
+        self.max_age = 6 * ttl
         self.max_entries = max_entries
         self._entries: dict = {}
+        self._reloading: set = set()
         self._lock = threading.Lock()
         generation_key_register(generation_key)
 
@@ -215,14 +225,45 @@ class GenerationCache:
         generation = self.generation() if generation is None else generation
         now = time.monotonic()
         entry = self._entries.get(key)
-        if entry is not None and entry[1] == generation and now - entry[2] < self.ttl:
-            return entry[0]
+        if entry is not None and entry[1] == generation:
+            age = now - entry[2]
+            if age < self.ttl:
+                return entry[0]
+            if age < self.max_age:
+                self._reload_in_background(key, load, generation)
+                return entry[0]
         value = load()
+        self._store(key, value, generation, now)
+        return value
+
+    def _store(self, key, value, generation: str, loaded_at: float) -> None:
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[key] = (value, generation, now)
-        return value
+            self._entries[key] = (value, generation, loaded_at)
+
+    def _reload_in_background(self, key, load, generation: str) -> None:
+        with self._lock:
+            if key in self._reloading:
+                return
+            self._reloading.add(key)
+
+        def reload():
+            try:
+                started = time.monotonic()
+                self._store(key, load(), generation, started)
+            except Exception:
+                logger.exception("reloading %s for %s failed", key, self.generation_key)
+            finally:
+                with self._lock:
+                    self._reloading.discard(key)
+
+        try:
+            db_submit(reload)
+        except BaseException:  # no thread will run it (interpreter shutting down)
+            with self._lock:
+                self._reloading.discard(key)
+            raise
 
     def clear(self) -> None:
         with self._lock:

@@ -3,6 +3,8 @@ anywhere reach every process at once, and no accepted request loses its ledger r
 
 import asyncio
 import json
+import threading
+import time
 from decimal import Decimal
 from unittest import mock
 
@@ -64,6 +66,58 @@ def test_a_cache_that_lost_the_generation_never_revives_an_old_copy():
     cache.clear()  # a flushed Redis, an evicted key
 
     assert copy.get_or_load("k", lambda: "new") == "new"
+
+
+def _poll(check, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_an_expired_copy_is_served_while_a_database_thread_reloads_it():
+    copy = GenerationCache("tests:expired", ttl=0.05)
+    loaded_on = []
+
+    def load(value):
+        def loader():
+            loaded_on.append(threading.current_thread().name)
+            return value
+
+        return loader
+
+    assert copy.get_or_load("k", load("old")) == "old"
+    time.sleep(0.06)
+
+    assert copy.get_or_load("k", load("new")) == "old"  # no wait for the reload
+    _poll(lambda: copy.get_or_load("k", load("newer")) == "new")
+    assert loaded_on[0] == threading.current_thread().name
+    assert loaded_on[1].startswith("aurax-db"), "reloaded in the background"
+    assert len(loaded_on) == 2, "once: the fresh copy is served without another reload"
+
+
+def test_a_copy_past_its_max_age_is_reloaded_before_it_is_served():
+    copy = GenerationCache("tests:old", ttl=0.01)
+    assert copy.get_or_load("k", lambda: "old") == "old"
+    time.sleep(0.07)  # past 6 x ttl
+
+    assert copy.get_or_load("k", lambda: "new") == "new"
+
+
+def test_a_reload_that_fails_keeps_serving_the_copy_and_tries_again():
+    copy = GenerationCache("tests:failing", ttl=0.05)
+    assert copy.get_or_load("k", lambda: "old") == "old"
+    time.sleep(0.06)
+    attempts = []
+
+    def broken():
+        attempts.append(1)
+        raise RuntimeError("database gone")
+
+    assert copy.get_or_load("k", broken) == "old"
+    _poll(lambda: attempts and not copy._reloading)
+    assert copy.get_or_load("k", lambda: "new") == "old"  # a new reload is under way
+    _poll(lambda: copy.get_or_load("k", lambda: "newer") == "new")
 
 
 async def test_a_disabled_model_is_refused_at_once_after_being_served(auth, credential):
