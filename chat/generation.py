@@ -58,6 +58,11 @@ def _spawn(coro) -> asyncio.Task:
     return task
 
 
+def _future_resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 @dataclass
 class Prepared:
     """What `generation_prepare` loaded for an answer, and its admitted pipeline stream."""
@@ -151,6 +156,10 @@ class _Coalescer:
 
     def _interval(self) -> float:
         return BUSY_FRAME_INTERVAL if self._streams() > BUSY_STREAMS else FRAME_INTERVAL
+
+    def next_frame_at(self) -> float:
+        """The loop time before which no frame leaves: text read until then only waits."""
+        return self._last + self._interval()
 
     def _take(self) -> tuple[int, str]:
         text = self._pending[0] if len(self._pending) == 1 else "".join(self._pending)
@@ -356,6 +365,7 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
     parts = answer.parts
     stop_requested = False
     stream: pipeline.PipelineStream | None = None
+    paced: asyncio.Future | None = None  # the wait for the next frame's time (see below)
 
     started: asyncio.Task | None = None  # publishing `generation_started` (see below)
 
@@ -391,6 +401,8 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
                 stop_requested = True
                 if stream is not None:
                     stream.stop()
+                if paced is not None and not paced.done():
+                    paced.set_result(None)
             elif event.get("type") == "chat.sync" and event.get("reply_channel"):
                 try:
                     await layer.send(
@@ -427,10 +439,25 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
         stream = prepared.stream
         if stop_requested:
             stream.stop()
+        loop = asyncio.get_running_loop()
         async for event in stream:
             if isinstance(event, TextDelta) and event.text:
                 answer.append(event.text)
                 coalescer.push(event.text)
+                # Read again when the next frame may leave, not at every token: what the
+                # upstream sends meanwhile waits in the connection's buffer and is read in one
+                # piece, so the adapter, the pipeline and this loop run once per frame rather
+                # than once per token (tokens come every ~20 ms, frames every 30-50). A stop
+                # ends the wait at once.
+                delay = coalescer.next_frame_at() - loop.time()
+                if delay > 0 and not stop_requested:
+                    paced = loop.create_future()
+                    timer = loop.call_later(delay, _future_resolve, paced)
+                    try:
+                        await paced
+                    finally:
+                        timer.cancel()
+                        paced = None
         if stream.outcome and stream.outcome.status == "stopped":
             finish["status"] = Message.Status.STOPPED
     except GatewayError as error:

@@ -111,6 +111,52 @@ async def test_stop_cancels_the_upstream_keeps_the_partial_answer_and_bills_it(
     await generation.generations_wait()
 
 
+async def test_the_upstream_is_read_once_per_frame_not_once_per_token(
+    alice, credential, fake_upstream, monkeypatch
+):
+    from gateway import pipeline
+    from providers.types import TextDelta
+
+    reads = []
+    real_next = pipeline.PipelineStream.__anext__
+
+    async def counted(self):
+        event = await real_next(self)
+        if isinstance(event, TextDelta):
+            reads.append(event.text)
+        return event
+
+    monkeypatch.setattr(pipeline.PipelineStream, "__anext__", counted)
+    socket, _, _ = await socket_for(alice)
+    await _start(socket, credential, "@tokens=60 @delay=0.005")
+    frames = await frames_until(socket, of_type("generation_finished"))
+
+    assert streamed_text(frames).split() == [f"tok{i}" for i in range(1, 61)]
+    deltas = len([f for f in frames if f["type"] == "delta"])
+    # 60 tokens 5 ms apart, frames 30 ms apart: read per token, that is ~60 reads.
+    assert len(reads) <= deltas + 2 < 30
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_a_stop_does_not_wait_for_the_next_frame_s_time(
+    alice, credential, fake_upstream, monkeypatch
+):
+    monkeypatch.setattr(generation, "FRAME_INTERVAL", 30.0)  # the next read: 30 s away
+    socket, _, _ = await socket_for(alice)
+    conversation_id, _, _ = await _start(socket, credential, "@tokens=400 @delay=0.02")
+    await frames_until(socket, of_type("delta"))
+    await socket.send_json_to({"type": "stop", "conversation_id": conversation_id})
+
+    frames = await frames_until(socket, of_type("generation_finished"), timeout=5)
+    assert frames[-1]["status"] == "stopped"
+    assert await sync_to_async(fake_upstream.wait_for)(
+        lambda: fake_upstream.requests[-1]["disconnected"], timeout=5
+    )
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
 async def test_regenerate_adds_a_sibling_answer_and_keeps_the_first(
     alice, credential, fake_upstream
 ):
