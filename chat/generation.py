@@ -146,13 +146,28 @@ class _Coalescer:
 
     def push(self, text: str) -> None:
         self._pending.append(text)
-        if self._timer is not None or self._sending is not None:
+        if self._sending is not None:
             return
         due = self._last + self._interval()
         if self._send_nowait is not None and due <= self._loop.time():
+            if self._timer is not None:  # held back for this read (`read_first`)
+                self._timer.cancel()
+                self._timer = None
             self._flush_nowait()
-        else:
+        elif self._timer is None:
             self._timer = self._loop.call_at(due, self._fire)
+
+    def read_first(self) -> None:
+        """The caller reads again at `next_frame_at()`: the text waiting for that time
+        leaves with what that read brings, in one frame. (The timer would fire first, since
+        the reader's wake-up takes one more loop turn, and the text read just after it would
+        wait a whole interval.) If the read brings nothing within half an interval, the
+        waiting text leaves alone."""
+        if self._timer is not None and self._send_nowait is not None:
+            self._timer.cancel()
+            self._timer = self._loop.call_at(
+                self.next_frame_at() + self._interval() / 2, self._fire
+            )
 
     def _interval(self) -> float:
         return BUSY_FRAME_INTERVAL if self._streams() > BUSY_STREAMS else FRAME_INTERVAL
@@ -451,6 +466,7 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
                 # ends the wait at once.
                 delay = coalescer.next_frame_at() - loop.time()
                 if delay > 0 and not stop_requested:
+                    coalescer.read_first()
                     paced = loop.create_future()
                     timer = loop.call_later(delay, _future_resolve, paced)
                     try:

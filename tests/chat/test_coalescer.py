@@ -140,3 +140,39 @@ async def test_a_busy_process_spaces_frames_further_apart(monkeypatch):
     await asyncio.sleep(INTERVAL * 5)
     assert len(times) == 3 and times[2] - times[1] >= INTERVAL * 6 * 0.9
     await coalescer.close()
+
+
+async def test_text_read_when_the_frame_is_due_leaves_with_the_text_that_waited():
+    """The generation reads again at `next_frame_at()`. Its wake-up comes one loop turn after
+    a timer due at the same time, so the timer is held back for that read."""
+    loop = asyncio.get_running_loop()
+    frames = []
+
+    async def send(offset, text):
+        raise AssertionError("an inline layer is never awaited")
+
+    coalescer = _Coalescer(send, lambda offset, text: frames.append((offset, text)))
+    coalescer.push("a")
+    coalescer.push("b")  # waits for the interval
+    coalescer.read_first()
+    wake = loop.create_future()
+    loop.call_at(coalescer.next_frame_at(), wake.set_result, None)
+    await wake  # as the generation waits: the push below comes a turn after the due time
+    coalescer.push("c")
+
+    assert frames == [(0, "a"), (1, "bc")]
+
+
+async def test_waiting_text_leaves_alone_when_the_read_brings_nothing():
+    frames = []
+
+    async def send(offset, text):
+        raise AssertionError("an inline layer is never awaited")
+
+    coalescer = _Coalescer(send, lambda offset, text: frames.append((offset, text)))
+    coalescer.push("a")
+    coalescer.push("b")
+    coalescer.read_first()
+    await asyncio.sleep(INTERVAL * 1.6)  # past the interval and the half interval of grace
+
+    assert frames == [(0, "a"), (1, "b")]
