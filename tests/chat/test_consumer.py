@@ -90,18 +90,25 @@ async def test_the_upstream_call_does_not_wait_for_the_start_to_be_published(
     await generation.generations_wait()
 
 
+async def _stopped_after_the_first_delta(socket, credential, fake_upstream) -> int:
+    """Start a long answer, stop it after its first delta; the answer's id, once the socket
+    was told it stopped and the upstream saw its connection closed."""
+    conversation_id, answer_id, _ = await _start(socket, credential, "@tokens=400 @delay=0.02")
+    await frames_until(socket, of_type("delta"))
+    await socket.send_json_to({"type": "stop", "conversation_id": conversation_id})
+    frames = await frames_until(socket, of_type("generation_finished"), timeout=5)
+    assert frames[-1]["status"] == "stopped"
+    assert await sync_to_async(fake_upstream.wait_for)(
+        lambda: fake_upstream.requests[-1]["disconnected"], timeout=5
+    )
+    return answer_id
+
+
 async def test_stop_cancels_the_upstream_keeps_the_partial_answer_and_bills_it(
     alice, credential, fake_upstream
 ):
     socket, _, _ = await socket_for(alice)
-    conversation_id, answer_id, _ = await _start(socket, credential, "@tokens=400 @delay=0.02")
-    await frames_until(socket, of_type("delta"))
-    await socket.send_json_to({"type": "stop", "conversation_id": conversation_id})
-    frames = await frames_until(socket, of_type("generation_finished"), timeout=3)
-    assert frames[-1]["status"] == "stopped"
-    assert await sync_to_async(fake_upstream.wait_for)(
-        lambda: fake_upstream.requests[-1]["disconnected"]
-    )
+    answer_id = await _stopped_after_the_first_delta(socket, credential, fake_upstream)
     answer = await _message(answer_id)
     assert answer.status == "stopped"
     assert 0 < len(answer.content.split()) < 400
@@ -144,15 +151,7 @@ async def test_a_stop_does_not_wait_for_the_next_frame_s_time(
 ):
     monkeypatch.setattr(generation, "FRAME_INTERVAL", 30.0)  # the next read: 30 s away
     socket, _, _ = await socket_for(alice)
-    conversation_id, _, _ = await _start(socket, credential, "@tokens=400 @delay=0.02")
-    await frames_until(socket, of_type("delta"))
-    await socket.send_json_to({"type": "stop", "conversation_id": conversation_id})
-
-    frames = await frames_until(socket, of_type("generation_finished"), timeout=5)
-    assert frames[-1]["status"] == "stopped"
-    assert await sync_to_async(fake_upstream.wait_for)(
-        lambda: fake_upstream.requests[-1]["disconnected"], timeout=5
-    )
+    await _stopped_after_the_first_delta(socket, credential, fake_upstream)  # within 5 s
     await socket.disconnect()
     await generation.generations_wait()
 
