@@ -30,9 +30,9 @@ snapshot (docs/websocket.md).
 
 This reaches into channels_redis' per-loop layer and shard objects (`_get_layer`, the loop
 layer's `channels`, `groups`, `_shards`, `_get_group_channel_name`, `_get_shard`; the shard's
-`_lock`, `_ensure_redis`, `_redis` and `_receive_message`), as of channels-redis 4.2-4.x
-(pinned below 5 in pyproject.toml). The services-mode tests stream through it, two processes
-included.
+`_lock`, `_ensure_redis`, `_redis`, `_subscribed_to` and `_receive_message`), as of
+channels-redis 4.2-4.x (pinned below 5 in pyproject.toml). The services-mode tests stream
+through it, two processes included.
 """
 
 from __future__ import annotations
@@ -197,8 +197,9 @@ class _LoopLayer(RedisPubSubLoopLayer):
             self._others[group_channel] = (True, time.monotonic())
 
     def others_count(self, group_channel: str, done: asyncio.Future) -> None:
-        """Learn from a publish to the group, once it is done, whether others listen: it
-        reached `receivers` subscriptions, this loop's own among them if it had one."""
+        """Learn from a publish to the group, once it is done, whether others listen: its
+        result is how many subscriptions received it, this loop's own among them if it had
+        one."""
         asked_at = time.monotonic()
         subscribed = group_channel in self._get_shard(group_channel)._subscribed_to
 
