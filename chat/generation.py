@@ -416,8 +416,8 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
                 stop_requested = True
                 if stream is not None:
                     stream.stop()
-                if paced is not None and not paced.done():
-                    paced.set_result(None)
+                if paced is not None:
+                    _future_resolve(paced)
             elif event.get("type") == "chat.sync" and event.get("reply_channel"):
                 try:
                     await layer.send(

@@ -132,18 +132,16 @@ class _EchoSkippingShard(RedisSingleShardConnection):
     """A shard connection that drops what its loop layer published itself (its local members
     had it when it was sent) and takes another process's hello as news that it listens."""
 
-    def __init__(self, host, loop_layer):
-        super().__init__(host, loop_layer)
-        self._loop_layer = loop_layer
+    # `channel_layer`, as channels_redis names it, is the loop layer (_LoopLayer).
 
     def _receive_message(self, message):
         if message is not None:
             data = message["data"]
-            if data[:ORIGIN_BYTES] == self._loop_layer.origin:
+            if data[:ORIGIN_BYTES] == self.channel_layer.origin:
                 return
             if data[ORIGIN_BYTES:] == HELLO:
                 name = message["channel"]
-                self._loop_layer.others_heard(name.decode() if isinstance(name, bytes) else name)
+                self.channel_layer.others_heard(name.decode() if isinstance(name, bytes) else name)
                 return
         super()._receive_message(message)
 
@@ -196,12 +194,11 @@ class _LoopLayer(RedisPubSubLoopLayer):
         if group_channel in self.groups:
             self._others[group_channel] = (True, time.monotonic())
 
-    def others_count(self, group_channel: str, done: asyncio.Future) -> None:
+    def others_count(self, group_channel: str, done: asyncio.Future, *, subscribed: bool) -> None:
         """Learn from a publish to the group, once it is done, whether others listen: its
-        result is how many subscriptions received it, this loop's own among them if it had
-        one."""
+        result is how many subscriptions received it, this loop's own among them if it was
+        `subscribed` when the publish was sent."""
         asked_at = time.monotonic()
-        subscribed = group_channel in self._get_shard(group_channel)._subscribed_to
 
         def counted(done: asyncio.Future) -> None:
             if done.cancelled() or done.exception() is not None or group_channel not in self.groups:
@@ -262,7 +259,8 @@ class PipelinedRedisPubSubChannelLayer(RedisPubSubChannelLayer):
                     queue.put_nowait(message)
             if repairable and not layer.others_may_listen(channel):
                 return None
-        done = _publisher(layer._get_shard(channel)).enqueue(channel, layer.payload(message))
+        shard = layer._get_shard(channel)
+        done = _publisher(shard).enqueue(channel, layer.payload(message))
         if members:
-            layer.others_count(channel, done)
+            layer.others_count(channel, done, subscribed=channel in shard._subscribed_to)
         return done
