@@ -10,6 +10,8 @@ the fields' own, so nothing about a model is repeated here.
 
     insert(obj)                  as obj.save(force_insert=True)
     save_fields(obj, names)      as obj.save(update_fields=names)
+    insert_parts(model, alias)   an INSERT's column list and fields, for a caller that writes
+                                 its own statement around them (values from `insert_params`)
 
 Model signals are not sent. A model with save receivers is refused, so that none can be
 skipped silently.
@@ -31,15 +33,33 @@ def _no_save_receivers(model: type[Model]) -> None:
 
 
 @functools.lru_cache(maxsize=64)
+def insert_parts(model: type[Model], alias: str) -> tuple[str, tuple]:
+    """`INSERT INTO "table" ("column", ...)` for every column `save()` writes, and their
+    fields in that order."""
+    meta = model._meta
+    quote = connections[alias].ops.quote_name
+    fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})",
+        fields,
+    )
+
+
+def insert_params(obj: Model, fields: tuple, alias: str) -> list:
+    """The values of `fields` as `obj.save(force_insert=True)` would write them."""
+    _no_save_receivers(type(obj))
+    obj._prepare_related_fields_for_save(operation_name="save")  # refuses unsaved relations
+    connection = connections[alias]
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+
+
+@functools.lru_cache(maxsize=64)
 def _insert(model: type[Model], alias: str) -> tuple[str, tuple, bool]:
     meta = model._meta
     connection = connections[alias]
     quote = connection.ops.quote_name
-    fields = tuple(f for f in meta.local_concrete_fields if f is not meta.auto_field)
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
-        f" VALUES ({', '.join(['%s'] * len(fields))})"
-    )
+    head, fields = insert_parts(model, alias)
+    sql = f"{head} VALUES ({', '.join(['%s'] * len(fields))})"
     returning = meta.auto_field is not None and connection.features.can_return_columns_from_insert
     if returning:
         sql += f" RETURNING {quote(meta.auto_field.column)}"
@@ -49,12 +69,10 @@ def _insert(model: type[Model], alias: str) -> tuple[str, tuple, bool]:
 def insert(obj: Model) -> Model:
     """Insert `obj` as a new row and set its primary key, as `obj.save(force_insert=True)`."""
     model = type(obj)
-    _no_save_receivers(model)
-    obj._prepare_related_fields_for_save(operation_name="save")  # refuses unsaved relations
     alias = router.db_for_write(model, instance=obj)
     connection = connections[alias]
     sql, fields, returning = _insert(model, alias)
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    params = insert_params(obj, fields, alias)
     auto_field = model._meta.auto_field
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -83,6 +83,15 @@ class Message(models.Model):
             models.Index(fields=["conversation", "created_at"], name="chat_msg_conv_created"),
             models.Index(fields=["status"], name="chat_msg_status"),
         ]
+        constraints = [
+            # At most one answer of a conversation streams: a send relies on the database to
+            # refuse a second (chat.services.message_send).
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=models.Q(status="streaming"),
+                name="chat_msg_one_streaming",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"

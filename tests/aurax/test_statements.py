@@ -34,7 +34,7 @@ def test_an_insert_writes_the_row_save_would_write(conversation):
     fields = dict(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING,
+        status=Message.Status.STOPPED,
         cost=Decimal("0.00012345"),
         retry_after=2.5,
     )

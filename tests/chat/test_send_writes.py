@@ -1,9 +1,13 @@
 """What a send writes and reads: the chat page sends its settings with every message, and a
 send waits for this work before its answer can start, so it does no more than it must."""
 
+import datetime as dt
+import threading
+
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from chat import actions, services
 from chat.models import Conversation, Message
@@ -29,7 +33,8 @@ def _conversation(user, **fields):
 
 
 def _updates_of(queries, table="chat_conversation") -> list[str]:
-    return [q["sql"] for q in queries if q["sql"].startswith(f'UPDATE "{table}"')]
+    # On PostgreSQL a send's writes are one statement (WITH ... UPDATE).
+    return [q["sql"] for q in queries if f'UPDATE "{table}"' in q["sql"]]
 
 
 def test_settings_sent_unchanged_are_not_written(user):
@@ -164,3 +169,104 @@ def test_history_is_the_branch_only_without_failed_answers(user):
 
     assert [(m.role, m.content) for m in history] == [("user", "Hello"), ("user", "Cats?")]
     assert [m.pk for m in messages_for_prompt(message=q3)] == [q1.pk, q2.pk, a2.pk, q3.pk]
+
+
+def test_a_send_while_an_answer_streams_is_refused_and_writes_nothing(user):
+    conversation = _conversation(user, title="Owls")
+    services.message_send(conversation=conversation, content="Hello")
+
+    with pytest.raises(services.ConversationBusy):
+        services.message_send(conversation=conversation, content="Again?")
+
+    assert list(Message.objects.values_list("content", flat=True).order_by("pk")) == ["Hello", ""]
+
+
+def test_an_answer_left_streaming_by_a_dead_process_does_not_block_a_send(user):
+    conversation = _conversation(user, title="Owls")
+    _q, orphan = services.message_send(conversation=conversation, content="Hello")
+    Message.objects.filter(pk=orphan.pk).update(
+        heartbeat_at=timezone.now() - services.STALE_AFTER - dt.timedelta(seconds=1)
+    )
+
+    question, answer = services.message_send(conversation=conversation, content="Still there?")
+
+    orphan.refresh_from_db()
+    assert orphan.status == Message.Status.INTERRUPTED
+    assert answer.status == Message.Status.STREAMING and question.parent_id == orphan.pk
+
+
+def test_a_send_goes_under_the_stored_leaf_not_the_callers_copy(user):
+    conversation = _conversation(user, title="Owls")
+    stale_copy = Conversation.objects.get(pk=conversation.pk)
+    _q, first = services.message_send(conversation=conversation, content="Hello")
+    services.message_finish(message_id=first.pk, content="Hi!", status="complete")
+
+    question, answer = services.message_send(conversation=stale_copy, content="Owls?")
+
+    assert question.parent_id == first.pk
+    conversation.refresh_from_db()
+    assert conversation.current_leaf_id == answer.pk and conversation.title == "Owls"
+    assert [m.pk for m in messages_for_prompt(message=question)] == [
+        first.parent_id,
+        first.pk,
+        question.pk,
+    ]
+
+
+def test_the_database_refuses_a_second_streaming_answer_in_a_conversation(user):
+    conversation = _conversation(user, title="Owls")
+    services.message_send(conversation=conversation, content="Hello")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Message.objects.create(
+            conversation=conversation, role=Message.Role.ASSISTANT, status="streaming"
+        )
+    other = _conversation(user, title="Cats")
+    services.message_send(conversation=other, content="Hello")  # another conversation may
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sends_at_the_same_moment_in_one_conversation_start_one_answer(user):
+    conversation = _conversation(user, title="Owls")
+    start = threading.Barrier(6)
+    outcomes: list[str] = []
+
+    def send(n):
+        try:
+            start.wait()
+            services.message_send(
+                conversation=Conversation.objects.get(pk=conversation.pk), content=f"Q{n}"
+            )
+            outcomes.append("sent")
+        except services.ConversationBusy:
+            outcomes.append("busy")
+        finally:
+            if connection.vendor != "sqlite":
+                connection.close()
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(outcomes) == ["busy"] * 5 + ["sent"]
+    assert Message.objects.filter(status="streaming").count() == 1
+    assert Message.objects.filter(role="user").count() == 1  # the refused sends wrote nothing
+    conversation.refresh_from_db()
+    assert conversation.current_leaf.status == "streaming"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_a_send_is_its_access_check_and_one_statement(user):
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement send is PostgreSQL's (services mode)")
+    conversation = _conversation(user, title="Owls")
+    frame = {"conversation_id": conversation.pk, "content": "Hello"}
+
+    with CaptureQueriesContext(connection) as queries:
+        actions.send(user=user, frame=frame)
+
+    assert len(queries.captured_queries) == 2, [q["sql"][:60] for q in queries.captured_queries]
+    conversation.refresh_from_db()
+    assert conversation.current_leaf.status == "streaming"
