@@ -9,7 +9,8 @@
 #
 # Embedded mode (SQLite + in-memory channel layer) unless DATABASE_URL / REDIS_URL are set, e.g.
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/aurax_wsbench REDIS_URL=redis://127.0.0.1:6379/7
-# (the PostgreSQL database is dropped and re-created, the Redis db flushed).
+# (the PostgreSQL database is dropped and re-created, the Redis db flushed). With those set,
+# WEB_PROCESSES=2 serves from two daphne processes on the one port (bin/serve).
 #
 # The upstream is providers/fake_upstream.py served by `bench/ws_load.py upstream`, which stamps
 # each streamed token with its emission time ("tok17@<0.1 ms clock>") so that the load script

@@ -27,7 +27,8 @@ sends --rounds questions one after the other in its own conversation, each
                   the by-design coalescing wait: one frame per ~30 ms, tokens every 20 ms)
   server CPU/RSS  /proc/<pid>/stat utime+stime over the load window, VmRSS before the sockets
                   open and its peak during the load (also for the upstream and this client);
-                  CPU also per answer delivered (server_cpu_ms_per_answer)
+                  CPU also per answer delivered (server_cpu_ms_per_answer). With WEB_PROCESSES
+                  the server is bin/serve's parent and its web processes, summed
 
 Bounded: the run ends when every answer has finished or after --timeout s (120).
 """
@@ -115,10 +116,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def proc_family(pid: int) -> list[int]:
+    """The process and its children: the web processes under bin/serve's WEB_PROCESSES
+    parent are counted together as the server."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return [pid, *children]
+
+
 def proc_cpu(pid: int) -> float:
-    """utime + stime of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+    """utime + stime of a process and its children, in seconds."""
+    total = 0
+    for member in proc_family(pid):
+        fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
 
 
 def system_busy() -> float:
@@ -128,19 +144,22 @@ def system_busy() -> float:
     return (sum(fields[:8]) - idle) / TICK
 
 
+def _status_sum(pid: int, name: str) -> int:
+    total = 0
+    for member in proc_family(pid):
+        for line in Path(f"/proc/{member}/status").read_text().splitlines():
+            if line.startswith(name):
+                total += int(line.split()[1])
+    return total
+
+
 def proc_rss(pid: int) -> int:
-    """VmRSS in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    """VmRSS in bytes, of the process and its children."""
+    return _status_sum(pid, "VmRSS:") * 1024
 
 
 def proc_threads(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("Threads:"):
-            return int(line.split()[1])
-    return 0
+    return _status_sum(pid, "Threads:")
 
 
 async def loop_lag(lags: list[float], period: float = 0.005) -> None:
