@@ -61,8 +61,8 @@ def main(argv: list[str]) -> int:
     host, port, count, daphne_args = argv[0], int(argv[1]), int(argv[2]), argv[3:]
     if count > 1 and shared_state_missing():
         print(
-            f"WEB_PROCESSES={count} needs services mode (REDIS_URL, and DATABASE_URL): in"
-            " embedded mode the channel layer and caches live in one process.",
+            f"WEB_PROCESSES={count} needs services mode (REDIS_URL): without Redis the"
+            " channel layer and the caches live in one process.",
             file=sys.stderr,
         )
         return 2
