@@ -10,13 +10,15 @@ streamed by another), so it refuses more than one.
 
 A child that exits stops the others, and this process then exits with that child's status, so
 that whatever supervises the server (compose's restart policy, systemd) restarts all of it.
-SIGTERM and SIGINT are passed on to every child.
+SIGTERM and SIGINT are passed on to every child, and on Linux the children get SIGTERM when
+this process dies in any way.
 
     python -m aurax.web_processes HOST PORT N [daphne options…] APPLICATION
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -24,6 +26,7 @@ import subprocess
 import sys
 
 STOP_GRACE = 20  # seconds a child has to finish after SIGTERM before it is killed
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def shared_state_missing() -> bool:
@@ -37,9 +40,25 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _exit_with(parent: int):
+    """Run in the child before daphne starts (Linux): SIGTERM when `parent` dies, however it
+    dies (even SIGKILL), so that no web process is left serving the socket on its own."""
+
+    def set_up() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before that was in place
+            os._exit(1)
+
+    return set_up
+
+
 def children_start(sock: socket.socket, count: int, daphne_args: list[str]) -> list:
     command = [sys.executable, "-m", "aurax.daphne_main", "--fd", str(sock.fileno())]
-    return [subprocess.Popen(command + daphne_args, pass_fds=[sock.fileno()]) for _ in range(count)]
+    on_start = _exit_with(os.getpid()) if sys.platform == "linux" else None
+    return [
+        subprocess.Popen(command + daphne_args, pass_fds=[sock.fileno()], preexec_fn=on_start)
+        for _ in range(count)
+    ]
 
 
 def children_stop(children: list) -> None:

@@ -1,5 +1,6 @@
 """bin/serve with WEB_PROCESSES=N: N daphne processes on one socket (aurax/web_processes.py)."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -74,11 +75,17 @@ def serve(tmp_path_factory, _static_collected):
 
     yield start
     for process in started:
+        children = _children(process.pid)  # before the parent goes: then they are re-parented
         if process.poll() is None:
-            process.kill()
-            for child in _children(process.pid):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
-            process.wait()
 
 
 @services_only
@@ -126,6 +133,27 @@ def test_sigterm_stops_every_process(serve):
     assert process.wait(timeout=30) == 0
     time.sleep(0.2)
     assert not [child for child in children if Path(f"/proc/{child}").exists()]
+
+
+@services_only
+def test_the_processes_end_when_the_parent_is_killed(serve):
+    process, _port = serve(2)
+    children = _children(process.pid)
+
+    process.kill()  # SIGKILL: no handler of its own runs
+    process.wait()
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [c for c in children if _alive(c)]:
+        time.sleep(0.1)
+    assert not [child for child in children if _alive(child)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 def test_embedded_mode_refuses_more_than_one_process(tmp_path):
