@@ -33,7 +33,9 @@ def _started(action, /, **kwargs):
 
 
 class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
-    # chat.socket_loop: one long-lived reader task per source, no thread hop per message.
+    # chat.socket_loop: one long-lived reader task per source, no thread hop per message;
+    # the deltas of answers streaming in this process are sent in the turn they leave in.
+    direct_events = frozenset({"chat.delta"})
 
     async def connect(self):
         self.user = self.scope.get("user")

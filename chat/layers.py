@@ -13,6 +13,11 @@ is copied one level deep (events are flat dicts: the receiver may add or replace
 the sender or other receivers seeing it). A full channel still drops the message, as channels
 does, but it is counted and logged: a socket missing frames recovers through `offset` + `sync`
 (docs/websocket.md), and an operator sees that it had to.
+
+A channel may have a direct receiver (`receiver_set`, chat.socket_loop): a group message for a
+channel with nothing queued is offered to it first, and only queued when it declines. The
+consumer then handles the message in the sender's loop turn instead of waking its reader
+task for it in the next one.
 """
 
 from __future__ import annotations
@@ -37,6 +42,16 @@ class FastInMemoryChannelLayer(InMemoryChannelLayer):
         self.dropped = 0  # messages a full channel refused since start (group_send)
         self._dropped_logged = 0
         self._next_drop_log = 0.0
+        self.receivers: dict = {}  # channel -> direct receiver (see the module's docstring)
+
+    def receiver_set(self, channel: str, receiver) -> None:
+        """`receiver(message) -> bool` is offered every group message for `channel` that would
+        find its queue empty; True when it took the message (it must not change it), False to
+        have it queued as usual."""
+        self.receivers[channel] = receiver
+
+    def receiver_clear(self, channel: str) -> None:
+        self.receivers.pop(channel, None)
 
     def _queue(self, channel: str) -> asyncio.Queue:
         queue = self.channels.get(channel)
@@ -90,6 +105,11 @@ class FastInMemoryChannelLayer(InMemoryChannelLayer):
         self.require_valid_group_name(group)
         self._clean_expired()
         for channel in list(self.groups.get(group, ())):
+            receiver = self.receivers.get(channel)
+            if receiver is not None:
+                queue = self.channels.get(channel)
+                if (queue is None or queue.empty()) and receiver(message):
+                    continue
             try:
                 self._put(channel, message)
             except ChannelFull:

@@ -26,7 +26,8 @@ go out together in the next one, without the shard's lock held meanwhile. `group
 returns once its message is published; `group_send_nowait` (what chat.generation uses for an
 answer's frames, as with the in-memory layer) delivers locally and queues the publish, and
 logs a failed one: a remote tab that misses a frame sees a gap in `offset` and asks for a
-snapshot (docs/websocket.md).
+snapshot (docs/websocket.md). Local delivery offers a message to the channel's direct
+receiver first, as the in-memory layer does (chat.layers, `receiver_set`).
 
 This reaches into channels_redis' per-loop layer and shard objects (`_get_layer`, the loop
 layer's `channels`, `groups`, `_shards`, `_get_group_channel_name`, `_get_shard`; the shard's
@@ -158,6 +159,7 @@ class _LoopLayer(RedisPubSubLoopLayer):
         self.origin = uuid.uuid4().bytes
         self._shards = [_EchoSkippingShard(s.host, self) for s in self._shards]
         self._others: dict[str, tuple[bool, float]] = {}
+        self.receivers: dict = {}  # channel -> direct receiver (chat.layers, `receiver_set`)
 
     def payload(self, message: dict) -> bytes:
         return self.origin + self.channel_layer.serialize(message)
@@ -233,6 +235,13 @@ class PipelinedRedisPubSubChannelLayer(RedisPubSubChannelLayer):
         assert isinstance(message, dict), "message is not a dict"
         await self._get_layer().send(channel, message)
 
+    def receiver_set(self, channel: str, receiver) -> None:
+        """As chat.layers' `receiver_set`, for the group messages sent by this process."""
+        self._get_layer().receivers[channel] = receiver
+
+    def receiver_clear(self, channel: str) -> None:
+        self._get_layer().receivers.pop(channel, None)
+
     async def group_send(self, group, message):
         await self._group_send(group, message, repairable=False)
 
@@ -253,9 +262,12 @@ class PipelinedRedisPubSubChannelLayer(RedisPubSubChannelLayer):
         channel = layer._get_group_channel_name(group)
         members = layer.groups.get(channel)
         if members:
-            for name in members:
+            for name in tuple(members):  # a direct receiver may change the group
                 queue = layer.channels.get(name)
                 if queue is not None:
+                    receiver = layer.receivers.get(name)
+                    if receiver is not None and queue.empty() and receiver(message):
+                        continue
                     queue.put_nowait(message)
             if repairable and not layer.others_may_listen(channel):
                 return None

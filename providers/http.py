@@ -26,6 +26,8 @@ from django.conf import settings
 from httpx_aiohttp import HttpxAiohttpClient
 from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
+from aurax.eager import eager_task
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
     weakref.WeakKeyDictionary()
 )
@@ -38,58 +40,6 @@ _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient
 # there the body (and the headers, which aiohttp holds back to send with it) left one loop
 # turn later; under load a turn of the loop is milliseconds of other answers' tokens, on the
 # way to every answer's first token. On 3.11 that one task is started here as 3.12 starts it.
-
-
-class _Continued:
-    """Awaiting this goes on running `coro` from the wait it stopped at (`waiting_on`, what it
-    yielded), as the task running it would have: what the task sends or throws into it (a
-    result, a cancellation) goes to the coroutine."""
-
-    __slots__ = ("_coro", "_waiting_on")
-
-    def __init__(self, coro, waiting_on):
-        self._coro = coro
-        self._waiting_on = waiting_on
-
-    def __await__(self):
-        coro, waiting_on = self._coro, self._waiting_on
-        while True:
-            try:
-                sent = yield waiting_on
-            except BaseException as exc:  # thrown in by the task: give it to the coroutine
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    waiting_on = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _continued(coro, waiting_on):
-    return await _Continued(coro, waiting_on)
-
-
-def eager_task(coro, *, name=None, context=None):
-    """`asyncio.create_task(coro)` with 3.12's `eager_start`: the coroutine runs now, up to its
-    first real wait. One that finishes without waiting gets a done future (its result or
-    exception in it); otherwise a task carries it on from that wait."""
-    loop = asyncio.get_running_loop()
-    try:
-        waiting_on = coro.send(None)
-    except StopIteration as stop:
-        done = loop.create_future()
-        done.set_result(stop.value)
-        return done
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:
-        done = loop.create_future()
-        done.set_exception(exc)
-        return done
-    return loop.create_task(_continued(coro, waiting_on), name=name)
 
 
 def _aiohttp_body_writes_eager() -> None:

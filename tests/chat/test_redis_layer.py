@@ -152,6 +152,38 @@ async def test_a_message_for_a_channel_of_this_process_skips_redis(layers, write
         }
 
 
+async def test_a_direct_receiver_takes_a_member_s_message_when_nothing_waits_for_it(
+    layers, writes_paused
+):
+    """chat.socket_loop's delivery in the sender's turn: offered first, queued when declined,
+    not offered while an earlier message waits in the queue (the order is kept); the publish
+    for other processes goes on all the same."""
+    layer, _ = layers
+    group = f"test-{uuid.uuid4().hex}"
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    offered, take = [], [True]
+
+    def receiver(message):
+        offered.append(message["n"])
+        return take[0]
+
+    layer.receiver_set(channel, receiver)
+    async with writes_paused:
+        layer.group_send_nowait(group, {"type": "chat.delta", "n": 1})
+        assert offered == [1]  # taken in the sender's call
+        take[0] = False
+        layer.group_send_nowait(group, {"type": "chat.delta", "n": 2})
+        take[0] = True
+        layer.group_send_nowait(group, {"type": "chat.delta", "n": 3})
+        assert offered == [1, 2]  # 2 waits in the queue: 3 goes behind it
+        assert [(await layer.receive(channel))["n"] for _ in range(2)] == [2, 3]
+    layer.receiver_clear(channel)
+    layer.group_send_nowait(group, {"type": "chat.delta", "n": 4})
+    assert offered == [1, 2] and (await layer.receive(channel))["n"] == 4
+    await _nothing_more(layer, channel)  # what Redis echoed back of 1-4 was dropped
+
+
 async def test_receivers_get_their_own_copy(layers):
     layer, _ = layers
     group = f"test-{uuid.uuid4().hex}"

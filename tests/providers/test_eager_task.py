@@ -1,5 +1,6 @@
-"""providers.http.eager_task: aiohttp's request-body task started as Python 3.12 starts it
-(eager_start), so that a request's body leaves in the loop turn that sends the request."""
+"""aurax.eager.eager_task, as providers.http uses it: aiohttp's request-body task started as
+Python 3.12 starts it (eager_start), so that a request's body leaves in the loop turn that
+sends the request."""
 
 import asyncio
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 from aiohttp import client_reqrep
 
-from providers.http import eager_task
+from aurax.eager import eager_task
 
 
 async def test_a_coroutine_that_never_waits_is_done_before_the_call_returns():
