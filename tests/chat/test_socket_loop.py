@@ -5,6 +5,7 @@ turn as every other message does."""
 import asyncio
 
 import pytest
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from chat import socket_loop
@@ -19,6 +20,10 @@ class _Consumer(socket_loop.LeanLoopMixin, AsyncWebsocketConsumer):
     async def connect(self):
         await self.channel_layer.group_add("g", self.channel_name)
         await self.accept()
+
+    async def websocket_disconnect(self, message):
+        # channels' own would close the database connections of a thread: none here.
+        raise StopConsumer()
 
     async def receive(self, text_data=None, bytes_data=None):
         await self.send(text_data=f"frame {text_data} handled")
