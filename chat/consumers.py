@@ -16,7 +16,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from aurax.db_threads import db_call, db_start
-from providers.routing import generations_prefetched
 
 from . import actions, events, generation
 from .socket_loop import LeanLoopMixin
@@ -28,12 +27,9 @@ CLOSE_UNAUTHENTICATED = 4401
 
 def _started(action, /, **kwargs):
     """An action that starts an answer, then the answer's generation prepared, in one
-    database hop: ((conversation id, the answer row, ...), generation.Prepared). The cache
-    round trip of the preparation's admission is sent first, and travels while the action's
-    statements run."""
-    with generations_prefetched():
-        result = action(**kwargs)
-        return result, generation.generation_prepare(answer=result[1])
+    database hop: ((conversation id, the answer row, ...), generation.Prepared)."""
+    result = action(**kwargs)
+    return result, generation.generation_prepare(answer=result[1])
 
 
 class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):

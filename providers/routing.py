@@ -156,66 +156,14 @@ def generation_key_register(key: str) -> None:
     _generation_keys.add(key)
 
 
-# A round trip of `generations_read_once` sent ahead (`generations_prefetched`): (what it
-# reads, its reply still to read), or None.
-_generation_prefetch: contextvars.ContextVar[tuple[tuple, object] | None] = contextvars.ContextVar(
-    "generation_prefetch", default=None
-)
-
-
-def _generation_keys_now() -> list[str]:
-    return sorted(_generation_keys) + [circuit_key(i) for i in list(_circuits_read_along)]
-
-
-@contextlib.contextmanager
-def generations_prefetched():
-    """The round trip of the first `generations_read_once` in the block, sent now and read
-    there: what the block does in between (a chat send's database statements) overlaps it.
-    The values are as fresh as that guarantee needs, since they are read before anything is
-    loaded. Only with a cache that can send a read ahead (Redis: aurax.redis_pool); a
-    reply nobody used is read and dropped when the block ends."""
-    send = getattr(cache, "get_many_sent", None)
-    sent = None
-    if send is not None:
-        keys = _generation_keys_now()
-        try:
-            sent = send(keys)
-        except Exception:  # `generations_read_once` reads it itself, and reports a failure
-            logger.warning("sending the routing generations ahead failed", exc_info=True)
-    if sent is None:
-        yield
-        return
-    token = _generation_prefetch.set((tuple(keys), sent))
-    try:
-        yield
-    finally:
-        _generation_prefetch.reset(token)
-        sent.discard()
-
-
-def _generations_read(keys: list[str]) -> dict:
-    prefetch = _generation_prefetch.get()
-    if prefetch is not None and not prefetch[1].done:
-        sent_keys, sent = prefetch
-        if sent_keys == tuple(keys):
-            try:
-                return sent.result()
-            except Exception:
-                logger.warning("reading the routing generations sent ahead failed", exc_info=True)
-        else:  # a credential was routed to meanwhile: its circuit is read as well now
-            sent.discard()
-    return cache.get_many(keys)
-
-
 @contextlib.contextmanager
 def generations_read_once():
     """Within the block, every registered generation token, and the circuit state of the
     credentials this process routes to, are read from one cache round trip made at its start
     (one Redis call instead of one per cache): the same guarantee as reading each token before
-    loading, since the block starts before anything is loaded. Sent ahead in a
-    `generations_prefetched` block, that round trip is only read here."""
-    keys = _generation_keys_now()
-    token = _generation_snapshot.set((_generations_read(keys), frozenset(keys)))
+    loading, since the block starts before anything is loaded."""
+    keys = sorted(_generation_keys) + [circuit_key(i) for i in list(_circuits_read_along)]
+    token = _generation_snapshot.set((cache.get_many(keys), frozenset(keys)))
     try:
         yield
     finally:
