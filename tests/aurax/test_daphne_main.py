@@ -1,14 +1,19 @@
 """The server's start-up module: Twisted writes go to the socket at once when nothing waits,
 and fall back to Twisted's buffering for whatever the socket does not take. (Every end-to-end
 test runs its server through this module, so WebSocket frames and HTTP responses are covered
-there; these check the fallbacks, which a fast local socket rarely needs.)"""
+there; these check the fallbacks, which a fast local socket rarely needs.) And the garbage
+collector's thresholds it sets."""
 
+import gc
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from twisted.internet import main
 
-from aurax.daphne_main import write_now
+from aurax.daphne_main import gc_threshold_set, write_now
 
 
 class TransportState:
@@ -110,3 +115,41 @@ def test_the_open_files_limit_is_raised_to_the_hard_limit():
     returned, soft_after, hard_after = (int(v) for v in out.stdout.split())
     assert soft_after == hard_after == returned
     assert soft_after > 256
+
+
+# --- The garbage collector's thresholds -----------------------------------------------------
+
+
+@pytest.fixture
+def gc_thresholds_kept():
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
+
+
+def test_the_server_collects_garbage_far_less_often_than_python_s_default(gc_thresholds_kept):
+    assert gc_threshold_set(None) == (20000, 20, 100)
+    assert gc.get_threshold() == (20000, 20, 100)
+    assert gc_threshold_set("5000,10,50") == (5000, 10, 50)
+    assert gc.get_threshold() == (5000, 10, 50)
+
+
+@pytest.mark.parametrize("value", ["", "700", "700,10", "a,b,c", "700,0,10", "-1,10,10"])
+def test_a_malformed_threshold_is_refused_and_changes_nothing(gc_thresholds_kept, value):
+    gc.set_threshold(700, 10, 10)
+    with pytest.raises(ValueError, match="GC_THRESHOLD"):
+        gc_threshold_set(value)
+    assert gc.get_threshold() == (700, 10, 10)
+
+
+def test_a_malformed_threshold_stops_the_server_at_start_with_the_reason():
+    env = {**os.environ, "GC_THRESHOLD": "many"}
+    done = subprocess.run(
+        [sys.executable, "-m", "aurax.daphne_main", "-b", "127.0.0.1", "-p", "0", "x:y"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "GC_THRESHOLD must be three positive whole numbers, not 'many'" in done.stderr
