@@ -1,6 +1,7 @@
-"""aurax.eager.eager_task, as providers.http uses it: aiohttp's request-body task started as
-Python 3.12 starts it (eager_start), so that a request's body leaves in the loop turn that
-sends the request."""
+"""aurax.eager: `eager_task`, as providers.http uses it (aiohttp's request-body task started as
+Python 3.12 starts it, so that a request's body leaves in the loop turn that sends the
+request), and `eager_start`, as chat.socket_loop uses it (a frame handled in its sender's
+turn)."""
 
 import asyncio
 import sys
@@ -8,7 +9,7 @@ import sys
 import pytest
 from aiohttp import client_reqrep
 
-from aurax.eager import eager_task
+from aurax.eager import eager_start, eager_task
 
 
 async def test_a_coroutine_that_never_waits_is_done_before_the_call_returns():
@@ -75,3 +76,37 @@ async def test_cancelling_the_task_cancels_the_coroutine_where_it_waits():
 def test_aiohttp_creates_its_body_task_with_it():
     assert client_reqrep.asyncio.create_task is eager_task
     assert client_reqrep.asyncio.CancelledError is asyncio.CancelledError
+
+
+async def test_eager_start_runs_a_coroutine_that_never_waits_to_its_end_and_returns_none():
+    ran = []
+
+    async def handle():
+        ran.append("sent")
+
+    assert eager_start(handle()) is None
+    assert ran == ["sent"]
+
+
+async def test_eager_start_raises_what_the_coroutine_raised_before_waiting():
+    async def handle():
+        raise ValueError("broken handler")
+
+    with pytest.raises(ValueError, match="broken handler"):
+        eager_start(handle())
+
+
+async def test_eager_start_hands_a_coroutine_that_waits_to_a_task_from_that_wait():
+    loop = asyncio.get_running_loop()
+    later, steps = loop.create_future(), []
+
+    async def handle():
+        steps.append("before the wait")
+        steps.append(await later)
+        return "done"
+
+    task = eager_start(handle())
+    assert steps == ["before the wait"] and isinstance(task, asyncio.Task)
+    later.set_result("after the wait")
+    assert await task == "done"
+    assert steps == ["before the wait", "after the wait"]
