@@ -9,10 +9,11 @@
   at 0.5 ms).
 - the garbage collector's thresholds (GC_THRESHOLD, "gen0,gen1,gen2"; 20000,20,100 unless
   set, Python's default being 700,10,10). Every collection stops the event loop, and so every
-  stream. Counted over one run of bench/ws_load.py at N = 200 (Redis mode), with the default:
+  stream. Counted per run of bench/ws_load.py at N = 200 (Redis mode), with the default:
   239-254 collections, 0.36-0.57 s in all, the longest 51-116 ms (a full one); with 20000,20,100:
-  6 collections, 67 ms in all, the longest 18 ms. What is collected is only the garbage in
-  reference cycles, a few thousand objects more between two collections.
+  6 collections, 55-67 ms in all, the longest 13-18 ms. Objects freed by reference counting
+  still go at once; only garbage in reference cycles waits longer, until 20000 more tracked
+  objects are alive than at the last collection.
 - uvloop: daphne.server builds the loop that Twisted's reactor runs on from the event loop
   policy when it is imported, so the policy is set first.
 - Twisted parses every urlencoded or multipart POST body into `request.args` (the
