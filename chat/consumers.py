@@ -8,7 +8,6 @@ channel layer: chat.socket_loop."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -142,22 +141,11 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
         )
 
     async def _answer_start(self, action, **kwargs) -> tuple:
-        """Run an action that starts an answer, and subscribe this socket to its conversation.
-        The answer's generation is spawned first and waits for the same database hop
-        (generation.generation_start_after): this coroutine's wait on it is made first, so
-        in the turn the hop's result arrives, the socket subscribes and then the upstream
-        call starts. The action's refusal is raised here."""
+        """Run an action that starts an answer: its generation starts, and this socket joins
+        the conversation, in the loop turn the database hop returns in
+        (generation.generation_start_on). The action's refusal is raised here."""
         hop = db_start(_started, action, user=self.user, **kwargs)
-        ours = asyncio.wrap_future(hop)
-        subscribed = asyncio.get_running_loop().create_future()
-        generation.generation_start_after(asyncio.wrap_future(hop), subscribed)
-        try:
-            result, _prepared = await ours
-            await self._subscribe(result[0])
-        finally:
-            if not subscribed.done():
-                subscribed.set_result(None)
-        return result
+        return await generation.generation_start_on(hop, self._subscribe)
 
     async def frame_send(self, frame):
         conversation_id, _answer, created = await self._answer_start(

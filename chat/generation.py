@@ -15,14 +15,17 @@ one flusher, in one transaction every SAVE_INTERVAL: a crash loses at most the l
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import weakref
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from channels.layers import get_channel_layer
 
 from aurax.db_threads import db_background, db_call
+from aurax.eager import task_started
 from billing.tokens import tokens_estimate
 from gateway import pipeline
 from gateway.errors import GatewayError
@@ -92,28 +95,52 @@ def generation_prepare(*, message_id: int | None = None, answer: Message | None 
     return Prepared(context=context, stream=stream)
 
 
-def generation_start_after(started: asyncio.Future, subscribed: asyncio.Future) -> asyncio.Task:
-    """The generation of the answer that an action creates, spawned before the action's
-    database hop returns. `started` resolves to that hop's result, ((conversation id, the
-    answer, ...), Prepared) as chat.consumers makes it; `subscribed` completes once the socket
-    that asked has joined the conversation's group (whatever happened: the consumer always
-    completes it), so that it receives every frame.
+def generation_start_on(hop: Future, subscribe) -> asyncio.Future:
+    """The generation of the answer that an action creates, started in the loop turn the
+    action's database hop returns in. `hop` (a database thread's future) resolves to
+    ((conversation id, the answer, ...), Prepared), as chat.consumers makes it; `subscribe`
+    joins the socket that asked to the conversation's group. Returns a future of the action's
+    result, or of its refusal, for that socket.
 
-    The task waits for the hop itself, so the upstream call starts in the loop turn the
-    hop's result arrives in. A task spawned by the consumer after that turn would run one
-    turn later, and under load one turn of the loop is several milliseconds of other
-    answers' tokens. When the hop fails (the action was refused: the consumer says so)
-    there is no answer, and the task ends."""
-    return _spawn(_generate_after(started, subscribed))
+    In that turn the socket subscribes, so that it receives every frame, and the generation
+    runs up to its first wait (the upstream's response) as the task that carries it on
+    (aurax.eager `task_started`). An asyncio future resolved by the thread would wake whoever
+    awaits it a turn later, behind every callback queued meanwhile: under load, the tokens of
+    every other answer. If the socket stops waiting (it closed), the answer is generated all
+    the same; when the action was refused there is no answer, and nothing is started."""
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()  # the consumer's: the request id in the logs
+    outcome = loop.create_future()
+
+    def begin() -> None:
+        task = task_started(_begin(hop, subscribe, outcome))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+    def arrived(_hop: Future) -> None:  # on the database thread, or here if already done
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(begin, context=context)
+
+    hop.add_done_callback(arrived)
+    return outcome
 
 
-async def _generate_after(started: asyncio.Future, subscribed: asyncio.Future) -> None:
+async def _begin(hop: Future, subscribe, outcome: asyncio.Future) -> None:
     try:
-        result, prepared = await started
-    except Exception:
-        return  # refused: reported to the socket by the consumer, which awaits the same hop
-    if not subscribed.done():
-        await subscribed
+        result, prepared = hop.result()
+    except BaseException as exc:  # refused: the socket says so
+        if not outcome.done():
+            outcome.set_exception(exc)
+        return
+    if not outcome.done():
+        try:
+            await subscribe(result[0])
+        except Exception as exc:
+            if not outcome.done():
+                outcome.set_exception(exc)
+        else:
+            if not outcome.done():
+                outcome.set_result(result)
     await _generate(result[1].pk, prepared)
 
 

@@ -1,15 +1,18 @@
 """aurax.eager: `eager_task`, as providers.http uses it (aiohttp's request-body task started as
 Python 3.12 starts it, so that a request's body leaves in the loop turn that sends the
 request), and `eager_start`, as chat.socket_loop uses it (a frame handled in its sender's
-turn)."""
+turn), and `task_started`, as chat.generation uses it (an answer's generation run up to the
+upstream's response in the turn its database hop returns in, as the task that goes on with it:
+aiohttp's timeouts need a current task)."""
 
 import asyncio
+import contextvars
 import sys
 
 import pytest
 from aiohttp import client_reqrep
 
-from aurax.eager import eager_start, eager_task
+from aurax.eager import eager_start, eager_task, task_started
 
 
 async def test_a_coroutine_that_never_waits_is_done_before_the_call_returns():
@@ -110,3 +113,115 @@ async def test_eager_start_hands_a_coroutine_that_waits_to_a_task_from_that_wait
     later.set_result("after the wait")
     assert await task == "done"
     assert steps == ["before the wait", "after the wait"]
+
+
+def _in_a_callback(function):
+    """Call `function` from a plain callback of the loop (no task running), as
+    chat.generation calls `task_started`; its result."""
+    loop = asyncio.get_running_loop()
+    called = loop.create_future()
+    loop.call_soon(lambda: called.set_result(function()))
+    return called
+
+
+async def test_task_started_runs_the_first_step_now_as_the_task_it_returns():
+    loop = asyncio.get_running_loop()
+    seen, answered = [], loop.create_future()
+
+    async def generate():
+        seen.append(asyncio.current_task())
+        async with asyncio.timeout(5):  # needs a current task, as aiohttp's request does
+            value = await answered
+        seen.append((asyncio.current_task(), value))
+        return "finished"
+
+    task = await _in_a_callback(lambda: task_started(generate(), name="generation"))
+    assert seen == [task] and not task.done(), "ran in the callback, as the task"
+    assert task.get_name() == "generation"
+    answered.set_result("headers")
+    assert await task == "finished"
+    assert seen[1] == (task, "headers")
+
+
+async def test_task_started_first_step_comes_before_what_was_queued_after_it():
+    """The point of it: a task created in the callback would run its first step in a later
+    turn, after the callbacks queued meanwhile; this one has run before they are."""
+    loop = asyncio.get_running_loop()
+    order = []
+
+    async def generate():
+        order.append("generation")
+
+    def begin():
+        task_started(generate())
+        loop.call_soon(order.append, "queued after")
+
+    loop.call_soon(begin)
+    loop.call_soon(order.append, "queued before")
+    await asyncio.sleep(0.05)
+    assert order == ["generation", "queued before", "queued after"]
+
+
+async def test_task_started_first_step_runs_in_the_task_s_context():
+    """What the first step sets in a context variable, its later steps see (and the caller's
+    context is not changed), as with any task."""
+    loop = asyncio.get_running_loop()
+    request_id = contextvars.ContextVar("request_id", default="the caller's")
+    answered = loop.create_future()
+
+    async def generate():
+        request_id.set("the generation's")
+        await answered
+        return request_id.get()
+
+    task = await _in_a_callback(lambda: task_started(generate()))
+    answered.set_result(None)
+    assert await task == "the generation's"
+    assert request_id.get() == "the caller's"
+
+
+async def test_task_started_result_and_failure_of_a_first_step_that_ends():
+    async def at_once():
+        return 3
+
+    async def fails():
+        raise LookupError("gone")
+
+    done = await _in_a_callback(lambda: task_started(at_once()))
+    failed = await _in_a_callback(lambda: task_started(fails()))
+    assert await done == 3
+    with pytest.raises(LookupError, match="gone"):
+        await failed
+
+
+async def test_task_started_cancelled_before_its_next_turn_tells_the_coroutine():
+    """Cancelled in the same turn as its first step: the coroutine gets the cancellation at
+    the wait it stopped at, and its cleanup runs."""
+    loop = asyncio.get_running_loop()
+    never, cleaned = loop.create_future(), []
+
+    async def generate():
+        try:
+            await never
+        finally:
+            cleaned.append(asyncio.current_task())
+
+    def begin():
+        task = task_started(generate())
+        task.cancel()
+        return task
+
+    task = await _in_a_callback(begin)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == [task]
+
+
+async def test_task_started_refuses_to_run_inside_another_task():
+    async def generate():
+        pass
+
+    coro = generate()
+    with pytest.raises(RuntimeError):
+        task_started(coro)
+    coro.close()

@@ -1,14 +1,13 @@
-"""How an answer starts: its generation is spawned when the frame arrives and waits for the
-action's database hop itself (chat.consumers `_answer_start`, chat.generation
-`generation_start_after`), and for the socket that asked to join the conversation."""
+"""How an answer starts: its generation starts in the loop turn the action's database hop
+returns in, after the socket that asked has joined the conversation (chat.consumers
+`_answer_start`, chat.generation `generation_start_on`)."""
 
 import asyncio
-import threading
 
+import aiohttp
 import pytest
 from asgiref.sync import sync_to_async
 
-from aurax import db_threads
 from billing import tokens
 from chat import generation
 from chat.consumers import ChatConsumer
@@ -24,42 +23,54 @@ pytestmark = [
 ]
 
 
-def _generations_waiting_for_a_hop() -> list[asyncio.Task]:
-    return [t for t in generation._tasks if t.get_coro().__qualname__ == "_generate_after"]
-
-
-async def test_the_generation_is_spawned_before_the_database_hop_returns(
-    alice, credential, fake_upstream
+async def test_the_generation_calls_the_upstream_in_the_turn_the_hop_returns_in(
+    alice, credential, fake_upstream, monkeypatch
 ):
-    """Every database thread is held: the send's hop cannot run, yet its generation task
-    already exists, waiting for it. Once the threads are free the answer streams whole."""
-    threads = db_threads._threads()
-    running, release = threading.Semaphore(0), threading.Event()
+    """A callback that the database thread queues right after the send's result (and so
+    runs in the same loop turn as what that result starts, nothing in between) finds the
+    socket in the new conversation's group and the generation's request sent, waiting for
+    the upstream's response as the generation's own task. A generation woken by an asyncio
+    future would not have started yet: that wake-up comes a turn later, behind every
+    callback queued meanwhile."""
+    loop = asyncio.get_running_loop()
+    socket, _, _ = await socket_for(alice)
+    await socket.send_json_to(
+        {"type": "send", "content": "@tokens=3", "model": model_for(credential)}
+    )
+    await frames_until(socket, of_type("generation_finished"))
+    await generation.generations_wait()  # its upstream connection is back in the pool
 
-    def hold():
-        running.release()
-        release.wait(10)
+    waiting_for_headers: list[asyncio.Task] = []
+    real_response_start = aiohttp.ClientResponse.start
 
-    held = [db_threads.db_submit(hold) for _ in range(threads)]
-    try:
-        for _ in range(threads):
-            assert await asyncio.to_thread(running.acquire, True, 5)
-        socket, _, _ = await socket_for(alice)
-        await socket.send_json_to(
-            {"type": "send", "content": "@tokens=20 @delay=0.002", "model": model_for(credential)}
-        )
-        for _ in range(100):
-            if _generations_waiting_for_a_hop():
-                break
-            await asyncio.sleep(0.01)
-        assert len(_generations_waiting_for_a_hop()) == 1
-        assert not await Message.objects.aexists(), "the hop has not run"
-    finally:
-        release.set()
-        for future in held:
-            await asyncio.wrap_future(future)
+    async def response_start(self, connection):  # the request has been written
+        waiting_for_headers.append(asyncio.current_task())
+        return await real_response_start(self, connection)
+
+    seen: dict = {}
+    real_start_on = generation.generation_start_on
+
+    def start_on(hop, subscribe):
+        outcome = real_start_on(hop, subscribe)
+
+        def look():
+            seen["conversations"] = set(subscribe.__self__.conversations)
+            seen["waiting_for_headers"] = list(waiting_for_headers)
+            seen["generations"] = set(generation._tasks)
+
+        hop.add_done_callback(lambda _hop: loop.call_soon_threadsafe(look))
+        return outcome
+
+    monkeypatch.setattr(aiohttp.ClientResponse, "start", response_start)
+    monkeypatch.setattr(generation, "generation_start_on", start_on)
+    await socket.send_json_to(
+        {"type": "send", "content": "@tokens=20 @delay=0.002", "model": model_for(credential)}
+    )
     frames = await frames_until(socket, of_type("generation_finished"))
-    assert [f["type"] for f in frames][:2] == ["conversation_created", "generation_started"]
+    assert len(seen["conversations"]) == 2, "joined the new conversation in that turn"
+    assert frames[0]["conversation_id"] in seen["conversations"]
+    assert len(seen["waiting_for_headers"]) == 1, "the upstream request left in that turn"
+    assert seen["waiting_for_headers"][0] in seen["generations"]
     assert frames[-1]["status"] == "complete"
     assert streamed_text(frames).split() == [f"tok{i}" for i in range(1, 21)]
     await socket.disconnect()
