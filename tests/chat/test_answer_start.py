@@ -3,11 +3,13 @@ returns in, after the socket that asked has joined the conversation (chat.consum
 `_answer_start`, chat.generation `generation_start_on`)."""
 
 import asyncio
+import threading
 
 import aiohttp
 import pytest
 from asgiref.sync import sync_to_async
 
+from aurax import db_threads
 from billing import tokens
 from chat import generation
 from chat.consumers import ChatConsumer
@@ -75,6 +77,44 @@ async def test_the_generation_calls_the_upstream_in_the_turn_the_hop_returns_in(
     assert streamed_text(frames).split() == [f"tok{i}" for i in range(1, 21)]
     await socket.disconnect()
     await generation.generations_wait()
+
+
+async def test_a_send_whose_socket_closes_before_its_hop_runs_is_answered_all_the_same(
+    alice, credential, fake_upstream
+):
+    """Every database thread is held, so the send's hop waits in the queue; the socket that
+    sent it closes meanwhile. The message is not lost: once the threads are free the answer
+    is generated and saved whole, as when every tab closes mid-stream."""
+    threads = db_threads._threads()
+    running, release = threading.Semaphore(0), threading.Event()
+
+    def hold():
+        running.release()
+        release.wait(10)
+
+    held = [db_threads.db_submit(hold) for _ in range(threads)]
+    try:
+        for _ in range(threads):
+            assert await asyncio.to_thread(running.acquire, True, 5)
+        socket, _, _ = await socket_for(alice)
+        await socket.send_json_to(
+            {"type": "send", "content": "@tokens=12 @delay=0.001", "model": model_for(credential)}
+        )
+        await asyncio.sleep(0.1)  # the frame is read and its hop queued
+        await socket.disconnect()
+        assert not await Message.objects.aexists(), "the hop has not run"
+    finally:
+        release.set()
+        for future in held:
+            await asyncio.wrap_future(future)
+    for _ in range(100):
+        if await Message.objects.filter(role=Message.Role.ASSISTANT).aexists():
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.wait_for(generation.generations_wait(), 10)
+    answer = await Message.objects.aget(role=Message.Role.ASSISTANT)
+    assert answer.status == Message.Status.COMPLETE
+    assert answer.content.split() == [f"tok{i}" for i in range(1, 13)]
 
 
 async def test_the_generation_waits_for_the_socket_to_join_the_conversation(
