@@ -85,7 +85,6 @@ def conversation_create(
     )
 
 
-@transaction.atomic
 def conversation_settings_update(
     *,
     conversation: Conversation,
@@ -105,7 +104,8 @@ def conversation_settings_update(
             max_tokens=conversation.max_tokens if max_tokens is ... else max_tokens,
         )
     # The chat page sends its settings with every message; most of the time they are the
-    # ones already saved, and nothing is written.
+    # ones already saved, and nothing is written, nor a transaction opened (one UPDATE needs
+    # none): on SQLite an empty BEGIN IMMEDIATE ... COMMIT took the write lock in every send.
     fields = [name for name, value in values.items() if getattr(conversation, name) != value]
     for name in fields:
         setattr(conversation, name, values[name])

@@ -37,7 +37,7 @@ def _updates_of(queries, table="chat_conversation") -> list[str]:
     return [q["sql"] for q in queries if f'UPDATE "{table}"' in q["sql"]]
 
 
-def test_settings_sent_unchanged_are_not_written(user):
+def test_settings_sent_unchanged_are_not_written_nor_a_transaction_opened(user):
     conversation = _conversation(
         user, model="fake-small", system_prompt="Be brief.", temperature=0.5, max_tokens=100
     )
@@ -51,7 +51,7 @@ def test_settings_sent_unchanged_are_not_written(user):
             max_tokens=100,
         )
 
-    assert not _updates_of(queries.captured_queries)
+    assert not queries.captured_queries, [q["sql"] for q in queries.captured_queries]
 
 
 def test_settings_that_changed_are_written_and_only_they(user):
