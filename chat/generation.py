@@ -26,7 +26,7 @@ from channels.layers import get_channel_layer
 
 from aurax.db_threads import db_background, db_call
 from aurax.eager import task_started
-from billing.tokens import tokens_estimate
+from billing.tokens import tokens_remember
 from gateway import pipeline
 from gateway.errors import GatewayError
 from providers.types import Message as PromptMessage
@@ -50,8 +50,9 @@ TITLE_PROMPT = (
     "conversation that starts with this exchange. Answer with the title only."
 )
 
-# Strong references: the event loop keeps only weak ones to tasks.
-_tasks: set[asyncio.Task] = set()
+# Strong references: the event loop keeps only weak ones to tasks. (Also the generations
+# whose database hop has not returned yet: `generation_start_on`.)
+_tasks: set[asyncio.Future] = set()
 
 
 def _spawn(coro) -> asyncio.Task:
@@ -111,11 +112,17 @@ def generation_start_on(hop: Future, subscribe) -> asyncio.Future:
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()  # the consumer's: the request id in the logs
     outcome = loop.create_future()
+    coming = loop.create_future()  # what generations_wait waits for until the task exists
+    _tasks.add(coming)
 
     def begin() -> None:
-        task = task_started(_begin(hop, subscribe, outcome))
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
+        try:
+            task = task_started(_begin(hop, subscribe, outcome))
+            _tasks.add(task)
+            task.add_done_callback(_tasks.discard)
+        finally:
+            _tasks.discard(coming)
+            coming.set_result(None)
 
     def arrived(_hop: Future) -> None:  # on the database thread, or here if already done
         if not loop.is_closed():
@@ -334,16 +341,6 @@ def progress_flusher() -> _ProgressFlusher:
     return flusher
 
 
-def _answer_finish(*, message_id: int, content: str, **finish) -> None:
-    """Save the finished answer, then count its tokens (on the same background hop). The
-    next message in the conversation sends this answer back as history, and its admission
-    estimates the prompt's tokens before the upstream call: counted here, the answer's count
-    is remembered (billing.tokens) and that estimate does not encode it again on the way to
-    the first token."""
-    services.message_finish(message_id=message_id, content=content, **finish)
-    tokens_estimate(text=content)
-
-
 def _stream_for(context: dict, *, message_id: int) -> pipeline.PipelineStream:
     return pipeline.stream(
         user=context["user"],
@@ -536,7 +533,15 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
                 ttft_ms=outcome.ttft_ms,
                 duration_ms=outcome.duration_ms,
             )
-        await db_background(_answer_finish, message_id=message_id, content="".join(parts), **finish)
+        content = "".join(parts)
+        if outcome is not None and outcome.output_tokens:
+            # The next message in the conversation sends this answer back as history, and its
+            # admission estimates the prompt's tokens before the upstream call: the count
+            # the answer came with is taken for it there, not encoded again.
+            tokens_remember(text=content, count=outcome.output_tokens)
+        await db_background(
+            services.message_finish, message_id=message_id, content=content, **finish
+        )
         if started is not None:
             try:
                 await started
