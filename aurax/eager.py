@@ -124,6 +124,19 @@ class _Carried(collections.abc.Coroutine):
     def __next__(self):
         return self.send(None)
 
+    # What asyncio shows of a task's coroutine (its repr, `get_stack`): the coroutine's own.
+    @property
+    def __name__(self):
+        return self._coro.__qualname__
+
+    @property
+    def cr_code(self):
+        return self._coro.cr_code
+
+    @property
+    def cr_frame(self):
+        return self._coro.cr_frame
+
 
 _WAITING, _RETURNED, _RAISED = object(), object(), object()
 

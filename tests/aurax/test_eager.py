@@ -138,6 +138,7 @@ async def test_task_started_runs_the_first_step_now_as_the_task_it_returns():
     task = await _in_a_callback(lambda: task_started(generate(), name="generation"))
     assert seen == [task] and not task.done(), "ran in the callback, as the task"
     assert task.get_name() == "generation"
+    assert "generate()" in repr(task) and task.get_stack()[0].f_code.co_name == "generate"
     answered.set_result("headers")
     assert await task == "finished"
     assert seen[1] == (task, "headers")
