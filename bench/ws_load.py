@@ -25,6 +25,8 @@ sends --rounds questions one after the other in its own conversation, each
                   reads frames late, which would count as AURAX's time)
   frame delay     per `delta`: arrival − emission stamp of the last token it contains (includes
                   the by-design coalescing wait: one frame per ~30 ms, tokens every 20 ms)
+  machine check   ms for a fixed pure-Python loop, before and after the load (the machine's
+                  own speed at the time: a shared machine's changes by itself)
   server CPU/RSS  /proc/<pid>/stat utime+stime over the load window, VmRSS before the sockets
                   open and its peak during the load (also for the upstream and this client);
                   CPU also per answer delivered (server_cpu_ms_per_answer). With WEB_PROCESSES
@@ -160,6 +162,21 @@ def proc_rss(pid: int) -> int:
 
 def proc_threads(pid: int) -> int:
     return _status_sum(pid, "Threads:")
+
+
+def machine_check() -> float:
+    """How fast this machine runs Python now: ms for a fixed pure-Python loop, the median of
+    five, with nothing of the benchmark running. A shared machine changes speed by itself
+    (16 against 25 ms idle, on one machine, within an hour), and figures from runs minutes
+    apart compare only with this beside them."""
+    times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        total = 0
+        for i in range(300_000):
+            total += i * i % 7
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1000, 1)
 
 
 async def loop_lag(lags: list[float], period: float = 0.005) -> None:
@@ -318,6 +335,7 @@ async def run(args) -> dict:
     url = f"ws://127.0.0.1:{args.port}/ws/chat/"
     headers = {"Origin": origin, "Cookie": f"sessionid={session_key}"}
     connector = aiohttp.TCPConnector(limit=0)
+    check_before = machine_check()
     async with aiohttp.ClientSession(connector=connector) as session:
         baseline = await upstream_ttft(session, args.upstream, args.upstream_samples)
         upstream_ttft_p50 = statistics.median(baseline)
@@ -383,6 +401,7 @@ async def run(args) -> dict:
             [asyncio.ensure_future(asyncio.wait_for(ws.close(), 2)) for ws in sockets], timeout=5
         )
 
+    check_after = machine_check()
     wall = t_load1 - t_load0
     busy = [b for c in chats for b in c.busy]
     stream_seconds = sum(end - begin for begin, end in busy)
@@ -423,6 +442,8 @@ async def run(args) -> dict:
         "errors": errors,
         "connect_s": round(connect_s, 2),
         "load_wall_s": round(wall, 2),
+        "machine_check_ms_before": check_before,
+        "machine_check_ms_after": check_after,
         "avg_open_streams": round(avg_open, 1),
         "upstream_ttft_ms_p50": round(upstream_ttft_p50 * ms, 2),
         "upstream_ttft_ms_p95": round(percentile(baseline, 0.95) * ms, 2),
