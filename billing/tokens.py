@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -58,19 +57,22 @@ def tokens_remember(*, text: str, count: int) -> None:
     before the upstream call, and would otherwise encode the answer on the way to the first
     token (or the finish would, on the thread a send waits for: ~1 ms for 300 tokens)."""
     if text and len(text) <= REMEMBERED_TEXT_MAX:
-        with _remembered_lock:
-            _remembered[text] = count
+        _remembered[text] = count
+        try:
             _remembered.move_to_end(text)
-            if len(_remembered) > REMEMBERED_TEXTS:
+            while len(_remembered) > REMEMBERED_TEXTS:
                 _remembered.popitem(last=False)
+        except KeyError:  # another thread evicted it, or emptied the rest, meanwhile
+            pass
 
 
 # A chat's every call estimates its whole history again, and the roles on every message:
 # the counts of the 4096 most recent texts of up to 16 K characters are kept.
 REMEMBERED_TEXT_MAX = 16 * 1024
 REMEMBERED_TEXTS = 4096
-_remembered: OrderedDict[str, int] = OrderedDict()  # least recently used first
-_remembered_lock = threading.Lock()
+# Least recently used first. No lock: each OrderedDict operation is atomic (C, under the
+# GIL), and the event loop estimates too; it must not wait for a thread holding a lock.
+_remembered: OrderedDict[str, int] = OrderedDict()
 
 
 def _tokens(text: str) -> int:
@@ -81,11 +83,13 @@ def _tokens(text: str) -> int:
 
 
 def _tokens_remembered(text: str) -> int:
-    with _remembered_lock:
-        count = _remembered.get(text)
-        if count is not None:
+    count = _remembered.get(text)
+    if count is not None:
+        try:
             _remembered.move_to_end(text)
-            return count
+        except KeyError:  # evicted meanwhile
+            pass
+        return count
     count = _tokens(text)
     tokens_remember(text=text, count=count)
     return count
