@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 
 from aurax import db_threads
 from billing import tokens
-from chat import generation
+from chat import consumers, generation
 from chat.consumers import ChatConsumer
 from chat.models import Message
 from providers.types import Message as PromptMessage
@@ -100,7 +100,12 @@ async def test_a_send_whose_socket_closes_before_its_hop_runs_is_answered_all_th
         await socket.send_json_to(
             {"type": "send", "content": "@tokens=12 @delay=0.001", "model": model_for(credential)}
         )
-        await asyncio.sleep(0.1)  # the frame is read and its hop queued
+        for _ in range(500):  # until the frame is read and its hop queued
+            if any(entry[2][2] is consumers._started for entry in db_threads._queued):
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the send's hop was never queued")
         await socket.disconnect()
         assert not await Message.objects.aexists(), "the hop has not run"
     finally:
