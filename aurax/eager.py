@@ -15,38 +15,6 @@ import collections.abc
 import contextvars
 
 
-class _Continued:
-    """Awaiting this goes on running `coro` from the wait it stopped at (`waiting_on`, what it
-    yielded), as the task running it would have: what the task sends or throws into it (a
-    result, a cancellation) goes to the coroutine."""
-
-    __slots__ = ("_coro", "_waiting_on")
-
-    def __init__(self, coro, waiting_on):
-        self._coro = coro
-        self._waiting_on = waiting_on
-
-    def __await__(self):
-        coro, waiting_on = self._coro, self._waiting_on
-        while True:
-            try:
-                sent = yield waiting_on
-            except BaseException as exc:  # thrown in by the task: give it to the coroutine
-                try:
-                    waiting_on = coro.throw(exc)
-                except StopIteration as stop:
-                    return stop.value
-            else:
-                try:
-                    waiting_on = coro.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-
-
-async def _continued(coro, waiting_on):
-    return await _Continued(coro, waiting_on)
-
-
 def eager_task(coro, *, name=None, context=None):
     """`asyncio.create_task(coro)` with 3.12's `eager_start`: the coroutine runs now, up to its
     first real wait. One that finishes without waiting gets a done future (its result or
@@ -64,7 +32,7 @@ def eager_task(coro, *, name=None, context=None):
         done = loop.create_future()
         done.set_exception(exc)
         return done
-    return loop.create_task(_continued(coro, waiting_on), name=name)
+    return loop.create_task(_Carried(coro, (_WAITING, waiting_on)), name=name)
 
 
 def eager_start(coro, *, name=None) -> asyncio.Task | None:
@@ -75,19 +43,20 @@ def eager_start(coro, *, name=None) -> asyncio.Task | None:
         waiting_on = coro.send(None)
     except StopIteration:
         return None
-    return asyncio.get_running_loop().create_task(_continued(coro, waiting_on), name=name)
+    return asyncio.get_running_loop().create_task(_Carried(coro, (_WAITING, waiting_on)), name=name)
 
 
 class _Carried(collections.abc.Coroutine):
-    """What a `task_started` task runs: its first step takes up where the coroutine's own
-    first step, made before, ended (the wait it stopped at, its result or its exception);
-    after that every step, result and cancellation goes to the coroutine."""
+    """What the task that carries on an eagerly started coroutine runs: its first step takes
+    up where the coroutine's own first step, made before, ended (the wait it stopped at, its
+    result or its exception); after that every step, result and cancellation goes to the
+    coroutine, as if the task had run it from the start."""
 
     __slots__ = ("_coro", "_first")
 
-    def __init__(self, coro):
+    def __init__(self, coro, first=None):
         self._coro = coro
-        self._first = None  # (how the first step ended, with what), once it has run
+        self._first = first  # (how the first step ended, with what), once it has run
 
     def first_step(self) -> None:
         try:
