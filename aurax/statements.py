@@ -12,6 +12,11 @@ the fields' own, so nothing about a model is repeated here.
     save_fields(obj, names)      as obj.save(update_fields=names)
     insert_parts(model, alias)   an INSERT's column list and fields, for a caller that writes
                                  its own statement around them (values from `insert_params`)
+    select_parts(model, alias, related)
+                                 a SELECT's columns and tables for a row of `model` (and of
+                                 the models its foreign keys `related` point to, as
+                                 `select_related`), and the reader that makes the instance
+                                 from a fetched row, as the ORM does
 
 Model signals are not sent. A model with save receivers is refused, so that none can be
 skipped silently.
@@ -20,7 +25,8 @@ skipped silently.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from django.db import DatabaseError, connections, router
 from django.db.models import Model
@@ -113,3 +119,82 @@ def save_fields(obj: Model, names: Iterable[str]) -> None:
         cursor.execute(sql, params)
         if not cursor.rowcount:
             raise DatabaseError(f"{model.__name__} {obj.pk} is gone: nothing was updated.")
+
+
+@dataclass(frozen=True)
+class Selected:
+    """What `select_parts` builds: `SELECT {columns} FROM {tables} WHERE ...` fetches rows
+    whose first `width` values `read` turns into an instance."""
+
+    columns: str
+    tables: str
+    width: int
+    read: Callable[[Sequence], Model]
+
+
+def _reader(model: type[Model], alias: str, table: str):
+    """Turns `model`'s values in a row into an instance: each value converted by the
+    backend's and the field's converters, as the ORM's compiler does, then `from_db`."""
+    connection = connections[alias]
+    fields = model._meta.concrete_fields
+    names = [f.attname for f in fields]
+    converting = []
+    for index, field in enumerate(fields):
+        column = field.get_col(table)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        if converters:
+            converting.append((index, converters, column))
+
+    def read(values: Sequence) -> Model:
+        values = list(values)
+        for index, converters, column in converting:
+            for converter in converters:
+                values[index] = converter(values[index], column, connection)
+        return model.from_db(alias, names, values)
+
+    return read, len(fields)
+
+
+@functools.lru_cache(maxsize=64)
+def select_parts(model: type[Model], alias: str, related: tuple[str, ...] = ()) -> Selected:
+    """The columns and tables of a SELECT of `model`'s rows with, for each foreign key named
+    in `related`, the row it points to (joined; None when the key is null), read as
+    `Model.objects.select_related(*related)` reads them. Django compiles a query's SQL every
+    time it runs it: for a read that a chat send waits for, that cost more than running it."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    table = quote(meta.db_table)
+    parts = [(model, meta.db_table, None)]
+    tables = [table]
+    for name in related:
+        field = meta.get_field(name)
+        if not field.many_to_one:
+            raise TypeError(f"{model.__name__}.{name} is not a foreign key")
+        # Joined under an alias of their own: a key may point to the same table.
+        joined = f"related_{name}"
+        join = "LEFT OUTER JOIN" if field.null else "INNER JOIN"
+        tables.append(
+            f"{join} {quote(field.related_model._meta.db_table)} {quote(joined)} ON"
+            f" {quote(joined)}.{quote(field.target_field.column)} = {table}.{quote(field.column)}"
+        )
+        parts.append((field.related_model, joined, field))
+    columns, readers, start = [], [], 0
+    for part_model, part_table, field in parts:
+        columns += [
+            f"{quote(part_table)}.{quote(f.column)}" for f in part_model._meta.concrete_fields
+        ]
+        read, width = _reader(part_model, alias, part_table)
+        # The joined row's own key: NULL when a nullable foreign key points nowhere.
+        key = start + part_model._meta.concrete_fields.index(field.target_field) if field else 0
+        readers.append((start, start + width, read, field, key))
+        start += width
+    (_, width, read_main, _, _), joined = readers[0], readers[1:]
+
+    def read(row: Sequence) -> Model:
+        obj = read_main(row[:width])
+        for begin, end, read_joined, field, key in joined:
+            field.set_cached_value(obj, None if row[key] is None else read_joined(row[begin:end]))
+        return obj
+
+    return Selected(columns=", ".join(columns), tables=" ".join(tables), width=start, read=read)

@@ -11,7 +11,7 @@ from contextlib import nullcontext
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError, connection, connections, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
 from django.db.models import F, Subquery
 from django.utils import timezone
 
@@ -186,12 +186,38 @@ def _streaming_exists(conversation_id: int) -> bool:
         return cursor.fetchone() is not None
 
 
+@functools.lru_cache(maxsize=8)
+def _locked_sql(alias: str, for_update: bool) -> tuple[str, statements.Selected]:
+    quote = connections[alias].ops.quote_name
+    selected = statements.select_parts(Conversation, alias)
+    sql = (
+        f"SELECT {selected.columns} FROM {selected.tables}"
+        f" WHERE {quote(Conversation._meta.db_table)}.{quote('id')} = %s"
+        + (" FOR UPDATE" if for_update else "")
+    )
+    return sql, selected
+
+
+def _conversation_locked(pk: int) -> Conversation:
+    """`Conversation.objects.select_for_update().get(pk=pk)`, its SQL built once (a send
+    waits for this read)."""
+    alias = router.db_for_write(Conversation)
+    connection = connections[alias]
+    sql, selected = _locked_sql(alias, connection.features.has_select_for_update)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise Conversation.DoesNotExist("Conversation matching query does not exist.")
+    return selected.read(row)
+
+
 def _lock(conversation: Conversation) -> Conversation:
     """The conversation re-read under a row lock, refused while one of its answers streams.
     An answer whose heartbeat stopped (its process died) no longer counts: it is marked
     interrupted here. In the usual case, no answer streaming, that is two short reads: the
     locked row, and whether an answer streams."""
-    locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    locked = _conversation_locked(conversation.pk)
     if _streaming_exists(locked.pk):
         streaming = Message.objects.filter(
             conversation_id=locked.pk, status=Message.Status.STREAMING

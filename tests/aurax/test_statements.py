@@ -1,10 +1,14 @@
-"""aurax.statements: inserts and updates with their SQL built once, written as save() writes."""
+"""aurax.statements: inserts, updates and selects with their SQL built once, writing as save()
+writes and reading as the ORM reads."""
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from aurax import statements
 from billing.models import Budget
@@ -88,3 +92,67 @@ def test_the_sql_is_built_once_per_model_and_columns(conversation):
     built = statements._insert.cache_info().misses
     statements.insert(Message(conversation=conversation, role="user", content="again"))
     assert statements._insert.cache_info().misses == built
+
+
+def _selected(model, pk, related=()):
+    selected = statements.select_parts(model, "default", related)
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT {selected.columns} FROM {selected.tables} WHERE {table}."id" = %s', [pk]
+        )
+        [row] = cursor.fetchall()
+    assert len(row) == selected.width
+    return selected.read(row)
+
+
+def _values(obj) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_a_selected_row_reads_as_the_orm_reads_it(conversation):
+    """Every column converted as the ORM converts it (decimals, floats, datetimes, booleans,
+    nulls), on SQLite as on PostgreSQL."""
+    question = Message.objects.create(conversation=conversation, role=Message.Role.USER)
+    answer = Message.objects.create(
+        conversation=conversation,
+        parent=question,
+        role=Message.Role.ASSISTANT,
+        content="Hello <b>there</b>",
+        cost=Decimal("0.00012345"),
+        retry_after=2.5,
+        tokens_estimated=True,
+        output_tokens=7,
+        heartbeat_at=timezone.now() - dt.timedelta(seconds=3),
+    )
+
+    read = _selected(Message, answer.pk)
+    by_orm = Message.objects.get(pk=answer.pk)
+
+    assert _values(read) == _values(by_orm)
+    assert {k: type(v) for k, v in _values(read).items()} == {
+        k: type(v) for k, v in _values(by_orm).items()
+    }
+    assert read.cost == Decimal("0.00012345") and read.heartbeat_at.tzinfo is not None
+    assert not read._state.adding and read._state.db == "default"
+
+
+def test_the_rows_a_foreign_key_points_to_come_with_it_and_a_null_key_brings_none(conversation):
+    question = Message.objects.create(conversation=conversation, role=Message.Role.USER)
+    answer = Message.objects.create(
+        conversation=conversation, parent=question, role=Message.Role.ASSISTANT
+    )
+
+    read_answer = _selected(Message, answer.pk, ("conversation", "parent"))
+    read_question = _selected(Message, question.pk, ("conversation", "parent"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert _values(read_answer.parent) == _values(Message.objects.get(pk=question.pk))
+        assert _values(read_answer.conversation) == _values(conversation)
+        assert read_question.parent is None
+    assert len(queries.captured_queries) == 1  # the read to compare with, no other
+
+
+def test_only_foreign_keys_can_be_selected_along(conversation):
+    with pytest.raises(TypeError, match="not a foreign key"):
+        statements.select_parts(Conversation, "default", ("messages",))
