@@ -10,6 +10,7 @@ the fields' own, so nothing about a model is repeated here.
 
     insert(obj)                  as obj.save(force_insert=True)
     save_fields(obj, names)      as obj.save(update_fields=names)
+    update_fields(obj, names)    the same for a row that may be gone (False then)
     insert_parts(model, alias)   an INSERT's column list and fields, for a caller that writes
                                  its own statement around them (values from `insert_params`)
     select_parts(model, alias, related)
@@ -105,9 +106,9 @@ def _update(model: type[Model], names: tuple[str, ...], alias: str) -> tuple[str
     return sql, fields
 
 
-def save_fields(obj: Model, names: Iterable[str]) -> None:
-    """Write the fields `names` of a saved `obj` to its row, as
-    `obj.save(update_fields=names)`; DatabaseError when the row is gone."""
+def update_fields(obj: Model, names: Iterable[str]) -> bool:
+    """Write the fields `names` of `obj` to the row with its primary key, as
+    `obj.save(update_fields=names)` does; False when there is no such row."""
     model = type(obj)
     _no_save_receivers(model)
     alias = obj._state.db or router.db_for_write(model, instance=obj)
@@ -117,8 +118,13 @@ def save_fields(obj: Model, names: Iterable[str]) -> None:
     params.append(obj.pk)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        if not cursor.rowcount:
-            raise DatabaseError(f"{model.__name__} {obj.pk} is gone: nothing was updated.")
+        return bool(cursor.rowcount)
+
+
+def save_fields(obj: Model, names: Iterable[str]) -> None:
+    """`update_fields` of a saved `obj`: DatabaseError when its row is gone."""
+    if not update_fields(obj, names):
+        raise DatabaseError(f"{type(obj).__name__} {obj.pk} is gone: nothing was updated.")
 
 
 @dataclass(frozen=True)
