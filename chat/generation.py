@@ -44,6 +44,9 @@ FRAME_INTERVAL = 0.03  # seconds between delta frames: ~33 frames/s, not one per
 BUSY_STREAMS = 50
 BUSY_FRAME_INTERVAL = 0.05
 SAVE_INTERVAL = 1.0  # seconds between two saves of the growing text of every answer
+# Answers per save: a send waits for the database thread a save holds (on SQLite the only
+# one), so the save of many answers is a run of short writes, and sends go between them.
+SAVE_BATCH = 32
 HEARTBEAT_INTERVAL = 20.0  # an answer without new text still shows it is alive this often
 TITLE_PROMPT = (
     "Write a short title (at most 6 words, no quotes, no trailing punctuation) for a "
@@ -273,8 +276,9 @@ class _Answer:
 
 class _ProgressFlusher:
     """One per event loop (i.e. per process in production): every SAVE_INTERVAL it writes the
-    grown text of every streaming answer in one transaction (services.messages_progress_save),
-    instead of each answer writing its own every second. Runs while answers are tracked."""
+    grown text of every streaming answer (services.messages_progress_save, SAVE_BATCH answers
+    a transaction), instead of each answer writing its own every second. Runs while answers
+    are tracked."""
 
     def __init__(self):
         self._answers: dict[int, _Answer] = {}
@@ -312,19 +316,22 @@ class _ProgressFlusher:
             for a in self._answers.values()
             if a.length != a.saved_length or now - a.saved_at >= HEARTBEAT_INTERVAL
         ]
-        if not due:
-            return
-        contents = {a.message_id: a.text() for a in due}
-        lengths = {a.message_id: a.length for a in due}
         self._flushing = True
+        try:
+            for start in range(0, len(due), SAVE_BATCH):
+                await self._save(due[start : start + SAVE_BATCH], now)
+        finally:
+            self._flushing = False
+
+    async def _save(self, answers: list[_Answer], now: float) -> None:
+        contents = {a.message_id: a.text() for a in answers}
+        lengths = {a.message_id: a.length for a in answers}
         try:
             await db_background(services.messages_progress_save, contents=contents)
         except Exception:
             logger.exception("saving the progress of %s answers failed", len(contents))
             return
-        finally:
-            self._flushing = False
-        for answer in due:
+        for answer in answers:
             answer.saved_length, answer.saved_at = lengths[answer.message_id], now
 
 

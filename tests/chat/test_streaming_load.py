@@ -80,6 +80,31 @@ async def test_one_save_writes_the_growing_text_of_every_streaming_answer(
         assert final.status == "complete" and all(final.content.startswith(t) for t in saved)
 
 
+async def test_a_save_of_many_answers_is_a_run_of_short_writes_with_sends_between(monkeypatch):
+    """A send that arrives while the database thread writes answers' progress waits for one
+    batch, not for every streaming answer's text."""
+    monkeypatch.setattr(generation, "SAVE_BATCH", 2)
+    order = []
+
+    def save(*, contents):
+        order.append(sorted(contents))
+        if len(order) == 1:  # a send arrives while the first batch is written
+            db_threads.db_start(order.append, "send")
+        return len(contents)
+
+    monkeypatch.setattr(services, "messages_progress_save", save)
+    flusher = generation._ProgressFlusher()
+    answers = [generation._Answer(message_id) for message_id in (11, 12, 13)]
+    for answer in answers:
+        answer.append("Hoo")
+        flusher._answers[answer.message_id] = answer  # tracked, without its timer task
+
+    await flusher.flush()
+
+    assert order == [[11, 12], "send", [13]]
+    assert [a.saved_length for a in answers] == [3, 3, 3]
+
+
 def test_a_progress_save_leaves_finished_answers_alone(transactional_db):
     from workspaces.selectors import personal_workspace_get
 
