@@ -265,19 +265,24 @@ def _assistant_placeholder(
 def message_send(*, conversation: Conversation, content: str) -> tuple[Message, Message]:
     """The user's message at the end of the branch on screen, and the (streaming) answer.
 
-    On PostgreSQL first as one statement, without the conversation's row lock: the database
-    refuses a second streaming answer in a conversation (the `chat_msg_one_streaming`
-    index), so an answer streaming meanwhile makes it fail, and the send is then done as
-    everywhere else, under the lock, which tells a live answer (busy) from one whose process
-    died (marked interrupted, and the send goes on). A send waits for this work before its
-    answer can start: one round trip instead of seven (bench/README.md)."""
-    if connection.vendor == "postgresql":
-        try:
+    First without reading the conversation again: the database refuses a second streaming
+    answer in a conversation (the `chat_msg_one_streaming` index), so an answer streaming
+    meanwhile makes it fail, and the send is then done under the conversation's lock, which
+    tells a live answer (busy) from one whose process died (marked interrupted, and the send
+    goes on). On PostgreSQL that first try is one statement, without the row lock (one round
+    trip instead of seven); elsewhere (SQLite) three, in a transaction holding the database's
+    write lock (five statements instead of seven). A send waits for this work before its
+    answer can start (bench/README.md)."""
+    try:
+        if connection.vendor == "postgresql":
             # A savepoint only inside a transaction: alone, one statement is atomic.
             with transaction.atomic() if connection.in_atomic_block else nullcontext():
                 return _send_statement(conversation=conversation, content=content)
-        except IntegrityError:
-            pass
+        if connection.features.can_return_columns_from_insert:
+            with transaction.atomic():
+                return _send_statement(conversation=conversation, content=content)
+    except IntegrityError:
+        pass
     with transaction.atomic():
         conversation = _lock(conversation)
         question = _question_insert(
@@ -293,39 +298,50 @@ def message_send(*, conversation: Conversation, content: str) -> tuple[Message, 
 
 
 @functools.lru_cache(maxsize=4)
-def _send_sql(alias: str) -> tuple[str, tuple]:
-    """PostgreSQL: the question under the conversation's current leaf, the streaming answer
-    under it, the answer made the leaf (and the question the title of an untitled
-    conversation), in one statement; it returns both ids, the question's parent and the
-    title. The leaf and the title are read by the statement, not taken from the caller's
-    copy of the conversation."""
-    quote = connections[alias].ops.quote_name
+def _send_sql(alias: str) -> tuple[tuple[str, ...], tuple]:
+    """The question under the conversation's current leaf, the streaming answer under it,
+    the answer made the leaf (and the question the title of an untitled conversation); they
+    return both ids, the question's parent and the title. The leaf and the title are read by
+    the statements, not taken from the caller's copy of the conversation.
+
+    On PostgreSQL one statement; elsewhere these three, for one transaction: (question) its
+    id and parent; (answer, whose parent is a parameter) its id; (the conversation's UPDATE)
+    the title."""
+    connection = connections[alias]
+    quote = connection.ops.quote_name
     head, fields = statements.insert_parts(Message, alias)
     conversation = quote(Conversation._meta.db_table)
-    leaf, title, pk = quote("current_leaf_id"), quote("title"), quote("id")
+    leaf, title, pk, parent = (quote(c) for c in ("current_leaf_id", "title", "id", "parent_id"))
 
     def values(parent: str) -> str:
         return ", ".join(parent if f.attname == "parent_id" else "%s" for f in fields)
 
+    question = f"{head} VALUES ({values(f'(SELECT {leaf} FROM {conversation} WHERE {pk} = %s)')})"
+    set_leaf = (
+        f"UPDATE {conversation} SET {leaf} = {{answer}}, {quote('updated_at')} = %s,"
+        f" {title} = CASE WHEN {title} = '' THEN %s ELSE {title} END WHERE {pk} = %s"
+    )
+    if connection.vendor != "postgresql":
+        return (
+            f"{question} RETURNING {pk}, {parent}",
+            f"{head} VALUES ({values('%s')}) RETURNING {pk}",
+            f"{set_leaf.format(answer='%s')} RETURNING {title}",
+        ), fields
     sql = (
-        f"WITH question AS ({head}"
-        f" VALUES ({values(f'(SELECT {leaf} FROM {conversation} WHERE {pk} = %s)')})"
-        f" RETURNING {pk}, {quote('parent_id')}),"
+        f"WITH question AS ({question} RETURNING {pk}, {parent}),"
         # SELECT … FROM question, not VALUES (… (SELECT …)): the answer's id is then drawn
         # after the question's, so ids keep the order the messages were written in.
         f" answer AS ({head} SELECT {values(f'question.{pk}')} FROM question RETURNING {pk})"
-        f" UPDATE {conversation} SET {leaf} = (SELECT {pk} FROM answer),"
-        f" {quote('updated_at')} = %s, {title} = CASE WHEN {title} = '' THEN %s ELSE {title} END"
-        f" WHERE {pk} = %s"
-        f" RETURNING (SELECT {pk} FROM question), (SELECT {quote('parent_id')} FROM question),"
+        f" {set_leaf.format(answer=f'(SELECT {pk} FROM answer)')}"
+        f" RETURNING (SELECT {pk} FROM question), (SELECT {parent} FROM question),"
         f" (SELECT {pk} FROM answer), {title}"
     )
-    return sql, fields
+    return (sql,), fields
 
 
 def _send_statement(*, conversation: Conversation, content: str) -> tuple[Message, Message]:
     alias = connection.alias
-    sql, fields = _send_sql(alias)
+    sqls, fields = _send_sql(alias)
     now = timezone.now()
     question = Message(conversation=conversation, role=Message.Role.USER, content=content)
     answer = Message(
@@ -335,19 +351,29 @@ def _send_statement(*, conversation: Conversation, content: str) -> tuple[Messag
         model=conversation.model,
         heartbeat_at=now,
     )
-    params = [
+    asked = [
         conversation.pk if f.attname == "parent_id" else value
         for f, value in zip(fields, statements.insert_params(question, fields, alias), strict=True)
     ]
-    params += [
+    answered = [
         value
         for f, value in zip(fields, statements.insert_params(answer, fields, alias), strict=True)
         if f.attname != "parent_id"
     ]
-    params += [now, _provisional_title(content), conversation.pk]
+    leaf_set = [now, _provisional_title(content), conversation.pk]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+        if len(sqls) == 1:
+            cursor.execute(sqls[0], asked + answered + leaf_set)
+            row = cursor.fetchone()
+        else:
+            cursor.execute(sqls[0], asked)
+            question_id, parent_id = cursor.fetchone()
+            answered.insert([f.attname for f in fields].index("parent_id"), question_id)
+            cursor.execute(sqls[1], answered)
+            (answer_id,) = cursor.fetchone()
+            cursor.execute(sqls[2], [answer_id, *leaf_set])
+            found = cursor.fetchone()
+            row = found and (question_id, parent_id, answer_id, *found)
     if row is None:  # inside a transaction, where the deferred foreign keys are not checked yet
         raise Conversation.DoesNotExist
     question.pk, question.parent_id, answer.pk, conversation.title = row

@@ -270,3 +270,20 @@ def test_on_postgresql_a_send_is_its_access_check_and_one_statement(user):
     assert len(queries.captured_queries) == 2, [q["sql"][:60] for q in queries.captured_queries]
     conversation.refresh_from_db()
     assert conversation.current_leaf.status == "streaming"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_sqlite_a_send_is_its_access_check_and_three_writes_in_one_transaction(user):
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL's send is one statement")
+    conversation = _conversation(user, title="")
+    frame = {"conversation_id": conversation.pk, "content": "Hello"}
+
+    with CaptureQueriesContext(connection) as queries:
+        _, answer, _ = actions.send(user=user, frame=frame)
+
+    sqls = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert sqls == ["SELECT", "BEGIN", "INSERT", "INSERT", "UPDATE", "COMMIT"], sqls
+    conversation.refresh_from_db()
+    assert conversation.current_leaf_id == answer.pk and conversation.title == "Hello"
+    assert answer.parent.parent_id is None and answer.parent.content == "Hello"
