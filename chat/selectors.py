@@ -71,11 +71,19 @@ def _viewer_role_sql(alias: str) -> str:
     )
 
 
+ID_RANGE = range(-(2**63), 2**63)  # every database's integer keys fit in 64 bits
+
+
 def _id(value) -> int:
+    """An id from a request or a socket frame; anything that cannot be one is a 404 (an
+    integer past 64 bits is refused by SQLite's driver rather than matched)."""
     try:
-        return int(value)
+        value = int(value)
     except (TypeError, ValueError):
         raise Http404 from None
+    if value not in ID_RANGE:
+        raise Http404
+    return value
 
 
 def conversation_get_for_user(*, user, conversation_id, access: str = WRITE) -> Conversation:

@@ -59,3 +59,18 @@ async def test_a_user_can_neither_read_nor_stream_nor_stop_another_users_convers
     await owner.disconnect()
     await intruder.disconnect()
     await generation.generations_wait()
+
+
+@pytest.mark.parametrize("conversation_id", [2**63, -(2**63) - 1, 10**30, "12abc", None])
+async def test_an_id_that_cannot_be_a_conversation_is_not_found_and_the_socket_goes_on(
+    transactional_db, conversation_id
+):
+    user = await sync_to_async(UserFactory)()
+    socket, _, _ = await socket_for(user)
+    for kind in ("subscribe", "stop"):
+        await socket.send_json_to({"type": kind, "conversation_id": conversation_id})
+        reply = await socket.receive_json_from(timeout=3)
+        assert reply["type"] == "error" and reply["code"] == "not_found", kind
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from(timeout=3))["type"] == "pong"
+    await socket.disconnect()
