@@ -11,6 +11,8 @@
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/aurax_wsbench REDIS_URL=redis://127.0.0.1:6379/7
 # (the PostgreSQL database is dropped and re-created, the Redis db flushed). With those set,
 # WEB_PROCESSES=2 serves from two daphne processes on the one port (bin/serve).
+# HARNESS_NICE=10 starts the upstream at that niceness (and `ws_load.py run --nice 10` the
+# client): the server's threads then get a core first when they compete with the harness.
 #
 # The upstream is providers/fake_upstream.py served by `bench/ws_load.py upstream`, which stamps
 # each streamed token with its emission time ("tok17@<0.1 ms clock>") so that the load script
@@ -86,7 +88,7 @@ if [ -n "${REDIS_URL:-}" ]; then
   redis-cli -u "$REDIS_URL" flushdb > /dev/null
 fi
 
-$PY bench/ws_load.py upstream --port "$UPSTREAM_PORT" > "$DATA/upstream.log" 2>&1 &
+$PY bench/ws_load.py upstream --port "$UPSTREAM_PORT" --nice "${HARNESS_NICE:-0}" > "$DATA/upstream.log" 2>&1 &
 echo $! > "$DATA/upstream.pid"
 $PY manage.py migrate --noinput -v0
 $PY manage.py aurax_startup > /dev/null

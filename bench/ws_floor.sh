@@ -32,7 +32,7 @@ esac
 
 [ -d "$DATA" ] && stop
 rm -rf "$DATA" && mkdir -p "$DATA"
-$PY bench/ws_load.py upstream --port "$UPSTREAM_PORT" > "$DATA/upstream.log" 2>&1 &
+$PY bench/ws_load.py upstream --port "$UPSTREAM_PORT" --nice "${HARNESS_NICE:-0}" > "$DATA/upstream.log" 2>&1 &
 echo $! > "$DATA/upstream.pid"
 FLOOR_UPSTREAM="http://127.0.0.1:$UPSTREAM_PORT/v1" $PY bench/ws_floor.py "$PORT" \
   > "$DATA/server.log" 2>&1 &

@@ -27,6 +27,8 @@ sends --rounds questions one after the other in its own conversation, each
                   the by-design coalescing wait: one frame per ~30 ms, tokens every 20 ms)
   machine check   ms for a fixed pure-Python loop, before and after the load (the machine's
                   own speed at the time: a shared machine's changes by itself)
+  niceness        of the upstream and of this client (--nice, HARNESS_NICE in the setup
+                  script): at 10 the server's threads get a core first when they compete
   server CPU/RSS  /proc/<pid>/stat utime+stime over the load window, VmRSS before the sockets
                   open and its peak during the load (also for the upstream and this client);
                   CPU also per answer delivered (server_cpu_ms_per_answer). With WEB_PROCESSES
@@ -144,6 +146,10 @@ def system_busy() -> float:
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
     return (sum(fields[:8]) - idle) / TICK
+
+
+def proc_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def _status_sum(pid: int, name: str) -> int:
@@ -435,6 +441,7 @@ async def run(args) -> dict:
         "n": args.n,
         "mode": args.mode,
         "rounds": args.rounds,
+        "nice_upstream_client": [proc_nice(upstream_pid), proc_nice(me)],
         "ramp_s": args.ramp,
         "answers_complete": len(busy) - sum(v for k, v in errors.items() if ":" in k),
         "answers_expected": args.n * args.rounds,
@@ -510,6 +517,11 @@ def main() -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upstream", help="serve the stamping fake upstream")
     up.add_argument("--port", type=int, default=8910)
+    nice_help = (
+        "run at this niceness (0..19): the kernel then gives the server's threads a core "
+        "first when they compete with the harness (see bench/README.md)"
+    )
+    up.add_argument("--nice", type=int, default=0, help=nice_help)
     r = sub.add_parser("run", help="run the load")
     r.add_argument("-n", type=int, required=True, help="concurrent chats (sockets)")
     r.add_argument("--rounds", type=int, default=2, help="answers per chat, one after the other")
@@ -524,7 +536,10 @@ def main() -> None:
     r.add_argument("--mode", default="redis" if os.environ.get("REDIS_URL") else "embedded")
     r.add_argument("--no-warmup", dest="warmup", action="store_false")
     r.add_argument("--json", help="append the result as one JSON line to this file")
+    r.add_argument("--nice", type=int, default=0, help=nice_help)
     args = parser.parse_args()
+    if args.nice:
+        os.nice(args.nice)
     if args.command == "upstream":
         return upstream_serve(args.port)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
