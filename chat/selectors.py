@@ -291,23 +291,40 @@ def message_streaming_for_conversation(*, conversation_id: int) -> Message | Non
     )
 
 
+BRANCH_COLUMNS = ("id", "parent_id", "role", "content", "status")
+
+
+def branch_cte(start: str) -> str:
+    """`branch(id, parent_id, role, content, status, depth)`, for a WITH RECURSIVE: the message
+    whose id the SQL `start` gives (depth 0) and its ancestors up to the conversation's first."""
+    table = Message._meta.db_table
+    columns = ", ".join(BRANCH_COLUMNS)
+    return (
+        f"branch({columns}, depth) AS ("
+        f" SELECT {columns}, 0 FROM {table} WHERE id = {start}"
+        f" UNION ALL"
+        f" SELECT {', '.join(f'm.{c}' for c in BRANCH_COLUMNS)}, b.depth + 1"
+        f" FROM {table} m JOIN branch b ON m.id = b.parent_id)"
+    )
+
+
 def messages_for_prompt(*, message: Message) -> list[Message]:
     """The history an answer to `message` (a user message) is generated from: its branch,
     without failed answers.
 
     The branch is walked in the database (a recursive query from `message` up its parents):
-    only its own rows are read, not every message of every branch of a long conversation."""
+    only its own rows are read, not every message of every branch of a long conversation. A
+    message just sent on PostgreSQL comes with the branch above it, read by the send's own
+    statement (`branch_above`, chat.services): nothing is read again."""
     if message.parent_id is None:  # a conversation's first message: no history to read
         return [message]
-    table = Message._meta.db_table
-    columns = "id, parent_id, role, content, status"
-    branch = Message.objects.raw(
-        f"WITH RECURSIVE branch({columns}, depth) AS ("
-        f" SELECT {columns}, 0 FROM {table} WHERE id = %s"
-        f" UNION ALL"
-        f" SELECT m.id, m.parent_id, m.role, m.content, m.status, b.depth + 1"
-        f" FROM {table} m JOIN branch b ON m.id = b.parent_id"
-        f") SELECT {columns} FROM branch ORDER BY depth DESC",
-        [message.pk],
-    )
+    above = getattr(message, "branch_above", None)
+    if above and above[-1].pk == message.parent_id:
+        branch = [*above, message]
+    else:
+        branch = Message.objects.raw(
+            f"WITH RECURSIVE {branch_cte('%s')}"
+            f" SELECT {', '.join(BRANCH_COLUMNS)} FROM branch ORDER BY depth DESC",
+            [message.pk],
+        )
     return [m for m in branch if m.role == Message.Role.USER or m.status != Message.Status.ERROR]

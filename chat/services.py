@@ -20,7 +20,7 @@ from workspaces.services import audit_record
 
 from . import events
 from .models import Conversation, Message, PublicLink
-from .selectors import message_latest_leaf, message_path
+from .selectors import BRANCH_COLUMNS, branch_cte, message_latest_leaf, message_path
 
 TITLE_MAX = 200
 
@@ -304,9 +304,10 @@ def _send_sql(alias: str) -> tuple[tuple[str, ...], tuple]:
     return both ids, the question's parent and the title. The leaf and the title are read by
     the statements, not taken from the caller's copy of the conversation.
 
-    On PostgreSQL one statement; elsewhere these three, for one transaction: (question) its
-    id and parent; (answer, whose parent is a parameter) its id; (the conversation's UPDATE)
-    the title."""
+    On PostgreSQL one statement, which also returns the branch above the question (the
+    answer's history, as JSON; its first parameter is the conversation's id); elsewhere these
+    three, for one transaction: (question) its id and parent; (answer, whose parent is a
+    parameter) its id; (the conversation's UPDATE) the title."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     head, fields = statements.insert_parts(Message, alias)
@@ -328,13 +329,17 @@ def _send_sql(alias: str) -> tuple[tuple[str, ...], tuple]:
             f"{set_leaf.format(answer='%s')} RETURNING {title}",
         ), fields
     sql = (
-        f"WITH question AS ({question} RETURNING {pk}, {parent}),"
+        # The branch above the question (the leaf's, in the statement's snapshot: before the
+        # question is written), read here for the answer's history (`messages_for_prompt`).
+        f"WITH RECURSIVE {branch_cte(f'(SELECT {leaf} FROM {conversation} WHERE {pk} = %s)')},"
+        f" question AS ({question} RETURNING {pk}, {parent}),"
         # SELECT … FROM question, not VALUES (… (SELECT …)): the answer's id is then drawn
         # after the question's, so ids keep the order the messages were written in.
         f" answer AS ({head} SELECT {values(f'question.{pk}')} FROM question RETURNING {pk})"
         f" {set_leaf.format(answer=f'(SELECT {pk} FROM answer)')}"
         f" RETURNING (SELECT {pk} FROM question), (SELECT {parent} FROM question),"
-        f" (SELECT {pk} FROM answer), {title}"
+        f" (SELECT {pk} FROM answer), {title}, (SELECT json_agg(json_build_array("
+        f"{', '.join(BRANCH_COLUMNS)}) ORDER BY depth DESC) FROM branch)"
     )
     return (sql,), fields
 
@@ -363,8 +368,14 @@ def _send_statement(*, conversation: Conversation, content: str) -> tuple[Messag
     leaf_set = [now, _provisional_title(content), conversation.pk]
     with connection.cursor() as cursor:
         if len(sqls) == 1:
-            cursor.execute(sqls[0], asked + answered + leaf_set)
+            cursor.execute(sqls[0], [conversation.pk, *asked, *answered, *leaf_set])
             row = cursor.fetchone()
+            if row is not None:
+                *row, branch = row
+                question.branch_above = [
+                    Message(**dict(zip(BRANCH_COLUMNS, values, strict=True)))
+                    for values in branch or ()
+                ]
         else:
             cursor.execute(sqls[0], asked)
             question_id, parent_id = cursor.fetchone()

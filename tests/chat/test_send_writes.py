@@ -9,7 +9,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from chat import actions, services
+from chat import actions, generation, services
 from chat.models import Conversation, Message
 from chat.selectors import messages_for_prompt
 from tests.factories import UserFactory
@@ -287,3 +287,32 @@ def test_on_sqlite_a_send_is_its_access_check_and_three_writes_in_one_transactio
     conversation.refresh_from_db()
     assert conversation.current_leaf_id == answer.pk and conversation.title == "Hello"
     assert answer.parent.parent_id is None and answer.parent.content == "Hello"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_a_later_send_reads_its_history_in_the_same_statement(user):
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement send is PostgreSQL's (services mode)")
+    conversation = _conversation(user, title="Owls", system_prompt="Be brief.")
+    _, first, _ = actions.send(
+        user=user, frame={"conversation_id": conversation.pk, "content": "Hi"}
+    )
+    generation.generation_prepare(answer=first)  # the routing's caches, read once
+    services.message_finish(message_id=first.pk, content="Hoo!", status="complete")
+    frame = {"conversation_id": conversation.pk, "content": "And owls?"}
+
+    with CaptureQueriesContext(connection) as queries:
+        _, answer, _ = actions.send(user=user, frame=frame)
+        prepared = generation.generation_prepare(answer=answer)
+
+    assert len(queries.captured_queries) == 2, [q["sql"][:60] for q in queries.captured_queries]
+    assert [(m.role, m.content) for m in prepared.context["prompt"]] == [
+        ("system", "Be brief."),
+        ("user", "Hi"),
+        ("assistant", "Hoo!"),
+        ("user", "And owls?"),
+    ]
+    assert [(m.role, m.content) for m in messages_for_prompt(message=answer.parent)] == [
+        (m.role, m.content)
+        for m in messages_for_prompt(message=Message.objects.get(pk=answer.parent_id))
+    ]
