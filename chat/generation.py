@@ -9,7 +9,8 @@ Database work runs on aurax.db_threads (threads that keep their connection), not
 single thread-sensitive thread that every socket of the process would queue on. The action that
 starts an answer, loading its context and the pipeline's admission share one hop
 (`generation_prepare`). The growing text of every answer streaming in the process is saved by
-one flusher, in one transaction every SAVE_INTERVAL: a crash loses at most the last second.
+one flusher every SAVE_INTERVAL, SAVE_BATCH answers a transaction: a crash loses at most the
+last second.
 """
 
 from __future__ import annotations
