@@ -17,7 +17,9 @@ token counting and stop.
 
 FLOOR_THREAD_MS=4 puts back the shape of a chat send's database work without the database:
 that many milliseconds of Python on one thread (the embedded mode's one database thread) before
-the upstream call, sharing the GIL with the event loop as the real work does.
+the upstream call, sharing the GIL with the event loop as the real work does. FLOOR_LOOP_MS=4
+runs the same Python on the event loop itself instead, blocking it meanwhile: what the same work
+costs the streams without a thread to hand over to and back.
 
 It speaks just enough of docs/websocket.md for ws_load.py: `send` in;
 `delta` and `generation_finished` out.
@@ -72,6 +74,7 @@ from chat.socket_loop import LeanLoopMixin  # noqa: E402
 UPSTREAM = os.environ.get("FLOOR_UPSTREAM", "http://127.0.0.1:8910/v1") + "/chat/completions"
 FRAME_INTERVAL = 0.05
 THREAD_WORK = float(os.environ.get("FLOOR_THREAD_MS", "0")) / 1000  # seconds of CPU per send
+LOOP_WORK = float(os.environ.get("FLOOR_LOOP_MS", "0")) / 1000  # the same, inline on the loop
 _thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="floor-db")
 _tasks: set[asyncio.Task] = set()
 _sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
@@ -84,9 +87,9 @@ def http() -> aiohttp.ClientSession:
     return _sessions[loop]
 
 
-def thread_work() -> None:
-    """THREAD_WORK seconds of this thread's CPU in Python bytecode."""
-    end = time.thread_time() + THREAD_WORK
+def cpu_work(seconds: float) -> None:
+    """`seconds` of this thread's CPU in Python bytecode."""
+    end = time.thread_time() + seconds
     total = 0
     while time.thread_time() < end:
         for i in range(100):
@@ -116,7 +119,9 @@ async def generate(layer, group: str, content: str) -> None:
             sending.append(loop.create_task(layer.group_send(group, event)))
 
     if THREAD_WORK:
-        await loop.run_in_executor(_thread, thread_work)
+        await loop.run_in_executor(_thread, cpu_work, THREAD_WORK)
+    if LOOP_WORK:
+        cpu_work(LOOP_WORK)
     body = {"model": "fake", "stream": True, "messages": [{"role": "user", "content": content}]}
     headers = {"Authorization": "Bearer sk-mock-upstream"}
     status = "complete"

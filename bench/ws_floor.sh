@@ -2,7 +2,7 @@
 # Start the floor relay (bench/ws_floor.py) for bench/ws_load.py: the stamping fake upstream on
 # :${UPSTREAM_PORT:-8910} and the relay on :${PORT:-8013}, with the files ws_load.py reads in
 # $DATA. In-memory channel layer, or AURAX's Redis layer when REDIS_URL is set; FLOOR_THREAD_MS
-# as in bench/ws_floor.py.
+# and FLOOR_LOOP_MS as in bench/ws_floor.py.
 #
 #   bench/ws_floor.sh          (re)start both
 #   bench/ws_floor.sh stop     stop both
