@@ -1,0 +1,116 @@
+"""bin/serve as `make run` starts it: daphne and the Celery worker together, stopped together."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.servers import ROOT, free_port, make_server_env, wait_for_http
+
+
+def _session_members(session_id: int) -> list[int]:
+    """Live processes of a session (the script's own, and every child it started)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state, ppid, pgrp, session
+        if fields[0] != "Z" and int(fields[3]) == session_id:
+            found.append(int(entry))
+    return found
+
+
+def _commands(pids: list[int]) -> str:
+    commands = []
+    for pid in pids:
+        try:
+            commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "))
+        except OSError:
+            pass
+    return b" | ".join(commands).decode(errors="replace")
+
+
+def _gone_within(session_id: int, seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while (left := _session_members(session_id)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.fixture
+def serve_with_worker(tmp_path, _static_collected):
+    """bin/serve in embedded mode with its worker, in a session of its own."""
+    env = make_server_env(tmp_path)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    port = free_port()
+    env.update(HOST="127.0.0.1", PORT=str(port), VENV=str(Path(sys.executable).parent.parent))
+    env.pop("CELERY_WORKER", None)
+    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed at the end of the test
+    process = subprocess.Popen(
+        ["bin/serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its session id is its pid: every child is found by it
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, process=process)
+        deadline = time.monotonic() + 60
+        while "celery" not in _commands(_session_members(process.pid)):
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.1)
+        yield process
+    finally:
+        if _session_members(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        log.close()
+
+
+def test_sigterm_to_the_script_alone_stops_the_server_and_the_worker(serve_with_worker):
+    process = serve_with_worker
+    running = _commands(_session_members(process.pid))
+    assert "aurax.daphne_main" in running and "celery" in running
+
+    process.send_signal(signal.SIGTERM)  # as a supervisor or `kill` sends it: to the script only
+
+    assert process.wait(timeout=60) == 0
+    left = _gone_within(process.pid, 30)
+    assert not left, _commands(left)
+
+
+def test_ctrl_c_stops_the_server_and_the_worker(serve_with_worker):
+    process = serve_with_worker
+
+    os.killpg(process.pid, signal.SIGINT)  # a terminal sends it to the whole process group
+
+    assert process.wait(timeout=60) == 0
+    left = _gone_within(process.pid, 30)
+    assert not left, _commands(left)
+
+
+def test_a_server_that_dies_stops_the_worker_and_the_script_fails(serve_with_worker):
+    process = serve_with_worker
+    server = next(
+        pid for pid in _session_members(process.pid) if "aurax.daphne_main" in _commands([pid])
+    )
+
+    os.kill(server, signal.SIGKILL)
+
+    assert process.wait(timeout=60) != 0
+    left = _gone_within(process.pid, 30)
+    assert not left, _commands(left)
