@@ -27,6 +27,10 @@
 - autobahn formats the arguments of a debug log line for every frame it sends, highlighting
   included, whether or not debug logging is on; those formatters are replaced by ones that
   return their argument unchanged unless AUTOBAHN_DEBUG=1.
+- On SIGTERM or SIGINT the answers the process is generating are ended and saved before the
+  reactor stops (`chat.generation.generations_interrupt`, at most 5 s): daphne would otherwise
+  stop the loop under them, leaving them "streaming" until the next start-up and the tokens
+  they streamed unbilled.
 """
 
 from __future__ import annotations
@@ -120,6 +124,17 @@ def gc_threshold_set(value: str | None) -> tuple[int, ...]:
     return thresholds
 
 
+def _generations_interrupt():
+    """The reactor's "before shutdown" trigger: a Deferred that fires once every answer this
+    process generates is interrupted and saved (none when the app never loaded the chat)."""
+    generation = sys.modules.get("chat.generation")
+    if generation is None:
+        return None
+    from twisted.internet import defer
+
+    return defer.Deferred.fromFuture(asyncio.ensure_future(generation.generations_interrupt()))
+
+
 def main() -> None:
     sys.setswitchinterval(float(os.environ.get("GIL_SWITCH_INTERVAL", "0.0005")))
     try:
@@ -136,6 +151,10 @@ def main() -> None:
 
     import daphne.server  # noqa: F401  (installs the reactor on the loop)
     from daphne.cli import CommandLineInterface
+    from twisted.internet import reactor
+
+    # Before daphne's own trigger (added when its server starts), which ends the sockets.
+    reactor.addSystemEventTrigger("before", "shutdown", _generations_interrupt)
 
     _patch_twisted_form_parsing()
     _patch_twisted_writes()

@@ -11,6 +11,11 @@ starts an answer, loading its context and the pipeline's admission share one hop
 (`generation_prepare`). The growing text of every answer streaming in the process is saved by
 one flusher every SAVE_INTERVAL, SAVE_BATCH answers a transaction: a crash loses at most the
 last second.
+
+A process asked to stop (SIGTERM; aurax.daphne_main) first ends the answers it generates
+(`generations_interrupt`): each closes its upstream call, is billed for what was streamed (the
+pipeline records it as client gone) and is saved "interrupted" with all its text, as the tabs
+showed it; they are regenerated from there.
 """
 
 from __future__ import annotations
@@ -57,6 +62,10 @@ TITLE_PROMPT = (
 # Strong references: the event loop keeps only weak ones to tasks. (Also the generations
 # whose database hop has not returned yet: `generation_start_on`.)
 _tasks: set[asyncio.Future] = set()
+# The generations that a cancel ends without losing anything (streaming, or asking for a
+# title): each leaves this set before it writes its finish (`generations_interrupt`).
+_interruptible: set[asyncio.Task] = set()
+INTERRUPT_TIMEOUT = 5.0  # seconds a stopping process waits for its answers to be saved
 
 
 def _spawn(coro) -> asyncio.Task:
@@ -156,9 +165,33 @@ async def _begin(hop: Future, subscribe, outcome: asyncio.Future) -> None:
 
 
 async def generations_wait() -> None:
-    """Wait for every generation of this process (tests, graceful shutdown)."""
+    """Wait for every generation of this process (tests)."""
     while _tasks:
         await asyncio.gather(*list(_tasks), return_exceptions=True)
+
+
+async def generations_interrupt(timeout: float = INTERRUPT_TIMEOUT) -> int:
+    """The process is stopping: end every answer it generates now and wait until each is
+    saved (at most `timeout` seconds). Each is cancelled while it streams: its upstream call
+    is closed, the pipeline bills what was produced (status client gone), and the answer is
+    saved "interrupted" with its text. Answers whose action is still on a database thread are
+    ended as soon as they start; one that is finishing is left to finish. Returns how many
+    were interrupted."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    cancelled: set[asyncio.Task] = set()
+    while _tasks:
+        for task in _interruptible - cancelled:
+            task.cancel()
+            cancelled.add(task)
+        left = deadline - loop.time()
+        if left <= 0:
+            logger.warning("%d generation task(s) still running at shutdown", len(_tasks))
+            break
+        await asyncio.wait(list(_tasks), timeout=left, return_when=asyncio.FIRST_COMPLETED)
+    if cancelled:
+        logger.info("interrupted %d answer(s) at shutdown", len(cancelled))
+    return len(cancelled)
 
 
 class _Coalescer:
@@ -482,6 +515,8 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
         # every answer streaming in the process: the upstream call does not wait for that. The
         # first delta does (send_delta), and so does `generation_finished`.
         started = _spawn(layer.group_send(group, started_event))
+    task = asyncio.current_task()
+    _interruptible.add(task)
     try:
         stream = prepared.stream
         if stop_requested:
@@ -515,8 +550,12 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
             error_message=error.message,
             retry_after=error.retry_after,
         )
-    except asyncio.CancelledError:
-        finish["status"] = Message.Status.INTERRUPTED
+    except asyncio.CancelledError:  # the process is stopping (`generations_interrupt`)
+        finish.update(
+            status=Message.Status.INTERRUPTED,
+            error_code="interrupted",
+            error_message=services.INTERRUPTED_MESSAGE,
+        )
         raise
     except Exception:
         logger.exception("generation %s failed", message_id)
@@ -526,8 +565,13 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
             error_message="Something went wrong while generating this answer.",
         )
     finally:
+        _interruptible.discard(task)
         listener.cancel()
         flusher.untrack(answer)
+        if stream is not None:
+            # Cancelled between two reads (waiting for the next frame's time): the call is
+            # closed and recorded here (a no-op when the stream has ended).
+            await stream.aclose()
         await coalescer.close()
         outcome = stream.outcome if stream is not None else None
         if outcome is not None:
@@ -567,7 +611,11 @@ async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
             ),
         )
     if context["needs_title"] and finish["status"] == Message.Status.COMPLETE:
-        await _title_generate(context, answer="".join(parts))
+        _interruptible.add(task)
+        try:
+            await _title_generate(context, answer="".join(parts))
+        finally:
+            _interruptible.discard(task)
 
 
 async def _title_generate(context: dict, *, answer: str) -> None:

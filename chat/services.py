@@ -538,11 +538,14 @@ def _conversation_of_message_touch_sql(alias: str) -> str:
     )
 
 
+INTERRUPTED_MESSAGE = "The server restarted while this answer was being generated."
+
+
 def _mark_interrupted(queryset) -> int:
     return queryset.update(
         status=Message.Status.INTERRUPTED,
         error_code="interrupted",
-        error_message="The server restarted while this answer was being generated.",
+        error_message=INTERRUPTED_MESSAGE,
     )
 
 

@@ -156,6 +156,41 @@ async def test_a_stop_does_not_wait_for_the_next_frame_s_time(
     await generation.generations_wait()
 
 
+@pytest.mark.parametrize(
+    ("directives", "frame_interval"),
+    [
+        # Parked between two reads: the next frame's time is 30 s away.
+        pytest.param("@tokens=400 @delay=0.02", 30.0, id="waiting-for-the-next-frame-s-time"),
+        # Parked in the upstream read: the next token is 5 s away.
+        pytest.param("@tokens=3 @delay=5", 0.03, id="reading-the-upstream"),
+    ],
+)
+async def test_an_interrupt_at_shutdown_closes_the_call_saves_the_answer_and_bills_it(
+    alice, credential, fake_upstream, monkeypatch, directives, frame_interval
+):
+    monkeypatch.setattr(generation, "FRAME_INTERVAL", frame_interval)
+    socket, _, _ = await socket_for(alice)
+    _conversation_id, answer_id, _ = await _start(socket, credential, directives)
+    shown = streamed_text(await frames_until(socket, of_type("delta")))
+    await asyncio.sleep(0.2)
+
+    assert await generation.generations_interrupt(timeout=5) == 1
+
+    frames = await frames_until(socket, of_type("generation_finished"), timeout=5)
+    assert frames[-1]["status"] == "interrupted"
+    assert await sync_to_async(fake_upstream.wait_for)(
+        lambda: fake_upstream.requests[-1]["disconnected"], timeout=5
+    )
+    answer = await _message(answer_id)
+    assert answer.status == "interrupted" and answer.error_code == "interrupted"
+    assert answer.content.startswith(shown) and answer.content.split()[-1] != "tok400"
+    [event] = await usage_events(reference=f"chat.message:{answer_id}")
+    assert event.status == "client_gone"
+    assert event.output_tokens == answer.output_tokens > 0
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
 async def test_regenerate_adds_a_sibling_answer_and_keeps_the_first(
     alice, credential, fake_upstream
 ):

@@ -1,0 +1,135 @@
+"""A server process asked to stop (SIGTERM: a deploy, a restart) while answers stream."""
+
+import asyncio
+import json
+import signal
+import uuid
+
+import aiohttp
+import pytest
+
+from tests.conftest import SERVICES_MODE
+from tests.factories import PASSWORD
+
+
+def _session_for(server, email) -> str:
+    server.create_user(email, PASSWORD)
+    return (
+        server.shell(
+            "from accounts.models import User\n"
+            "from django.contrib.auth import SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
+            "from django.contrib.sessions.backends.db import SessionStore\n"
+            f"u = User.objects.get(email={email!r})\n"
+            "s = SessionStore()\n"
+            "s[SESSION_KEY] = str(u.pk)\n"
+            "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
+            "s[HASH_SESSION_KEY] = u.get_session_auth_hash()\n"
+            "s.create()\n"
+            "print(s.session_key)\n"
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+
+
+async def _frames_until(ws, predicate, timeout=10.0):
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return frames
+            frame = json.loads(message.data)
+            frames.append(frame)
+            if predicate(frame):
+                return frames
+
+
+def _last_line(output: str) -> str:
+    return output.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "embedded",
+    [
+        pytest.param(True, id="embedded"),
+        pytest.param(
+            False,
+            id="services",
+            marks=pytest.mark.skipif(not SERVICES_MODE, reason="needs DATABASE_URL and REDIS_URL"),
+        ),
+    ],
+)
+async def test_sigterm_mid_stream_saves_the_answer_as_interrupted_and_bills_what_was_streamed(
+    start_aurax_server, fake_upstream, embedded
+):
+    server = start_aurax_server(embedded=embedded, PROVIDER_TRUST_ENV="false")
+    credential_id = _last_line(
+        server.shell(
+            "from providers.services import credential_create\n"
+            "c = credential_create(actor=None, scope='global', kind='openai', name='Fake', "
+            f"api_key='sk-test-key-1234', base_url={fake_upstream.base_url('openai')!r}, "
+            "allow_private_network=True)\n"
+            "print(c.id)\n"
+        )
+    )
+    session = _session_for(server, f"stop-{uuid.uuid4().hex[:8]}@example.com")
+    headers = {"Cookie": f"sessionid={session}", "Origin": "http://127.0.0.1"}
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(server.ws_url + "/ws/chat/", headers=headers)
+        await ws.send_json(
+            {
+                "type": "send",
+                "content": "@tokens=2000 @delay=0.02",
+                "model": f"{credential_id}:fake-small",
+            }
+        )
+        started = (await _frames_until(ws, lambda f: f["type"] == "generation_started"))[-1]
+        frames = await _frames_until(
+            ws, lambda f: f["type"] == "delta" and f["offset"] + len(f["text"]) > 200
+        )
+        shown = "".join(f["text"] for f in frames if f["type"] == "delta")
+
+        server.process.send_signal(signal.SIGTERM)
+        returncode = await asyncio.to_thread(server.process.wait, 30)
+        await ws.close()
+
+    assert returncode == 0, server.log()
+    # The upstream call was closed, not left to run out.
+    assert await fake_upstream.until(lambda: fake_upstream.requests[-1]["disconnected"])
+    answer = json.loads(
+        _last_line(
+            server.shell(
+                "import json\n"
+                "from chat.models import Message\n"
+                f"m = Message.objects.get(pk={started['message_id']})\n"
+                "print(json.dumps({'status': m.status, 'content': m.content,"
+                " 'error_code': m.error_code, 'output_tokens': m.output_tokens}))\n"
+            )
+        )
+    )
+    assert answer["status"] == "interrupted"
+    assert answer["error_code"] == "interrupted"
+    # Everything a tab showed is kept (the text the upstream sent after it, too).
+    assert answer["content"].startswith(shown) and len(answer["content"]) < len(shown) + 2000
+    usage = json.loads(
+        _last_line(
+            server.shell(
+                "import json\n"
+                "from billing.models import UsageEvent\n"
+                "from billing.tokens import tokens_estimate\n"
+                f"reference = 'chat.message:{started['message_id']}'\n"
+                "rows = UsageEvent.objects.filter(reference=reference)\n"
+                f"produced = tokens_estimate(text={answer['content']!r}, model='fake-small')\n"
+                "print(json.dumps([[r.status, r.output_tokens, r.estimated, produced]"
+                " for r in rows]))\n"
+            )
+        )
+    )
+    assert len(usage) == 1, usage
+    status, output_tokens, estimated, produced = usage[0]
+    # One row, for what was produced: the saved text (the upstream never got to send its
+    # usage), which the answer shows too.
+    assert status == "client_gone"
+    assert estimated is True
+    assert output_tokens == produced == answer["output_tokens"] > 0
