@@ -58,6 +58,8 @@ def serve_with_worker(tmp_path, _static_collected):
     port = free_port()
     env.update(HOST="127.0.0.1", PORT=str(port), VENV=str(Path(sys.executable).parent.parent))
     env.pop("CELERY_WORKER", None)
+    # A Celery worker started in this test process (other tests) leaves its numeric level here.
+    env.pop("CELERY_LOG_LEVEL", None)
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed at the end of the test
     process = subprocess.Popen(
         ["bin/serve"],
@@ -71,7 +73,7 @@ def serve_with_worker(tmp_path, _static_collected):
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, process=process)
         deadline = time.monotonic() + 60
         while "celery" not in _commands(_session_members(process.pid)):
-            assert time.monotonic() < deadline, "the worker did not start"
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
             time.sleep(0.1)
         yield process
     finally:

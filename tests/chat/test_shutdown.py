@@ -12,33 +12,13 @@ from tests.conftest import SERVICES_MODE
 from tests.factories import PASSWORD
 
 
-def _session_for(server, email) -> str:
-    server.create_user(email, PASSWORD)
-    return (
-        server.shell(
-            "from accounts.models import User\n"
-            "from django.contrib.auth import SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
-            "from django.contrib.sessions.backends.db import SessionStore\n"
-            f"u = User.objects.get(email={email!r})\n"
-            "s = SessionStore()\n"
-            "s[SESSION_KEY] = str(u.pk)\n"
-            "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
-            "s[HASH_SESSION_KEY] = u.get_session_auth_hash()\n"
-            "s.create()\n"
-            "print(s.session_key)\n"
-        )
-        .strip()
-        .splitlines()[-1]
-    )
-
-
 async def _frames_until(ws, predicate, timeout=10.0):
     frames = []
     async with asyncio.timeout(timeout):
         while True:
             message = await ws.receive()
             if message.type != aiohttp.WSMsgType.TEXT:
-                return frames
+                raise AssertionError(f"the socket ended ({message.type}) after {frames}")
             frame = json.loads(message.data)
             frames.append(frame)
             if predicate(frame):
@@ -64,16 +44,8 @@ async def test_sigterm_mid_stream_saves_the_answer_as_interrupted_and_bills_what
     start_aurax_server, fake_upstream, embedded
 ):
     server = start_aurax_server(embedded=embedded, PROVIDER_TRUST_ENV="false")
-    credential_id = _last_line(
-        server.shell(
-            "from providers.services import credential_create\n"
-            "c = credential_create(actor=None, scope='global', kind='openai', name='Fake', "
-            f"api_key='sk-test-key-1234', base_url={fake_upstream.base_url('openai')!r}, "
-            "allow_private_network=True)\n"
-            "print(c.id)\n"
-        )
-    )
-    session = _session_for(server, f"stop-{uuid.uuid4().hex[:8]}@example.com")
+    credential_id = server.credential_for(fake_upstream.base_url("openai"))
+    session = server.session_for(f"stop-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
     headers = {"Cookie": f"sessionid={session}", "Origin": "http://127.0.0.1"}
     async with aiohttp.ClientSession() as http:
         ws = await http.ws_connect(server.ws_url + "/ws/chat/", headers=headers)

@@ -15,42 +15,12 @@ pytestmark = [
 ]
 
 
-def _session_for(server, email) -> str:
-    server.create_user(email, PASSWORD)
-    return (
-        server.shell(
-            "from accounts.models import User\n"
-            "from django.contrib.auth import SESSION_KEY, BACKEND_SESSION_KEY, HASH_SESSION_KEY\n"
-            "from django.contrib.sessions.backends.db import SessionStore\n"
-            f"u = User.objects.get(email={email!r})\n"
-            "s = SessionStore()\n"
-            "s[SESSION_KEY] = str(u.pk)\n"
-            "s[BACKEND_SESSION_KEY] = 'django.contrib.auth.backends.ModelBackend'\n"
-            "s[HASH_SESSION_KEY] = u.get_session_auth_hash()\n"
-            "s.create()\n"
-            "print(s.session_key)\n"
-        )
-        .strip()
-        .splitlines()[-1]
-    )
-
-
 @pytest.fixture
 def two_servers(start_aurax_server, fake_upstream):
     first = start_aurax_server(embedded=False, PROVIDER_TRUST_ENV="false")
     # Same data dir: the processes of one deployment share SECRET_KEY and encryption keys.
     second = start_aurax_server(embedded=False, data_dir=first.data_dir, PROVIDER_TRUST_ENV="false")
-    credential_id = (
-        first.shell(
-            "from providers.services import credential_create\n"
-            "c = credential_create(actor=None, scope='global', kind='openai', name='Fake', "
-            f"api_key='sk-test-key-1234', base_url={fake_upstream.base_url('openai')!r}, "
-            "allow_private_network=True)\n"
-            "print(c.id)\n"
-        )
-        .strip()
-        .splitlines()[-1]
-    )
+    credential_id = first.credential_for(fake_upstream.base_url("openai"))
     return first, second, credential_id
 
 
@@ -70,7 +40,7 @@ async def test_a_stream_started_on_one_process_is_live_on_the_other_and_stops_fr
     first, second, credential_id = two_servers
     import uuid
 
-    session = _session_for(first, f"two-{uuid.uuid4().hex[:8]}@example.com")
+    session = first.session_for(f"two-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
     headers = {"Cookie": f"sessionid={session}", "Origin": "http://127.0.0.1"}
     async with aiohttp.ClientSession() as http:
         ws_a = await http.ws_connect(first.ws_url + "/ws/chat/", headers=headers)
