@@ -116,3 +116,20 @@ def test_a_server_that_dies_stops_the_worker_and_the_script_fails(serve_with_wor
     assert process.wait(timeout=60) != 0
     left = _gone_within(process.pid, 30)
     assert not left, _commands(left)
+
+
+def test_a_worker_that_dies_stops_the_server_and_the_script_fails(serve_with_worker, tmp_path):
+    process = serve_with_worker
+    worker = next(
+        pid
+        for pid in _session_members(process.pid)
+        if "celery" in _commands([pid])
+        and f"\nPPid:\t{process.pid}\n" in Path(f"/proc/{pid}/status").read_text()
+    )
+
+    os.kill(worker, signal.SIGKILL)
+
+    assert process.wait(timeout=60) == 1
+    left = _gone_within(process.pid, 30)
+    assert not left, _commands(left)
+    assert "the Celery worker exited" in (tmp_path / "serve.log").read_text()
