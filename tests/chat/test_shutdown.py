@@ -1,6 +1,7 @@
 """A server process asked to stop (SIGTERM: a deploy, a restart) while answers stream."""
 
 import asyncio
+import contextlib
 import json
 import signal
 import uuid
@@ -105,3 +106,52 @@ async def test_sigterm_mid_stream_saves_the_answer_as_interrupted_and_bills_what
     assert status == "client_gone"
     assert estimated is True
     assert output_tokens == produced == answer["output_tokens"] > 0
+
+
+async def test_sigterm_mid_stream_on_the_api_bills_what_was_streamed(
+    start_aurax_server, fake_upstream
+):
+    server = start_aurax_server(PROVIDER_TRUST_ENV="false")
+    credential_id = server.credential_for(fake_upstream.base_url("openai"))
+    server.create_user("api-stop@example.com", PASSWORD)
+    key = server.manage(
+        "create_api_key", "--user", "api-stop@example.com", "--name", "stop"
+    ).stdout.strip()
+    body = {
+        "model": f"{credential_id}:fake-small",
+        "stream": True,
+        "messages": [{"role": "user", "content": "@tokens=2000 @delay=0.02"}],
+    }
+    received = ""
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            server.url + "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as response:
+            assert response.status == 200
+            with contextlib.suppress(aiohttp.ClientPayloadError):
+                async for line in response.content:
+                    if line.startswith(b"data: {"):
+                        chunk = json.loads(line[6:])
+                        received += chunk["choices"][0]["delta"].get("content") or ""
+                    if len(received) > 200 and server.process.poll() is None:
+                        server.process.send_signal(signal.SIGTERM)
+    returncode = await asyncio.to_thread(server.process.wait, 30)
+
+    assert returncode == 0, server.log()
+    assert await fake_upstream.until(lambda: fake_upstream.requests[-1]["disconnected"])
+    usage = json.loads(
+        _last_line(
+            server.shell(
+                "import json\n"
+                "from billing.models import UsageEvent\n"
+                "rows = UsageEvent.objects.filter(source='api')\n"
+                "print(json.dumps([[r.status, r.output_tokens] for r in rows]))\n"
+            )
+        )
+    )
+    assert len(usage) == 1, usage
+    status, output_tokens = usage[0]
+    assert status == "client_gone"
+    assert len(received.split()) <= output_tokens < 2000
