@@ -66,6 +66,7 @@ _tasks: set[asyncio.Future] = set()
 # title): each leaves this set before it writes its finish (`generations_interrupt`).
 _interruptible: set[asyncio.Task] = set()
 INTERRUPT_TIMEOUT = 5.0  # seconds a stopping process waits for its answers to be saved
+UNPREPARED_MESSAGE = "The server could not start this answer. Try again in a moment."
 
 
 def _spawn(coro) -> asyncio.Task:
@@ -161,7 +162,7 @@ async def _begin(hop: Future, subscribe, outcome: asyncio.Future) -> None:
         else:
             if not outcome.done():
                 outcome.set_result(result)
-    await _generate(result[1].pk, prepared)
+    await _generate(result[1].pk, prepared, conversation_id=result[0])
 
 
 async def generations_wait() -> None:
@@ -429,17 +430,50 @@ def _context_of(answer: Message) -> dict:
     }
 
 
-async def _generate(message_id: int, prepared: Prepared | None = None) -> None:
+async def _not_started(message_id: int, conversation_id: int) -> None:
+    """An answer whose generation could not start (its preparation failed twice, or the
+    channel layer refused its control channel: e.g. Redis unreachable; the log says why) ends
+    as an error the user can retry, instead of staying "streaming" with nothing coming (and
+    its conversation busy) until its heartbeat goes stale. Nothing was sent upstream, nothing
+    is billed; a budget reservation made by the admission lapses with its lease."""
+    finish = {
+        "status": Message.Status.ERROR,
+        "error_code": "internal",
+        "error_message": UNPREPARED_MESSAGE,
+    }
+    try:
+        if not await db_background(
+            services.message_finish, message_id=message_id, content="", **finish
+        ):
+            return  # the answer is gone
+        await get_channel_layer().group_send(
+            events.conversation_group(conversation_id),
+            events.generation_finished(
+                conversation_id=conversation_id, message_id=message_id, **finish
+            ),
+        )
+    except Exception:
+        logger.exception("ending answer %s, which could not start, failed", message_id)
+
+
+async def _generate(
+    message_id: int, prepared: Prepared | None = None, *, conversation_id: int
+) -> None:
     if prepared is None:
         prepared = await db_call(generation_prepare, message_id=message_id)
-        if prepared is None:
-            return
+    if prepared is None:
+        await _not_started(message_id, conversation_id)
+        return
     context = prepared.context
-    conversation_id = context["conversation_id"]
     layer = get_channel_layer()
     group = events.conversation_group(conversation_id)
-    control = await layer.new_channel()
-    await layer.group_add(events.control_group(conversation_id), control)
+    try:
+        control = await layer.new_channel()
+        await layer.group_add(events.control_group(conversation_id), control)
+    except Exception:
+        logger.exception("answer %s: its control channel could not be set up", message_id)
+        await _not_started(message_id, conversation_id)
+        return
 
     answer = _Answer(message_id)
     parts = answer.parts

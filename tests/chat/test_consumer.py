@@ -191,6 +191,59 @@ async def test_an_interrupt_at_shutdown_closes_the_call_saves_the_answer_and_bil
     await generation.generations_wait()
 
 
+def _layer_refusing_new_channels(monkeypatch):
+    from chat.layers import FastInMemoryChannelLayer
+
+    async def refused(self, prefix="specific"):
+        raise ConnectionError("Error 111 connecting to the channel layer. Connection refused.")
+
+    monkeypatch.setattr(FastInMemoryChannelLayer, "new_channel", refused)
+
+
+def _preparation_failing(monkeypatch):
+    monkeypatch.setattr(generation, "generation_prepare", lambda **kwargs: None)
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        pytest.param(_layer_refusing_new_channels, id="channel-layer-down"),
+        pytest.param(_preparation_failing, id="preparation-failing"),
+    ],
+)
+async def test_an_answer_that_cannot_start_ends_as_an_error_to_retry_not_streaming(
+    alice, credential, fake_upstream, monkeypatch, failure
+):
+    socket, _, _ = await socket_for(alice)  # its own channel exists before the failure
+    failure(monkeypatch)
+
+    await socket.send_json_to(
+        {"type": "send", "content": "@tokens=5", "model": model_for(credential)}
+    )
+    frames = await frames_until(socket, of_type("generation_finished"), timeout=5)
+
+    finished = frames[-1]
+    assert finished["status"] == "error"
+    assert finished["error_message"] == generation.UNPREPARED_MESSAGE
+    answer = await _message(finished["message_id"])
+    assert answer.status == "error" and answer.content == ""
+    assert fake_upstream.requests == []  # nothing was sent upstream
+    assert await usage_events() == []  # nor billed
+    # The conversation is not left busy: once the failure is over, the next send streams.
+    monkeypatch.undo()
+    await socket.send_json_to(
+        {
+            "type": "send",
+            "conversation_id": finished["conversation_id"],
+            "content": "@tokens=5",
+        }
+    )
+    frames = await frames_until(socket, of_type("generation_finished"), timeout=10)
+    assert frames[-1]["status"] == "complete"
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
 async def test_regenerate_adds_a_sibling_answer_and_keeps_the_first(
     alice, credential, fake_upstream
 ):
