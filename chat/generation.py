@@ -66,7 +66,7 @@ _tasks: set[asyncio.Future] = set()
 # title): each leaves this set before it writes its finish (`generations_interrupt`).
 _interruptible: set[asyncio.Task] = set()
 INTERRUPT_TIMEOUT = 5.0  # seconds a stopping process waits for its answers to be saved
-UNPREPARED_MESSAGE = "The server could not start this answer. Try again in a moment."
+NOT_STARTED_MESSAGE = "The server could not start this answer. Try again in a moment."
 
 
 def _spawn(coro) -> asyncio.Task:
@@ -439,7 +439,7 @@ async def _not_started(message_id: int, conversation_id: int) -> None:
     finish = {
         "status": Message.Status.ERROR,
         "error_code": "internal",
-        "error_message": UNPREPARED_MESSAGE,
+        "error_message": NOT_STARTED_MESSAGE,
     }
     try:
         if not await db_background(

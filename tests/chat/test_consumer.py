@@ -192,12 +192,12 @@ async def test_an_interrupt_at_shutdown_closes_the_call_saves_the_answer_and_bil
 
 
 def _layer_refusing_new_channels(monkeypatch):
-    from chat.layers import FastInMemoryChannelLayer
+    from channels.layers import get_channel_layer
 
-    async def refused(self, prefix="specific"):
+    async def refused(prefix="specific"):
         raise ConnectionError("Error 111 connecting to the channel layer. Connection refused.")
 
-    monkeypatch.setattr(FastInMemoryChannelLayer, "new_channel", refused)
+    monkeypatch.setattr(get_channel_layer(), "new_channel", refused)  # the layer in use
 
 
 def _preparation_failing(monkeypatch):
@@ -224,7 +224,7 @@ async def test_an_answer_that_cannot_start_ends_as_an_error_to_retry_not_streami
 
     finished = frames[-1]
     assert finished["status"] == "error"
-    assert finished["error_message"] == generation.UNPREPARED_MESSAGE
+    assert finished["error_message"] == generation.NOT_STARTED_MESSAGE
     answer = await _message(finished["message_id"])
     assert answer.status == "error" and answer.content == ""
     assert fake_upstream.requests == []  # nothing was sent upstream
