@@ -2,14 +2,12 @@
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.servers import ROOT, free_port, make_server_env, wait_for_http
+from tests.fixtures.servers import bin_serve_start
 
 
 def _session_members(session_id: int) -> list[int]:
@@ -48,29 +46,9 @@ def _gone_within(session_id: int, seconds: float) -> list[int]:
 @pytest.fixture
 def serve_with_worker(tmp_path, _static_collected):
     """bin/serve in embedded mode with its worker, in a session of its own."""
-    env = make_server_env(tmp_path)
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=ROOT,
-        env=env,
-        check=True,
-    )
-    port = free_port()
-    env.update(HOST="127.0.0.1", PORT=str(port), VENV=str(Path(sys.executable).parent.parent))
-    env.pop("CELERY_WORKER", None)
-    # A Celery worker started in this test process (other tests) leaves its numeric level here.
-    env.pop("CELERY_LOG_LEVEL", None)
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed at the end of the test
-    process = subprocess.Popen(
-        ["bin/serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its session id is its pid: every child is found by it
-    )
+    # Its session id is its pid: every child is found by it.
+    process, _port = bin_serve_start(tmp_path, embedded=True, start_new_session=True)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60, process=process)
         deadline = time.monotonic() + 60
         while "celery" not in _commands(_session_members(process.pid)):
             assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
@@ -80,7 +58,6 @@ def serve_with_worker(tmp_path, _static_collected):
         if _session_members(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        log.close()
 
 
 def test_sigterm_to_the_script_alone_stops_the_server_and_the_worker(serve_with_worker):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SERVICES_MODE
-from tests.fixtures.servers import ROOT, free_port, make_server_env, wait_for_http
+from tests.fixtures.servers import ROOT, bin_serve_start, free_port, make_server_env
 
 services_only = pytest.mark.skipif(not SERVICES_MODE, reason="needs DATABASE_URL and REDIS_URL")
 
@@ -48,29 +48,13 @@ def serve(tmp_path_factory, _static_collected):
     started = []
 
     def start(processes: int):
-        data_dir = tmp_path_factory.mktemp("aurax-serve")
-        env = make_server_env(data_dir, embedded=False)
-        subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-            cwd=ROOT,
-            env=env,
-            check=True,
-        )
-        port = free_port()
-        env.update(
+        process, port = bin_serve_start(
+            tmp_path_factory.mktemp("aurax-serve"),
+            embedded=False,
             WEB_PROCESSES=str(processes),
             CELERY_WORKER="0",
-            HOST="127.0.0.1",
-            PORT=str(port),
-            VENV=str(Path(sys.executable).parent.parent),
         )
-        log = open(data_dir / "serve.log", "wb")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            ["bin/serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        process.log_path = data_dir / "serve.log"
         started.append(process)
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", process=process)
         return process, port
 
     yield start

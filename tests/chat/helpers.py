@@ -1,5 +1,7 @@
 import asyncio
+import json
 
+import aiohttp
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -36,6 +38,21 @@ async def frames_until(communicator, predicate, *, timeout: float = 10.0) -> lis
         frames.append(frame)
         if predicate(frame):
             return frames
+
+
+async def ws_frames_until(ws, predicate, *, timeout: float = 10.0) -> list[dict]:
+    """`frames_until` for an aiohttp socket on a live server: every frame up to and including
+    the first that satisfies `predicate`; fails if the socket ends first."""
+    frames = []
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                raise AssertionError(f"the socket ended ({message.type}) after {frames}")
+            frame = json.loads(message.data)
+            frames.append(frame)
+            if predicate(frame):
+                return frames
 
 
 def of_type(kind):

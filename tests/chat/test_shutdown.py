@@ -9,25 +9,14 @@ import uuid
 import aiohttp
 import pytest
 
+from tests.chat.helpers import ws_frames_until
 from tests.conftest import SERVICES_MODE
 from tests.factories import PASSWORD
 
 
-async def _frames_until(ws, predicate, timeout=10.0):
-    frames = []
-    async with asyncio.timeout(timeout):
-        while True:
-            message = await ws.receive()
-            if message.type != aiohttp.WSMsgType.TEXT:
-                raise AssertionError(f"the socket ended ({message.type}) after {frames}")
-            frame = json.loads(message.data)
-            frames.append(frame)
-            if predicate(frame):
-                return frames
-
-
-def _last_line(output: str) -> str:
-    return output.strip().splitlines()[-1]
+def _shell_json(server, code: str):
+    """What `code`, run in the server's environment, prints last, as JSON."""
+    return json.loads(server.shell(code).strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize(
@@ -57,8 +46,8 @@ async def test_sigterm_mid_stream_saves_the_answer_as_interrupted_and_bills_what
                 "model": f"{credential_id}:fake-small",
             }
         )
-        started = (await _frames_until(ws, lambda f: f["type"] == "generation_started"))[-1]
-        frames = await _frames_until(
+        started = (await ws_frames_until(ws, lambda f: f["type"] == "generation_started"))[-1]
+        frames = await ws_frames_until(
             ws, lambda f: f["type"] == "delta" and f["offset"] + len(f["text"]) > 200
         )
         shown = "".join(f["text"] for f in frames if f["type"] == "delta")
@@ -70,34 +59,28 @@ async def test_sigterm_mid_stream_saves_the_answer_as_interrupted_and_bills_what
     assert returncode == 0, server.log()
     # The upstream call was closed, not left to run out.
     assert await fake_upstream.until(lambda: fake_upstream.requests[-1]["disconnected"])
-    answer = json.loads(
-        _last_line(
-            server.shell(
-                "import json\n"
-                "from chat.models import Message\n"
-                f"m = Message.objects.get(pk={started['message_id']})\n"
-                "print(json.dumps({'status': m.status, 'content': m.content,"
-                " 'error_code': m.error_code, 'output_tokens': m.output_tokens}))\n"
-            )
-        )
+    answer = _shell_json(
+        server,
+        "import json\n"
+        "from chat.models import Message\n"
+        f"m = Message.objects.get(pk={started['message_id']})\n"
+        "print(json.dumps({'status': m.status, 'content': m.content,"
+        " 'error_code': m.error_code, 'output_tokens': m.output_tokens}))\n",
     )
     assert answer["status"] == "interrupted"
     assert answer["error_code"] == "interrupted"
     # Everything a tab showed is kept (the text the upstream sent after it, too).
     assert answer["content"].startswith(shown) and len(answer["content"]) < len(shown) + 2000
-    usage = json.loads(
-        _last_line(
-            server.shell(
-                "import json\n"
-                "from billing.models import UsageEvent\n"
-                "from billing.tokens import tokens_estimate\n"
-                f"reference = 'chat.message:{started['message_id']}'\n"
-                "rows = UsageEvent.objects.filter(reference=reference)\n"
-                f"produced = tokens_estimate(text={answer['content']!r}, model='fake-small')\n"
-                "print(json.dumps([[r.status, r.output_tokens, r.estimated, produced]"
-                " for r in rows]))\n"
-            )
-        )
+    usage = _shell_json(
+        server,
+        "import json\n"
+        "from billing.models import UsageEvent\n"
+        "from billing.tokens import tokens_estimate\n"
+        f"reference = 'chat.message:{started['message_id']}'\n"
+        "rows = UsageEvent.objects.filter(reference=reference)\n"
+        f"produced = tokens_estimate(text={answer['content']!r}, model='fake-small')\n"
+        "print(json.dumps([[r.status, r.output_tokens, r.estimated, produced]"
+        " for r in rows]))\n",
     )
     assert len(usage) == 1, usage
     status, output_tokens, estimated, produced = usage[0]
@@ -141,15 +124,12 @@ async def test_sigterm_mid_stream_on_the_api_bills_what_was_streamed(
 
     assert returncode == 0, server.log()
     assert await fake_upstream.until(lambda: fake_upstream.requests[-1]["disconnected"])
-    usage = json.loads(
-        _last_line(
-            server.shell(
-                "import json\n"
-                "from billing.models import UsageEvent\n"
-                "rows = UsageEvent.objects.filter(source='api')\n"
-                "print(json.dumps([[r.status, r.output_tokens] for r in rows]))\n"
-            )
-        )
+    usage = _shell_json(
+        server,
+        "import json\n"
+        "from billing.models import UsageEvent\n"
+        "rows = UsageEvent.objects.filter(source='api')\n"
+        "print(json.dumps([[r.status, r.output_tokens] for r in rows]))\n",
     )
     assert len(usage) == 1, usage
     status, output_tokens = usage[0]

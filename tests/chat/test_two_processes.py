@@ -1,11 +1,9 @@
 """Services mode: two server processes sharing PostgreSQL and the Redis channel layer."""
 
-import asyncio
-import json
-
 import aiohttp
 import pytest
 
+from tests.chat.helpers import ws_frames_until
 from tests.conftest import SERVICES_MODE
 from tests.factories import PASSWORD
 
@@ -22,16 +20,6 @@ def two_servers(start_aurax_server, fake_upstream):
     second = start_aurax_server(embedded=False, data_dir=first.data_dir, PROVIDER_TRUST_ENV="false")
     credential_id = first.credential_for(fake_upstream.base_url("openai"))
     return first, second, credential_id
-
-
-async def _frames_until(ws, predicate, timeout=10.0):
-    frames = []
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = json.loads((await ws.receive()).data)
-            frames.append(frame)
-            if predicate(frame):
-                return frames
 
 
 async def test_a_stream_started_on_one_process_is_live_on_the_other_and_stops_from_either(
@@ -52,14 +40,14 @@ async def test_a_stream_started_on_one_process_is_live_on_the_other_and_stops_fr
                 "model": f"{credential_id}:fake-small",
             }
         )
-        started = (await _frames_until(ws_a, lambda f: f["type"] == "generation_started"))[-1]
+        started = (await ws_frames_until(ws_a, lambda f: f["type"] == "generation_started"))[-1]
         conversation_id = started["conversation_id"]
 
         await ws_b.send_json({"type": "subscribe", "conversation_id": conversation_id})
-        frames = await _frames_until(ws_b, lambda f: f["type"] == "snapshot")
+        frames = await ws_frames_until(ws_b, lambda f: f["type"] == "snapshot")
         snapshot = frames[-1]["text"]
         # Live deltas from the other process continue the snapshot.
-        frames = await _frames_until(
+        frames = await ws_frames_until(
             ws_b,
             lambda f: f["type"] == "delta" and f["offset"] + len(f["text"]) > len(snapshot) + 20,
         )
@@ -67,9 +55,9 @@ async def test_a_stream_started_on_one_process_is_live_on_the_other_and_stops_fr
         # Stop from the tab on the process that does NOT run the generation.
         await ws_b.send_json({"type": "stop", "conversation_id": conversation_id})
         for ws in (ws_a, ws_b):
-            finished = (await _frames_until(ws, lambda f: f["type"] == "generation_finished", 5))[
-                -1
-            ]
+            finished = (
+                await ws_frames_until(ws, lambda f: f["type"] == "generation_finished", timeout=5)
+            )[-1]
             assert finished["status"] == "stopped"
         assert fake_upstream.wait_for(lambda: fake_upstream.requests[-1]["disconnected"])
 
@@ -81,9 +69,11 @@ async def test_a_stream_started_on_one_process_is_live_on_the_other_and_stops_fr
                 "content": "@tokens=400 @delay=0.02",
             }
         )
-        await _frames_until(ws_a, lambda f: f["type"] == "delta")
+        await ws_frames_until(ws_a, lambda f: f["type"] == "delta")
         await ws_a.send_json({"type": "stop", "conversation_id": conversation_id})
-        finished = (await _frames_until(ws_b, lambda f: f["type"] == "generation_finished", 5))[-1]
+        finished = (
+            await ws_frames_until(ws_b, lambda f: f["type"] == "generation_finished", timeout=5)
+        )[-1]
         assert finished["status"] == "stopped"
         await ws_a.close()
         await ws_b.close()
