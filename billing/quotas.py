@@ -476,6 +476,12 @@ class RedisQuotaStore:
         *,
         client=None,
     ):
+        self.settle_script(*self.settle_step(reservation, keys, start, cost, tokens), client=client)
+
+    def settle_step(
+        self, reservation: Reservation | None, keys: list[str], start: date, cost, tokens
+    ) -> tuple[list[str], list]:
+        """The settle script's (keys, args) for releasing `reservation` and adding the spend."""
         lines = {line.scope_key: line for line in (reservation.lines if reservation else [])}
         redis_keys: list[str] = []
         args: list = [reservation.id if reservation else "-"]
@@ -488,7 +494,7 @@ class RedisQuotaStore:
                 _micros(cost),
                 tokens,
             ]
-        self.settle_script(keys=redis_keys, args=args, client=client)
+        return redis_keys, args
 
     def close(self, reservation: Reservation) -> None:
         keys = [line.scope_key for line in reservation.lines]
@@ -909,22 +915,62 @@ def _spent_of(row) -> tuple[Decimal, int]:
     return Decimal(str(cost)).quantize(MICRO), int(tokens)
 
 
+# Settle steps Redis did not take (unreachable), tried again before the next ones, oldest
+# first; past UNSETTLED_MAX the oldest are dropped (their reservations lapse at expiry).
+_unsettled: list[tuple[list[str], list]] = []
+_unsettled_lock = threading.Lock()
+UNSETTLED_MAX = 100_000
+
+
 def spend_apply_after_commit(entries) -> None:
     """The part after the database has the spend: with Redis, every call's release-and-spend
-    step (one Lua script each) in one round trip; then the draws from leases are given back."""
+    step (one Lua script each) in one round trip; then the draws from leases are given back.
+
+    The database has the spend already, so Redis failing here fails nothing: the steps are
+    logged and kept, and go with the next call's once Redis answers. Meanwhile Redis counts
+    them as still reserved (at their worst case), so its limits hold, more strictly."""
     store = quota_store()
-    if isinstance(store, RedisQuotaStore):
-        pipe = store.client.pipeline(transaction=False)
+    try:
+        if isinstance(store, RedisQuotaStore):
+            steps = []
+            for e in entries:
+                keys = scope_keys_for(
+                    workspace_id=e.workspace_id, user_id=e.user_id, api_key_id=e.api_key_id
+                )
+                steps.append(
+                    store.settle_step(
+                        _own_open(e.reservation), keys, e.period_start, e.cost, e.tokens
+                    )
+                )
+            with _unsettled_lock:
+                steps[:0] = _unsettled
+                _unsettled.clear()
+            if steps:
+                _settle_steps(store, steps)
+    finally:
         for e in entries:
-            keys = scope_keys_for(
-                workspace_id=e.workspace_id, user_id=e.user_id, api_key_id=e.api_key_id
-            )
-            store._settle(
-                _own_open(e.reservation), keys, e.period_start, e.cost, e.tokens, client=pipe
-            )
+            _close(e.reservation)
+
+
+def _settle_steps(store: RedisQuotaStore, steps: list[tuple[list[str], list]]) -> None:
+    import redis
+
+    pipe = store.client.pipeline(transaction=False)
+    for redis_keys, args in steps:
+        store.settle_script(redis_keys, args, client=pipe)
+    try:
         pipe.execute()
-    for e in entries:
-        _close(e.reservation)
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        with _unsettled_lock:
+            _unsettled[:0] = steps
+            dropped = len(_unsettled) - UNSETTLED_MAX
+            if dropped > 0:
+                del _unsettled[:dropped]
+        logger.error(
+            "settling %d calls in the Redis quota state failed (kept for the next try): %s",
+            len(steps),
+            error,
+        )
 
 
 def scope_usage(keys: list[str], start: date | None = None) -> dict[str, ScopeUsage]:

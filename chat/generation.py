@@ -288,7 +288,7 @@ class _Coalescer:
             self._timer.cancel()
             self._timer = None
         if self._pending:
-            await self._send(*self._take())
+            await self._flush()
 
 
 @dataclass(eq=False)
@@ -628,21 +628,30 @@ async def _generate(
         await db_background(
             services.message_finish, message_id=message_id, content=content, **finish
         )
+        # The answer is saved; what follows only tells the tabs. A channel layer that fails
+        # now (Redis unreachable) is logged and the answer's end goes on (its title below):
+        # this process's tabs had each frame before its publish failed, and a tab that
+        # missed one finds the answer's end when it syncs or reloads.
         if started is not None:
-            try:
-                await started
-            except Exception:
-                logger.exception("publishing the start of answer %s failed", message_id)
-        await layer.group_discard(events.control_group(conversation_id), control)
-        await layer.group_send(
-            group,
-            events.generation_finished(
-                conversation_id=conversation_id,
-                message_id=message_id,
-                status=finish["status"],
-                error_code=finish.get("error_code", ""),
-                error_message=finish.get("error_message", ""),
+            await _logged(started, "publishing the start of answer %s", message_id)
+        await _logged(
+            layer.group_discard(events.control_group(conversation_id), control),
+            "leaving the control group of answer %s",
+            message_id,
+        )
+        await _logged(
+            layer.group_send(
+                group,
+                events.generation_finished(
+                    conversation_id=conversation_id,
+                    message_id=message_id,
+                    status=finish["status"],
+                    error_code=finish.get("error_code", ""),
+                    error_message=finish.get("error_message", ""),
+                ),
             ),
+            "publishing the end of answer %s",
+            message_id,
         )
     if context["needs_title"] and finish["status"] == Message.Status.COMPLETE:
         _interruptible.add(task)
@@ -650,6 +659,13 @@ async def _generate(
             await _title_generate(context, answer="".join(parts))
         finally:
             _interruptible.discard(task)
+
+
+async def _logged(awaitable, what: str, message_id: int) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception(what + " failed", message_id)
 
 
 async def _title_generate(context: dict, *, answer: str) -> None:
@@ -672,6 +688,11 @@ async def _title_generate(context: dict, *, answer: str) -> None:
             reference=f"chat.title:{context['conversation_id']}",
         )
     except GatewayError:
+        return  # the conversation keeps its provisional title (the question's first line)
+    except Exception:  # e.g. the admission's Redis unreachable: the same
+        logger.exception(
+            "generating the title of conversation %s failed", context["conversation_id"]
+        )
         return
     title = completion.text.strip().splitlines()[0] if completion.text.strip() else ""
     await db_background(

@@ -18,7 +18,9 @@ listening to a group publishes a hello on it; each publish's result (how many su
 received it) says whether anyone but this process listens; and while no one does, one delta a
 PROBE_INTERVAL is published anyway, in case a hello was missed. Only deltas are left out
 (`repairable`): a tab that missed some sees the gap in `offset` and asks for a snapshot.
-Every other event is always published.
+Every other event is always published. A publish that failed (Redis unreachable) counts as
+heard by no one: while Redis is down, an answer tries one delta a PROBE_INTERVAL, and this
+process's tabs get every frame all the same.
 
 Pipelines. channels_redis publishes every message on its own, under the shard's lock: one
 Redis round trip after another. Here the group messages sent while a pipeline is on its way
@@ -124,9 +126,27 @@ def _publisher(shard) -> _Publisher:
     return publisher
 
 
+# While Redis is unreachable every publish fails: one report (with its traceback) per this
+# many seconds, counting the failures in between, rather than one per frame.
+FAILURE_LOG_INTERVAL = 10.0  # seconds
+_failure_logged_at = float("-inf")
+_failures_unlogged = 0
+
+
 def _publish_failure_log(done: asyncio.Future) -> None:
-    if not done.cancelled() and done.exception() is not None:
-        logger.error("publishing a channel layer message failed", exc_info=done.exception())
+    global _failure_logged_at, _failures_unlogged
+    if done.cancelled() or done.exception() is None:
+        return
+    now = time.monotonic()
+    if now - _failure_logged_at < FAILURE_LOG_INTERVAL:
+        _failures_unlogged += 1
+        return
+    logger.error(
+        "publishing a channel layer message failed (and %d more since the last report)",
+        _failures_unlogged,
+        exc_info=done.exception(),
+    )
+    _failure_logged_at, _failures_unlogged = now, 0
 
 
 class _EchoSkippingShard(RedisSingleShardConnection):
@@ -203,12 +223,15 @@ class _LoopLayer(RedisPubSubLoopLayer):
         asked_at = time.monotonic()
 
         def counted(done: asyncio.Future) -> None:
-            if done.cancelled() or done.exception() is not None or group_channel not in self.groups:
+            if done.cancelled() or group_channel not in self.groups:
                 return
             known = self._others.get(group_channel)
             if known is not None and known[1] > asked_at:
                 return  # a hello came after this publish was sent: that is the newer news
-            self._others[group_channel] = (done.result() > subscribed, asked_at)
+            # A failed publish (Redis unreachable) reached no one: the next frames wait for
+            # a probe as well, rather than each trying (and failing) in turn.
+            heard = done.exception() is None and done.result() > subscribed
+            self._others[group_channel] = (heard, asked_at)
 
         done.add_done_callback(counted)
 

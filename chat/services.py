@@ -38,12 +38,16 @@ class SharingRefused(Exception):
 
 
 def _send_on_commit(group: str, event: dict) -> None:
+    """Publish `event` to `group` once the transaction commits. A publish that fails (the
+    channel layer unreachable) is logged and does not fail the caller: what it announces is
+    saved, and the tabs find it when they next load or sync."""
+
     def send():
         layer = get_channel_layer()
         if layer is not None:
             async_to_sync(layer.group_send)(group, event)
 
-    transaction.on_commit(send)
+    transaction.on_commit(send, robust=True)
 
 
 def _provisional_title(text: str) -> str:

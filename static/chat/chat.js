@@ -24,6 +24,9 @@
   let live = null;
   let renderQueued = false;
   let requestCounter = 0;
+  // When the socket last brought a frame other than `pong` (see the ping timer below).
+  let heardAt = Date.now();
+  const QUIET_RESUBSCRIBE_MS = 20000;
 
   function urlFor(template, id) {
     return template.replace("/0/", "/" + id + "/");
@@ -53,6 +56,7 @@
       } catch (err) {
         return;
       }
+      if (frame.type !== "pong") heardAt = Date.now();
       const handler = handlers[frame.type];
       if (handler) handler(frame);
     });
@@ -365,7 +369,15 @@
   });
 
   setInterval(function () {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"ping"}');
+    if (!socket || socket.readyState !== WebSocket.OPEN) return;
+    socket.send('{"type":"ping"}');
+    // An answer streaming with nothing heard for a while may have ended unseen (its end was
+    // published while the channel layer was down, for a tab on another server process):
+    // subscribing again says whether it still streams (`subscribed`, then a snapshot).
+    if (streaming && conversationId && Date.now() - heardAt > QUIET_RESUBSCRIBE_MS) {
+      heardAt = Date.now();
+      send({ type: "subscribe", conversation_id: conversationId });
+    }
   }, 25000);
 
   setStreaming(streaming);

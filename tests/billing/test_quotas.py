@@ -1,10 +1,11 @@
 from decimal import Decimal
 
 import pytest
+from django.conf import settings
 from django.core import mail
 
 from billing.errors import QuotaExceeded
-from billing.models import BudgetAlert, BudgetScope
+from billing.models import BudgetAlert, BudgetScope, UsageEvent
 from billing.quotas import quota_release, quota_reserve, scope_usage
 from billing.selectors import budget_banner_for, budget_status_for
 from billing.services import budget_upsert
@@ -209,3 +210,29 @@ def test_a_batch_gets_the_new_values_of_the_counters_it_updates(workspace, owner
     for key, values in second.items():
         assert values == table[key]
     assert all(isinstance(cost, Decimal) for cost, _tokens in [*first.values(), *second.values()])
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the Redis quota store (services mode)")
+def test_spend_settled_while_redis_is_unreachable_reaches_it_once_it_answers(
+    workspace, owner, dollar_per_mtok, monkeypatch, caplog
+):
+    import redis
+
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("10"), token_limit=None)
+    first = reserve(workspace, owner)  # $2 reserved
+    answering = redis.client.Pipeline.execute
+
+    def unreachable(self, *args, **kwargs):
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", unreachable)
+    settle(workspace, owner, first, input_tokens=1000, output_tokens=0)  # $1: no error
+    monkeypatch.setattr(redis.client.Pipeline, "execute", answering)
+
+    assert UsageEvent.objects.count() == 1  # the ledger has it
+    assert "settling 1 calls in the Redis quota state failed" in caplog.text
+    second = reserve(workspace, owner)
+    settle(workspace, owner, second, input_tokens=2000, output_tokens=0)  # $2, and the first
+
+    usage = scope_usage([f"ws:{workspace.id}"])[f"ws:{workspace.id}"]  # Redis' state
+    assert usage.spent_cost == Decimal("3") and usage.reserved_cost == 0

@@ -154,3 +154,44 @@ def test_the_dark_theme_renders_the_chat_readable(chat_page):
     for key in ("text", "user"):
         ratio = (luminance(colors[key]) + 0.05) / (background + 0.05)
         assert ratio > 7, (key, colors)
+
+
+def test_a_tab_that_missed_an_answer_s_end_finds_it_once_the_stream_goes_quiet(chat_server, page):
+    """As a tab on another server process while Redis was down: `generation_finished` never
+    reaches it. Once nothing has come for a while, it asks, and shows the saved answer."""
+    page.clock.install()
+    dropped = []
+
+    def route(ws):
+        server = ws.connect_to_server()
+
+        def from_server(message):
+            if '"generation_finished"' in str(message):
+                dropped.append(message)
+            else:
+                ws.send(message)
+
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r".*/ws/chat/"), route)
+    page.goto(chat_server.url + "/accounts/login/")
+    page.fill("input[name=login]", EMAIL)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(chat_server.url + "/")
+    page.wait_for_selector("#chat[data-socket=open]")
+
+    ask(page, "@tokens=5")
+    expect(last_answer(page)).to_contain_text("tok5")
+    for _ in range(50):  # the frame that did not reach the page
+        if dropped:
+            break
+        page.wait_for_timeout(100)
+    assert dropped
+    expect(page.locator("#chat")).to_have_attribute("data-streaming", "1")  # still waiting
+
+    page.clock.fast_forward(60_000)
+
+    expect(page.locator("#chat")).to_have_attribute("data-streaming", "0")
+    expect(last_answer(page)).to_have_attribute("data-status", "complete")
+    expect(last_answer(page)).to_contain_text("tok5")

@@ -176,3 +176,24 @@ async def test_waiting_text_leaves_alone_when_the_read_brings_nothing():
     await asyncio.sleep(INTERVAL * 1.6)  # past the interval and the half interval of grace
 
     assert frames == [(0, "a"), (1, "b")]
+
+
+async def test_the_last_frame_failing_is_logged_and_closing_ends_all_the_same(caplog):
+    """The answer's finish (saving it, telling the tabs) comes after the close: a layer that
+    fails on the last frame must not stop it there."""
+
+    frames = []
+
+    async def send(offset, text):
+        if text == "b":
+            raise ConnectionError("layer down")
+        frames.append((offset, text))
+
+    coalescer = _Coalescer(send)
+    coalescer.push("a")
+    await asyncio.sleep(0.01)
+    coalescer.push("b")  # waits for the interval: what the close sends
+    with caplog.at_level(logging.ERROR, logger="chat.generation"):
+        await coalescer.close()
+    assert frames == [(0, "a")]
+    assert "sending a delta frame failed" in caplog.text

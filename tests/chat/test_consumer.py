@@ -244,6 +244,49 @@ async def test_an_answer_that_cannot_start_ends_as_an_error_to_retry_not_streami
     await generation.generations_wait()
 
 
+def _layer_failing_after_delivery(monkeypatch):
+    """As the Redis layer once Redis is gone: this process's members get each group message,
+    then its publish for the other processes fails."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    delivered = layer.group_send
+
+    async def failing(group, message):
+        await delivered(group, message)
+        raise ConnectionError("Error 111 connecting to the channel layer. Connection refused.")
+
+    monkeypatch.setattr(layer, "group_send", failing)
+
+
+async def test_an_answer_ends_whole_and_gets_its_title_when_the_layer_fails_as_it_streams(
+    alice, credential, fake_upstream, monkeypatch, caplog
+):
+    socket, _, _ = await socket_for(alice)
+    conversation_id, answer_id, frames = await _start(
+        socket, credential, "@tokens=30 @delay=0.01 tell me about owls"
+    )
+    frames += await frames_until(socket, of_type("delta"))
+    _layer_failing_after_delivery(monkeypatch)
+
+    frames += await frames_until(socket, of_type("generation_finished"), timeout=10)
+
+    # The tab saw the whole answer end, from the frames delivered before each publish failed.
+    assert frames[-1]["status"] == "complete"
+    words = [f"tok{i}" for i in range(1, 31)]
+    assert streamed_text(frames).split() == words
+    await generation.generations_wait()  # the title is asked for after the answer's end
+    assert "publishing the end of answer" in caplog.text  # logged, and the end went on
+    answer = await _message(answer_id)
+    assert answer.status == "complete" and answer.content.split() == words
+    [event] = await usage_events(reference=f"chat.message:{answer_id}")
+    assert event.status == "ok" and event.output_tokens == answer.output_tokens == 30
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.title_final  # generated and saved; only its announcement failed
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
 async def test_regenerate_adds_a_sibling_answer_and_keeps_the_first(
     alice, credential, fake_upstream
 ):

@@ -332,3 +332,42 @@ async def test_a_listener_that_said_no_hello_is_found_by_a_probe(layers, monkeyp
     assert received, "a probe reached the other listener"
     assert received[0] <= 5, "within PROBE_INTERVAL (0.2 s) of frames every 0.05 s"
     assert received == list(range(received[0], 20))
+
+
+async def test_while_publishing_fails_frames_reach_local_members_and_few_are_tried(
+    layers, monkeypatch, caplog
+):
+    """Redis unreachable (every pipeline fails): this process's member still gets each frame;
+    the frames are tried once a PROBE_INTERVAL, not each in turn, and the failures are
+    reported once a FAILURE_LOG_INTERVAL with their count."""
+    import logging
+
+    from chat import redis_layer
+
+    monkeypatch.setattr(redis_layer, "PROBE_INTERVAL", 60.0)
+    monkeypatch.setattr(redis_layer, "_failure_logged_at", float("-inf"))
+    monkeypatch.setattr(redis_layer, "_failures_unlogged", 0)
+    layer, _ = layers
+    group = f"test-{uuid.uuid4().hex}"
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    await asyncio.sleep(0.1)  # subscribed, its hello published
+    tried = []
+
+    async def refused(self, batch):
+        tried.extend(channel for channel, _payload, _done in batch)
+        raise ConnectionError("Error 111 connecting to Redis. Connection refused.")
+
+    monkeypatch.setattr(redis_layer._Publisher, "_send", refused)
+    with caplog.at_level(logging.ERROR, logger="chat.redis_layer"):
+        for n in range(20):
+            layer.group_send_nowait(group, {"type": "chat.delta", "n": n}, repairable=True)
+            await asyncio.sleep(0.01)
+        with pytest.raises(ConnectionError):  # not repairable: its sender is told
+            await layer.group_send(group, {"type": "chat.generation_finished"})
+
+    received = [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(21)]
+    assert [m.get("n") for m in received] == [*range(20), None]
+    # The first delta and generation_finished were tried; the other 19 deltas were not.
+    assert tried == [_group_channel(layer, group)] * 2
+    assert caplog.text.count("publishing a channel layer message failed") == 1

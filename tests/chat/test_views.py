@@ -89,6 +89,24 @@ def test_rename_pin_and_delete(logged_in_client, user):
     assert not Conversation.objects.filter(pk=conversation.pk).exists()
 
 
+def test_a_rename_is_saved_when_announcing_it_to_the_tabs_fails(
+    logged_in_client, user, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    from channels.layers import get_channel_layer
+
+    async def refused(group, message):
+        raise ConnectionError("Error 111 connecting to the channel layer. Connection refused.")
+
+    monkeypatch.setattr(get_channel_layer(), "group_send", refused)  # e.g. Redis unreachable
+    conversation = _conversation(user)
+    with django_capture_on_commit_callbacks(execute=True) as announced:
+        response = logged_in_client.post(f"/c/{conversation.pk}/rename/", {"title": "Owls"})
+    assert announced and response.status_code < 400
+    conversation.refresh_from_db()
+    assert conversation.title == "Owls"
+    assert "Connection refused" in caplog.text  # logged for the operator
+
+
 def test_it_rejects_a_foreign_conversation_everywhere(logged_in_client):
     foreign = _conversation(UserFactory(), "Secret")
     _exchange(foreign)
