@@ -652,7 +652,12 @@ class _Leases:
         quota_release(lease.held)
 
     def reap(self) -> None:
-        """Return the leases nobody draws from: retired and drained, or idle too long."""
+        """Return the leases nobody draws from: retired and drained, or idle too long (after
+        the spend of their calls is in Redis, if it did not answer before)."""
+        try:
+            unsettled_send()
+        except Exception:
+            logger.exception("sending kept settle steps failed")
         now = time.monotonic()
         with self._lock:
             for key, current in list(self._current.items()):
@@ -915,10 +920,12 @@ def _spent_of(row) -> tuple[Decimal, int]:
     return Decimal(str(cost)).quantize(MICRO), int(tokens)
 
 
-# Settle steps Redis did not take (unreachable), tried again before the next ones, oldest
-# first; past UNSETTLED_MAX the oldest are dropped (their reservations lapse at expiry).
+# Settle steps Redis did not take (unreachable), sent again before the next ones (and by the
+# lease reaper, before it returns a lease), oldest first; past UNSETTLED_MAX the oldest are
+# dropped (their reservations lapse at expiry).
 _unsettled: list[tuple[list[str], list]] = []
 _unsettled_lock = threading.Lock()
+_settle_failing = False  # reported once per outage
 UNSETTLED_MAX = 100_000
 
 
@@ -927,8 +934,9 @@ def spend_apply_after_commit(entries) -> None:
     step (one Lua script each) in one round trip; then the draws from leases are given back.
 
     The database has the spend already, so Redis failing here fails nothing: the steps are
-    logged and kept, and go with the next call's once Redis answers. Meanwhile Redis counts
-    them as still reserved (at their worst case), so its limits hold, more strictly."""
+    kept, and sent again until Redis takes them. Until then Redis lacks their spend, which a
+    call's own reservation (held at its worst case) or its lease covers until that is
+    released: the reaper sends the kept steps before it returns a lease."""
     store = quota_store()
     try:
         if isinstance(store, RedisQuotaStore):
@@ -942,19 +950,29 @@ def spend_apply_after_commit(entries) -> None:
                         _own_open(e.reservation), keys, e.period_start, e.cost, e.tokens
                     )
                 )
-            with _unsettled_lock:
-                steps[:0] = _unsettled
-                _unsettled.clear()
-            if steps:
-                _settle_steps(store, steps)
+            _settle_steps(store, steps)
     finally:
         for e in entries:
             _close(e.reservation)
 
 
+def unsettled_send() -> None:
+    """Send the settle steps Redis did not take before, if any."""
+    store = quota_store()
+    if _unsettled and isinstance(store, RedisQuotaStore):
+        _settle_steps(store, [])
+
+
 def _settle_steps(store: RedisQuotaStore, steps: list[tuple[list[str], list]]) -> None:
+    global _settle_failing
     import redis
 
+    with _unsettled_lock:
+        kept = len(_unsettled)
+        steps[:0] = _unsettled
+        _unsettled.clear()
+    if not steps:
+        return
     pipe = store.client.pipeline(transaction=False)
     for redis_keys, args in steps:
         store.settle_script(redis_keys, args, client=pipe)
@@ -966,11 +984,17 @@ def _settle_steps(store: RedisQuotaStore, steps: list[tuple[list[str], list]]) -
             dropped = len(_unsettled) - UNSETTLED_MAX
             if dropped > 0:
                 del _unsettled[:dropped]
-        logger.error(
-            "settling %d calls in the Redis quota state failed (kept for the next try): %s",
-            len(steps),
-            error,
-        )
+        if not _settle_failing:
+            _settle_failing = True
+            logger.error(
+                "settling calls in the Redis quota state failed; their steps are kept and "
+                "sent again until Redis answers: %s",
+                error,
+            )
+        return
+    if kept:
+        _settle_failing = False
+        logger.warning("Redis answers again: %d kept settle steps sent", kept)
 
 
 def scope_usage(keys: list[str], start: date | None = None) -> dict[str, ScopeUsage]:

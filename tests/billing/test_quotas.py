@@ -218,6 +218,8 @@ def test_spend_settled_while_redis_is_unreachable_reaches_it_once_it_answers(
 ):
     import redis
 
+    from billing import quotas
+
     budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("10"), token_limit=None)
     first = reserve(workspace, owner)  # $2 reserved
     answering = redis.client.Pipeline.execute
@@ -225,14 +227,41 @@ def test_spend_settled_while_redis_is_unreachable_reaches_it_once_it_answers(
     def unreachable(self, *args, **kwargs):
         raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
+    monkeypatch.setattr(quotas, "_settle_failing", False)
     monkeypatch.setattr(redis.client.Pipeline, "execute", unreachable)
     settle(workspace, owner, first, input_tokens=1000, output_tokens=0)  # $1: no error
     monkeypatch.setattr(redis.client.Pipeline, "execute", answering)
 
     assert UsageEvent.objects.count() == 1  # the ledger has it
-    assert "settling 1 calls in the Redis quota state failed" in caplog.text
+    assert "settling calls in the Redis quota state failed" in caplog.text
     second = reserve(workspace, owner)
     settle(workspace, owner, second, input_tokens=2000, output_tokens=0)  # $2, and the first
 
     usage = scope_usage([f"ws:{workspace.id}"])[f"ws:{workspace.id}"]  # Redis' state
     assert usage.spent_cost == Decimal("3") and usage.reserved_cost == 0
+    assert "Redis answers again: 1 kept settle steps sent" in caplog.text
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the Redis quota store (services mode)")
+def test_kept_settle_steps_reach_redis_with_the_lease_reaper_when_no_call_follows(
+    workspace, owner, dollar_per_mtok, monkeypatch
+):
+    import redis
+
+    from billing import quotas
+
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("10"), token_limit=None)
+    first = reserve(workspace, owner)
+    answering = redis.client.Pipeline.execute
+
+    def unreachable(self, *args, **kwargs):
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", unreachable)
+    settle(workspace, owner, first, input_tokens=1000, output_tokens=0)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", answering)
+
+    quotas._leases.reap()  # what the reaper thread runs every half second
+
+    usage = scope_usage([f"ws:{workspace.id}"])[f"ws:{workspace.id}"]
+    assert usage.spent_cost == Decimal("1") and usage.reserved_cost == 0
