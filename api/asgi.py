@@ -12,7 +12,7 @@ import logging
 import time
 
 from aurax.logging import request_id_for, request_id_var
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, service_unavailable, store_unreachable
 
 from .errors import ApiError
 from .handlers import MAX_BODY_BYTES, ROUTES, ApiRequest, ApiResponse
@@ -112,15 +112,15 @@ async def application(scope, receive, send) -> None:
         await _send_response(response, send, receive, request_id)
     except ConnectionResetError:
         status = 499
-    except Exception:
+    except Exception as exc:
         logger.exception("unhandled error in %s", path)
+        if store_unreachable(exc):  # 503 with Retry-After: the SDKs wait and retry
+            error = ApiError.from_gateway(service_unavailable())
+        else:
+            error = ApiError(500, "internal", "Internal error.")
+        status = error.status
         with contextlib.suppress(Exception):
-            await _send_response(
-                ApiResponse.error(ApiError(500, "internal", "Internal error."), flavour),
-                send,
-                receive,
-                request_id,
-            )
+            await _send_response(ApiResponse.error(error, flavour), send, receive, request_id)
     finally:
         logger.info(
             "%s %s %s",

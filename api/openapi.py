@@ -45,7 +45,9 @@ def openapi_document() -> dict:
         "413": _error_response("Request body too large"),
         "429": _error_response("Rate limit or budget reached; see Retry-After"),
         "502": _error_response("Upstream provider failed"),
-        "503": _error_response("Upstream overloaded"),
+        "503": _error_response(
+            "Upstream overloaded, or the service briefly unavailable; see Retry-After"
+        ),
     }
 
     def post(ref: str, summary: str, stream_note: str) -> dict:

@@ -39,7 +39,32 @@ class GatewayError(Exception):
             return cls("budget_reached", error.message, status=402)
         if isinstance(error, BillingError):
             return cls("billing", error.message, status=403)
+        if store_unreachable(error):
+            return service_unavailable()
         return cls("internal", _("Something went wrong while generating the answer."), status=500)
+
+
+UNAVAILABLE_RETRY_AFTER = 5  # seconds
+
+
+def store_unreachable(error: BaseException) -> bool:
+    """Whether `error` is the database or Redis not answering (stopped, restarting, out of
+    connections): the same request may well succeed in a moment."""
+    import redis
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(
+        error, (redis.ConnectionError, redis.TimeoutError, OperationalError, InterfaceError)
+    )
+
+
+def service_unavailable() -> GatewayError:
+    return GatewayError(
+        "unavailable",
+        _("The service is briefly unavailable (its data store does not answer). Try again soon."),
+        status=503,
+        retry_after=UNAVAILABLE_RETRY_AFTER,
+    )
 
 
 def model_unavailable(model: str) -> GatewayError:

@@ -175,7 +175,7 @@ class PipelineStream:
             raise
         except Exception as exc:
             error = GatewayError.from_exception(exc)
-            if error.code == "internal":
+            if error.code in ("internal", "unavailable"):
                 logger.exception("pipeline failed")
             await self._end("error", error_code=error.code)
             raise error from exc

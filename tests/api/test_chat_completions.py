@@ -276,3 +276,40 @@ async def test_api_responses_carry_the_request_id(auth):
     assert response["x-request-id"] == "trace-7"
     response = await post("/v1/chat/completions", body(), {**auth, "X-Request-ID": "bad id"})
     assert response["x-request-id"] != "bad id" and len(response["x-request-id"]) == 32
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
+async def test_redis_not_answering_is_a_503_to_retry_not_an_internal_error(
+    auth, monkeypatch, stream
+):
+    import redis
+
+    from gateway import pipeline
+
+    def unreachable(**kwargs):
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(pipeline, "ratelimit_check_for", unreachable)  # the admission's step
+    response = await post("/v1/chat/completions", body(stream=stream), auth)
+
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"  # OpenAI's SDKs wait this long and retry
+    error = response.json()["error"]
+    assert error["code"] == "unavailable" and error["type"] == "server_error"
+    assert "6379" not in error["message"]  # nothing of the set-up is told
+
+
+async def test_a_store_not_answering_outside_the_pipeline_is_a_503_too(auth, monkeypatch):
+    from django.db import OperationalError
+
+    from api import asgi
+
+    async def unreachable(request):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed")
+
+    monkeypatch.setitem(asgi.ROUTES, "/v1/models", (unreachable, "openai"))
+    response = await AsyncClient().get("/v1/models", headers=auth)
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "unavailable"
+    assert "5432" not in response.content.decode()

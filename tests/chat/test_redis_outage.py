@@ -63,7 +63,14 @@ async def test_redis_stopping_mid_stream_loses_nothing_and_the_chat_recovers_wit
             PROVIDER_TRUST_ENV="false",
         )
         credential_id = server.credential_for(fake_upstream.base_url("openai"))
-        session = server.session_for(f"redis-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
+        email = f"redis-{uuid.uuid4().hex[:8]}@example.com"
+        session = server.session_for(email, PASSWORD)
+        key = server.manage("create_api_key", "--user", email, "--name", "sdk").stdout.strip()
+        api = {"Authorization": f"Bearer {key}"}
+        completion = {
+            "model": f"{credential_id}:fake-small",
+            "messages": [{"role": "user", "content": "@reply=hello"}],
+        }
         headers = {"Cookie": f"sessionid={session}", "Origin": "http://127.0.0.1"}
         async with aiohttp.ClientSession() as http:
             ws = await http.ws_connect(server.ws_url + "/ws/chat/", headers=headers)
@@ -96,6 +103,12 @@ async def test_redis_stopping_mid_stream_loses_nothing_and_the_chat_recovers_wit
             assert refused["error_message"] == NOT_STARTED_MESSAGE
             async with http.get(server.url + "/readyz") as response:
                 assert response.status == 503
+            # The API says so the way OpenAI's SDKs retry on: 503 with Retry-After.
+            async with http.post(
+                server.url + "/v1/chat/completions", json=completion, headers=api
+            ) as response:
+                assert response.status == 503 and response.headers["Retry-After"] == "5"
+                assert (await response.json())["error"]["code"] == "unavailable"
 
             # Redis back (empty, as after a restart): the same socket's next send streams.
             with _redis_on(port):
@@ -113,6 +126,12 @@ async def test_redis_stopping_mid_stream_loses_nothing_and_the_chat_recovers_wit
                     "tok4",
                     "tok5",
                 ]
+                async with http.post(
+                    server.url + "/v1/chat/completions", json=completion, headers=api
+                ) as response:
+                    assert response.status == 200
+                    answer = await response.json()
+                    assert answer["choices"][0]["message"]["content"] == "hello"
             await ws.close()
 
     saved = json.loads(
