@@ -277,6 +277,8 @@ class PipelineStream:
         if self._usage is not None:
             input_tokens, output_tokens = self._usage.input_tokens, self._usage.output_tokens
             estimated = False
+        elif _upstream_never_took_it(fallback, status):
+            input_tokens, output_tokens, estimated = 0, 0, False
         else:
             input_tokens = self._input_estimate
             output_tokens = tokens_estimate(text=text, model=served.model_id)
@@ -345,6 +347,19 @@ class PipelineStream:
         usage_enqueue(entry)
         outcome.cost = entry.cost
         outcome.usage_uid = entry.uid
+
+
+def _upstream_never_took_it(fallback, status: str) -> bool:
+    """Whether the call ended before any provider took the request, so that nothing of it is
+    billed: it was never sent (refused at admission, stopped or its caller gone before the
+    call), or every try was refused (an error status: providers do not bill those). A call
+    stopped while waiting for its first token, or one that timed out, counts its prompt: the
+    provider may have read it."""
+    if fallback is None:
+        return True
+    if fallback.served_by is not None or status != "error" or not fallback.attempts:
+        return False
+    return fallback.attempts[-1].error.code != "timeout"
 
 
 def limits_check_and_reserve(

@@ -119,6 +119,67 @@ async def test_an_upstream_error_is_raised_typed_and_recorded_once(caller, crede
     assert event.output_tokens == 0
 
 
+@pytest.fixture
+def fake_small_priced(transactional_db):
+    """$1,000 per million tokens in and out for the fake upstream's fake-small."""
+    from decimal import Decimal
+
+    from billing.models import ModelPriceOverride
+
+    return ModelPriceOverride.objects.create(
+        provider_kind="openai",
+        model="fake-small",
+        input_per_mtok=Decimal(1000),
+        output_per_mtok=Decimal(1000),
+    )
+
+
+async def test_a_call_the_provider_answered_costs_its_tokens(caller, credential, fake_small_priced):
+    [e async for e in ask(caller, credential, '@reply="one two three"')]
+    [event] = await usage_events()
+    assert event.input_tokens > 0 and event.cost > 0  # so the zeros below mean something
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["@error=context", "@error=auth", "@status=503"],
+    ids=["context-too-long", "bad-key", "overloaded"],
+)
+async def test_a_call_the_provider_refused_costs_nothing(
+    caller, credential, fake_small_priced, text
+):
+    with pytest.raises(GatewayError):
+        [e async for e in ask(caller, credential, f"{text} a long enough question to count")]
+    [event] = await usage_events()  # one event, as for every call
+    assert event.status == "error" and event.error_code
+    assert (event.input_tokens, event.output_tokens, event.cost) == (0, 0, 0)
+    assert event.estimated is False
+
+
+async def test_a_call_refused_at_admission_costs_nothing(caller, credential, fake_small_priced):
+    from billing.models import RateLimit, RateLimitScope
+
+    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], tpm=1)
+    with pytest.raises(GatewayError):
+        [e async for e in ask(caller, credential, "never sent")]
+    [event] = await usage_events()
+    assert event.error_code == "rate_limited"
+    assert (event.input_tokens, event.cost) == (0, 0)
+
+
+async def test_a_call_stopped_before_it_was_sent_costs_nothing(
+    caller, credential, fake_small_priced, fake_upstream
+):
+    s = ask(caller, credential, "@tokens=50 stopped at once")
+    await sync_to_async(s.admit)()  # as the chat does, on its database thread
+    s.stop()  # Stop pressed before the generation made its call
+    assert [e async for e in s] == []
+    assert fake_upstream.requests == []
+    [event] = await usage_events()
+    assert event.status == "stopped"
+    assert (event.input_tokens, event.output_tokens, event.cost) == (0, 0, 0)
+
+
 async def test_an_error_mid_stream_keeps_the_tokens_already_streamed(caller, credential):
     s = ask(caller, credential, "@tokens=20 @stream_error=server @error_after=5")
     received = []
