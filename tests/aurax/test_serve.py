@@ -111,3 +111,31 @@ def test_a_worker_that_dies_stops_the_server_and_the_script_fails(serve_with_wor
     left = _gone_within(process.pid, 30)
     assert not left, _commands(left)
     assert "the Celery worker exited" in (tmp_path / "serve.log").read_text()
+
+
+def test_a_worker_killed_outright_leaves_no_pool_process_behind(serve_with_worker):
+    """As by the OOM killer: SIGKILL gives the worker no time to stop its pool."""
+    process = serve_with_worker
+    worker = next(
+        pid
+        for pid in _session_members(process.pid)
+        if "celery" in _commands([pid])
+        and f"\nPPid:\t{process.pid}\n" in Path(f"/proc/{pid}/status").read_text()
+    )
+    deadline = time.monotonic() + 30
+    while not _children(worker):  # its pool has started
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    os.kill(worker, signal.SIGKILL)
+
+    assert process.wait(timeout=60) == 1
+    left = _gone_within(process.pid, 30)
+    assert not left, _commands(left)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
