@@ -34,7 +34,7 @@ from aurax.db_threads import db_background, db_call
 from aurax.eager import task_started
 from billing.tokens import tokens_remember
 from gateway import pipeline
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, store_unreachable
 from providers.types import Message as PromptMessage
 from providers.types import TextDelta
 
@@ -67,6 +67,8 @@ _tasks: set[asyncio.Future] = set()
 _interruptible: set[asyncio.Task] = set()
 INTERRUPT_TIMEOUT = 5.0  # seconds a stopping process waits for its answers to be saved
 NOT_STARTED_MESSAGE = "The server could not start this answer. Try again in a moment."
+# Seconds between an answer's tries to save its end while the database does not answer.
+FINISH_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
 
 
 def _spawn(coro) -> asyncio.Task:
@@ -625,9 +627,7 @@ async def _generate(
             # admission estimates the prompt's tokens before the upstream call: the count
             # the answer came with is taken for it there, not encoded again.
             tokens_remember(text=content, count=outcome.output_tokens)
-        await db_background(
-            services.message_finish, message_id=message_id, content=content, **finish
-        )
+        await _finish_save(message_id, content, finish)
         # The answer is saved; what follows only tells the tabs. A channel layer that fails
         # now (Redis unreachable) is logged and the answer's end goes on (its title below):
         # this process's tabs had each frame before its publish failed, and a tab that
@@ -659,6 +659,24 @@ async def _generate(
             await _title_generate(context, answer="".join(parts))
         finally:
             _interruptible.discard(task)
+
+
+async def _finish_save(message_id: int, content: str, finish: dict) -> None:
+    """Save the answer's end; while the database does not answer (restarting, say), try
+    again for about a minute, the text kept here meanwhile (the tabs wait for the end)."""
+    for delay in (*FINISH_RETRY_DELAYS, None):
+        try:
+            await db_background(
+                services.message_finish, message_id=message_id, content=content, **finish
+            )
+            return
+        except Exception as error:
+            if delay is None or not store_unreachable(error):
+                raise
+            logger.warning(
+                "saving answer %s failed (%s); trying again in %s s", message_id, error, delay
+            )
+            await asyncio.sleep(delay)
 
 
 async def _logged(awaitable, what: str, message_id: int) -> None:

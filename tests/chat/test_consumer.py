@@ -287,6 +287,37 @@ async def test_an_answer_ends_whole_and_gets_its_title_when_the_layer_fails_as_i
     await generation.generations_wait()
 
 
+async def test_an_answer_ends_saved_whole_when_the_database_is_away_at_its_end(
+    alice, credential, fake_upstream, monkeypatch
+):
+    from django.db import OperationalError
+
+    from chat import services
+
+    monkeypatch.setattr(generation, "FINISH_RETRY_DELAYS", (0.05, 0.05, 0.05))
+    saving = services.message_finish
+    tries = []
+
+    def restarting(**kwargs):  # the database answers at the third try
+        tries.append(kwargs["message_id"])
+        if len(tries) < 3:
+            raise OperationalError("server closed the connection unexpectedly")
+        return saving(**kwargs)
+
+    monkeypatch.setattr(services, "message_finish", restarting)
+    socket, _, _ = await socket_for(alice)
+    _, answer_id, frames = await _start(socket, credential, "@tokens=30 @delay=0.005")
+    frames += await frames_until(socket, of_type("generation_finished"), timeout=10)
+
+    assert frames[-1]["status"] == "complete"
+    assert tries == [answer_id] * 3
+    answer = await _message(answer_id)
+    words = [f"tok{i}" for i in range(1, 31)]
+    assert answer.status == "complete" and answer.content.split() == words
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
 async def test_regenerate_adds_a_sibling_answer_and_keeps_the_first(
     alice, credential, fake_upstream
 ):
