@@ -25,6 +25,15 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _static_root_present():
+    """WhiteNoise warns on every request handler it is built into while STATIC_ROOT does not
+    exist yet (only the live-server tests collect static files)."""
+    from django.conf import settings
+
+    os.makedirs(settings.STATIC_ROOT, exist_ok=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _usage_journal_dir(tmp_path_factory):
     """The ledger's journal of this run, not the one of a server on this machine."""
     from django.conf import settings
