@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from aurax.db_threads import db_call, db_start
+from gateway.errors import service_unavailable, store_unreachable
 
 from . import actions, events, generation
 from .socket_loop import LeanLoopMixin
@@ -75,6 +76,12 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             )
         except actions.ActionRefused as refused:
             await self._refuse(content, refused.code, refused.message)
+        except Exception as error:
+            if not store_unreachable(error):
+                raise  # the socket closes; the page reconnects
+            # The database or Redis does not answer: refused like the rest, the socket open.
+            logger.warning("%s frame refused: %s", kind, error)
+            await self._refuse(content, "unavailable", service_unavailable().message)
 
     async def _refuse(self, frame, code, message):
         await self.send_json(

@@ -27,6 +27,9 @@
   // When the socket last brought a frame other than `pong` (see the ping timer below).
   let heardAt = Date.now();
   const QUIET_RESUBSCRIBE_MS = 20000;
+  // The last `send` until its answer starts (the question is saved then): refused, or with
+  // the socket lost before that, its text goes back into the composer if that is empty.
+  let pending = null;
 
   function urlFor(template, id) {
     return template.replace("/0/", "/" + id + "/");
@@ -62,6 +65,7 @@
     });
     socket.addEventListener("close", function (e) {
       root.dataset.socket = "closed";
+      pendingRestore();
       if (e.code === 4401) {
         location.reload();
         return;
@@ -71,6 +75,10 @@
       attempts += 1;
       setTimeout(connect, delay);
     });
+  }
+  function pendingRestore() {
+    if (pending && !input.value) input.value = pending.content;
+    pending = null;
   }
   function send(frame) {
     if (socket && socket.readyState === WebSocket.OPEN) {
@@ -189,6 +197,7 @@
     },
     generation_started: function (f) {
       if (f.conversation_id !== conversationId) return;
+      pending = null;
       live = { id: f.message_id, text: "" };
       setStreaming(true);
       reloadThread();
@@ -238,6 +247,7 @@
       }
     },
     error: function (f) {
+      if (pending && f.request === "send" && f.request_id === pending.id) pendingRestore();
       if (!streaming || f.code !== "busy") setStreaming(streaming && f.code === "busy");
       showError(f.message || gettext("Something went wrong."));
     },
@@ -270,6 +280,7 @@
     if (conversationId) frame.conversation_id = conversationId;
     else frame.workspace = root.dataset.workspace; // a new conversation lives where the page is
     if (send(frame)) {
+      pending = { id: frame.request_id, content: content };
       input.value = "";
       setStreaming(true);
     }

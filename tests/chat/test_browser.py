@@ -195,3 +195,16 @@ def test_a_tab_that_missed_an_answer_s_end_finds_it_once_the_stream_goes_quiet(c
     expect(page.locator("#chat")).to_have_attribute("data-streaming", "0")
     expect(last_answer(page)).to_have_attribute("data-status", "complete")
     expect(last_answer(page)).to_contain_text("tok5")
+
+
+def test_a_refused_message_goes_back_into_the_composer(chat_page, chat_server):
+    ask(chat_page, '@reply="first"')
+    expect(last_answer(chat_page)).to_have_attribute("data-status", "complete")
+    # Deleted meanwhile (another tab, an admin): the next message there is refused.
+    chat_server.shell("from chat.models import Conversation\nConversation.objects.all().delete()")
+
+    ask(chat_page, "a question I took a while to write")
+
+    expect(chat_page.locator("#chat-error")).to_be_visible()
+    expect(chat_page.locator("#composer-input")).to_have_value("a question I took a while to write")
+    expect(chat_page.locator("#send-button")).to_be_enabled()

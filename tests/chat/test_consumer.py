@@ -318,6 +318,30 @@ async def test_an_answer_ends_saved_whole_when_the_database_is_away_at_its_end(
     await generation.generations_wait()
 
 
+async def test_a_send_while_the_database_is_away_is_refused_and_the_socket_stays(
+    alice, credential, monkeypatch
+):
+    from django.db import OperationalError
+
+    from chat import actions
+
+    def away(**kwargs):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed")
+
+    socket, _, _ = await socket_for(alice)
+    monkeypatch.setattr(actions, "send", away)
+    await socket.send_json_to(
+        {"type": "send", "content": "hello", "model": model_for(credential), "request_id": 7}
+    )
+    refused = (await frames_until(socket, of_type("error")))[-1]
+    assert refused["code"] == "unavailable" and refused["request_id"] == 7
+    assert refused["message"].startswith("The service is briefly unavailable")
+    assert "5432" not in refused["message"]
+    await socket.send_json_to({"type": "ping"})
+    assert (await frames_until(socket, of_type("pong")))[-1] == {"type": "pong"}
+    await socket.disconnect()
+
+
 async def test_regenerate_adds_a_sibling_answer_and_keeps_the_first(
     alice, credential, fake_upstream
 ):
