@@ -2,7 +2,6 @@
 server has a Redis of its own here, so that stopping it touches nothing else."""
 
 import asyncio
-import json
 import shutil
 import subprocess
 import uuid
@@ -134,18 +133,14 @@ async def test_redis_stopping_mid_stream_loses_nothing_and_the_chat_recovers_wit
                     assert answer["choices"][0]["message"]["content"] == "hello"
             await ws.close()
 
-    saved = json.loads(
-        server.shell(
-            "import json\n"
-            "from billing.models import UsageEvent\n"
-            "from chat.models import Message\n"
-            f"m = Message.objects.get(pk={started['message_id']})\n"
-            "rows = UsageEvent.objects.filter(reference=f'chat.message:{m.pk}')\n"
-            "print(json.dumps({'status': m.status, 'content': m.content,"
-            " 'usage': [[r.status, r.output_tokens] for r in rows]}))\n"
-        )
-        .strip()
-        .splitlines()[-1]
+    saved = server.shell_json(
+        "import json\n"
+        "from billing.models import UsageEvent\n"
+        "from chat.models import Message\n"
+        f"m = Message.objects.get(pk={started['message_id']})\n"
+        "rows = UsageEvent.objects.filter(reference=f'chat.message:{m.pk}')\n"
+        "print(json.dumps({'status': m.status, 'content': m.content,"
+        " 'usage': [[r.status, r.output_tokens] for r in rows]}))\n"
     )
     assert saved["status"] == "complete" and saved["content"].split() == words
     assert saved["usage"] == [["ok", 200]]  # billed once, in full

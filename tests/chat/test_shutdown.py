@@ -14,11 +14,6 @@ from tests.conftest import SERVICES_MODE
 from tests.factories import PASSWORD
 
 
-def _shell_json(server, code: str):
-    """What `code`, run in the server's environment, prints last, as JSON."""
-    return json.loads(server.shell(code).strip().splitlines()[-1])
-
-
 @pytest.mark.parametrize(
     "embedded",
     [
@@ -59,8 +54,7 @@ async def test_sigterm_mid_stream_saves_the_answer_as_interrupted_and_bills_what
     assert returncode == 0, server.log()
     # The upstream call was closed, not left to run out.
     assert await fake_upstream.until(lambda: fake_upstream.requests[-1]["disconnected"])
-    answer = _shell_json(
-        server,
+    answer = server.shell_json(
         "import json\n"
         "from chat.models import Message\n"
         f"m = Message.objects.get(pk={started['message_id']})\n"
@@ -71,8 +65,7 @@ async def test_sigterm_mid_stream_saves_the_answer_as_interrupted_and_bills_what
     assert answer["error_code"] == "interrupted"
     # Everything a tab showed is kept (the text the upstream sent after it, too).
     assert answer["content"].startswith(shown) and len(answer["content"]) < len(shown) + 2000
-    usage = _shell_json(
-        server,
+    usage = server.shell_json(
         "import json\n"
         "from billing.models import UsageEvent\n"
         "from billing.tokens import tokens_estimate\n"
@@ -124,8 +117,7 @@ async def test_sigterm_mid_stream_on_the_api_bills_what_was_streamed(
 
     assert returncode == 0, server.log()
     assert await fake_upstream.until(lambda: fake_upstream.requests[-1]["disconnected"])
-    usage = _shell_json(
-        server,
+    usage = server.shell_json(
         "import json\n"
         "from billing.models import UsageEvent\n"
         "rows = UsageEvent.objects.filter(source='api')\n"
