@@ -16,7 +16,7 @@ class ApiConfig(AppConfig):
 
         # A removed member's keys stop working on every server once the removal commits.
         member_removed.connect(
-            lambda **kwargs: transaction.on_commit(api_keys_changed),
+            lambda **kwargs: transaction.on_commit(api_keys_changed, robust=True),
             dispatch_uid="api_keys_member_removed",
             weak=False,
         )

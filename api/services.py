@@ -96,7 +96,9 @@ def api_key_revoke(*, membership: Membership, key: ApiKey, ip: str | None = None
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        transaction.on_commit(api_keys_changed)
+        # Robust: with Redis away the revocation stands all the same (it is committed), and
+        # every process re-reads a cached key within auth.LOCAL_TTL seconds anyway.
+        transaction.on_commit(api_keys_changed, robust=True)
         audit_record(
             workspace=key.workspace,
             actor=membership.user,

@@ -176,3 +176,23 @@ async def test_a_removed_members_key_stops_working(credential):
     )
     await sync_to_async(member_remove)(actor_membership=owner_membership, target=membership)
     assert (await AsyncClient().get("/v1/models", headers=headers)).status_code == 401
+
+
+def test_revoking_a_key_while_redis_is_away_revokes_it_without_an_error_page(
+    logged_in_client, user, monkeypatch, caplog
+):
+    import redis
+
+    from api import services
+
+    def away():
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(services, "api_keys_changed", away)  # the shared generation's bump
+    membership = Membership.objects.get(user=user)
+    key, _raw = api_key_create(membership=membership, name="lost laptop")
+    response = logged_in_client.post(reverse("api_key_revoke", args=[key.pk]))
+    assert response.status_code < 400  # not a 500 for a revocation that stands
+    assert "Connection refused" in caplog.text  # the failed bump, logged for the operator
+    key.refresh_from_db()
+    assert key.revoked_at is not None
