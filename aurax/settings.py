@@ -370,6 +370,11 @@ USAGE_RETENTION_DAYS = env.int("USAGE_RETENTION_DAYS", default=90)
 BILLING_RESERVATION_TTL_SECONDS = env.int("BILLING_RESERVATION_TTL_SECONDS", default=3600)
 CELERY_BEAT_SCHEDULE["billing-usage-rollup"] = {"task": "billing.usage_rollup", "schedule": 300.0}
 CELERY_BEAT_SCHEDULE["billing-usage-prune"] = {"task": "billing.usage_prune", "schedule": 3600.0}
+# Budget alert e-mails not sent when raised (broker or mail server away), sent again.
+CELERY_BEAT_SCHEDULE["billing-budget-alerts-unsent"] = {
+    "task": "billing.budget_alerts_unsent",
+    "schedule": 300.0,
+}
 # Invoices for the previous month, on the 1st (UTC) once the last hours are rolled up.
 CELERY_BEAT_SCHEDULE["billing-invoices-monthly"] = {
     "task": "billing.invoices_generate",

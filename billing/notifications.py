@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -60,3 +62,20 @@ def budget_alert_send(*, alert_id: int) -> bool:
         alert.emailed_at = timezone.now()
         alert.save(update_fields=["emailed_at"])
     return True
+
+
+# An alert whose own task has not sent it by then (the broker was away when it was raised, or
+# the mail server refused) is sent by the periodic sweep; older than a week it is left.
+UNSENT_AFTER = timedelta(minutes=2)
+UNSENT_WITHIN = timedelta(days=7)
+
+
+def budget_alerts_unsent_send() -> int:
+    """Send every recent alert not e-mailed yet (see UNSENT_AFTER); how many were sent."""
+    now = timezone.now()
+    pending = BudgetAlert.objects.filter(
+        emailed_at__isnull=True,
+        created_at__lt=now - UNSENT_AFTER,
+        created_at__gte=now - UNSENT_WITHIN,
+    ).values_list("pk", flat=True)
+    return sum(budget_alert_send(alert_id=pk) for pk in list(pending))

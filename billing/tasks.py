@@ -22,6 +22,14 @@ def budget_alert_email(alert_id: int) -> None:
     budget_alert_send(alert_id=alert_id)
 
 
+@shared_task(name="billing.budget_alerts_unsent")
+def budget_alerts_unsent() -> int:
+    """Every 5 minutes (beat): the alert e-mails their own task did not send."""
+    from .notifications import budget_alerts_unsent_send
+
+    return budget_alerts_unsent_send()
+
+
 @shared_task(name="billing.invoices_generate")
 def invoices_generate(year: int | None = None, month: int | None = None) -> dict:
     """Monthly (beat, on the 1st): invoices for the previous month; safe to re-run."""

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 
 from aurax.celery import app as celery_app
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
@@ -20,6 +21,39 @@ def owner(workspace):
 @pytest.fixture
 def member(workspace):
     return MembershipFactory(workspace=workspace, role=Role.MEMBER, user=UserFactory()).user
+
+
+@pytest.fixture
+def celery_worker(tmp_path, settings):
+    """A real Celery worker (solo pool, in this process) on a private queue."""
+    if not settings.REDIS_URL:
+        # A private filesystem queue, so no other worker on this machine takes our tasks.
+        folder = tmp_path / "queue"
+        folder.mkdir()
+        previous = celery_app.conf.broker_transport_options
+        celery_app.conf.broker_transport_options = {
+            "data_folder_in": str(folder),
+            "data_folder_out": str(folder),
+            "processed_folder": str(tmp_path),
+            "control_folder": str(tmp_path / "control"),
+            "store_processed": False,
+        }
+        _reset_connection_pool()
+    from billing import tasks
+
+    assert tasks.usage_rollup.name in celery_app.tasks
+    with start_worker(celery_app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
+        yield celery_app
+    if not settings.REDIS_URL:
+        celery_app.conf.broker_transport_options = previous
+        _reset_connection_pool()
+
+
+def _reset_connection_pool():
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+        celery_app._pool = None
+    celery_app.amqp._producer_pool = None
 
 
 @pytest.fixture

@@ -4,45 +4,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.db.models import Sum
 from django.utils import timezone
 
-from aurax.celery import app as celery_app
 from billing import tasks
 from billing.models import RollupState, UsageEvent, UsageRollup
 from billing.selectors import usage_summary
 from tests.billing.conftest import record_call
-
-
-@pytest.fixture
-def celery_worker(tmp_path, settings):
-    if not settings.REDIS_URL:
-        # A private filesystem queue, so no other worker on this machine takes our tasks.
-        folder = tmp_path / "queue"
-        folder.mkdir()
-        previous = celery_app.conf.broker_transport_options
-        celery_app.conf.broker_transport_options = {
-            "data_folder_in": str(folder),
-            "data_folder_out": str(folder),
-            "processed_folder": str(tmp_path),
-            "control_folder": str(tmp_path / "control"),
-            "store_processed": False,
-        }
-        _reset_connection_pool()
-    assert tasks.usage_rollup.name in celery_app.tasks
-    with start_worker(celery_app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
-        yield celery_app
-    if not settings.REDIS_URL:
-        celery_app.conf.broker_transport_options = previous
-        _reset_connection_pool()
-
-
-def _reset_connection_pool():
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
-    celery_app.amqp._producer_pool = None
 
 
 def record(workspace, user, model, input_tokens, output_tokens, created_at=None, **kw):
