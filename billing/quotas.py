@@ -466,18 +466,6 @@ class RedisQuotaStore:
             return _refusal(by_key[line.scope_key], unit, start), 1
         raise RuntimeError("could not seed quota counters")
 
-    def _settle(
-        self,
-        reservation: Reservation | None,
-        keys: list[str],
-        start: date,
-        cost,
-        tokens,
-        *,
-        client=None,
-    ):
-        self.settle_script(*self.settle_step(reservation, keys, start, cost, tokens), client=client)
-
     def settle_step(
         self, reservation: Reservation | None, keys: list[str], start: date, cost, tokens
     ) -> tuple[list[str], list]:
@@ -498,7 +486,9 @@ class RedisQuotaStore:
 
     def close(self, reservation: Reservation) -> None:
         keys = [line.scope_key for line in reservation.lines]
-        self._settle(reservation, keys, reservation.period_start, Decimal(0), 0)
+        self.settle_script(
+            *self.settle_step(reservation, keys, reservation.period_start, Decimal(0), 0)
+        )
 
     def usage(self, keys: list[str], start: date) -> dict[str, ScopeUsage]:
         db_usage = None
