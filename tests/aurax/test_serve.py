@@ -43,6 +43,16 @@ def _gone_within(session_id: int, seconds: float) -> list[int]:
     return left
 
 
+def _worker_of(process) -> int:
+    """The Celery worker's main process, started by `process` (bin/serve)."""
+    return next(
+        pid
+        for pid in _session_members(process.pid)
+        if "celery" in _commands([pid])
+        and f"\nPPid:\t{process.pid}\n" in Path(f"/proc/{pid}/status").read_text()
+    )
+
+
 @pytest.fixture
 def serve_with_worker(tmp_path, _static_collected):
     """bin/serve in embedded mode with its worker, in a session of its own."""
@@ -97,12 +107,7 @@ def test_a_server_that_dies_stops_the_worker_and_the_script_fails(serve_with_wor
 
 def test_a_worker_that_dies_stops_the_server_and_the_script_fails(serve_with_worker, tmp_path):
     process = serve_with_worker
-    worker = next(
-        pid
-        for pid in _session_members(process.pid)
-        if "celery" in _commands([pid])
-        and f"\nPPid:\t{process.pid}\n" in Path(f"/proc/{pid}/status").read_text()
-    )
+    worker = _worker_of(process)
 
     # It exits by itself (as on losing its broker for good): a warm shutdown, its pool with it.
     os.kill(worker, signal.SIGTERM)
@@ -116,12 +121,7 @@ def test_a_worker_that_dies_stops_the_server_and_the_script_fails(serve_with_wor
 def test_a_worker_killed_outright_leaves_no_pool_process_behind(serve_with_worker):
     """As by the OOM killer: SIGKILL gives the worker no time to stop its pool."""
     process = serve_with_worker
-    worker = next(
-        pid
-        for pid in _session_members(process.pid)
-        if "celery" in _commands([pid])
-        and f"\nPPid:\t{process.pid}\n" in Path(f"/proc/{pid}/status").read_text()
-    )
+    worker = _worker_of(process)
     deadline = time.monotonic() + 30
     while not _children(worker):  # its pool has started
         assert time.monotonic() < deadline

@@ -40,6 +40,15 @@ async def frames_until(communicator, predicate, *, timeout: float = 10.0) -> lis
             return frames
 
 
+async def ws_chat_connect(http, server, session: str):
+    """A chat socket on a live server (`AuraxServer`) for the session `session`, through the
+    aiohttp client session `http`."""
+    return await http.ws_connect(
+        server.ws_url + "/ws/chat/",
+        headers={"Cookie": f"sessionid={session}", "Origin": "http://127.0.0.1"},
+    )
+
+
 async def ws_frames_until(ws, predicate, *, timeout: float = 10.0) -> list[dict]:
     """`frames_until` for an aiohttp socket on a live server: every frame up to and including
     the first that satisfies `predicate`; fails if the socket ends first."""

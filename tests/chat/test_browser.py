@@ -27,14 +27,19 @@ def chat_server(start_aurax_server, fake_upstream):
     return server
 
 
-@pytest.fixture
-def chat_page(chat_server, page):
-    page.goto(chat_server.url + "/accounts/login/")
+def log_in(page, server):
+    """Log in as EMAIL, on the chat page once its socket is open."""
+    page.goto(server.url + "/accounts/login/")
     page.fill("input[name=login]", EMAIL)
     page.fill("input[name=password]", PASSWORD)
     page.click("form button[type=submit]")
-    page.wait_for_url(chat_server.url + "/")
+    page.wait_for_url(server.url + "/")
     page.wait_for_selector("#chat[data-socket=open]")
+
+
+@pytest.fixture
+def chat_page(chat_server, page):
+    log_in(page, chat_server)
     return page
 
 
@@ -174,12 +179,7 @@ def test_a_tab_that_missed_an_answer_s_end_finds_it_once_the_stream_goes_quiet(c
         server.on_message(from_server)
 
     page.route_web_socket(re.compile(r".*/ws/chat/"), route)
-    page.goto(chat_server.url + "/accounts/login/")
-    page.fill("input[name=login]", EMAIL)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form button[type=submit]")
-    page.wait_for_url(chat_server.url + "/")
-    page.wait_for_selector("#chat[data-socket=open]")
+    log_in(page, chat_server)
 
     ask(page, "@tokens=5")
     expect(last_answer(page)).to_contain_text("tok5")

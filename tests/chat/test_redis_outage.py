@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from chat.generation import NOT_STARTED_MESSAGE
-from tests.chat.helpers import ws_frames_until
+from tests.chat.helpers import ws_chat_connect, ws_frames_until
 from tests.conftest import SERVICES_MODE
 from tests.factories import PASSWORD
 from tests.fixtures.servers import free_port
@@ -70,9 +70,8 @@ async def test_redis_stopping_mid_stream_loses_nothing_and_the_chat_recovers_wit
             "model": f"{credential_id}:fake-small",
             "messages": [{"role": "user", "content": "@reply=hello"}],
         }
-        headers = {"Cookie": f"sessionid={session}", "Origin": "http://127.0.0.1"}
         async with aiohttp.ClientSession() as http:
-            ws = await http.ws_connect(server.ws_url + "/ws/chat/", headers=headers)
+            ws = await ws_chat_connect(http, server, session)
             await ws.send_json(
                 {
                     "type": "send",

@@ -9,7 +9,7 @@ import uuid
 import aiohttp
 import pytest
 
-from tests.chat.helpers import ws_frames_until
+from tests.chat.helpers import ws_chat_connect, ws_frames_until
 from tests.conftest import SERVICES_MODE
 from tests.factories import PASSWORD
 
@@ -31,9 +31,8 @@ async def test_sigterm_mid_stream_saves_the_answer_as_interrupted_and_bills_what
     server = start_aurax_server(embedded=embedded, PROVIDER_TRUST_ENV="false")
     credential_id = server.credential_for(fake_upstream.base_url("openai"))
     session = server.session_for(f"stop-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
-    headers = {"Cookie": f"sessionid={session}", "Origin": "http://127.0.0.1"}
     async with aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(server.ws_url + "/ws/chat/", headers=headers)
+        ws = await ws_chat_connect(http, server, session)
         await ws.send_json(
             {
                 "type": "send",

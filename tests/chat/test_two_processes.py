@@ -3,7 +3,7 @@
 import aiohttp
 import pytest
 
-from tests.chat.helpers import ws_frames_until
+from tests.chat.helpers import ws_chat_connect, ws_frames_until
 from tests.conftest import SERVICES_MODE
 from tests.factories import PASSWORD
 
@@ -29,10 +29,9 @@ async def test_a_stream_started_on_one_process_is_live_on_the_other_and_stops_fr
     import uuid
 
     session = first.session_for(f"two-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
-    headers = {"Cookie": f"sessionid={session}", "Origin": "http://127.0.0.1"}
     async with aiohttp.ClientSession() as http:
-        ws_a = await http.ws_connect(first.ws_url + "/ws/chat/", headers=headers)
-        ws_b = await http.ws_connect(second.ws_url + "/ws/chat/", headers=headers)
+        ws_a = await ws_chat_connect(http, first, session)
+        ws_b = await ws_chat_connect(http, second, session)
         await ws_a.send_json(
             {
                 "type": "send",
