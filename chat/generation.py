@@ -437,16 +437,16 @@ async def _not_started(message_id: int, conversation_id: int) -> None:
     channel layer refused its control channel: e.g. Redis unreachable; the log says why) ends
     as an error the user can retry, instead of staying "streaming" with nothing coming (and
     its conversation busy) until its heartbeat goes stale. Nothing was sent upstream, nothing
-    is billed; a budget reservation made by the admission lapses with its lease."""
+    is billed; a budget reservation made by the admission lapses with its lease. The database
+    not answering is often why it could not start: saving that end is tried again as an
+    answer's end is (`_finish_save`)."""
     finish = {
         "status": Message.Status.ERROR,
         "error_code": "internal",
         "error_message": NOT_STARTED_MESSAGE,
     }
     try:
-        if not await db_background(
-            services.message_finish, message_id=message_id, content="", **finish
-        ):
+        if not await _finish_save(message_id, "", finish):
             return  # the answer is gone
         await get_channel_layer().group_send(
             events.conversation_group(conversation_id),
@@ -661,15 +661,15 @@ async def _generate(
             _interruptible.discard(task)
 
 
-async def _finish_save(message_id: int, content: str, finish: dict) -> None:
+async def _finish_save(message_id: int, content: str, finish: dict) -> bool:
     """Save the answer's end; while the database does not answer (restarting, say), try
-    again for about a minute, the text kept here meanwhile (the tabs wait for the end)."""
+    again for about a minute, the text kept here meanwhile (the tabs wait for the end).
+    False when the answer is gone (services.message_finish)."""
     for delay in (*FINISH_RETRY_DELAYS, None):
         try:
-            await db_background(
+            return await db_background(
                 services.message_finish, message_id=message_id, content=content, **finish
             )
-            return
         except Exception as error:
             if delay is None or not store_unreachable(error):
                 raise

@@ -318,6 +318,44 @@ async def test_an_answer_ends_saved_whole_when_the_database_is_away_at_its_end(
     await generation.generations_wait()
 
 
+async def test_an_answer_that_cannot_start_ends_as_an_error_when_the_database_comes_back(
+    alice, credential, fake_upstream, monkeypatch
+):
+    """The database stopping is often why an answer could not start; saving its error end is
+    tried again as a finished answer's end is, not left "streaming" (the conversation busy)
+    until its heartbeat goes stale."""
+    from django.db import OperationalError
+
+    from chat import services
+
+    monkeypatch.setattr(generation, "FINISH_RETRY_DELAYS", (0.05, 0.05, 0.05))
+    _preparation_failing(monkeypatch)
+    saving = services.message_finish
+    tries = []
+
+    def restarting(**kwargs):  # the database answers at the third try
+        tries.append(kwargs["message_id"])
+        if len(tries) < 3:
+            raise OperationalError("server closed the connection unexpectedly")
+        return saving(**kwargs)
+
+    monkeypatch.setattr(services, "message_finish", restarting)
+    socket, _, _ = await socket_for(alice)
+    await socket.send_json_to(
+        {"type": "send", "content": "@tokens=5", "model": model_for(credential)}
+    )
+    finished = (await frames_until(socket, of_type("generation_finished"), timeout=10))[-1]
+
+    assert finished["status"] == "error"
+    assert finished["error_message"] == generation.NOT_STARTED_MESSAGE
+    assert tries == [finished["message_id"]] * 3
+    answer = await _message(finished["message_id"])
+    assert answer.status == "error" and answer.content == ""
+    assert fake_upstream.requests == []
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
 async def test_a_send_while_the_database_is_away_is_refused_and_the_socket_stays(
     alice, credential, monkeypatch
 ):
