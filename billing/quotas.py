@@ -382,14 +382,25 @@ return {0, m}
 """
 
 # Negations are written `0 - x`: Lua's `-x` of zero is -0, which Redis refuses as an integer.
-# KEYS: hash, zset per scope. ARGV: reservation id, then per scope 4 values: reserved cost,
-# reserved tokens, spent cost, spent tokens. A reservation already reclaimed (expired) is
+# KEYS: hash, zset per scope, then the sending process's last-step key. ARGV: reservation id,
+# the step's number in its process ('-': a release without spend, which may run twice), that
+# key's expiry in seconds, then per scope 4 values: reserved cost, reserved tokens, spent
+# cost, spent tokens. A step numbered no higher than the last one its process got through is
+# one sent again after its reply was lost (a connection dropped or timed out after Redis ran
+# it): skipped, so its spend is not added twice. A reservation already reclaimed (expired) is
 # not released twice; spend is added only where the hash exists (otherwise it is seeded
 # later from the database counters, which already include it).
 SETTLE_LUA = """
-local n = #KEYS / 2
+local n = (#KEYS - 1) / 2
+if ARGV[2] ~= '-' then
+  local last = redis.call('GET', KEYS[#KEYS])
+  if last and tonumber(last) >= tonumber(ARGV[2]) then
+    return 1
+  end
+  redis.call('SET', KEYS[#KEYS], ARGV[2], 'EX', ARGV[3])
+end
 for i = 1, n do
-  local h, z, b = KEYS[2*i-1], KEYS[2*i], 2 + (i-1)*4
+  local h, z, b = KEYS[2*i-1], KEYS[2*i], 4 + (i-1)*4
   if redis.call('ZREM', z, ARGV[1] .. '|' .. ARGV[b] .. '|' .. ARGV[b+1]) == 1 then
     redis.call('HINCRBY', h, 'reserved_cost', 0 - tonumber(ARGV[b]))
     redis.call('HINCRBY', h, 'reserved_tokens', 0 - tonumber(ARGV[b+1]))
@@ -403,6 +414,10 @@ return 0
 """
 
 KEY_TTL_SECONDS = 40 * 24 * 3600
+# How long Redis remembers a process's last settle step after it (one short key per process):
+# a step kept longer than this while Redis did not answer could be counted twice, if Redis
+# had run it before its reply was lost.
+STEP_KEY_TTL_SECONDS = 7 * 24 * 3600
 
 
 @functools.cache
@@ -469,10 +484,11 @@ class RedisQuotaStore:
     def settle_step(
         self, reservation: Reservation | None, keys: list[str], start: date, cost, tokens
     ) -> tuple[list[str], list]:
-        """The settle script's (keys, args) for releasing `reservation` and adding the spend."""
+        """The settle script's (keys, args) for releasing `reservation` and adding the spend;
+        not numbered yet (`_steps_number`: the last key and the second argument)."""
         lines = {line.scope_key: line for line in (reservation.lines if reservation else [])}
         redis_keys: list[str] = []
-        args: list = [reservation.id if reservation else "-"]
+        args: list = [reservation.id if reservation else "-", None, STEP_KEY_TTL_SECONDS]
         for key in keys:
             redis_keys.extend(self._keys(key, start))
             line = lines.get(key)
@@ -482,13 +498,17 @@ class RedisQuotaStore:
                 _micros(cost),
                 tokens,
             ]
+        redis_keys.append("")  # the sending process's last-step key, when numbered
         return redis_keys, args
 
     def close(self, reservation: Reservation) -> None:
+        """Release `reservation` without spend (harmless if it runs twice: not numbered)."""
         keys = [line.scope_key for line in reservation.lines]
-        self.settle_script(
-            *self.settle_step(reservation, keys, reservation.period_start, Decimal(0), 0)
+        redis_keys, args = self.settle_step(
+            reservation, keys, reservation.period_start, Decimal(0), 0
         )
+        redis_keys[-1], args[1] = _step_key(), "-"
+        self.settle_script(redis_keys, args)
 
     def usage(self, keys: list[str], start: date) -> dict[str, ScopeUsage]:
         db_usage = None
@@ -953,7 +973,40 @@ def unsettled_send() -> None:
         _settle_steps(store, [])
 
 
+# Settle steps are numbered in the order this process sends them, and sent one batch at a time
+# (`_settle_sending`): Redis skips a step numbered no higher than the last it ran for the
+# process (SETTLE_LUA), which only a step sent again can be. The number lives with the step, so
+# one kept and sent again keeps it. (process id, its key in Redis, the last number given)
+_step_numbering: tuple[int, str, int] = (0, "", 0)
+_settle_sending = threading.Lock()
+
+
+def _step_key() -> str:
+    """This process's last-step key (a new one in a forked child: numbering starts again)."""
+    global _step_numbering
+    if _step_numbering[0] != os.getpid():
+        _step_numbering = (os.getpid(), f"aurax:quota:step:{uuid.uuid4().hex}", 0)
+    return _step_numbering[1]
+
+
+def _steps_number(steps: list[tuple[list[str], list]]) -> None:
+    """Number the steps not numbered yet (with `_settle_sending` held)."""
+    global _step_numbering
+    key = _step_key()
+    pid, _key, last = _step_numbering
+    for redis_keys, args in steps:
+        if args[1] is None:
+            last += 1
+            redis_keys[-1], args[1] = key, last
+    _step_numbering = (pid, key, last)
+
+
 def _settle_steps(store: RedisQuotaStore, steps: list[tuple[list[str], list]]) -> None:
+    with _settle_sending:
+        _settle_steps_send(store, steps)
+
+
+def _settle_steps_send(store: RedisQuotaStore, steps: list[tuple[list[str], list]]) -> None:
     global _settle_failing
     import redis
 
@@ -963,12 +1016,15 @@ def _settle_steps(store: RedisQuotaStore, steps: list[tuple[list[str], list]]) -
         _unsettled.clear()
     if not steps:
         return
+    _steps_number(steps)
     pipe = store.client.pipeline(transaction=False)
     for redis_keys, args in steps:
         store.settle_script(redis_keys, args, client=pipe)
     try:
         pipe.execute()
     except (redis.ConnectionError, redis.TimeoutError) as error:
+        # Redis may have run some of them before the connection failed: sent again, those
+        # are skipped by their numbers.
         with _unsettled_lock:
             _unsettled[:0] = steps
             dropped = len(_unsettled) - UNSETTLED_MAX

@@ -265,3 +265,33 @@ def test_kept_settle_steps_reach_redis_with_the_lease_reaper_when_no_call_follow
 
     usage = scope_usage([f"ws:{workspace.id}"])[f"ws:{workspace.id}"]
     assert usage.spent_cost == Decimal("1") and usage.reserved_cost == 0
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="the Redis quota store (services mode)")
+def test_spend_whose_reply_redis_lost_is_not_counted_twice_when_sent_again(
+    workspace, owner, member, dollar_per_mtok, monkeypatch, caplog
+):
+    """The connection drops (or times out) after Redis ran the settle steps: the process
+    cannot tell them from steps Redis never got, so it sends them again; Redis skips them."""
+    import redis
+
+    from billing import quotas
+
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("10"), token_limit=None)
+    first, other = reserve(workspace, owner), reserve(workspace, member)  # $2 each
+    answering = redis.client.Pipeline.execute
+
+    def reply_lost(self, *args, **kwargs):
+        answering(self, *args, **kwargs)  # Redis ran them
+        raise redis.ConnectionError("Connection reset by peer")
+
+    monkeypatch.setattr(quotas, "_settle_failing", False)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", reply_lost)
+    settle(workspace, owner, first, input_tokens=1000, output_tokens=0)  # $1
+    monkeypatch.setattr(redis.client.Pipeline, "execute", answering)
+    assert "settling calls in the Redis quota state failed" in caplog.text
+    settle(workspace, member, other, input_tokens=2000, output_tokens=0)  # $2, and $1 again
+
+    usage = scope_usage([f"ws:{workspace.id}"])[f"ws:{workspace.id}"]  # Redis' state
+    assert usage.spent_cost == Decimal("3") and usage.reserved_cost == 0
+    assert "Redis answers again: 1 kept settle steps sent" in caplog.text
