@@ -208,3 +208,32 @@ def test_a_refused_message_goes_back_into_the_composer(chat_page, chat_server):
     expect(chat_page.locator("#chat-error")).to_be_visible()
     expect(chat_page.locator("#composer-input")).to_have_value("a question I took a while to write")
     expect(chat_page.locator("#send-button")).to_be_enabled()
+
+
+# The sidebar's parts: nothing may be drawn over another (each link clickable where it shows).
+SIDEBAR_OVERLAPS = """() => {
+  const parts = [...document.querySelectorAll(
+    '.chat-sidebar > *, .sidebar .nav a, .sidebar-footer > *')];
+  const boxes = parts.map(e => [e.className || e.tagName, e.getBoundingClientRect()]);
+  const found = [];
+  boxes.forEach(([a, r], i) => boxes.slice(i + 1).forEach(([b, s]) => {
+    if (r.bottom > s.top + 0.5 && s.bottom > r.top + 0.5
+        && r.right > s.left && s.right > r.left) found.push(`${a} / ${b}`);
+  }));
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("height", [600, 720, 1100])
+def test_the_conversation_list_is_never_drawn_over_the_sidebar_links(chat_page, height):
+    chat_page.set_viewport_size({"width": 1280, "height": height})
+    ask(chat_page, '@reply="first"')
+    expect(last_answer(chat_page)).to_have_attribute("data-status", "complete")
+    expect(chat_page.locator(".conversation-item")).to_have_count(1)
+
+    assert chat_page.evaluate(SIDEBAR_OVERLAPS) == []
+    assert chat_page.locator("#conversation-list").bounding_box()["height"] >= 8 * 16
+    link = chat_page.locator(".sidebar .nav a", has_text="Prompt templates")
+    link.scroll_into_view_if_needed()
+    link.click()  # Playwright clicks only what would receive the click
+    chat_page.wait_for_url("**/prompts/**")
