@@ -712,6 +712,10 @@ async def _title_generate(context: dict, *, answer: str) -> None:
             "generating the title of conversation %s failed", context["conversation_id"]
         )
         return
+    if completion.provider_kind == "demo":
+        # The offline demo model follows no instruction: its canned reply would title every
+        # conversation alike. The question's first line (the provisional title) stays.
+        return
     title = completion.text.strip().splitlines()[0] if completion.text.strip() else ""
     await db_background(
         services.conversation_title_generated,

@@ -450,4 +450,5 @@ async def complete(**kwargs) -> Completion:
     kwargs.setdefault("whole", True)
     s = stream(**kwargs)
     text, reason = await stream_collect(s)
-    return Completion(text=text, finish_reason=reason, usage=s._usage)
+    served = s.outcome.provider_kind if s.outcome is not None else ""
+    return Completion(text=text, finish_reason=reason, usage=s._usage, provider_kind=served)

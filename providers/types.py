@@ -76,6 +76,7 @@ class Completion:
     text: str
     finish_reason: FinishReason
     usage: Usage | None
+    provider_kind: str = ""  # who answered (the pipeline's fallback may pick another)
 
 
 # --- Error taxonomy ----------------------------------------------------------------------

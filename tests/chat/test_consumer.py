@@ -468,6 +468,31 @@ async def test_an_upstream_error_is_shown_on_the_message_with_the_taxonomy_messa
     await generation.generations_wait()
 
 
+async def test_the_offline_demo_model_leaves_the_question_as_the_title(alice, settings):
+    """The demo model (a fresh install's only model) answers every request with its canned
+    text: asked for a title, that would title every conversation alike."""
+    from tests.providers.factories import credential
+
+    settings.PROVIDER_DEMO_TOKEN_DELAY = 0
+    demo = await sync_to_async(credential)(kind="demo", api_key="", models=["aurax-demo"])
+    socket, _, _ = await socket_for(alice)
+    conversation_id, answer_id, _ = await _start(
+        socket, demo, "Plan three days in Lisbon by train", model=f"{demo.id}:aurax-demo"
+    )
+    await frames_until(socket, of_type("generation_finished"))
+    await generation.generations_wait()
+
+    answer = await _message(answer_id)
+    assert answer.status == "complete" and "offline demo" in answer.content
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.title == "Plan three days in Lisbon by train"  # the provisional one
+    assert not conversation.title_final
+    # The title was asked for (and billed, as any call), then not used.
+    titles = await usage_events(reference=f"chat.title:{conversation_id}")
+    assert [event.provider_kind for event in titles] == ["demo"]
+    await socket.disconnect()
+
+
 async def test_a_second_send_while_streaming_is_refused(alice, credential, fake_upstream):
     socket, _, _ = await socket_for(alice)
     conversation_id, _, _ = await _start(socket, credential, "@tokens=100 @delay=0.01")
