@@ -307,7 +307,8 @@ USE_TZ = True
 
 # --- Static ------------------------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where `collectstatic` puts them, and the app serves them from (WhiteNoise).
+STATIC_ROOT = Path(_from_env_or_file("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -25,12 +25,17 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _static_root_present():
-    """WhiteNoise warns on every request handler it is built into while STATIC_ROOT does not
-    exist yet (only the live-server tests collect static files)."""
+def _static_root_present(tmp_path_factory):
+    """The run's own STATIC_ROOT, for this process and every server and `collectstatic` it
+    starts (they take the environment): collecting into the checkout's would change the files
+    under a server that `make run` serves from it, which WhiteNoise then sends with their old
+    length (pages that never finish loading). Created now: WhiteNoise warns on every request
+    handler it is built into while STATIC_ROOT does not exist (only the live-server tests
+    collect static files)."""
     from django.conf import settings
 
-    os.makedirs(settings.STATIC_ROOT, exist_ok=True)
+    root = tmp_path_factory.mktemp("static")
+    os.environ["STATIC_ROOT"] = settings.STATIC_ROOT = str(root)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -20,12 +20,14 @@ print(json.dumps({
     "broker": settings.CELERY_BROKER_URL,
     "social": [a for a in settings.INSTALLED_APPS if "socialaccount.providers" in a],
     "secret": settings.SECRET_KEY,
+    "static_root": str(settings.STATIC_ROOT),
 }))
 """
 
 
 def probe(tmp_path, **env):
-    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    unset = ("DATABASE_URL", "REDIS_URL", "STATIC_ROOT")  # the run's (tests/conftest.py)
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     base.update(DJANGO_SETTINGS_MODULE="aurax.settings", AURAX_DATA_DIR=str(tmp_path), **env)
     out = subprocess.run(
         [sys.executable, "-c", PROBE],
@@ -80,3 +82,9 @@ def test_secrets_can_come_from_files_and_are_otherwise_generated_once(tmp_path):
     generated = probe(tmp_path / "fresh")
     assert generated["secret"] == probe(tmp_path / "fresh")["secret"]
     assert len(generated["secret"]) > 40
+
+
+def test_static_files_are_collected_where_static_root_says(tmp_path):
+    assert probe(tmp_path)["static_root"] == str(ROOT / "staticfiles")
+    elsewhere = tmp_path / "static"
+    assert probe(tmp_path, STATIC_ROOT=str(elsewhere))["static_root"] == str(elsewhere)
