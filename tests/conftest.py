@@ -1,4 +1,6 @@
 import os
+import shutil
+import tempfile
 
 import pytest
 
@@ -24,18 +26,19 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
         )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _static_root_present(tmp_path_factory):
+def pytest_configure(config):
     """The run's own STATIC_ROOT, for this process and every server and `collectstatic` it
     starts (they take the environment): collecting into the checkout's would change the files
     under a server that `make run` serves from it, which WhiteNoise then sends with their old
-    length (pages that never finish loading). Created now: WhiteNoise warns on every request
+    length (pages that never finish loading). Set before any test module is imported (some
+    build the ASGI application then) and created at once: WhiteNoise warns on every request
     handler it is built into while STATIC_ROOT does not exist (only the live-server tests
     collect static files)."""
     from django.conf import settings
 
-    root = tmp_path_factory.mktemp("static")
-    os.environ["STATIC_ROOT"] = settings.STATIC_ROOT = str(root)
+    root = tempfile.mkdtemp(prefix="aurax-static-")
+    config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
+    os.environ["STATIC_ROOT"] = settings.STATIC_ROOT = root
 
 
 @pytest.fixture(scope="session", autouse=True)
