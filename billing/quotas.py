@@ -693,9 +693,16 @@ class _Leases:
             self._current.clear()
         self.reap()
 
+    def _idle_all(self) -> bool:
+        """Nothing to reap: no lease held, no kept settle step to send."""
+        with self._lock:
+            return not (self._current or self._retired or _unsettled)
+
     def _reap_forever(self) -> None:
         while True:
             time.sleep(LEASE_IDLE_SECONDS / 2)
+            if self._idle_all():
+                continue  # no database thread taken (nor a connection checked) for nothing
             try:
                 done = db_submit(self.reap)
             except RuntimeError:  # the database threads are shut down: the process is exiting

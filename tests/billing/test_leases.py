@@ -132,6 +132,22 @@ def test_an_idle_lease_goes_back_to_the_store(workspace, owner, dollar_per_mtok,
     assert ws_usage(workspace).reserved_cost == 0
 
 
+def test_the_reaper_takes_no_database_thread_while_no_lease_is_held(
+    workspace, owner, dollar_per_mtok, monkeypatch
+):
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("1000"), token_limit=None)
+    settle(workspace, owner, reserve(workspace, owner), 1000, 100)  # the reaper runs
+    quotas._leases.reap_all()
+    assert ws_usage(workspace).reserved_cost == 0  # no lease held
+    hops = []
+    submit = quotas.db_submit
+    monkeypatch.setattr(quotas, "db_submit", lambda fn: (hops.append(fn), submit(fn))[1])
+
+    threading.Event().wait(quotas.LEASE_IDLE_SECONDS * 2)  # four of the reaper's rounds
+
+    assert hops == []
+
+
 def test_a_changed_budget_gets_a_fresh_lease_and_the_old_one_is_returned(
     workspace, owner, dollar_per_mtok, store_calls
 ):
