@@ -79,6 +79,16 @@ class ProviderCredential(models.Model):
         return f"…{self.api_key_last4}" if self.api_key_last4 else "—"
 
     @property
+    def last_error_message(self) -> str:
+        """What the last check of the key (a connection test, a model refresh) met, as the
+        taxonomy says it; "" when it worked or was never checked."""
+        from .types import error_message_for
+
+        if self.last_checked_at is None or self.last_status in ("", "ok"):
+            return ""
+        return error_message_for(self.last_status)
+
+    @property
     def effective_base_url(self) -> str:
         from .adapters import adapter_for
 

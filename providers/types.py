@@ -151,6 +151,18 @@ class ProviderUpstreamError(ProviderError):
 # --- Call targets and catalog entries ------------------------------------------------------
 
 
+def error_message_for(code: str) -> str:
+    """The taxonomy's message for an error code (a credential's last check keeps only the
+    code); the generic one for a code it does not know."""
+    todo = [ProviderError]
+    while todo:
+        kind = todo.pop()
+        if kind.code == code:
+            return kind.default_message
+        todo.extend(kind.__subclasses__())
+    return ProviderError.default_message
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where one call goes: a credential resolved for an adapter. `api_key` is excluded from

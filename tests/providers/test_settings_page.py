@@ -173,3 +173,40 @@ def test_a_workspace_admin_switches_a_global_provider_off(client):
     page = client.get(reverse("providers:workspace_keys", args=[membership.workspace.slug]))
     assert "Switched off" in page.text
     assert made.workspace_settings.get().enabled is False
+
+
+def test_the_keys_page_says_whether_each_saved_key_works(
+    client, settings, fake_upstream, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A key is checked once saved (its models are listed in the background); the page then
+    says what that found, so a refused key shows without pressing "Test connection"."""
+    from providers import tasks
+
+    admin = UserFactory(is_staff=True)  # may point a key at the fake upstream on loopback
+    client.force_login(admin)
+    monkeypatch.setattr(tasks.catalog_refresh_one, "delay", tasks.catalog_refresh_one)
+    for name, key in (("Good", "sk-good-1111"), ("Refused", "sk-invalid-2222")):
+        with django_capture_on_commit_callbacks(execute=True):
+            client.post(
+                reverse("providers:keys"),
+                {
+                    "kind": "openai",
+                    "name": name,
+                    "api_key": key,
+                    "base_url": fake_upstream.base_url("openai"),
+                    "allow_private_network": "on",
+                },
+            )
+    credential(scope=Scope.USER, user=admin, name="Unchecked")  # refresh never ran
+
+    page = client.get(reverse("providers:keys")).text
+
+    rows = {
+        name: page[page.index(f"<td>{name}") :].split("</tr>")[0]
+        for name in ("Good", "Refused", "Unchecked")
+    }
+    assert "Working" in rows["Good"] and "checked" in rows["Good"]
+    assert "The provider rejected the API key." in rows["Refused"]
+    assert "Working" not in rows["Refused"] and "2222" in rows["Refused"]
+    assert "Not checked yet" in rows["Unchecked"]
+    assert ProviderCredential.objects.get(name="Good").catalog_models.count() == 3
