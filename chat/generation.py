@@ -714,7 +714,7 @@ async def _title_generate(context: dict, *, answer: str) -> None:
         return
     if completion.provider_kind == "demo":
         # The offline demo model follows no instruction: its canned reply would title every
-        # conversation alike. The question's first line (the provisional title) stays.
+        # conversation alike. The provisional title, made from the question, stays.
         return
     title = completion.text.strip().splitlines()[0] if completion.text.strip() else ""
     await db_background(

@@ -148,9 +148,6 @@ class ProviderUpstreamError(ProviderError):
     default_message = "The model provider returned an error."
 
 
-# --- Call targets and catalog entries ------------------------------------------------------
-
-
 def error_message_for(code: str) -> str:
     """The taxonomy's message for an error code (a credential's last check keeps only the
     code); the generic one for a code it does not know."""
@@ -161,6 +158,9 @@ def error_message_for(code: str) -> str:
             return kind.default_message
         todo.extend(kind.__subclasses__())
     return ProviderError.default_message
+
+
+# --- Call targets and catalog entries ------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
