@@ -287,9 +287,9 @@ async def test_an_answer_ends_whole_and_gets_its_title_when_the_layer_fails_as_i
     await generation.generations_wait()
 
 
-async def test_an_answer_ends_saved_whole_when_the_database_is_away_at_its_end(
-    alice, credential, fake_upstream, monkeypatch
-):
+def _database_restarting_at_the_end(monkeypatch) -> list[int]:
+    """Saving an answer's end fails twice as the database restarts, then works (quick retries
+    here); returns the ids of the answers each try saved."""
     from django.db import OperationalError
 
     from chat import services
@@ -305,6 +305,13 @@ async def test_an_answer_ends_saved_whole_when_the_database_is_away_at_its_end(
         return saving(**kwargs)
 
     monkeypatch.setattr(services, "message_finish", restarting)
+    return tries
+
+
+async def test_an_answer_ends_saved_whole_when_the_database_is_away_at_its_end(
+    alice, credential, fake_upstream, monkeypatch
+):
+    tries = _database_restarting_at_the_end(monkeypatch)
     socket, _, _ = await socket_for(alice)
     _, answer_id, frames = await _start(socket, credential, "@tokens=30 @delay=0.005")
     frames += await frames_until(socket, of_type("generation_finished"), timeout=10)
@@ -324,22 +331,8 @@ async def test_an_answer_that_cannot_start_ends_as_an_error_when_the_database_co
     """The database stopping is often why an answer could not start; saving its error end is
     tried again as a finished answer's end is, not left "streaming" (the conversation busy)
     until its heartbeat goes stale."""
-    from django.db import OperationalError
-
-    from chat import services
-
-    monkeypatch.setattr(generation, "FINISH_RETRY_DELAYS", (0.05, 0.05, 0.05))
     _preparation_failing(monkeypatch)
-    saving = services.message_finish
-    tries = []
-
-    def restarting(**kwargs):  # the database answers at the third try
-        tries.append(kwargs["message_id"])
-        if len(tries) < 3:
-            raise OperationalError("server closed the connection unexpectedly")
-        return saving(**kwargs)
-
-    monkeypatch.setattr(services, "message_finish", restarting)
+    tries = _database_restarting_at_the_end(monkeypatch)
     socket, _, _ = await socket_for(alice)
     await socket.send_json_to(
         {"type": "send", "content": "@tokens=5", "model": model_for(credential)}
