@@ -53,9 +53,12 @@ def last_answer(page):
 
 
 def test_tokens_appear_progressively_and_the_answer_gets_a_badge(chat_page):
+    stop = chat_page.locator("#stop-button")
+    expect(stop).to_be_hidden()  # shown only while an answer streams
     ask(chat_page, "@tokens=120 @delay=0.02")
     chat_page.wait_for_selector(".msg-assistant[data-status=streaming]")
     assert chat_page.locator("#send-button").is_disabled()
+    expect(stop).to_be_visible()
     states = []
     for _ in range(60):
         text = last_answer(chat_page).locator(".msg-body").inner_text()
@@ -71,6 +74,7 @@ def test_tokens_appear_progressively_and_the_answer_gets_a_badge(chat_page):
         r"fake-small · \d+/\d+ tok", last_answer(chat_page).locator(".badge").inner_text()
     )
     assert not chat_page.locator("#send-button").is_disabled()
+    expect(stop).to_be_hidden()
     assert re.search(r"/c/\d+/$", chat_page.url)
 
 
