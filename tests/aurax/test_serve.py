@@ -2,12 +2,16 @@
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.servers import bin_serve_start
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _session_members(session_id: int) -> list[int]:
@@ -139,3 +143,38 @@ def _children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(c) for c in (task / "children").read_text().split()]
     return found
+
+
+CHILD_OF_A_DEAD_WORKER = """
+import os, sys, time
+from aurax import celery
+if os.fork():
+    os._exit(0)  # the worker, killed right after it forked this child
+time.sleep(0.5)  # the child starts later: its parent is gone
+with open(sys.argv[1], "a") as out:
+    out.write("starting\\n")
+celery._end_with_the_worker()  # what a pool process (or the embedded beat) runs first
+with open(sys.argv[1], "a") as out:
+    out.write("running on\\n")
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_pool_process_whose_worker_died_before_it_started_ends(tmp_path):
+    """The worker killed between forking a pool process and that process's start: no death
+    signal will come (the worker is gone already), so the child must see it and end."""
+    marks = tmp_path / "marks"
+    subprocess.run(
+        [sys.executable, "-c", CHILD_OF_A_DEAD_WORKER, str(marks)],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "aurax.settings"},
+        check=True,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 30
+    while "starting" not in (marks.read_text() if marks.exists() else ""):
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.05)
+    time.sleep(1)  # time to write its second line, if it went on
+
+    assert marks.read_text() == "starting\n"
