@@ -105,6 +105,8 @@ def test_a_lease_other_servers_hold_is_counted_by_the_store(workspace, owner, do
             admitted += 1
     assert admitted == 8  # $16 left for this process
     other.reap_all()  # its one call is still drawn: the lease stays
+    # The other process ends here (its lease lapses in the store): its reaper stops working.
+    other._retired.clear()
 
 
 def test_a_released_call_gives_its_share_back_to_the_lease(workspace, owner, dollar_per_mtok):
