@@ -1,5 +1,7 @@
 // Prompt templates from the chat input: typing "/" at the start of an empty input opens a
 // list of the workspace's templates; picking one asks for its {{variables}} and fills the input.
+// The list is worked by mouse or keyboard: Up/Down move, Enter or Tab picks, Escape closes; while
+// it is open, Enter picks rather than sending what was typed.
 (function () {
   "use strict";
   // Translated through Django's JavaScript catalog (loaded by base.html) when present.
@@ -42,6 +44,11 @@
       textarea.focus();
       textarea.dispatchEvent(new Event("input", { bubbles: true }));
     });
+    form.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape") return;
+      form.remove();
+      textarea.focus();
+    });
     textarea.insertAdjacentElement("beforebegin", form);
   }
 
@@ -53,22 +60,54 @@
     }
   }
 
+  function highlight(list, index) {
+    const items = list.querySelectorAll("[role=option]");
+    if (!items.length) return;
+    list._active = (index + items.length) % items.length;
+    items.forEach(function (item, i) {
+      item.setAttribute("aria-selected", i === list._active ? "true" : "false");
+    });
+    items[list._active].scrollIntoView({ block: "nearest" });
+  }
+
+  const SLASH = /^\/(\S*)$/;
+
+  // Enter pressed before the list for what was typed arrived: it picks once it is there (the
+  // first template found), or sends what was typed if no template matches.
+  function enterWhenListed(textarea, list) {
+    if (!textarea._enterWaiting) return;
+    textarea._enterWaiting = false;
+    if (!list._choose() && textarea.form) textarea.form.requestSubmit();
+  }
+
   function open(textarea, query) {
     const url = textarea.dataset.promptPicker + "?q=" + encodeURIComponent(query);
+    const asked = (textarea._pickerAsked || 0) + 1; // never reset: answers may come back out of order
+    textarea._pickerAsked = asked;
+    textarea._pickerWaiting = true;
     fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); }).then(function (data) {
+      if (asked !== textarea._pickerAsked) return; // a later keystroke asked again
+      textarea._pickerWaiting = false;
+      if (!SLASH.test(textarea.value)) return; // typed on meanwhile
       close(textarea._picker);
       const list = document.createElement("ul");
       list.className = "prompt-picker";
       list.setAttribute("role", "listbox");
-      data.templates.forEach(function (template) {
+      list._choose = function () {
+        const template = data.templates[list._active];
+        if (!template) return false;
+        close(list);
+        choose(textarea, template);
+        return true;
+      };
+      data.templates.forEach(function (template, index) {
         const item = document.createElement("li");
         item.setAttribute("role", "option");
-        item.tabIndex = 0;
         item.textContent = template.title;
         item.addEventListener("mousedown", function (event) {
           event.preventDefault();
-          close(list);
-          choose(textarea, template);
+          list._active = index;
+          list._choose();
         });
         list.appendChild(item);
       });
@@ -80,17 +119,49 @@
       }
       textarea.insertAdjacentElement("beforebegin", list);
       textarea._picker = list;
+      highlight(list, 0);
+      enterWhenListed(textarea, list);
+    }).catch(function () {
+      if (asked !== textarea._pickerAsked) return;
+      textarea._pickerWaiting = false;
+      if (textarea._enterWaiting && textarea.form) textarea.form.requestSubmit();
+      textarea._enterWaiting = false;
     });
   }
 
   document.addEventListener("input", function (event) {
     const textarea = event.target;
     if (!textarea.matches || !textarea.matches("textarea[data-prompt-picker]")) return;
-    const match = /^\/(\S*)$/.exec(textarea.value);
+    const match = SLASH.exec(textarea.value);
     if (match) open(textarea, match[1]);
-    else close(textarea._picker);
+    else {
+      textarea._pickerWaiting = false;
+      textarea._enterWaiting = false;
+      close(textarea._picker);
+    }
   });
+  // Capturing: it runs before the input's own keys (the chat sends on Enter).
   document.addEventListener("keydown", function (event) {
-    if (event.key === "Escape" && event.target._picker) close(event.target._picker);
-  });
+    const textarea = event.target;
+    const enter = event.key === "Enter" && !event.shiftKey && !event.isComposing;
+    if (enter && textarea._pickerWaiting && SLASH.test(textarea.value)) {
+      textarea._enterWaiting = true; // the list is on its way
+      event.preventDefault();
+      event.stopPropagation();
+      return;
+    }
+    const list = textarea._picker;
+    if (!list || !list.isConnected) return;
+    let handled = true;
+    if (event.key === "Escape") close(list);
+    else if (event.key === "ArrowDown") highlight(list, list._active + 1);
+    else if (event.key === "ArrowUp") highlight(list, list._active - 1);
+    else if (enter || event.key === "Tab") {
+      handled = list._choose();
+    } else handled = false;
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }, true);
 })();

@@ -241,3 +241,55 @@ def test_the_conversation_list_is_never_drawn_over_the_sidebar_links(chat_page, 
     link.scroll_into_view_if_needed()
     link.click()  # Playwright clicks only what would receive the click
     chat_page.wait_for_url("**/prompts/**")
+
+
+def test_a_prompt_template_is_picked_with_the_keyboard_and_its_variable_filled(
+    chat_page, chat_server
+):
+    chat_page.goto(chat_server.url + "/prompts/")
+    chat_page.fill("input[name=title]", "Explain")
+    chat_page.fill("textarea[name=body]", "Explain {{topic}} in two sentences.")
+    chat_page.click("text=Save template")
+    chat_page.fill("input[name=title]", "Summarize")
+    chat_page.fill("textarea[name=body]", "Summarize this.")
+    chat_page.click("text=Save template")
+    chat_page.goto(chat_server.url + "/")
+    chat_page.wait_for_selector("#chat[data-socket=open]")
+
+    chat_page.click("#composer-input")
+    chat_page.keyboard.type("/")
+    picker = chat_page.locator(".prompt-picker")
+    expect(picker.locator("[role=option]")).to_have_count(2)
+    # Above the input, not beside it: the input keeps its width.
+    assert picker.bounding_box()["y"] + picker.bounding_box()["height"] <= (
+        chat_page.locator("#composer-input").bounding_box()["y"] + 1
+    )
+    chat_page.keyboard.type("Expl")
+    expect(picker.locator("[role=option]")).to_have_count(1)
+    chat_page.keyboard.press("Enter")  # picks the template: nothing is sent
+    variable = chat_page.locator(".prompt-variables input[name=topic]")
+    expect(variable).to_be_focused()
+    chat_page.keyboard.type("owls")
+    chat_page.keyboard.press("Enter")
+
+    expect(chat_page.locator("#composer-input")).to_have_value("Explain owls in two sentences.")
+    expect(chat_page.locator(".prompt-variables")).to_have_count(0)
+    expect(chat_page.locator(".msg-user")).to_have_count(0)  # filled in, not sent
+
+    chat_page.fill("#composer-input", "")
+    chat_page.keyboard.type("/Expl")
+    chat_page.keyboard.press("Enter")
+    expect(variable).to_be_focused()
+    chat_page.keyboard.press("Escape")  # changed my mind
+    expect(chat_page.locator(".prompt-variables")).to_have_count(0)
+    expect(chat_page.locator("#composer-input")).to_be_focused()
+
+    chat_page.fill("#composer-input", "")
+    chat_page.keyboard.type("/")
+    expect(picker.locator("[role=option]")).to_have_count(2)
+    chat_page.keyboard.press("ArrowDown")
+    chat_page.keyboard.press("Enter")
+    expect(chat_page.locator("#composer-input")).to_have_value("Summarize this.")
+    chat_page.keyboard.press("Enter")  # the list is closed: Enter sends
+    expect(chat_page.locator(".msg-user")).to_have_count(1)
+    expect(last_answer(chat_page)).to_have_attribute("data-status", "complete")
