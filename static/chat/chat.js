@@ -77,7 +77,7 @@
     });
   }
   function pendingRestore() {
-    if (pending && !input.value) input.value = pending.content;
+    if (pending && !input.value) composerSet(pending.content);
     pending = null;
   }
   function send(frame) {
@@ -127,6 +127,12 @@
       decorate(el);
       if (stick) scrollToEnd();
     });
+  }
+  // The composer's text changed by the page, not typed: what follows typing (the cost
+  // estimate under it, the template picker) follows this too.
+  function composerSet(text) {
+    input.value = text;
+    input.dispatchEvent(new Event("input", { bubbles: true }));
   }
   function setStreaming(on) {
     streaming = on;
@@ -281,7 +287,7 @@
     else frame.workspace = root.dataset.workspace; // a new conversation lives where the page is
     if (send(frame)) {
       pending = { id: frame.request_id, content: content };
-      input.value = "";
+      composerSet("");
       setStreaming(true);
     }
   });

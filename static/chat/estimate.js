@@ -15,7 +15,7 @@
 
   function refresh() {
     const text = input.value;
-    if (!text.trim()) { output.textContent = ""; return; }
+    if (!text.trim()) { sequence++; output.textContent = ""; return; } // (and drop any on its way)
     const chat = document.getElementById("chat");
     const model = document.getElementById("id_model");
     const body = new URLSearchParams({

@@ -55,7 +55,11 @@ def last_answer(page):
 def test_tokens_appear_progressively_and_the_answer_gets_a_badge(chat_page):
     stop = chat_page.locator("#stop-button")
     expect(stop).to_be_hidden()  # shown only while an answer streams
-    ask(chat_page, "@tokens=120 @delay=0.02")
+    estimate = chat_page.locator("#composer-estimate")
+    chat_page.fill("#composer-input", "@tokens=120 @delay=0.02")
+    expect(estimate).to_contain_text("input tokens")  # what sending it would cost
+    chat_page.press("#composer-input", "Enter")
+    expect(estimate).to_have_text("")  # sent: the emptied composer costs nothing
     chat_page.wait_for_selector(".msg-assistant[data-status=streaming]")
     assert chat_page.locator("#send-button").is_disabled()
     expect(stop).to_be_visible()
