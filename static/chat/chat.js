@@ -377,6 +377,17 @@
     if (send({ type: "edit", message_id: Number(form.dataset.editForm), content: content })) setStreaming(true);
   });
 
+  // A conversation's menu opens inside the sidebar's scrolling list: brought into view whole
+  // (the list may be a few rows high), and the only one open.
+  document.addEventListener("toggle", function (e) {
+    const menu = e.target;
+    if (!menu.matches || !menu.matches(".conversation-menu") || !menu.open) return;
+    document.querySelectorAll(".conversation-menu[open]").forEach(function (other) {
+      if (other !== menu) other.open = false;
+    });
+    menu.querySelector(".menu").scrollIntoView({ block: "nearest" });
+  }, true);
+
   // Deleting the conversation on screen leaves it.
   document.body.addEventListener("htmx:afterRequest", function (e) {
     const form = e.target.closest && e.target.closest("[data-delete-conversation]");

@@ -297,3 +297,23 @@ def test_a_prompt_template_is_picked_with_the_keyboard_and_its_variable_filled(
     chat_page.keyboard.press("Enter")  # the list is closed: Enter sends
     expect(chat_page.locator(".msg-user")).to_have_count(1)
     expect(last_answer(chat_page)).to_have_attribute("data-status", "complete")
+
+
+def test_a_conversation_s_menu_opens_whole_in_a_short_sidebar_list(chat_page):
+    chat_page.set_viewport_size({"width": 1280, "height": 720})  # the list: a few rows high
+    for text in ("first", "second", "third"):
+        chat_page.click("[data-new-chat]")
+        chat_page.wait_for_selector("#chat[data-socket=open]")
+        ask(chat_page, f'@reply="{text}"')
+        expect(last_answer(chat_page)).to_have_attribute("data-status", "complete")
+    items = chat_page.locator(".conversation-item")
+    expect(items).to_have_count(3)
+    listed = chat_page.locator("#conversation-list").bounding_box()
+
+    for index in (2, 0):
+        items.nth(index).locator("summary").click()
+        delete = items.nth(index).get_by_role("button", name="Delete")
+        expect(delete).to_be_visible()
+        box = delete.bounding_box()
+        assert listed["y"] <= box["y"] and box["y"] + box["height"] <= listed["y"] + listed["height"]
+    expect(chat_page.locator(".conversation-menu[open]")).to_have_count(1)  # the last opened
