@@ -309,11 +309,12 @@ def test_a_conversation_s_menu_opens_whole_in_a_short_sidebar_list(chat_page):
     items = chat_page.locator(".conversation-item")
     expect(items).to_have_count(3)
     listed = chat_page.locator("#conversation-list").bounding_box()
+    top, bottom = listed["y"], listed["y"] + listed["height"]
 
     for index in (2, 0):
         items.nth(index).locator("summary").click()
         delete = items.nth(index).get_by_role("button", name="Delete")
         expect(delete).to_be_visible()
         box = delete.bounding_box()
-        assert listed["y"] <= box["y"] and box["y"] + box["height"] <= listed["y"] + listed["height"]
+        assert top <= box["y"] and box["y"] + box["height"] <= bottom
     expect(chat_page.locator(".conversation-menu[open]")).to_have_count(1)  # the last opened
