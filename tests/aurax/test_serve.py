@@ -178,3 +178,38 @@ def test_a_pool_process_whose_worker_died_before_it_started_ends(tmp_path):
     time.sleep(1)  # time to write its second line, if it went on
 
     assert marks.read_text() == "starting\n"
+
+
+HUNG_WORKER = """#!/bin/sh
+# A worker that hangs in its shutdown: SIGTERM changes nothing.
+exec "{python}" -c "import signal as s, time; s.signal(s.SIGTERM, s.SIG_IGN); time.sleep(600)"
+"""
+
+
+def test_a_worker_hung_in_its_shutdown_is_killed_and_the_script_ends(tmp_path, _static_collected):
+    """As billiard can, waiting forever at exit for a lock a killed pool process held: the
+    script stops it all the same, after WORKER_STOP_SECONDS."""
+    venv = tmp_path / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "celery").write_text(HUNG_WORKER.format(python=sys.executable))
+    (venv / "python").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    for name in ("celery", "python"):
+        (venv / name).chmod(0o755)
+    (tmp_path / "data").mkdir()
+    process, _port = bin_serve_start(
+        tmp_path / "data",
+        embedded=True,
+        start_new_session=True,
+        VENV=str(venv.parent),
+        WORKER_STOP_SECONDS="2",
+    )
+    try:
+        os.kill(process.pid, signal.SIGTERM)
+
+        assert process.wait(timeout=30) == 0  # the server stopped as asked
+        assert not _gone_within(process.pid, 10)  # the worker too, killed
+        assert "did not stop in 2 s; killing it" in process.log_path.read_text()
+    finally:
+        if _session_members(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
