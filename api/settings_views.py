@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from providers.selectors import model_choices_for
 from workspaces.models import Role
 from workspaces.selectors import current_membership_get
 
@@ -69,4 +70,16 @@ def api_key_revoke_view(request, key_id: int):
 
 @login_required
 def api_docs(request):
-    return render(request, "api/docs.html", {"base_url": request.build_absolute_uri("/v1")})
+    """The examples name a model this user may call in the current workspace (what /v1/models
+    lists for a key of theirs), so that they run as pasted."""
+    membership = current_membership_get(request)
+    choices = model_choices_for(user=request.user, workspace=membership.workspace)
+    example = next(
+        (c["value"] if c["group"] == "aliases" else c["value"].split(":", 1)[1] for c in choices),
+        "gpt-4o-mini",
+    )
+    return render(
+        request,
+        "api/docs.html",
+        {"base_url": request.build_absolute_uri("/v1"), "example_model": example},
+    )

@@ -196,3 +196,30 @@ def test_revoking_a_key_while_redis_is_away_revokes_it_without_an_error_page(
     assert "Connection refused" in caplog.text  # the failed bump, logged for the operator
     key.refresh_from_db()
     assert key.revoked_at is not None
+
+
+async def test_the_api_docs_examples_run_as_pasted(api_user, api_key, auth):
+    """Their model is one the user may call here, not an alias nobody made."""
+    import re
+
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    @sync_to_async
+    def docs():
+        client = Client()
+        client.force_login(api_user)
+        return client.get(reverse("api_docs")).content.decode()
+
+    html = await docs()
+    models = set(re.findall(r'model="([^"]+)"', html))
+    assert len(models) == 1, models
+    model = models.pop()
+    assert f'"model": "{model}"' in html  # the curl example too
+
+    response = await AsyncClient().post(
+        "/v1/chat/completions",
+        data=json.dumps({"model": model, "messages": [{"role": "user", "content": "Hello"}]}),
+        headers=auth,
+    )
+    assert response.status_code == 200, response.content
