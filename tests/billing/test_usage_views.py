@@ -87,3 +87,17 @@ def test_staff_see_top_spenders_across_workspaces(client, team):
 
     assert response.status_code == 200
     assert "Acme" in response.content.decode()
+
+
+def test_the_latency_table_gives_every_figure_in_ms(client, team):
+    workspace, admin = team
+    record_call(workspace, admin, model="fast-one", ttft_ms=0, duration_ms=4)  # first token at once
+    client.force_login(admin)
+
+    body = client.get(f"/usage/?workspace={workspace.slug}&range=day").content.decode()
+
+    latency = body[body.index("TTFT p95") :]
+    row = latency[latency.index("gpt-4o-mini") :].split("</tr>")[0]
+    assert row.count(" ms</td>") == 4 and "100 ms" in row and "700 ms" in row
+    fast = latency[latency.index("fast-one") :].split("</tr>")[0]
+    assert fast.count("<td>0 ms</td>") == 2  # a TTFT of 0 is a figure, not a missing one
