@@ -21,7 +21,7 @@ GROUPS = {
     "hour": None,
     "model": ("provider_kind", "model"),
     "provider": ("provider_kind",),
-    "member": ("user_id", "user__email"),
+    "member": ("user__email",),  # unique: the id would only show as noise beside it
 }
 
 
