@@ -57,7 +57,20 @@ AURAX_ENCRYPTION_KEYS = [
 ]
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+
+def _local_site_url() -> str:
+    """Where bin/serve answers (its HOST and PORT), as a browser on this machine reaches it:
+    the links AURAX sends (invitations, budget alerts) when SITE_URL is not set."""
+    host = os.environ.get("HOST", "127.0.0.1")
+    if host in ("", "0.0.0.0", "::"):  # every interface: this machine's own address
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{os.environ.get('PORT', '8000')}"
+
+
+SITE_URL = env.str("SITE_URL", default=_local_site_url())
 
 INSTALLED_APPS = [
     "daphne",

@@ -21,12 +21,13 @@ print(json.dumps({
     "social": [a for a in settings.INSTALLED_APPS if "socialaccount.providers" in a],
     "secret": settings.SECRET_KEY,
     "static_root": str(settings.STATIC_ROOT),
+    "site_url": settings.SITE_URL,
 }))
 """
 
 
 def probe(tmp_path, **env):
-    unset = ("DATABASE_URL", "REDIS_URL", "STATIC_ROOT")  # the run's (tests/conftest.py)
+    unset = ("DATABASE_URL", "REDIS_URL", "STATIC_ROOT", "HOST", "PORT", "SITE_URL")
     base = {k: v for k, v in os.environ.items() if k not in unset}
     base.update(DJANGO_SETTINGS_MODULE="aurax.settings", AURAX_DATA_DIR=str(tmp_path), **env)
     out = subprocess.run(
@@ -88,3 +89,11 @@ def test_static_files_are_collected_where_static_root_says(tmp_path):
     assert probe(tmp_path)["static_root"] == str(ROOT / "staticfiles")
     elsewhere = tmp_path / "static"
     assert probe(tmp_path, STATIC_ROOT=str(elsewhere))["static_root"] == str(elsewhere)
+
+
+def test_links_point_where_the_server_answers_unless_site_url_says(tmp_path):
+    assert probe(tmp_path)["site_url"] == "http://127.0.0.1:8000"
+    assert probe(tmp_path, PORT="9000")["site_url"] == "http://127.0.0.1:9000"  # PORT=9000 make run
+    assert probe(tmp_path, HOST="0.0.0.0", PORT="8100")["site_url"] == "http://127.0.0.1:8100"
+    public = probe(tmp_path, PORT="9000", SITE_URL="https://chat.example.com")
+    assert public["site_url"] == "https://chat.example.com"
