@@ -308,13 +308,18 @@ def test_a_conversation_s_menu_opens_whole_in_a_short_sidebar_list(chat_page):
         expect(last_answer(chat_page)).to_have_attribute("data-status", "complete")
     items = chat_page.locator(".conversation-item")
     expect(items).to_have_count(3)
-    listed = chat_page.locator("#conversation-list").bounding_box()
-    top, bottom = listed["y"], listed["y"] + listed["height"]
 
     for index in (2, 0):
         items.nth(index).locator("summary").click()
-        delete = items.nth(index).get_by_role("button", name="Delete")
-        expect(delete).to_be_visible()
-        box = delete.bounding_box()
-        assert top <= box["y"] and box["y"] + box["height"] <= bottom
+        expect(items.nth(index).get_by_role("button", name="Delete")).to_be_visible()
+        # Within the list's scroll box, not cut by it (the menu is scrolled to on opening).
+        chat_page.wait_for_function(DELETE_IN_THE_LIST, arg=index, timeout=5000)
     expect(chat_page.locator(".conversation-menu[open]")).to_have_count(1)  # the last opened
+
+
+DELETE_IN_THE_LIST = """(index) => {
+  const list = document.getElementById("conversation-list").getBoundingClientRect();
+  const item = document.querySelectorAll(".conversation-item")[index];
+  const box = item.querySelector("[data-delete-conversation] button").getBoundingClientRect();
+  return list.top <= box.top && box.bottom <= list.bottom;
+}"""
