@@ -3,14 +3,20 @@ from providers.selectors import model_choices_for
 from .models import ApiKey
 
 
+def api_model_id(choice: dict) -> str:
+    """What an SDK user types for a model menu choice (`model_choices_for`): an alias's name,
+    else the bare model id (without its credential)."""
+    value = choice["value"]
+    return value if choice["group"] == "aliases" else value.split(":", 1)[1]
+
+
 def api_models_for_key(*, key: ApiKey) -> list[dict]:
     """The models a key may use, in OpenAI's list shape: aliases and bare model ids (what
     SDK users type), each once, filtered by the key's allow-list."""
     seen: set[str] = set()
     data = []
     for choice in model_choices_for(user=key.user, workspace=key.workspace):
-        value = choice["value"]
-        model_id = value if choice["group"] == "aliases" else value.split(":", 1)[1]
+        model_id = api_model_id(choice)
         if model_id in seen or not key.allows_model(model_id):
             continue
         seen.add(model_id)

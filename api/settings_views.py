@@ -13,7 +13,7 @@ from workspaces.selectors import current_membership_get
 
 from .forms import ApiKeyForm
 from .models import ApiKey
-from .selectors import api_key_list_for
+from .selectors import api_key_list_for, api_model_id
 from .services import api_key_create, api_key_revoke
 
 
@@ -74,10 +74,7 @@ def api_docs(request):
     lists for a key of theirs), so that they run as pasted."""
     membership = current_membership_get(request)
     choices = model_choices_for(user=request.user, workspace=membership.workspace)
-    example = next(
-        (c["value"] if c["group"] == "aliases" else c["value"].split(":", 1)[1] for c in choices),
-        "gpt-4o-mini",
-    )
+    example = next((api_model_id(c) for c in choices), "gpt-4o-mini")
     return render(
         request,
         "api/docs.html",

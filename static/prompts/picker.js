@@ -73,11 +73,11 @@
   const SLASH = /^\/(\S*)$/;
 
   // Enter pressed before the list for what was typed arrived: it picks once it is there (the
-  // first template found), or sends what was typed if no template matches.
+  // first template found), or sends what was typed if no template matches (or no list came).
   function enterWhenListed(textarea, list) {
     if (!textarea._enterWaiting) return;
     textarea._enterWaiting = false;
-    if (!list._choose() && textarea.form) textarea.form.requestSubmit();
+    if (!(list && list._choose()) && textarea.form) textarea.form.requestSubmit();
   }
 
   function open(textarea, query) {
@@ -124,8 +124,7 @@
     }).catch(function () {
       if (asked !== textarea._pickerAsked) return;
       textarea._pickerWaiting = false;
-      if (textarea._enterWaiting && textarea.form) textarea.form.requestSubmit();
-      textarea._enterWaiting = false;
+      enterWhenListed(textarea, null);
     });
   }
 

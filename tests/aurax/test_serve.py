@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.servers import bin_serve_start
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.fixtures.servers import ROOT, bin_serve_start
 
 
 def _session_members(session_id: int) -> list[int]:
