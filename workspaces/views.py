@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -267,7 +269,10 @@ def invitation_accept(request, token):
             },
         )
         has_account = get_user_model().objects.filter(email__iexact=invitation.email).exists()
-        login_url = reverse("account_login") if has_account else reverse("account_signup")
+        if has_account:
+            login_url = reverse("account_login")
+        else:  # the sign-up form comes with the invited address filled in
+            login_url = f"{reverse('account_signup')}?{urlencode({'email': invitation.email})}"
         return redirect_to_login(request.get_full_path(), login_url)
     already = Membership.objects.filter(workspace=invitation.workspace, user=request.user).first()
     problem = services.invitation_problem(invitation=invitation, user=request.user)

@@ -59,6 +59,29 @@ def test_an_anonymous_visitor_is_sent_to_sign_up_then_back(client, team, user):
     assert response["Location"].startswith(reverse("account_signup"))
     assert "next=" in response["Location"]
 
+    # The sign-up form comes with the invited address filled in; signing up leads back to the
+    # invitation, which the new account can accept.
+    page = client.get(response["Location"])
+    assert 'value="fresh@example.com"' in page.content.decode()
+    form = {
+        "email": "fresh@example.com",
+        "password1": "a-long-Passphrase-9",
+        "password2": "a-long-Passphrase-9",
+        "next": reverse("invitation_accept", args=[invitation.token]),
+    }
+    signed_up = client.post(response["Location"], form)
+    assert signed_up.status_code == 302
+    assert signed_up["Location"] == reverse("invitation_accept", args=[invitation.token])
+    assert client.post(signed_up["Location"]).status_code == 302
+    assert Membership.objects.filter(workspace=team, user__email="fresh@example.com").exists()
+
+
+def test_an_anonymous_visitor_with_an_account_is_sent_to_sign_in(client, team, user):
+    UserFactory(email="known@example.com")
+    invitation = _make(team, user, "known@example.com")
+    response = client.get(reverse("invitation_accept", args=[invitation.token]))
+    assert response["Location"].startswith(reverse("account_login") + "?next=")
+
 
 def _make(team, inviter, email, **fields):
     defaults = dict(
