@@ -1,5 +1,9 @@
+import re
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from providers.models import ProviderCredential, Scope
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
@@ -198,14 +202,21 @@ def test_the_keys_page_says_whether_each_saved_key_works(
                 },
             )
     credential(scope=Scope.USER, user=admin, name="Unchecked")  # refresh never ran
+    earlier = credential(scope=Scope.USER, user=admin, name="Earlier")
+    ProviderCredential.objects.filter(pk=earlier.pk).update(
+        last_checked_at=timezone.now() - timedelta(hours=3, minutes=5)
+    )
 
     page = client.get(reverse("providers:keys")).text
 
     rows = {
         name: page[page.index(f"<td>{name}") :].split("</tr>")[0]
-        for name in ("Good", "Refused", "Unchecked")
+        for name in ("Good", "Refused", "Unchecked", "Earlier")
     }
-    assert "Working" in rows["Good"] and "checked" in rows["Good"]
+    # Checked a moment ago reads as such (not "0 minutes ago").
+    assert re.search(r"checked (now|a second ago|\d+ seconds ago)<", rows["Good"])
+    assert "Working" in rows["Good"] and "minutes" not in rows["Good"]
+    assert "checked 3\xa0hours ago" in rows["Earlier"]
     assert "The provider rejected the API key." in rows["Refused"]
     assert "Working" not in rows["Refused"] and "2222" in rows["Refused"]
     assert "Not checked yet" in rows["Unchecked"]
