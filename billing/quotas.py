@@ -567,10 +567,11 @@ LEASE_TTL_SECONDS = 900
 
 
 class _Lease:
-    __slots__ = ("key", "held", "cost", "tokens", "used_cost", "used_tokens", "draws")
+    __slots__ = ("key", "held", "cost", "tokens", "used_cost", "used_tokens", "draws", "taken_at")
 
     def __init__(self, key, held: Reservation, multiple: int):
         self.key = key
+        self.taken_at = time.monotonic()
         self.held = held  # the store's reservation, lines already multiplied
         self.cost = held.cost * multiple
         self.tokens = held.tokens * multiple
@@ -663,7 +664,9 @@ class _Leases:
 
     def reap(self) -> None:
         """Return the leases nobody draws from: retired and drained, or idle too long (after
-        the spend of their calls is in Redis, if it did not answer before)."""
+        the spend of their calls is in Redis, if it did not answer before). A lease past
+        LEASE_DRAW_SECONDS is retired; one held past LEASE_TTL_SECONDS with calls still drawn
+        (calls that never settled: a bug) is forgotten, the store having expired it."""
         try:
             unsettled_send()
         except Exception:
@@ -673,11 +676,19 @@ class _Leases:
             for key, current in list(self._current.items()):
                 for entry in list(current):
                     since = self._idle.get(entry[0])
-                    if since is not None and now - since >= LEASE_IDLE_SECONDS:
+                    idle = since is not None and now - since >= LEASE_IDLE_SECONDS
+                    if idle or now - entry[1] > LEASE_DRAW_SECONDS:
                         current.remove(entry)
                         self._retired.add(entry[0])
                 if not current:
                     del self._current[key]
+            lapsed = [x for x in self._retired if x.draws and now - x.taken_at > LEASE_TTL_SECONDS]
+            for lease in lapsed:
+                logger.warning(
+                    "a budget lease lapsed with %d calls never settled; forgotten", lease.draws
+                )
+                self._retired.discard(lease)
+                self._idle.pop(lease, None)
             done = [lease for lease in self._retired if lease.draws == 0]
         for lease in done:
             try:

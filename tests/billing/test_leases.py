@@ -193,3 +193,23 @@ def test_concurrent_threads_never_overdraw_the_budget(workspace, owner, dollar_p
     assert len(admitted) + len(refused) == 40
     assert 16 <= len(admitted) <= 20
     assert ws_usage(workspace).reserved_cost <= Decimal("40")
+
+
+def test_a_lease_whose_calls_never_settle_is_forgotten_once_the_store_expired_it(
+    workspace, owner, dollar_per_mtok, monkeypatch
+):
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("1000"), token_limit=None)
+    book = quotas._Leases()  # this test's own lease book (no reaper thread: reaped here)
+    monkeypatch.setattr(quotas, "_leases", book)
+    never_settled = reserve(workspace, owner)
+    book.reap()
+    assert not book._idle_all()  # the call is drawn: the lease is kept
+
+    # Past the draw window the lease is retired (it takes no more draws), still held...
+    monkeypatch.setattr(quotas, "LEASE_DRAW_SECONDS", 0.0)
+    book.reap()
+    assert book._current == {} and book._retired == {never_settled.lease}
+    # ...and past the store's expiry it is forgotten: the reaper has nothing left to do.
+    monkeypatch.setattr(quotas, "LEASE_TTL_SECONDS", 0.0)
+    book.reap()
+    assert book._idle_all()
