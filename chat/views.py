@@ -13,7 +13,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from providers.selectors import model_choices_for
 from workspaces.models import Role
-from workspaces.selectors import CURRENT_WORKSPACE_SESSION_KEY, current_membership_get
+from workspaces.selectors import (
+    CURRENT_WORKSPACE_SESSION_KEY,
+    current_membership_get,
+    page_membership_get,
+)
 
 from . import exports, services
 from .forms import BranchSelectForm, ConversationRenameForm, ConversationSettingsForm
@@ -49,7 +53,8 @@ def _cursor_of(conversation) -> str:
     return f"{int(conversation.pinned)}_{conversation.updated_at.isoformat()}_{conversation.pk}"
 
 
-def _sidebar_context(request, *, workspace, active_id=None):
+def _sidebar_context(request, *, membership, active_id=None):
+    workspace = membership.workspace
     query = request.GET.get("q", "")[:200]
     before = _cursor_parse(request.GET.get("cursor", "")) if request.GET.get("cursor") else None
     rows, has_more = conversation_list_for_user(
@@ -72,6 +77,9 @@ def _sidebar_context(request, *, workspace, active_id=None):
         "continuing": before is not None,
         "last_label": request.GET.get("last", ""),
         "active_id": active_id,
+        "workspace": workspace,
+        # Viewers read; renaming, pinning and deleting are refused them (chat.selectors).
+        "can_edit_own": membership.has_role(Role.MEMBER),
     }
 
 
@@ -100,7 +108,13 @@ def _thread_context(conversation, *, public: bool = False):
 
 
 def _page(request, conversation=None):
-    membership = current_membership_get(request)
+    membership = page_membership_get(request)
+    if conversation is None and request.session.get(CURRENT_WORKSPACE_SESSION_KEY) != (
+        membership.workspace_id
+    ):
+        # "New chat" in a tab of another workspace than the session's (`?workspace=`): the
+        # new chat is in the workspace that tab showed, and the switcher follows.
+        request.session[CURRENT_WORKSPACE_SESSION_KEY] = membership.workspace_id
     if conversation is not None and conversation.workspace_id != membership.workspace_id:
         # Opening a conversation of another of the user's workspaces switches to it, so the
         # sidebar and the switcher show where it lives.
@@ -124,7 +138,7 @@ def _page(request, conversation=None):
         "model_choices": _model_choices(request, workspace, initial["model"]),
         "selected_model": initial["model"],
         **_sidebar_context(
-            request, workspace=workspace, active_id=conversation.pk if conversation else None
+            request, membership=membership, active_id=conversation.pk if conversation else None
         ),
     }
     if conversation is not None:
@@ -159,14 +173,14 @@ def conversation_thread(request, conversation_id: int):
 @login_required
 @require_GET
 def sidebar(request):
-    workspace = current_membership_get(request).workspace
+    membership = page_membership_get(request)
     active = request.GET.get("active")
     return render(
         request,
         "chat/_sidebar_list.html",
         _sidebar_context(
             request,
-            workspace=workspace,
+            membership=membership,
             active_id=int(active) if (active or "").isdigit() else None,
         ),
     )
@@ -353,7 +367,7 @@ def input_estimate(request):
 
     from .estimates import input_cost_estimate
 
-    membership = current_membership_get(request)
+    membership = page_membership_get(request)
     conversation = None
     if request.POST.get("conversation_id", "").isdigit():
         conversation = conversation_get_for_user(

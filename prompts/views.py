@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from workspaces.models import Role
-from workspaces.selectors import current_membership_get
+from workspaces.selectors import current_membership_get, page_membership_get
 
 from .forms import PromptTemplateForm
 from .selectors import prompt_template_get, prompt_template_list
@@ -74,7 +74,7 @@ def template_delete(request, template_id: int):
 @login_required
 def template_search(request):
     """For the chat input's `/` picker: templates matching the typed words, with variables."""
-    membership = current_membership_get(request)
+    membership = page_membership_get(request)
     templates = prompt_template_list(membership=membership, query=request.GET.get("q", "").strip())[
         :20
     ]

@@ -1,3 +1,4 @@
+from .models import Role
 from .selectors import current_membership_get, workspace_list_for_user
 
 
@@ -20,4 +21,8 @@ def workspace(request):
     return {
         "current_membership": current,
         "user_workspaces": lambda: workspace_list_for_user(user=user),
+        # The usage and plan pages are the workspace's admins' (billing.views).
+        "current_membership_is_admin": lambda: (
+            current() is not None and current().has_role(Role.ADMIN)
+        ),
     }

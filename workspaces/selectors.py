@@ -74,6 +74,17 @@ def current_membership_get(request) -> Membership:
     return membership
 
 
+def page_membership_get(request) -> Membership:
+    """The workspace a page's own requests are about: the one the page names (`workspace`, its
+    slug), else the current one. A tab keeps showing its workspace while another tab of the
+    same session switches to another, so what it asks for later (its sidebar, its template
+    picker) names the workspace it shows rather than the session's."""
+    slug = request.GET.get("workspace") or request.POST.get("workspace")
+    if slug:
+        return membership_get(user=request.user, workspace_slug=slug)
+    return current_membership_get(request)
+
+
 def member_list(*, workspace: Workspace):
     return workspace.memberships.select_related("user").order_by("joined_at")
 

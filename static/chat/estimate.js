@@ -22,6 +22,7 @@
       content: text,
       model: model ? model.value : "",
       conversation_id: (chat && chat.dataset.conversationId) || "",
+      workspace: (chat && chat.dataset.workspace) || "",
     });
     const mine = ++sequence;
     fetch(output.dataset.url, {

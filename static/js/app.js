@@ -58,3 +58,39 @@ document.addEventListener("click", function (event) {
     setTimeout(function () { button.textContent = label; }, 1200);
   });
 });
+
+// A request htmx made that failed (refused, gone, or the server out of reach) is said on the
+// page, not only in the browser's console: rename, pin, delete, the keys pages' buttons…
+(function () {
+  "use strict";
+  const gettext = window.gettext || function (text) { return text; };
+  const interpolate = window.interpolate || function (format, args) { return format.replace("%s", args[0]); };
+
+  function alertShow(text) {
+    let box = document.getElementById("page-alert");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "page-alert";
+      box.className = "page-alert message message-error";
+      box.setAttribute("role", "alert");
+      document.body.appendChild(box);
+    }
+    box.textContent = text;
+    box.hidden = false;
+    clearTimeout(box._timer);
+    box._timer = setTimeout(function () { box.hidden = true; }, 8000);
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    const xhr = event.detail.xhr;
+    const type = xhr.getResponseHeader("Content-Type") || "";
+    const said = type.indexOf("text/plain") === 0 ? xhr.responseText.trim() : "";
+    if (said && said.length <= 300) alertShow(said);
+    else if (xhr.status === 403) alertShow(gettext("You are not allowed to do that."));
+    else if (xhr.status === 404) alertShow(gettext("This is no longer there. Reload the page."));
+    else alertShow(interpolate(gettext("That did not work (error %s). Try again."), [xhr.status]));
+  });
+  document.addEventListener("htmx:sendError", function () {
+    alertShow(gettext("The server could not be reached. Check your connection and try again."));
+  });
+})();

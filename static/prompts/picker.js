@@ -81,7 +81,8 @@
   }
 
   function open(textarea, query) {
-    const url = textarea.dataset.promptPicker + "?q=" + encodeURIComponent(query);
+    const url = new URL(textarea.dataset.promptPicker, location.href); // names the page's workspace
+    url.searchParams.set("q", query);
     const asked = (textarea._pickerAsked || 0) + 1; // never reset: answers may come back out of order
     textarea._pickerAsked = asked;
     textarea._pickerWaiting = true;

@@ -66,6 +66,7 @@ def test_the_sidebar_pages_through_thousands_of_conversations_with_constant_quer
             .split('"')[0]
             .replace("&amp;", "&")
         )
+        assert url.startswith(f"/chat/sidebar/?workspace={workspace.slug}&cursor=")
     assert len(seen) == 150  # three distinct pages of 50
 
 
