@@ -71,9 +71,11 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
         except Http404:
             await self._refuse(content, "not_found", "Not found.")
         except PermissionDenied:
-            await self._refuse(
-                content, "forbidden", "You may read this conversation, not change it."
-            )
+            if kind == "send" and not content.get("conversation_id"):
+                message = "Viewers of a workspace may read its shared conversations, not start one."
+            else:
+                message = "You may read this conversation, not change it."
+            await self._refuse(content, "forbidden", message)
         except actions.ActionRefused as refused:
             await self._refuse(content, refused.code, refused.message)
         except Exception as error:

@@ -161,6 +161,7 @@ async def test_a_viewer_cannot_start_a_conversation_in_the_workspace(
     )
     reply = await socket.receive_json_from(timeout=3)
     assert reply["type"] == "error" and reply["code"] == "forbidden"
+    assert reply["message"].startswith("Viewers of a workspace may read")  # not "this conversation"
     assert not await sync_to_async(Conversation.objects.filter(user=viewer).exists)()
     await socket.disconnect()
 
