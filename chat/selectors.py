@@ -12,6 +12,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from aurax import statements
+from billing.models import UsageEvent
 from workspaces.models import ROLE_RANK, Membership, Role
 
 from .models import Conversation, Message, PublicLink
@@ -275,11 +276,18 @@ def conversation_usage_total(*, conversation: Conversation) -> dict:
         answers=Count("pk"),
         estimated=Count("pk", filter=Q(tokens_estimated=True)),
     )
+    # The call that titled it (chat.generation) is spent on the conversation too.
+    title = UsageEvent.objects.filter(reference=f"chat.title:{conversation.pk}").aggregate(
+        input_tokens=Sum("input_tokens"),
+        output_tokens=Sum("output_tokens"),
+        cost=Sum("cost"),
+        estimated=Count("pk", filter=Q(estimated=True)),
+    )
     return {
-        "input_tokens": totals["input_tokens"] or 0,
-        "output_tokens": totals["output_tokens"] or 0,
-        "cost": totals["cost"] or Decimal(0),
-        "estimated": bool(totals["estimated"]),
+        "input_tokens": (totals["input_tokens"] or 0) + (title["input_tokens"] or 0),
+        "output_tokens": (totals["output_tokens"] or 0) + (title["output_tokens"] or 0),
+        "cost": (totals["cost"] or Decimal(0)) + (title["cost"] or Decimal(0)),
+        "estimated": bool(totals["estimated"] or title["estimated"]),
     }
 
 

@@ -1,5 +1,6 @@
 import datetime as dt
 import json
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -137,6 +138,32 @@ def test_the_page_shows_the_answer_rendered_with_a_badge_and_the_running_total(
     assert "<strong>mostly</strong>" in html
     assert "10/4 tok" in html
     assert "10 / 4 tokens" in html
+
+
+def test_the_running_total_counts_the_call_that_titled_the_conversation(logged_in_client, user):
+    from billing.models import UsageEvent
+
+    conversation = _conversation(user)
+    _exchange(conversation)
+    Message.objects.filter(conversation=conversation, role="assistant").update(
+        cost=Decimal("0.0300")
+    )
+    for reference, cost in ((f"chat.title:{conversation.pk}", "0.0600"), ("chat.title:0", "9")):
+        UsageEvent.objects.create(
+            workspace=conversation.workspace,
+            user=user,
+            provider_kind="openai",
+            model="m",
+            input_tokens=50,
+            output_tokens=6,
+            cost=Decimal(cost),
+            reference=reference,
+        )
+
+    html = logged_in_client.get(f"/c/{conversation.pk}/").content.decode()
+
+    assert "10/4 tok" in html  # the answer's own badge
+    assert "60 / 10 tokens · $0.09<" in html
 
 
 def test_settings_are_remembered_per_conversation(logged_in_client, user):
