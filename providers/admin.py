@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from .circuit import circuit_reset, circuit_states
 from .models import AliasTarget, CatalogModel, ModelAlias, ProviderCredential
@@ -122,8 +123,20 @@ class ProviderCredentialAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Reset circuit breaker"))
     def reset_circuit(self, request, queryset):
+        names = []
         for credential in queryset:
             circuit_reset(credential.id)
+            names.append(credential.name)
+        self.message_user(
+            request,
+            ngettext(
+                "Circuit breaker reset: %(names)s takes requests again.",
+                "Circuit breakers reset: %(names)s take requests again.",
+                len(names),
+            )
+            % {"names": ", ".join(names)},
+            messages.SUCCESS,
+        )
 
 
 @admin.register(CatalogModel)

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from providers.circuit import circuit_failure
+from providers.circuit import circuit_failure, circuit_state
 from providers.models import AliasTarget, CatalogModel, ModelAlias, ProviderCredential
 from tests.factories import UserFactory
 
@@ -26,6 +26,21 @@ def test_the_credential_list_shows_masked_keys_and_circuit_state(admin_client, s
     assert "Flaky" in page.text and "…QRST" in page.text
     assert "open: skipped" in page.text
     assert "sk-admin-list-secret" not in page.text
+
+
+def test_resetting_a_circuit_breaker_closes_it_and_says_so(admin_client, settings):
+    settings.PROVIDER_CIRCUIT_FAILURES = 1
+    made = credential(name="Flaky")
+    circuit_failure(made.id)
+
+    page = admin_client.post(
+        reverse("admin:providers_providercredential_changelist"),
+        {"action": "reset_circuit", "_selected_action": [made.id]},
+        follow=True,
+    )
+
+    assert circuit_state(made.id).state == "closed"
+    assert "Circuit breaker reset: Flaky takes requests again." in page.text
 
 
 def test_an_admin_adds_a_global_credential_with_a_write_only_key(admin_client):
