@@ -124,15 +124,22 @@ def gc_threshold_set(value: str | None) -> tuple[int, ...]:
     return thresholds
 
 
+async def _before_shutdown() -> None:
+    # Modules the app never loaded have nothing to end.
+    generation = sys.modules.get("chat.generation")
+    if generation is not None:
+        await generation.generations_interrupt()
+    http = sys.modules.get("providers.http")
+    if http is not None:
+        await http.client_close()  # the loop's provider connections, closed (not warned about)
+
+
 def _generations_interrupt():
     """The reactor's "before shutdown" trigger: a Deferred that fires once every answer this
-    process generates is interrupted and saved (none when the app never loaded the chat)."""
-    generation = sys.modules.get("chat.generation")
-    if generation is None:
-        return None
+    process generates is interrupted and saved, and the provider client is closed."""
     from twisted.internet import defer
 
-    return defer.Deferred.fromFuture(asyncio.ensure_future(generation.generations_interrupt()))
+    return defer.Deferred.fromFuture(asyncio.ensure_future(_before_shutdown()))
 
 
 def main() -> None:

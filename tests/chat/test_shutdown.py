@@ -51,6 +51,7 @@ async def test_sigterm_mid_stream_saves_the_answer_as_interrupted_and_bills_what
         await ws.close()
 
     assert returncode == 0, server.log()
+    assert "Unclosed client session" not in server.log()  # the provider client closed too
     # The upstream call was closed, not left to run out.
     assert await fake_upstream.until(lambda: fake_upstream.requests[-1]["disconnected"])
     answer = server.shell_json(
