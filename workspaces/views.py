@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -56,9 +57,12 @@ def workspace_switch(request):
         user=request.user, workspace_slug=request.POST.get("workspace", "")
     )
     request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = membership.workspace_id
-    return redirect(
-        request.POST.get("next") if request.POST.get("next", "").startswith("/") else "home"
-    )
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(next_url)
+    return redirect("home")
 
 
 @login_required

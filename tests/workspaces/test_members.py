@@ -139,3 +139,21 @@ def test_audit_log_is_visible_to_admins_and_read_only_in_the_admin_site(logged_i
         == 403
     )
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "next_url", ["//example.com/", "https://example.com/", "/\\example.com/", "javascript:x"]
+)
+def test_switching_never_sends_the_user_to_another_site(logged_in_client, team, next_url):
+    response = logged_in_client.post(
+        reverse("workspace_switch"), {"workspace": team.slug, "next": next_url}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("home")
+
+
+def test_switching_returns_to_the_page_the_user_was_on(logged_in_client, team):
+    response = logged_in_client.post(
+        reverse("workspace_switch"), {"workspace": team.slug, "next": "/w/?tab=1"}
+    )
+    assert response["Location"] == "/w/?tab=1"
