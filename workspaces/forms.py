@@ -39,6 +39,15 @@ class InvitationForm(forms.Form):
         initial=Role.MEMBER,
     )
 
+    def __init__(self, *args, roles: list[str] | None = None, **kwargs):
+        """`roles`: the ones to offer, those the inviter may give. A posted role outside them
+        is left to the service, which says why it refuses."""
+        super().__init__(*args, **kwargs)
+        if roles is not None:
+            self.fields["role"].choices = [
+                (r, label) for r, label in self.fields["role"].choices if r in roles
+            ]
+
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=[(r, label) for r, label in Role.choices if r != Role.OWNER])

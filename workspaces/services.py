@@ -16,6 +16,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from .models import AuditEvent, Invitation, Membership, Role, Workspace
+from .selectors import member_manageable_by, roles_assignable_by
 
 INVITATION_TTL = timedelta(days=getattr(settings, "INVITATION_TTL_DAYS", 7))
 
@@ -148,8 +149,13 @@ def member_role_change(
         raise PermissionDenied
     if role == Role.OWNER or target.role == Role.OWNER:
         raise ValidationError(_("Ownership changes only through a transfer."))
-    if role == Role.ADMIN and actor_membership.role != Role.OWNER:
-        raise PermissionDenied
+    if target.pk == actor_membership.pk:
+        raise ValidationError(_("You cannot change your own role."))
+    assignable = roles_assignable_by(membership=actor_membership)
+    if role not in assignable:
+        raise PermissionDenied(_("Only the owner can make someone an admin."))
+    if target.role not in assignable:
+        raise PermissionDenied(_("Only the owner can change an admin's role."))
     old = target.role
     target.role = role
     target.save(update_fields=["role"])
@@ -176,8 +182,10 @@ def member_remove(
         raise ValidationError(_("The owner cannot be removed; transfer ownership first."))
     if not actor_membership.has_role(Role.ADMIN):
         raise PermissionDenied
-    if target.role == Role.ADMIN and actor_membership.role != Role.OWNER:
-        raise PermissionDenied
+    if target.pk == actor_membership.pk:
+        raise ValidationError(_("To leave the workspace, use “Leave workspace”."))
+    if not member_manageable_by(membership=actor_membership, target=target):
+        raise PermissionDenied(_("Only the owner can remove an admin."))
     _membership_end(target, actor=actor_membership.user, action="member.remove", ip=ip)
 
 
@@ -243,8 +251,8 @@ def invitation_create(
         raise PermissionDenied
     if membership.workspace.is_personal:
         raise ValidationError(_("Create a team workspace to invite people."))
-    if role == Role.OWNER or (role == Role.ADMIN and membership.role != Role.OWNER):
-        raise PermissionDenied
+    if role not in roles_assignable_by(membership=membership):
+        raise PermissionDenied(_("Only the owner can invite an admin."))
     email = email.strip().lower()
     if Membership.objects.filter(
         workspace=membership.workspace, user__email__iexact=email

@@ -164,6 +164,18 @@ def test_members_and_viewers_cannot_invite(client, team):
 def test_an_admin_cannot_invite_an_admin_only_the_owner_can(client, team):
     admin = MembershipFactory(workspace=team, role=Role.ADMIN).user
     client.force_login(admin)
-    assert invite(client, team, "boss@example.com", "admin").status_code == 403
+    page = client.get(reverse("workspace_members", args=[team.slug])).content.decode()
+    assert 'value="member"' in page and 'value="admin"' not in page
+    # Posted anyway, from a page older than their role: back to the page, told why.
+    response = invite(client, team, "boss@example.com", "admin")
+    assert response["Location"] == reverse("workspace_members", args=[team.slug])
+    assert (
+        "Only the owner can invite an admin." in client.get(response["Location"]).content.decode()
+    )
     assert invite(client, team, "helper@example.com", "member").status_code == 302
     assert list(Invitation.objects.values_list("email", flat=True)) == ["helper@example.com"]
+
+
+def test_the_owner_is_offered_the_admin_role_to_invite(logged_in_client, team):
+    page = logged_in_client.get(reverse("workspace_members", args=[team.slug])).content.decode()
+    assert '<option value="admin"' in page

@@ -157,3 +157,56 @@ def test_switching_returns_to_the_page_the_user_was_on(logged_in_client, team):
         reverse("workspace_switch"), {"workspace": team.slug, "next": "/w/?tab=1"}
     )
     assert response["Location"] == "/w/?tab=1"
+
+
+def _row(html: str, email: str) -> str:
+    start = html.index(email)
+    return html[start : html.index("</tr>", start)]
+
+
+def test_an_admin_is_offered_only_what_their_role_may_do(client, team):
+    admin = MembershipFactory(workspace=team, role=Role.ADMIN)
+    other_admin = MembershipFactory(workspace=team, role=Role.ADMIN)
+    member = MembershipFactory(workspace=team, role=Role.MEMBER)
+    client.force_login(admin.user)
+    html = client.get(reverse("workspace_members", args=[team.slug])).content.decode()
+    member_row = _row(html, member.user.email)
+    assert 'value="viewer"' in member_row and "Remove" in member_row
+    assert 'value="admin"' not in member_row
+    admin_row = _row(html, other_admin.user.email)
+    assert "<select" not in admin_row and "Remove" not in admin_row
+    assert "Admin" in admin_row
+
+
+def test_the_owner_may_promote_and_remove_admins(logged_in_client, team):
+    admin = MembershipFactory(workspace=team, role=Role.ADMIN)
+    html = logged_in_client.get(reverse("workspace_members", args=[team.slug])).content.decode()
+    admin_row = _row(html, admin.user.email)
+    assert '<option value="admin" selected' in admin_row and "Remove" in admin_row
+
+
+@pytest.mark.parametrize(
+    ("target_role", "url_name", "post", "message"),
+    [
+        (
+            Role.MEMBER,
+            "member_role",
+            {"role": "admin"},
+            "Only the owner can make someone an admin.",
+        ),
+        (Role.ADMIN, "member_role", {"role": "viewer"}, "Only the owner can change an admin"),
+        (Role.ADMIN, "member_remove", {}, "Only the owner can remove an admin."),
+    ],
+)
+def test_an_admin_posting_from_a_stale_page_is_told_why_nothing_changed(
+    client, team, target_role, url_name, post, message
+):
+    admin = MembershipFactory(workspace=team, role=Role.ADMIN)
+    target = MembershipFactory(workspace=team, role=target_role)
+    client.force_login(admin.user)
+    response = client.post(reverse(url_name, args=[team.slug, target.pk]), post)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("workspace_members", args=[team.slug])
+    assert message in client.get(response["Location"]).content.decode()
+    target.refresh_from_db()
+    assert target.role == target_role
