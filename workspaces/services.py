@@ -16,7 +16,7 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from .models import AuditEvent, Invitation, Membership, Role, Workspace
-from .selectors import member_manageable_by, roles_assignable_by
+from .selectors import invitation_list_pending, member_manageable_by, roles_assignable_by
 
 INVITATION_TTL = timedelta(days=getattr(settings, "INVITATION_TTL_DAYS", 7))
 
@@ -258,6 +258,17 @@ def invitation_create(
         workspace=membership.workspace, user__email__iexact=email
     ).exists():
         raise ValidationError(_("%(email)s is already a member.") % {"email": email})
+    # One pending invitation per address: two would mean two emails and two links. The lock
+    # keeps two invitations sent at the same moment from both passing the check.
+    Workspace.objects.select_for_update().filter(pk=membership.workspace_id).first()
+    if invitation_list_pending(workspace=membership.workspace).filter(email__iexact=email).exists():
+        raise ValidationError(
+            _(
+                "%(email)s has already been invited. To send a new invitation, revoke the "
+                "pending one first."
+            )
+            % {"email": email}
+        )
     invitation = Invitation.objects.create(
         workspace=membership.workspace,
         email=email,

@@ -179,3 +179,28 @@ def test_an_admin_cannot_invite_an_admin_only_the_owner_can(client, team):
 def test_the_owner_is_offered_the_admin_role_to_invite(logged_in_client, team):
     page = logged_in_client.get(reverse("workspace_members", args=[team.slug])).content.decode()
     assert '<option value="admin"' in page
+
+
+def test_inviting_an_address_with_a_pending_invitation_is_refused_with_a_message(
+    logged_in_client, team, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        invite(logged_in_client, team, "twice@example.com")
+        response = invite(logged_in_client, team, "Twice@Example.com")
+    assert Invitation.objects.filter(email="twice@example.com").count() == 1
+    assert len(mail.outbox) == 1
+    page = logged_in_client.get(response["Location"]).content.decode()
+    assert "twice@example.com has already been invited" in page
+    assert "revoke the pending one first" in page
+    assert page.count("<td>twice@example.com</td>") == 1
+
+
+def test_an_address_can_be_invited_again_once_its_invitation_is_revoked_or_expired(
+    logged_in_client, team, user
+):
+    _make(team, user, "revoked@example.com", revoked_at=timezone.now())
+    _make(team, user, "expired@example.com", expires_at=timezone.now() - timedelta(minutes=1))
+    invite(logged_in_client, team, "revoked@example.com")
+    invite(logged_in_client, team, "expired@example.com")
+    assert Invitation.objects.filter(email="revoked@example.com").count() == 2
+    assert Invitation.objects.filter(email="expired@example.com").count() == 2
