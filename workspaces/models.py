@@ -15,13 +15,23 @@ ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
 class Workspace(models.Model):
-    name = models.CharField(max_length=100)
+    name = models.CharField(_("Name"), max_length=100)
     slug = models.SlugField(max_length=60, unique=True)
-    color = models.CharField(max_length=7, default="#6366f1")
+    color = models.CharField(_("Colour"), max_length=7, default="#6366f1")
     is_personal = models.BooleanField(default=False)
     # Read-only public links to conversations are off unless an admin turns them on.
-    public_links_enabled = models.BooleanField(default=False)
-    default_model = models.CharField(max_length=200, blank=True, default="")
+    public_links_enabled = models.BooleanField(
+        _("Allow public links"),
+        default=False,
+        help_text=_("Members may make read-only links to their conversations, for anyone."),
+    )
+    default_model = models.CharField(
+        _("Default model"),
+        max_length=200,
+        blank=True,
+        default="",
+        help_text=_("Preselected in new chats of members who have not chosen their own."),
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
     )
@@ -111,7 +121,7 @@ _WORKSPACE_FIELD_LABELS = {
     "name": _("Name"),
     "color": _("Colour"),
     "default_model": _("Default model"),
-    "public_links_enabled": _("Public links allowed"),
+    "public_links_enabled": _("Allow public links"),
 }
 
 

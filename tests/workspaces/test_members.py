@@ -226,3 +226,13 @@ def test_the_audit_log_names_actions_in_words_and_shows_a_role_change(logged_in_
     html = logged_in_client.get(reverse("workspace_audit", args=[team.slug])).content.decode()
     row = _row(html, target.user.email)
     assert "Rol cambiado" in row and "Miembro → Lector" in row
+
+
+def test_the_settings_form_speaks_the_users_language(logged_in_client, team, user):
+    user.language = "es"
+    user.save(update_fields=["language"])
+    html = logged_in_client.get(reverse("workspace_settings", args=[team.slug])).content.decode()
+    for label in ("Nombre:", "Color:", "Modelo predeterminado:", "Permitir enlaces públicos:"):
+        assert label in html
+    for english in ("Name:", "Default model:", "Public links enabled:"):
+        assert english not in html
