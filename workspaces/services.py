@@ -5,12 +5,13 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
@@ -231,13 +232,25 @@ def ownership_transfer(
     )
 
 
+def _invitation_language(email: str) -> str:
+    """The recipient's language, not the inviter's: the one saved by the account that already
+    has this address, else the site's."""
+    invited = get_user_model().objects.filter(email__iexact=email).exclude(language="").first()
+    return invited.language if invited else settings.LANGUAGE_CODE
+
+
 def _invitation_send(invitation_id: int) -> None:
     invitation = Invitation.objects.select_related("workspace", "invited_by").get(pk=invitation_id)
     link = settings.SITE_URL.rstrip("/") + reverse("invitation_accept", args=[invitation.token])
     context = {"invitation": invitation, "link": link}
+    # Dates in the site's time zone, which the email names.
+    with translation.override(_invitation_language(invitation.email)):
+        with timezone.override(settings.TIME_ZONE):
+            subject = render_to_string("workspaces/email/invitation_subject.txt", context)
+            message = render_to_string("workspaces/email/invitation.txt", context)
     send_mail(
-        subject=render_to_string("workspaces/email/invitation_subject.txt", context).strip(),
-        message=render_to_string("workspaces/email/invitation.txt", context),
+        subject=subject.strip(),
+        message=message,
         from_email=None,
         recipient_list=[invitation.email],
     )

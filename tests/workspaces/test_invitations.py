@@ -204,3 +204,42 @@ def test_an_address_can_be_invited_again_once_its_invitation_is_revoked_or_expir
     invite(logged_in_client, team, "expired@example.com")
     assert Invitation.objects.filter(email="revoked@example.com").count() == 2
     assert Invitation.objects.filter(email="expired@example.com").count() == 2
+
+
+def _invitation_email(client, team, email, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        invite(client, team, email)
+    return mail.outbox[-1]
+
+
+def test_the_invitation_email_speaks_the_recipients_language_not_the_inviters(
+    logged_in_client, team, user, django_capture_on_commit_callbacks
+):
+    user.language = "pt-br"
+    user.save(update_fields=["language"])
+    UserFactory(email="lucia@example.com", language="es")
+    message = _invitation_email(
+        logged_in_client, team, "lucia@example.com", django_capture_on_commit_callbacks
+    )
+    assert message.subject == "Te han invitado a Research en AURAX"
+    assert "Acepta la invitación" in message.body
+
+    # No account yet: the site's language.
+    message = _invitation_email(
+        logged_in_client, team, "newcomer@example.com", django_capture_on_commit_callbacks
+    )
+    assert message.subject == "You are invited to Research on AURAX"
+    assert "Accept the invitation" in message.body
+
+
+def test_the_invitation_email_gives_the_expiry_with_its_time_zone(
+    logged_in_client, team, django_capture_on_commit_callbacks, settings
+):
+    settings.TIME_ZONE = "UTC"
+    message = _invitation_email(
+        logged_in_client, team, "when@example.com", django_capture_on_commit_callbacks
+    )
+    expires = Invitation.objects.get(email="when@example.com").expires_at
+    line = next(line for line in message.body.splitlines() if "expires" in line)
+    assert f"{expires:%Y}" in line and line.endswith(" UTC.")
+    assert ".." not in line
