@@ -223,4 +223,9 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(
                 events.conversation_group(conversation_id), self.channel_name
             )
-            await self.send_json(events.access_lost(conversation_id=conversation_id))
+            await self.send_json(
+                events.access_lost(
+                    conversation_id=conversation_id,
+                    reason=event.get("reason", events.ACCESS_LOST_UNSHARED),
+                )
+            )

@@ -86,15 +86,21 @@ def conversation_changed(*, conversation_id: int, title: str) -> dict:
     return {"type": "chat.conversation_changed", "conversation_id": conversation_id, "title": title}
 
 
-def access_changed(*, conversation_id: int | None) -> dict:
+# Why access was lost, so the page can say it: the conversation was unshared, or the user is
+# no longer a member of its workspace.
+ACCESS_LOST_UNSHARED = "unshared"
+ACCESS_LOST_MEMBERSHIP_ENDED = "membership_ended"
+
+
+def access_changed(*, conversation_id: int | None, reason: str = ACCESS_LOST_UNSHARED) -> dict:
     """Who may see a conversation changed (unshared; a member removed): every socket re-checks
     its subscriptions (this one, or all of them when None) and leaves what it lost."""
-    return {"type": "chat.access_changed", "conversation_id": conversation_id}
+    return {"type": "chat.access_changed", "conversation_id": conversation_id, "reason": reason}
 
 
-def access_lost(*, conversation_id: int) -> dict:
+def access_lost(*, conversation_id: int, reason: str = ACCESS_LOST_UNSHARED) -> dict:
     """Sent to one socket that was subscribed to a conversation it may no longer read."""
-    return {"type": "access_lost", "conversation_id": conversation_id}
+    return {"type": "access_lost", "conversation_id": conversation_id, "reason": reason}
 
 
 def error(*, code: str, message: str, conversation_id: int | None = None, **extra) -> dict:

@@ -719,4 +719,7 @@ def conversations_member_removed(*, workspace, user) -> None:
         if owner is not None:
             Conversation.objects.filter(pk__in=shared).update(user_id=owner)
     # Their open tabs stop receiving what they may no longer see.
-    _send_on_commit(events.user_group(user.pk), events.access_changed(conversation_id=None))
+    _send_on_commit(
+        events.user_group(user.pk),
+        events.access_changed(conversation_id=None, reason=events.ACCESS_LOST_MEMBERSHIP_ENDED),
+    )

@@ -83,12 +83,33 @@ def _sidebar_context(request, *, membership, active_id=None):
     }
 
 
-def _model_choices(request, workspace, selected: str):
+def _model_listed(choices: list[dict], model: str) -> str:
+    """`model` as the menu lists it, or "" when the menu does not offer it. A bare model name
+    is the first credential's entry for it, the one routing tries first."""
+    if any(c["value"] == model for c in choices):
+        return model
+    for choice in choices:
+        credential_id, _colon, model_id = choice["value"].partition(":")
+        if credential_id.isdigit() and model_id == model:
+            return choice["value"]
+    return ""
+
+
+def _model_choices(request, workspace, conversation=None) -> tuple[list[dict], str]:
+    """The model menu and the entry it starts on."""
     choices = model_choices_for(user=request.user, workspace=workspace)
+    if conversation is None:
+        # A new chat starts on the user's default, else the workspace's, if the menu offers
+        # it: a default no longer available would only fail at the first message.
+        for model in (request.user.default_model, workspace.default_model):
+            if model and (selected := _model_listed(choices, model)):
+                return choices, selected
+        return choices, ""
+    selected = _model_listed(choices, conversation.model) or conversation.model
     if selected and all(c["value"] != selected for c in choices):
-        # A remembered model the catalog does not list (yet): keep it selectable.
+        # A conversation's model the catalog does not list (yet): keep it selectable.
         choices.insert(0, {"value": selected, "label": selected, "group": ""})
-    return choices
+    return choices, selected
 
 
 def _thread_context(conversation, *, public: bool = False):
@@ -129,14 +150,15 @@ def _page(request, conversation=None):
             "temperature": conversation.temperature,
             "max_tokens": conversation.max_tokens,
         }
+    model_choices, selected_model = _model_choices(request, workspace, conversation)
     context = {
         "workspace": workspace,
         "membership": membership,
         "can_chat": membership.has_role(Role.MEMBER)
         and (conversation is None or conversation.can_write),
         "settings_form": ConversationSettingsForm(initial=initial),
-        "model_choices": _model_choices(request, workspace, initial["model"]),
-        "selected_model": initial["model"],
+        "model_choices": model_choices,
+        "selected_model": selected_model,
         **_sidebar_context(
             request, membership=membership, active_id=conversation.pk if conversation else None
         ),

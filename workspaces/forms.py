@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from .models import Role, Workspace
+from .signals import workspace_models_requested
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
@@ -23,8 +24,28 @@ class WorkspaceForm(forms.ModelForm):
 
 
 class WorkspaceSettingsForm(WorkspaceForm):
+    """The default model is picked among the models the workspace's members can use (the apps
+    that know them answer `workspace_models_requested`); a saved one no longer available stays
+    listed, marked, until someone picks another."""
+
+    default_model = forms.ChoiceField(label=_("Default model"), required=False)
+
     class Meta(WorkspaceForm.Meta):
         fields = ["name", "color", "default_model", "public_links_enabled"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["default_model"]
+        field.help_text = Workspace._meta.get_field("default_model").help_text
+        choices = [("", _("No default"))]
+        for _receiver, models in workspace_models_requested.send(
+            sender=Workspace, workspace=self.instance
+        ):
+            choices += [(m["value"], m["label"]) for m in models or ()]
+        saved = self.instance.default_model
+        if saved and all(value != saved for value, _label in choices):
+            choices.append((saved, _("%(model)s (no longer available)") % {"model": saved}))
+        field.choices = choices
 
 
 class DeleteWorkspaceForm(forms.Form):
@@ -38,6 +59,15 @@ class InvitationForm(forms.Form):
         choices=[(r, label) for r, label in Role.choices if r != Role.OWNER],
         initial=Role.MEMBER,
     )
+
+    def __init__(self, *args, roles: list[str] | None = None, **kwargs):
+        """`roles`: the ones to offer, those the inviter may give. A posted role outside them
+        is left to the service, which says why it refuses."""
+        super().__init__(*args, **kwargs)
+        if roles is not None:
+            self.fields["role"].choices = [
+                (r, label) for r, label in self.fields["role"].choices if r in roles
+            ]
 
 
 class RoleForm(forms.Form):

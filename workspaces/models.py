@@ -15,13 +15,23 @@ ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
 class Workspace(models.Model):
-    name = models.CharField(max_length=100)
+    name = models.CharField(_("Name"), max_length=100)
     slug = models.SlugField(max_length=60, unique=True)
-    color = models.CharField(max_length=7, default="#6366f1")
+    color = models.CharField(_("Colour"), max_length=7, default="#6366f1")
     is_personal = models.BooleanField(default=False)
     # Read-only public links to conversations are off unless an admin turns them on.
-    public_links_enabled = models.BooleanField(default=False)
-    default_model = models.CharField(max_length=200, blank=True, default="")
+    public_links_enabled = models.BooleanField(
+        _("Allow public links"),
+        default=False,
+        help_text=_("Members may make read-only links to their conversations, for anyone."),
+    )
+    default_model = models.CharField(
+        _("Default model"),
+        max_length=200,
+        blank=True,
+        default="",
+        help_text=_("Preselected in new chats of members who have not chosen their own."),
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
     )
@@ -78,6 +88,50 @@ class Invitation(models.Model):
         return f"{self.email} → {self.workspace} ({self.role})"
 
 
+# What the audit log page calls each action. Apps below workspaces record their own actions;
+# their names are listed here so the page reads the same for all of them. An action missing
+# here is shown by its code.
+AUDIT_ACTION_LABELS = {
+    "workspace.create": _("Workspace created"),
+    "workspace.update": _("Workspace settings changed"),
+    "workspace.delete": _("Workspace deleted"),
+    "workspace.transfer": _("Ownership transferred"),
+    "member.role_change": _("Role changed"),
+    "member.remove": _("Member removed"),
+    "member.leave": _("Member left"),
+    "invitation.create": _("Invitation sent"),
+    "invitation.revoke": _("Invitation revoked"),
+    "invitation.accept": _("Invitation accepted"),
+    "conversation.share": _("Conversation shared"),
+    "conversation.unshare": _("Conversation unshared"),
+    "conversation.public_link_create": _("Public link created"),
+    "conversation.public_link_revoke": _("Public link revoked"),
+    "api_key.create": _("API key created"),
+    "api_key.revoke": _("API key revoked"),
+    "model.enable": _("Model allowed"),
+    "model.disable": _("Model switched off"),
+    "prompt_template.create": _("Prompt template created"),
+    "prompt_template.update": _("Prompt template edited"),
+    "prompt_template.delete": _("Prompt template deleted"),
+    "billing.plan_change": _("Plan changed"),
+}
+
+# Workspace fields as `workspace.update` names them in its data.
+_WORKSPACE_FIELD_LABELS = {
+    "name": _("Name"),
+    "color": _("Colour"),
+    "default_model": _("Default model"),
+    "public_links_enabled": _("Allow public links"),
+}
+
+
+def _role_label(value) -> str:
+    try:
+        return str(Role(value).label)
+    except ValueError:
+        return str(value)
+
+
 class AuditEvent(models.Model):
     """Append-only: written by `audit_record`, never edited or deleted through the product."""
 
@@ -105,3 +159,25 @@ class AuditEvent(models.Model):
         return (
             f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_email} {self.action} {self.target_repr}"
         )
+
+    @property
+    def action_label(self) -> str:
+        return str(AUDIT_ACTION_LABELS.get(self.action, self.action))
+
+    @property
+    def details(self) -> str:
+        """What changed, in words, where the event's data says it."""
+        data = self.data if isinstance(self.data, dict) else {}
+        if self.action == "member.role_change" and "from" in data and "to" in data:
+            return f"{_role_label(data['from'])} → {_role_label(data['to'])}"
+        if self.action in ("invitation.create", "invitation.accept") and data.get("role"):
+            return _role_label(data["role"])
+        if self.action == "workspace.update":
+            return ", ".join(
+                str(_WORKSPACE_FIELD_LABELS.get(field, field))
+                for field in data
+                if field in _WORKSPACE_FIELD_LABELS
+            )
+        if self.action == "billing.plan_change" and data.get("to_plan"):
+            return f"{data.get('from_plan') or '—'} → {data['to_plan']}"
+        return ""

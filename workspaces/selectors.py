@@ -85,6 +85,26 @@ def page_membership_get(request) -> Membership:
     return current_membership_get(request)
 
 
+def roles_assignable_by(*, membership: Membership) -> list[str]:
+    """Roles this member may give others, by invitation or role change: the owner any but
+    owner (ownership moves only by transfer), an admin member or viewer, anyone else none."""
+    if membership.role == Role.OWNER:
+        return [Role.ADMIN, Role.MEMBER, Role.VIEWER]
+    if membership.role == Role.ADMIN:
+        return [Role.MEMBER, Role.VIEWER]
+    return []
+
+
+def member_manageable_by(*, membership: Membership, target: Membership) -> bool:
+    """Whether this member may change the target's role or remove them: not themselves, never
+    the owner, and an admin only when the target holds a role the actor could give."""
+    return (
+        target.workspace_id == membership.workspace_id
+        and target.pk != membership.pk
+        and target.role in roles_assignable_by(membership=membership)
+    )
+
+
 def member_list(*, workspace: Workspace):
     return workspace.memberships.select_related("user").order_by("joined_at")
 

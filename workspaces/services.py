@@ -5,17 +5,19 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.crypto import get_random_string
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from .models import AuditEvent, Invitation, Membership, Role, Workspace
+from .selectors import invitation_list_pending, member_manageable_by, roles_assignable_by
 
 INVITATION_TTL = timedelta(days=getattr(settings, "INVITATION_TTL_DAYS", 7))
 
@@ -148,8 +150,13 @@ def member_role_change(
         raise PermissionDenied
     if role == Role.OWNER or target.role == Role.OWNER:
         raise ValidationError(_("Ownership changes only through a transfer."))
-    if role == Role.ADMIN and actor_membership.role != Role.OWNER:
-        raise PermissionDenied
+    if target.pk == actor_membership.pk:
+        raise ValidationError(_("You cannot change your own role."))
+    assignable = roles_assignable_by(membership=actor_membership)
+    if role not in assignable:
+        raise PermissionDenied(_("Only the owner can make someone an admin."))
+    if target.role not in assignable:
+        raise PermissionDenied(_("Only the owner can change an admin's role."))
     old = target.role
     target.role = role
     target.save(update_fields=["role"])
@@ -176,8 +183,10 @@ def member_remove(
         raise ValidationError(_("The owner cannot be removed; transfer ownership first."))
     if not actor_membership.has_role(Role.ADMIN):
         raise PermissionDenied
-    if target.role == Role.ADMIN and actor_membership.role != Role.OWNER:
-        raise PermissionDenied
+    if target.pk == actor_membership.pk:
+        raise ValidationError(_("To leave the workspace, use “Leave workspace”."))
+    if not member_manageable_by(membership=actor_membership, target=target):
+        raise PermissionDenied(_("Only the owner can remove an admin."))
     _membership_end(target, actor=actor_membership.user, action="member.remove", ip=ip)
 
 
@@ -223,13 +232,25 @@ def ownership_transfer(
     )
 
 
+def _invitation_language(email: str) -> str:
+    """The recipient's language, not the inviter's: the one saved by the account that already
+    has this address, else the site's."""
+    invited = get_user_model().objects.filter(email__iexact=email).exclude(language="").first()
+    return invited.language if invited else settings.LANGUAGE_CODE
+
+
 def _invitation_send(invitation_id: int) -> None:
     invitation = Invitation.objects.select_related("workspace", "invited_by").get(pk=invitation_id)
     link = settings.SITE_URL.rstrip("/") + reverse("invitation_accept", args=[invitation.token])
     context = {"invitation": invitation, "link": link}
+    # Dates in the site's time zone, which the email names.
+    with translation.override(_invitation_language(invitation.email)):
+        with timezone.override(settings.TIME_ZONE):
+            subject = render_to_string("workspaces/email/invitation_subject.txt", context)
+            message = render_to_string("workspaces/email/invitation.txt", context)
     send_mail(
-        subject=render_to_string("workspaces/email/invitation_subject.txt", context).strip(),
-        message=render_to_string("workspaces/email/invitation.txt", context),
+        subject=subject.strip(),
+        message=message,
         from_email=None,
         recipient_list=[invitation.email],
     )
@@ -243,13 +264,24 @@ def invitation_create(
         raise PermissionDenied
     if membership.workspace.is_personal:
         raise ValidationError(_("Create a team workspace to invite people."))
-    if role == Role.OWNER or (role == Role.ADMIN and membership.role != Role.OWNER):
-        raise PermissionDenied
+    if role not in roles_assignable_by(membership=membership):
+        raise PermissionDenied(_("Only the owner can invite an admin."))
     email = email.strip().lower()
     if Membership.objects.filter(
         workspace=membership.workspace, user__email__iexact=email
     ).exists():
         raise ValidationError(_("%(email)s is already a member.") % {"email": email})
+    # One pending invitation per address: two would mean two emails and two links. The lock
+    # keeps two invitations sent at the same moment from both passing the check.
+    Workspace.objects.select_for_update().filter(pk=membership.workspace_id).first()
+    if invitation_list_pending(workspace=membership.workspace).filter(email__iexact=email).exists():
+        raise ValidationError(
+            _(
+                "%(email)s has already been invited. To send a new invitation, revoke the "
+                "pending one first."
+            )
+            % {"email": email}
+        )
     invitation = Invitation.objects.create(
         workspace=membership.workspace,
         email=email,

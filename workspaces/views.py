@@ -4,10 +4,11 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -27,7 +28,12 @@ def _ip(request) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
-def _error(request, exc: ValidationError) -> None:
+def _error(request, exc: ValidationError | PermissionDenied) -> None:
+    """Tell the user why a change was refused, on the page they come back to. A refusal of
+    something their role may not do reaches here only from a page older than their role."""
+    if isinstance(exc, PermissionDenied):
+        messages.error(request, str(exc) or _("Your role does not allow that."))
+        return
     for message in exc.messages:
         messages.error(request, message)
 
@@ -56,9 +62,12 @@ def workspace_switch(request):
         user=request.user, workspace_slug=request.POST.get("workspace", "")
     )
     request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = membership.workspace_id
-    return redirect(
-        request.POST.get("next") if request.POST.get("next", "").startswith("/") else "home"
-    )
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(next_url)
+    return redirect("home")
 
 
 @login_required
@@ -119,6 +128,11 @@ def workspace_members(request, slug):
     membership = selectors.membership_get(user=request.user, workspace_slug=slug)
     workspace = membership.workspace
     can_manage = membership.has_role(Role.ADMIN)
+    members = list(selectors.member_list(workspace=workspace))
+    # Only what the viewer's role may do is offered; the services refuse the rest anyway.
+    assignable = selectors.roles_assignable_by(membership=membership)
+    for member in members:
+        member.manageable = selectors.member_manageable_by(membership=membership, target=member)
     return render(
         request,
         "workspaces/members.html",
@@ -126,12 +140,12 @@ def workspace_members(request, slug):
             "membership": membership,
             "workspace": workspace,
             "can_manage": can_manage,
-            "members": selectors.member_list(workspace=workspace),
+            "members": members,
             "invitations": selectors.invitation_list_pending(workspace=workspace)
             if can_manage
             else [],
-            "invite_form": InvitationForm(),
-            "roles": [(r, label) for r, label in Role.choices if r != Role.OWNER],
+            "invite_form": InvitationForm(roles=assignable),
+            "roles": [(r, label) for r, label in Role.choices if r in assignable],
         },
     )
 
@@ -162,7 +176,7 @@ def member_role(request, slug, member_id):
             ip=_ip(request),
         )
         messages.success(request, _("Role changed."))
-    except ValidationError as exc:
+    except (ValidationError, PermissionDenied) as exc:
         _error(request, exc)
     return redirect("workspace_members", slug)
 
@@ -177,7 +191,7 @@ def member_remove(request, slug, member_id):
     try:
         services.member_remove(actor_membership=membership, target=target, ip=_ip(request))
         messages.success(request, _("Member removed."))
-    except ValidationError as exc:
+    except (ValidationError, PermissionDenied) as exc:
         _error(request, exc)
     return redirect("workspace_members", slug)
 
@@ -236,7 +250,7 @@ def invitation_create(request, slug):
         messages.success(
             request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]}
         )
-    except ValidationError as exc:
+    except (ValidationError, PermissionDenied) as exc:
         _error(request, exc)
     return redirect("workspace_members", slug)
 

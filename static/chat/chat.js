@@ -262,7 +262,11 @@
       live = null;
       setStreaming(false);
       sendButton.disabled = true;
-      showError(gettext("This conversation is no longer shared with you."));
+      showError(
+        f.reason === "membership_ended"
+          ? gettext("You no longer have access to this workspace.")
+          : gettext("This conversation is no longer shared with you."),
+      );
     },
     pong: function () {},
   };

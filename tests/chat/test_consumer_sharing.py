@@ -103,6 +103,7 @@ async def test_unsharing_cuts_a_watching_teammate_off_the_stream(
     await _unshare(conversation_id, owner)
     lost = (await frames_until(watcher, of_type("access_lost")))[-1]
     assert lost["conversation_id"] == conversation_id
+    assert lost["reason"] == "unshared"
     # The author keeps the stream (and may stop it); the teammate receives nothing more of it.
     await frames_until(author, of_type("delta"))
     await author.send_json_to({"type": "stop", "conversation_id": conversation_id})
@@ -186,6 +187,8 @@ async def test_a_removed_member_stops_receiving_a_shared_stream(
     )
     lost = (await frames_until(watcher, of_type("access_lost")))[-1]
     assert lost["conversation_id"] == conversation_id
+    # The page says the workspace is gone, not that the conversation was unshared.
+    assert lost["reason"] == "membership_ended"
     await author.send_json_to({"type": "stop", "conversation_id": conversation_id})
     await frames_until(author, of_type("generation_finished"), timeout=20)
     await author.disconnect()

@@ -1,0 +1,57 @@
+"""The chat page's model menu: what it lists and which entry a new chat starts on."""
+
+import re
+
+import pytest
+
+from tests.factories import MembershipFactory
+from tests.providers.factories import credential
+from workspaces.models import Role
+from workspaces.selectors import CURRENT_WORKSPACE_SESSION_KEY
+
+pytestmark = pytest.mark.django_db
+
+
+def _menu(client, membership) -> list[tuple[str, bool]]:
+    client.force_login(membership.user)
+    session = client.session
+    session[CURRENT_WORKSPACE_SESSION_KEY] = membership.workspace_id
+    session.save()
+    html = client.get("/").content.decode()
+    select = re.search(r'<select name="model".*?</select>', html, re.S).group(0)
+    return [
+        (value, bool(selected))
+        for value, selected in re.findall(r'<option value="([^"]*)"( selected)?>', select)
+    ]
+
+
+def test_a_workspace_default_no_longer_available_is_not_offered(client):
+    acme = credential(name="Acme", models=["fake-small"])
+    membership = MembershipFactory(role=Role.MEMBER)
+    membership.workspace.default_model = "gpt-4o-typo"
+    membership.workspace.save()
+    menu = _menu(client, membership)
+    assert menu == [(f"{acme.id}:fake-small", False)]
+
+
+def test_a_default_given_by_bare_name_starts_on_its_entry_listed_once(client):
+    acme = credential(name="Acme", models=["fake-small", "fake-large"])
+    membership = MembershipFactory(role=Role.MEMBER)
+    membership.workspace.default_model = "fake-small"
+    membership.workspace.save()
+    menu = _menu(client, membership)
+    assert sorted(menu) == [(f"{acme.id}:fake-large", False), (f"{acme.id}:fake-small", True)]
+
+
+def test_the_users_default_wins_when_available_else_the_workspaces(client):
+    acme = credential(name="Acme", models=["a", "b"])
+    membership = MembershipFactory(role=Role.MEMBER)
+    membership.workspace.default_model = f"{acme.id}:b"
+    membership.workspace.save()
+    membership.user.default_model = f"{acme.id}:a"
+    membership.user.save()
+    assert (f"{acme.id}:a", True) in _menu(client, membership)
+    membership.user.default_model = "gone"
+    membership.user.save()
+    menu = _menu(client, membership)
+    assert (f"{acme.id}:b", True) in menu and all(value != "gone" for value, _ in menu)
