@@ -11,6 +11,11 @@ def prompt_template_may_edit(*, membership: Membership, template: PromptTemplate
     return _may_edit(membership, template, template.is_personal)
 
 
+def prompt_template_may_create(*, membership: Membership) -> bool:
+    """Whether the role may make any template at all (a personal one is the lowest bar)."""
+    return _may_edit(membership, None, True)
+
+
 def _may_edit(membership: Membership, template: PromptTemplate | None, personal: bool) -> bool:
     if personal or (template is not None and template.is_personal):
         owner_ok = template is None or template.owner_id == membership.user_id
