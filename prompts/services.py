@@ -31,6 +31,7 @@ def prompt_template_save(
     body: str,
     personal: bool,
     template: PromptTemplate | None = None,
+    ip: str | None = None,
 ) -> PromptTemplate:
     """Create or edit a template. Shared ones are managed by workspace admins; personal ones by
     their author (members and up)."""
@@ -48,12 +49,15 @@ def prompt_template_save(
             actor=membership.user,
             action="prompt_template.create" if creating else "prompt_template.update",
             target=template,
+            ip=ip,
         )
     return template
 
 
 @transaction.atomic
-def prompt_template_delete(*, membership: Membership, template: PromptTemplate) -> None:
+def prompt_template_delete(
+    *, membership: Membership, template: PromptTemplate, ip: str | None = None
+) -> None:
     if not _may_edit(membership, template, template.is_personal):
         raise PermissionDenied
     if not template.is_personal:
@@ -62,5 +66,6 @@ def prompt_template_delete(*, membership: Membership, template: PromptTemplate) 
             actor=membership.user,
             action="prompt_template.delete",
             target=template,
+            ip=ip,
         )
     template.delete()

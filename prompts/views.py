@@ -19,6 +19,10 @@ from .services import (
 )
 
 
+def _ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
 def _refusal(membership) -> str:
     if not membership.has_role(Role.MEMBER):
         return _("Viewers can read this workspace's templates but not create or change them.")
@@ -40,6 +44,7 @@ def template_list(request):
                 title=form.cleaned_data["title"],
                 body=form.cleaned_data["body"],
                 personal=form.cleaned_data["personal"] or not membership.has_role(Role.ADMIN),
+                ip=_ip(request),
             )
         except PermissionDenied:
             error = _refusal(membership)
@@ -80,6 +85,7 @@ def template_edit(request, template_id: int):
                 title=form.cleaned_data["title"],
                 body=form.cleaned_data["body"],
                 personal=template.is_personal,
+                ip=_ip(request),
             )
         except PermissionDenied:
             error = _refusal(membership)
@@ -99,7 +105,7 @@ def template_edit(request, template_id: int):
 def template_delete(request, template_id: int):
     membership = current_membership_get(request)
     template = prompt_template_get(membership=membership, template_id=template_id)
-    prompt_template_delete(membership=membership, template=template)
+    prompt_template_delete(membership=membership, template=template, ip=_ip(request))
     messages.success(request, _("Template deleted."))
     return redirect("prompt_templates")
 

@@ -142,3 +142,24 @@ def test_a_member_editing_a_shared_template_is_told_only_admins_may(client, user
     page = response.content.decode()
     assert "Only workspace admins can create or change shared templates." in page
     assert 'value="Mine now"' in page
+
+
+def test_shared_template_changes_are_audited_with_the_admin_s_address(client, user, team):
+    use(client, user, team)
+    client.post(
+        reverse("prompt_templates"), {"title": "Review", "body": "b"}, REMOTE_ADDR="203.0.113.5"
+    )
+    template = PromptTemplate.objects.get()
+    client.post(
+        reverse("prompt_template_edit", args=[template.pk]),
+        {"title": "Review", "body": "c"},
+        REMOTE_ADDR="203.0.113.6",
+    )
+    client.post(reverse("prompt_template_delete", args=[template.pk]), REMOTE_ADDR="203.0.113.7")
+
+    trail = AuditEvent.objects.filter(action__startswith="prompt_template.").order_by("id")
+    assert [(e.action, e.ip) for e in trail] == [
+        ("prompt_template.create", "203.0.113.5"),
+        ("prompt_template.update", "203.0.113.6"),
+        ("prompt_template.delete", "203.0.113.7"),
+    ]
