@@ -291,3 +291,21 @@ def test_the_keys_page_says_whether_each_saved_key_works(
     assert "Working" not in rows["Refused"] and "2222" in rows["Refused"]
     assert "Not checked yet" in rows["Unchecked"]
     assert ProviderCredential.objects.get(name="Good").catalog_models.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("language", "label"),
+    [
+        ("en", "OpenAI-compatible (custom URL)"),
+        ("es", "Compatible con OpenAI (URL propia)"),
+        ("pt-br", "Compatível com OpenAI (URL própria)"),
+    ],
+)
+def test_the_custom_url_provider_is_named_in_the_user_s_language(client, user, language, label):
+    credential(scope=Scope.USER, user=user, kind="openai_compatible", base_url="http://vllm/v1")
+    client.force_login(user)
+    client.post(reverse("language_set"), {"language": language, "next": "/"})
+
+    page = client.get(reverse("providers:keys")).text
+    assert f'<option value="openai_compatible">{label}</option>' in page  # the form's choice
+    assert f"<td>{label}</td>" in page  # the saved key's provider
