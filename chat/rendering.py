@@ -96,12 +96,27 @@ def markdown_render(text: str) -> str:
     )
 
 
+# Where the highlight styles apply: an answer's code blocks. Not the whole answer (`.md` is
+# the message body): each style's background would then paint every answer as a code box.
+CODE_BLOCK = ".md pre"
+
+
 def pygments_css() -> str:
-    light = HtmlFormatter(style="default", classprefix="hl-").get_style_defs(".md")
-    dark = HtmlFormatter(style="monokai", classprefix="hl-").get_style_defs(
-        'html[data-theme="dark"] .md'
+    """static/chat/pygments.css: the light style, the dark one for the dark theme, and the dark
+    one for the system theme when the system is dark."""
+
+    def defs(style: str, scope: str) -> str:
+        return HtmlFormatter(style=style, classprefix="hl-").get_style_defs(scope)
+
+    return (
+        "/* Generated from Pygments (chat/rendering.py classprefix hl-). */\n"
+        + defs("default", CODE_BLOCK)
+        + "\n"
+        + defs("monokai", f'html[data-theme="dark"] {CODE_BLOCK}')
+        + "\n@media (prefers-color-scheme: dark) {\n"
+        + defs("monokai", f'html[data-theme="system"] {CODE_BLOCK}')
+        + "\n}\n"
     )
-    return light + "\n" + dark
 
 
 def plain_escape(text: str) -> str:

@@ -11,6 +11,11 @@ def prompt_template_may_edit(*, membership: Membership, template: PromptTemplate
     return _may_edit(membership, template, template.is_personal)
 
 
+def prompt_template_may_create(*, membership: Membership) -> bool:
+    """Whether the role may make any template at all (a personal one is the lowest bar)."""
+    return _may_edit(membership, None, True)
+
+
 def _may_edit(membership: Membership, template: PromptTemplate | None, personal: bool) -> bool:
     if personal or (template is not None and template.is_personal):
         owner_ok = template is None or template.owner_id == membership.user_id
@@ -26,6 +31,7 @@ def prompt_template_save(
     body: str,
     personal: bool,
     template: PromptTemplate | None = None,
+    ip: str | None = None,
 ) -> PromptTemplate:
     """Create or edit a template. Shared ones are managed by workspace admins; personal ones by
     their author (members and up)."""
@@ -43,12 +49,15 @@ def prompt_template_save(
             actor=membership.user,
             action="prompt_template.create" if creating else "prompt_template.update",
             target=template,
+            ip=ip,
         )
     return template
 
 
 @transaction.atomic
-def prompt_template_delete(*, membership: Membership, template: PromptTemplate) -> None:
+def prompt_template_delete(
+    *, membership: Membership, template: PromptTemplate, ip: str | None = None
+) -> None:
     if not _may_edit(membership, template, template.is_personal):
         raise PermissionDenied
     if not template.is_personal:
@@ -57,5 +66,6 @@ def prompt_template_delete(*, membership: Membership, template: PromptTemplate) 
             actor=membership.user,
             action="prompt_template.delete",
             target=template,
+            ip=ip,
         )
     template.delete()

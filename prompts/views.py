@@ -11,22 +11,46 @@ from workspaces.selectors import current_membership_get, page_membership_get
 
 from .forms import PromptTemplateForm
 from .selectors import prompt_template_get, prompt_template_list
-from .services import prompt_template_delete, prompt_template_may_edit, prompt_template_save
+from .services import (
+    prompt_template_delete,
+    prompt_template_may_create,
+    prompt_template_may_edit,
+    prompt_template_save,
+)
+
+
+def _ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def _refusal(membership) -> str:
+    if not membership.has_role(Role.MEMBER):
+        return _("Viewers can read this workspace's templates but not create or change them.")
+    return _("Only workspace admins can create or change shared templates.")
 
 
 @login_required
 def template_list(request):
     membership = current_membership_get(request)
+    can_create = prompt_template_may_create(membership=membership)
     form = PromptTemplateForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        prompt_template_save(
-            membership=membership,
-            title=form.cleaned_data["title"],
-            body=form.cleaned_data["body"],
-            personal=form.cleaned_data["personal"] or not membership.has_role(Role.ADMIN),
-        )
-        messages.success(request, _("Template saved."))
-        return redirect("prompt_templates")
+    error = ""
+    if request.method == "POST" and not can_create:
+        error = _refusal(membership)
+    elif request.method == "POST" and form.is_valid():
+        try:
+            prompt_template_save(
+                membership=membership,
+                title=form.cleaned_data["title"],
+                body=form.cleaned_data["body"],
+                personal=form.cleaned_data["personal"] or not membership.has_role(Role.ADMIN),
+                ip=_ip(request),
+            )
+        except PermissionDenied:
+            error = _refusal(membership)
+        else:
+            messages.success(request, _("Template saved."))
+            return redirect("prompt_templates")
     return render(
         request,
         "prompts/list.html",
@@ -34,8 +58,13 @@ def template_list(request):
             "form": form,
             "templates": prompt_template_list(membership=membership),
             "membership": membership,
+            "can_create": can_create,
             "can_share": membership.has_role(Role.ADMIN),
+            "refusal": _refusal(membership),
+            "error": error,
         },
+        # The page again, with what was typed, rather than a bare 403 page that loses it.
+        status=403 if error else 200,
     )
 
 
@@ -43,22 +72,32 @@ def template_list(request):
 def template_edit(request, template_id: int):
     membership = current_membership_get(request)
     template = prompt_template_get(membership=membership, template_id=template_id)
-    if not prompt_template_may_edit(membership=membership, template=template):
-        raise PermissionDenied
+    can_edit = prompt_template_may_edit(membership=membership, template=template)
     form = PromptTemplateForm(
         request.POST or None, instance=template, initial={"personal": template.is_personal}
     )
-    if request.method == "POST" and form.is_valid():
-        prompt_template_save(
-            membership=membership,
-            template=template,
-            title=form.cleaned_data["title"],
-            body=form.cleaned_data["body"],
-            personal=template.is_personal,
-        )
-        messages.success(request, _("Template saved."))
-        return redirect("prompt_templates")
-    return render(request, "prompts/edit.html", {"form": form, "template": template})
+    error = "" if can_edit else _refusal(membership)
+    if can_edit and request.method == "POST" and form.is_valid():
+        try:
+            prompt_template_save(
+                membership=membership,
+                template=template,
+                title=form.cleaned_data["title"],
+                body=form.cleaned_data["body"],
+                personal=template.is_personal,
+                ip=_ip(request),
+            )
+        except PermissionDenied:
+            error = _refusal(membership)
+        else:
+            messages.success(request, _("Template saved."))
+            return redirect("prompt_templates")
+    return render(
+        request,
+        "prompts/edit.html",
+        {"form": form, "template": template, "can_edit": can_edit, "error": error},
+        status=403 if error else 200,
+    )
 
 
 @login_required
@@ -66,7 +105,7 @@ def template_edit(request, template_id: int):
 def template_delete(request, template_id: int):
     membership = current_membership_get(request)
     template = prompt_template_get(membership=membership, template_id=template_id)
-    prompt_template_delete(membership=membership, template=template)
+    prompt_template_delete(membership=membership, template=template, ip=_ip(request))
     messages.success(request, _("Template deleted."))
     return redirect("prompt_templates")
 

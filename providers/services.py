@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from workspaces.models import Role
+from workspaces.services import audit_record
 
 from .adapters import adapter_for
 from .adapters.demo import DEMO_MODEL
@@ -139,6 +140,7 @@ def credential_create(
     allow_private_network: bool = False,
     enabled: bool = True,
     env_source: str = "",
+    ip: str | None = None,
 ) -> ProviderCredential:
     """`actor` is the person making the change (None for the system: env sync, commands)."""
     credential_validate(
@@ -162,8 +164,22 @@ def credential_create(
     _set_api_key(credential, api_key)
     with transaction.atomic():
         credential.save()
+        _credential_audit(credential, actor=actor, action="credential.create", ip=ip)
         transaction.on_commit(lambda: _catalog_refresh_later(credential.id))
     return credential
+
+
+def _credential_audit(credential: ProviderCredential, *, actor, action: str, ip) -> None:
+    """A workspace key's changes go in its workspace's audit log (the key itself never)."""
+    if credential.scope == Scope.WORKSPACE:
+        audit_record(
+            workspace=credential.workspace,
+            actor=actor,
+            action=action,
+            target=credential,
+            data={"kind": credential.kind},
+            ip=ip,
+        )
 
 
 def credential_update(
@@ -222,9 +238,10 @@ def credential_save(
     return credential
 
 
-def credential_delete(*, credential: ProviderCredential) -> None:
+def credential_delete(*, credential: ProviderCredential, actor=None, ip: str | None = None) -> None:
     credential_id = credential.id
     with transaction.atomic():
+        _credential_audit(credential, actor=actor, action="credential.delete", ip=ip)
         credential.delete()
         transaction.on_commit(lambda: circuit_reset(credential_id))
 
@@ -270,18 +287,30 @@ def credential_test(*, credential_id: int) -> ConnectionReport:
     return report
 
 
-def workspace_credential_toggle(*, workspace, credential: ProviderCredential, enabled: bool):
+def workspace_credential_toggle(
+    *, workspace, credential: ProviderCredential, enabled: bool, actor=None, ip: str | None = None
+):
+    """Offer or withhold one global credential in a workspace (admins)."""
     if credential.scope != Scope.GLOBAL:
         raise ValidationError(_("Only global credentials are switched per workspace."))
-    WorkspaceCredentialSetting.objects.update_or_create(
-        workspace=workspace, credential=credential, defaults={"enabled": enabled}
-    )
+    with transaction.atomic():
+        WorkspaceCredentialSetting.objects.update_or_create(
+            workspace=workspace, credential=credential, defaults={"enabled": enabled}
+        )
+        audit_record(
+            workspace=workspace,
+            actor=actor,
+            action="credential.enable" if enabled else "credential.disable",
+            target=credential,
+            data={"kind": credential.kind},
+            ip=ip,
+        )
 
 
-def workspace_model_toggle(*, membership, catalog_model: CatalogModel, enabled: bool) -> None:
+def workspace_model_toggle(
+    *, membership, catalog_model: CatalogModel, enabled: bool, ip: str | None = None
+) -> None:
     """Allow or forbid one model of a global credential in a workspace (admins)."""
-    from workspaces.services import audit_record
-
     if not membership.has_role(Role.ADMIN):
         raise PermissionDenied
     if catalog_model.credential.scope != Scope.GLOBAL:
@@ -297,6 +326,7 @@ def workspace_model_toggle(*, membership, catalog_model: CatalogModel, enabled: 
             actor=membership.user,
             action="model.enable" if enabled else "model.disable",
             target=catalog_model,
+            ip=ip,
         )
 
 

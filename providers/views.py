@@ -27,6 +27,10 @@ from .services import (
 )
 
 
+def _ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
 def _create_from_form(request, form, *, scope, workspace=None):
     """Validate and create; service validation errors land on the form. True on success."""
     if not form.is_valid():
@@ -43,6 +47,7 @@ def _create_from_form(request, form, *, scope, workspace=None):
             workspace=workspace,
             user=request.user if scope == Scope.USER else None,
             allow_private_network=data.get("allow_private_network", False),
+            ip=_ip(request),
         )
     except ValidationError as error:
         if hasattr(error, "error_dict"):
@@ -113,6 +118,8 @@ def workspace_global_toggle(request, slug, credential_id):
         workspace=membership.workspace,
         credential=credential,
         enabled=request.POST.get("enabled") == "1",
+        actor=request.user,
+        ip=_ip(request),
     )
     return redirect("providers:workspace_keys", slug=slug)
 
@@ -132,6 +139,7 @@ def workspace_model_toggle_view(request, slug, model_id):
         membership=membership,
         catalog_model=catalog_model,
         enabled=request.POST.get("enabled") == "1",
+        ip=_ip(request),
     )
     return redirect("providers:workspace_keys", slug=slug)
 
@@ -166,7 +174,7 @@ def credential_delete_view(request, credential_id):
         user=request.user, credential_id=credential_id, manage=True
     )
     back = _back(credential)
-    credential_delete(credential=credential)
+    credential_delete(credential=credential, actor=request.user, ip=_ip(request))
     messages.success(request, _("Key deleted."))
     return redirect(back)
 

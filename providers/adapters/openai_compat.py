@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
+
 from providers.types import (
     ChatRequest,
     Completion,
@@ -52,7 +54,7 @@ def message_payload(message: Message) -> dict:
 
 class OpenAICompatibleAdapter(Adapter):
     kind = "openai_compatible"
-    label = "OpenAI-compatible (custom URL)"
+    label = _("OpenAI-compatible (custom URL)")
     supports_embeddings = True
     needs_api_key = False  # local servers (vLLM, LM Studio) often take none
 

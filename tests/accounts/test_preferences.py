@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -63,3 +65,12 @@ def test_the_javascript_catalog_translates_script_strings(logged_in_client):
     catalog = logged_in_client.get(reverse("javascript-catalog")).content.decode()
     assert '"Copy": "Copiar"' in catalog
     assert reverse("javascript-catalog") in logged_in_client.get("/").content.decode()
+
+
+@pytest.mark.parametrize("language", ["en", "es", "pt-br"])
+def test_the_language_menu_names_each_language_in_its_own_words(client, language):
+    client.post(reverse("language_set"), {"language": language, "next": "/"})
+    html = client.get(reverse("account_login")).content.decode()
+    menu = html[html.index('id="language-select"') : html.index("</select>")]
+    options = re.findall(r'<option value="([^"]+)"[^>]*>([^<]+)</option>', menu)
+    assert options == [("en", "English"), ("pt-br", "Português (Brasil)"), ("es", "Español")]

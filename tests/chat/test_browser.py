@@ -169,6 +169,41 @@ def test_the_dark_theme_renders_the_chat_readable(chat_page):
         assert ratio > 7, (key, colors)
 
 
+ANSWER_BACKGROUNDS = """() => {
+  const bg = (el) => getComputedStyle(el).backgroundColor;
+  const answer = document.querySelector('.msg-assistant:last-of-type .msg-body');
+  return {
+    body: bg(answer),
+    paragraph: bg(answer.querySelector('p')),
+    block: bg(answer.querySelector('pre')),
+    keyword: getComputedStyle(answer.querySelector('pre .hl-k')).color,
+  };
+}"""
+
+
+def test_only_code_blocks_of_an_answer_get_the_code_background(chat_page):
+    chat_page.emulate_media(color_scheme="light")
+    ask(chat_page, '@reply="Plain words.\n```python\ndef answer():\n    return 42\n```"')
+    chat_page.wait_for_selector(".msg-assistant[data-status=complete] .msg-body pre .hl-k")
+    transparent = "rgba(0, 0, 0, 0)"
+
+    light = chat_page.evaluate(ANSWER_BACKGROUNDS)
+    assert light == {
+        "body": transparent,
+        "paragraph": transparent,
+        "block": "rgb(248, 248, 248)",
+        "keyword": "rgb(0, 128, 0)",
+    }
+    chat_page.evaluate("document.documentElement.dataset.theme = 'dark'")
+    dark = chat_page.evaluate(ANSWER_BACKGROUNDS)
+    assert dark == {
+        "body": transparent,
+        "paragraph": transparent,
+        "block": "rgb(39, 40, 34)",
+        "keyword": "rgb(102, 217, 239)",
+    }
+
+
 def test_a_tab_that_missed_an_answer_s_end_finds_it_once_the_stream_goes_quiet(chat_server, page):
     """As a tab on another server process while Redis was down: `generation_finished` never
     reaches it. Once nothing has come for a while, it asks, and shows the saved answer."""

@@ -1,6 +1,9 @@
+import re
 from html.parser import HTMLParser
 
-from chat.rendering import markdown_render
+from django.conf import settings
+
+from chat.rendering import markdown_render, pygments_css
 
 
 class _Elements(HTMLParser):
@@ -64,4 +67,34 @@ def test_safe_links_keep_working():
     html = markdown_render("[docs](https://example.com/a?b=1)")
     assert (
         'href="https://example.com/a?b=1"' in html and 'rel="noopener noreferrer nofollow"' in html
+    )
+
+
+def css_rules(css: str) -> dict[str, str]:
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.S)
+    return {
+        selector.strip(): body.strip()
+        for selector, body in re.findall(r"([^{}]+)\{([^{}]*)\}", css)
+    }
+
+
+def test_the_highlight_styles_paint_code_blocks_and_not_whole_answers():
+    rules = css_rules(pygments_css())
+    answer_rules = [s for s in rules if ".md" in s]
+    assert answer_rules and all(".md pre" in s for s in answer_rules), [
+        s for s in answer_rules if ".md pre" not in s
+    ]
+    assert rules[".md pre"] == "background: #f8f8f8;"
+    assert rules['html[data-theme="dark"] .md pre'] == "background: #272822; color: #F8F8F2"
+    assert rules['html[data-theme="system"] .md pre'].startswith("background: #272822")
+    # The tokens keep each theme's colours.
+    assert rules[".md pre .hl-k"].startswith("color: #008000")
+    assert rules['html[data-theme="dark"] .md pre .hl-k'].startswith("color: #66D9EF")
+    assert "@media (prefers-color-scheme: dark)" in pygments_css()
+
+
+def test_the_served_stylesheet_is_the_generated_one():
+    served = (settings.BASE_DIR / "static" / "chat" / "pygments.css").read_text()
+    assert served == pygments_css(), (
+        "regenerate static/chat/pygments.css from chat.rendering.pygments_css()"
     )

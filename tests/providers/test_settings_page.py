@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from providers.models import ProviderCredential, Scope
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
-from workspaces.models import Role
+from workspaces.models import AuditEvent, Role
 
 from .factories import credential
 
@@ -179,6 +179,76 @@ def test_a_workspace_admin_switches_a_global_provider_off(client):
     assert made.workspace_settings.get().enabled is False
 
 
+def audit_trail(workspace):
+    return [
+        (e.action, e.actor_email, e.target_repr, e.ip)
+        for e in AuditEvent.objects.filter(workspace=workspace).order_by("id")
+    ]
+
+
+def test_adding_and_deleting_a_workspace_key_is_in_the_audit_log(client):
+    membership = MembershipFactory(role=Role.ADMIN)
+    client.force_login(membership.user)
+    client.post(
+        reverse("providers:workspace_keys", args=[membership.workspace.slug]),
+        {"kind": "anthropic", "name": "Team Claude", "api_key": SECRET},
+        REMOTE_ADDR="198.51.100.7",
+    )
+    made = ProviderCredential.objects.get()
+
+    client.post(reverse("providers:credential_delete", args=[made.id]), REMOTE_ADDR="198.51.100.8")
+
+    email = membership.user.email
+    assert audit_trail(membership.workspace) == [
+        ("credential.create", email, "Team Claude", "198.51.100.7"),
+        ("credential.delete", email, "Team Claude", "198.51.100.8"),
+    ]
+    assert not any(SECRET[-12:] in str(e.data) for e in AuditEvent.objects.all())
+
+
+def test_a_personal_key_stays_out_of_workspace_audit_logs(client, user):
+    client.force_login(user)
+    client.post(
+        reverse("providers:keys"),
+        {"kind": "openai", "name": "My OpenAI", "api_key": SECRET, "base_url": ""},
+    )
+    client.post(reverse("providers:credential_delete", args=[ProviderCredential.objects.get().id]))
+
+    assert not AuditEvent.objects.filter(action__startswith="credential.").exists()
+
+
+def test_switching_an_offered_provider_off_and_on_is_in_the_audit_log(client):
+    membership = MembershipFactory(role=Role.ADMIN)
+    made = credential(name="Company OpenAI")
+    client.force_login(membership.user)
+    url = reverse("providers:workspace_global_toggle", args=[membership.workspace.slug, made.id])
+
+    client.post(url, {"enabled": "0"}, REMOTE_ADDR="198.51.100.9")
+    client.post(url, {"enabled": "1"}, REMOTE_ADDR="198.51.100.9")
+
+    email = membership.user.email
+    assert audit_trail(membership.workspace) == [
+        ("credential.disable", email, "Company OpenAI", "198.51.100.9"),
+        ("credential.enable", email, "Company OpenAI", "198.51.100.9"),
+    ]
+
+
+def test_switching_a_model_off_records_the_admin_s_address(client):
+    membership = MembershipFactory(role=Role.ADMIN)
+    made = credential(name="Company OpenAI", models=["m"])
+    client.force_login(membership.user)
+    url = reverse(
+        "providers:workspace_model_toggle",
+        args=[membership.workspace.slug, made.catalog_models.get().id],
+    )
+
+    client.post(url, {"enabled": "0"}, REMOTE_ADDR="198.51.100.10")
+
+    assert audit_trail(membership.workspace) == [
+        ("model.disable", membership.user.email, "m", "198.51.100.10")
+    ]
+
+
 def test_the_keys_page_says_whether_each_saved_key_works(
     client, settings, fake_upstream, monkeypatch, django_capture_on_commit_callbacks
 ):
@@ -221,3 +291,21 @@ def test_the_keys_page_says_whether_each_saved_key_works(
     assert "Working" not in rows["Refused"] and "2222" in rows["Refused"]
     assert "Not checked yet" in rows["Unchecked"]
     assert ProviderCredential.objects.get(name="Good").catalog_models.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("language", "label"),
+    [
+        ("en", "OpenAI-compatible (custom URL)"),
+        ("es", "Compatible con OpenAI (URL propia)"),
+        ("pt-br", "Compatível com OpenAI (URL própria)"),
+    ],
+)
+def test_the_custom_url_provider_is_named_in_the_user_s_language(client, user, language, label):
+    credential(scope=Scope.USER, user=user, kind="openai_compatible", base_url="http://vllm/v1")
+    client.force_login(user)
+    client.post(reverse("language_set"), {"language": language, "next": "/"})
+
+    page = client.get(reverse("providers:keys")).text
+    assert f'<option value="openai_compatible">{label}</option>' in page  # the form's choice
+    assert f"<td>{label}</td>" in page  # the saved key's provider
