@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
@@ -108,6 +108,25 @@ def usage_summary(
         .order_by()
     )
     return sorted(rows.values(), key=lambda r: tuple(str(k) for k in r.key))
+
+
+def usage_series(
+    workspace_id: int | None, start: datetime, end: datetime, bucket: str = "day"
+) -> list[UsageRow]:
+    """`usage_summary` by "hour" or "day", with a row for every bucket from the one holding
+    `start` up to `end` (zero where nothing happened), so a chart's bars are evenly spaced in
+    time."""
+    utc = timezone.get_fixed_timezone(0)
+    found = {r.key[0]: r for r in usage_summary(workspace_id, start, end, group_by=bucket)}
+    moment = start.astimezone(utc).replace(minute=0, second=0, microsecond=0)
+    if bucket == "day":
+        moment = moment.replace(hour=0)
+    step = timedelta(days=1) if bucket == "day" else timedelta(hours=1)
+    series = []
+    while moment < end:
+        series.append(found.get(moment) or UsageRow(key=(moment,)))
+        moment += step
+    return series
 
 
 def _percentile(sorted_values: list[int], q: float) -> int | None:

@@ -14,11 +14,17 @@ from django.views.decorators.http import require_http_methods
 from workspaces.models import Membership, Role
 from workspaces.selectors import current_membership_get, membership_get
 
-from .charts import bar_chart_svg
+from .charts import bar_chart_svg, bucket_label
 from .forms import BudgetForm
 from .models import Budget, BudgetScope
 from .plans import plan_for_workspace
-from .selectors import budget_status_for, latency_by_model, top_spenders, usage_summary
+from .selectors import (
+    budget_status_for,
+    latency_by_model,
+    top_spenders,
+    usage_series,
+    usage_summary,
+)
 from .services import budget_upsert
 
 RANGES = {
@@ -48,26 +54,27 @@ def _range(request):
     return name, end - span, end, bucket
 
 
+def _chart(series, bucket: str, field: str, *, title: str, money: bool = False):
+    return bar_chart_svg(
+        [(bucket_label(r.key[0], bucket), getattr(r, field)) for r in series],
+        title=title,
+        money=money,
+    )
+
+
 @login_required
 def usage_page(request):
     membership = _admin_membership(request)
     workspace = membership.workspace
     name, start, end, bucket = _range(request)
-    series = usage_summary(workspace.id, start, end, group_by=bucket)
-    fmt = "%H:00" if bucket == "hour" else "%m-%d"
+    series = usage_series(workspace.id, start, end, bucket)
     context = {
         "workspace": workspace,
         "range": name,
         "ranges": list(RANGES),
-        "cost_chart": bar_chart_svg(
-            [(r.key[0].strftime(fmt), r.cost) for r in series], title=_("Cost"), unit="$"
-        ),
-        "tokens_chart": bar_chart_svg(
-            [(r.key[0].strftime(fmt), r.tokens) for r in series], title=_("Tokens")
-        ),
-        "requests_chart": bar_chart_svg(
-            [(r.key[0].strftime(fmt), r.requests) for r in series], title=_("Requests")
-        ),
+        "cost_chart": _chart(series, bucket, "cost", title=_("Cost"), money=True),
+        "tokens_chart": _chart(series, bucket, "tokens", title=_("Tokens")),
+        "requests_chart": _chart(series, bucket, "requests", title=_("Requests")),
         "by_model": usage_summary(workspace.id, start, end, group_by="model"),
         "by_provider": usage_summary(workspace.id, start, end, group_by="provider"),
         "by_member": usage_summary(workspace.id, start, end, group_by="member"),
@@ -162,17 +169,14 @@ def budget_edit(request):
 @staff_member_required
 def staff_usage(request):
     name, start, end, bucket = _range(request)
-    series = usage_summary(None, start, end, group_by=bucket)
-    fmt = "%H:00" if bucket == "hour" else "%m-%d"
+    series = usage_series(None, start, end, bucket)
     return render(
         request,
         "billing/staff_usage.html",
         {
             "range": name,
             "ranges": list(RANGES),
-            "cost_chart": bar_chart_svg(
-                [(r.key[0].strftime(fmt), r.cost) for r in series], title=_("Cost"), unit="$"
-            ),
+            "cost_chart": _chart(series, bucket, "cost", title=_("Cost"), money=True),
             "top": top_spenders(start, end),
             "by_model": usage_summary(None, start, end, group_by="model"),
         },

@@ -1,6 +1,9 @@
+import re
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from billing.models import Budget
 from tests.billing.conftest import record_call
@@ -30,6 +33,68 @@ def test_a_workspace_admin_sees_cost_charts_and_breakdowns(client, team):
     assert 'class="chart-bar"' in body
     assert "gpt-4o-mini" in body
     assert f"<td>{admin.email}</td>" in body  # a member is named by e-mail alone
+
+
+def charts(body):
+    """The SVG charts of a page, each as its text."""
+    return re.findall(r'<svg class="usage-chart".*?</svg>', body, re.S)
+
+
+def test_the_day_view_has_a_bar_for_every_hour_even_without_usage(client, team):
+    workspace, admin = team
+    client.force_login(admin)
+
+    body = client.get(f"/usage/?workspace={workspace.slug}&range=day").content.decode()
+
+    for chart in charts(body):
+        assert chart.count('class="chart-bar"') == 24
+    hours = re.findall(r"<title>([^<]*): [^<]*</title>", charts(body)[0])
+    assert len(set(hours)) == 24
+
+
+def test_the_week_view_has_a_bar_for_every_day(client, team):
+    workspace, admin = team
+    client.force_login(admin)
+    end = timezone.now().replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    first = (end - timedelta(days=7)).date()
+    days = ((end - timedelta(microseconds=1)).date() - first).days + 1
+
+    body = client.get(f"/usage/?workspace={workspace.slug}&range=week").content.decode()
+
+    assert [c.count('class="chart-bar"') for c in charts(body)] == [days] * 3
+    assert re.search(r"<title>\w+ \d+: \$", charts(body)[0])  # "December 6: $0.0012"
+
+
+def test_chart_axes_use_plain_figures_in_the_page_language(client, team):
+    workspace, admin = team
+    record_call(workspace, admin, input_tokens=10_000, output_tokens=110, ttft_ms=1)
+    admin.language = "es"
+    admin.save(update_fields=["language"])
+    client.force_login(admin)
+
+    body = client.get(f"/usage/?workspace={workspace.slug}&range=day").content.decode()
+
+    cost, tokens, requests = (
+        re.search(r'class="chart-label chart-axis-top"[^>]*>([^<]*)<', c).group(1)
+        for c in charts(body)
+    )
+    assert "e-" not in cost and "e+" not in tokens
+    assert re.fullmatch(r"\$0,\d+", cost), cost  # a Spanish decimal comma
+    assert tokens == "15\xa0000"  # 12,110 tokens: the axis tops at a round figure above
+    assert requests == "2"
+    assert "$0,00" in charts(body)[0]  # the bars' values too
+
+
+def test_staff_usage_has_a_titled_chart_and_translated_ranges(client, team):
+    staff = UserFactory(is_staff=True, language="es")
+    client.force_login(staff)
+
+    body = client.get("/usage/all/?range=day").content.decode()
+
+    ranges = body[body.index('class="usage-ranges"') :].split("</p>")[0]
+    assert ">Día</a>" in ranges and ">Semana</a>" in ranges and ">Mes</a>" in ranges
+    assert "<h2>Costo</h2>" in body or "<h2>Coste</h2>" in body
+    assert charts(body)[0].count('class="chart-bar"') == 24
 
 
 def test_a_plain_member_is_refused(client, team):
