@@ -22,6 +22,7 @@ GROUPS = {
     "model": ("provider_kind", "model"),
     "provider": ("provider_kind",),
     "member": ("user__email",),  # unique: the id would only show as noise beside it
+    "day_model": ("provider_kind", "model"),  # after the day
 }
 
 
@@ -50,7 +51,8 @@ def usage_summary(
     group_by: str = "day",
 ) -> list[UsageRow]:
     """Exact totals between start and end (any workspace when workspace_id is None), grouped
-    by "day", "hour", "model", "provider" or "member".
+    by "day", "hour", "model", "provider", "member" or "day_model" (keys: day, provider
+    kind, model).
 
     Rolled-up hours come from `UsageRollup`; events past the rollup watermark come from the
     raw ledger. Start and end are rounded to whole hours.
@@ -65,11 +67,11 @@ def usage_summary(
         rollups = rollups.filter(workspace_id=workspace_id)
         tail = tail.filter(workspace_id=workspace_id)
 
-    if group_by in ("day", "hour"):
-        trunc = TruncDay if group_by == "day" else TruncHour
+    if group_by in ("day", "hour", "day_model"):
+        trunc = TruncHour if group_by == "hour" else TruncDay
         rollups = rollups.annotate(g=trunc("bucket_start", tzinfo=utc))
         tail = tail.annotate(g=trunc("created_at", tzinfo=utc))
-        fields: tuple = ("g",)
+        fields: tuple = ("g", *(GROUPS[group_by] or ()))
     else:
         fields = GROUPS[group_by]
 

@@ -1,5 +1,6 @@
 import csv
 from datetime import timedelta
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -18,6 +19,7 @@ from .charts import bar_chart_svg, bucket_label
 from .forms import BudgetForm
 from .models import Budget, BudgetScope
 from .plans import plan_for_workspace
+from .pricing import MICRO
 from .selectors import (
     budget_status_for,
     latency_by_model,
@@ -97,10 +99,10 @@ def usage_page(request):
 
 @login_required
 def usage_export(request):
+    """One row per UTC day and model with usage in the range (see docs/billing.md)."""
     membership = _admin_membership(request)
     name, start, end, _bucket = _range(request)
-    rows = usage_summary(membership.workspace.id, start, end, group_by="day")
-    by_model = usage_summary(membership.workspace.id, start, end, group_by="model")
+    rows = usage_summary(membership.workspace.id, start, end, group_by="day_model")
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = (
         f'attachment; filename="usage-{membership.workspace.slug}-{name}.csv"'
@@ -118,33 +120,26 @@ def usage_export(request):
             "cost_usd",
         ]
     )
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r.key[0], r.key[1], r.key[2])):
+        day, provider, model = r.key
         writer.writerow(
             [
-                r.key[0].date().isoformat(),
-                "",
-                "",
+                day.date().isoformat(),
+                provider,
+                model,
                 r.requests,
                 r.errors,
                 r.input_tokens,
                 r.output_tokens,
-                r.cost,
-            ]
-        )
-    for r in by_model:
-        writer.writerow(
-            [
-                "total",
-                r.key[0],
-                r.key[1],
-                r.requests,
-                r.errors,
-                r.input_tokens,
-                r.output_tokens,
-                r.cost,
+                _csv_cost(r.cost),
             ]
         )
     return response
+
+
+def _csv_cost(cost) -> str:
+    """Six decimals (the ledger's precision), plain notation: 0.000015, not 1.5E-5."""
+    return f"{Decimal(cost).quantize(MICRO):f}"
 
 
 @login_required

@@ -1,3 +1,4 @@
+import csv
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -5,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.models import Budget
+from billing.models import Budget, ModelPriceOverride, UsageEvent
 from tests.billing.conftest import record_call
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Role
@@ -112,16 +113,41 @@ def test_a_foreign_workspace_is_not_found(client, team):
     assert client.get(f"/usage/?workspace={workspace.slug}").status_code == 404
 
 
-def test_the_csv_export_lists_model_totals(client, team):
+def test_the_csv_export_has_one_row_per_day_and_model(client, team):
     workspace, admin = team
+    yesterday = timezone.now() - timedelta(days=1)
+    for model, output_tokens in [("m", 15), ("m", 0), ("gpt-4o-mini", 0)]:
+        event = record_call(workspace, admin, model=model, output_tokens=output_tokens)
+        UsageEvent.objects.filter(pk=event.pk).update(created_at=yesterday)
+    ModelPriceOverride.objects.create(
+        provider_kind="openai", model="m", input_per_mtok=1, output_per_mtok=1
+    )
+    record_call(workspace, admin, model="m", output_tokens=15)  # $0.000015
     client.force_login(admin)
 
     response = client.get(f"/usage/export.csv?workspace={workspace.slug}")
 
-    lines = response.content.decode().splitlines()
+    rows = list(csv.reader(response.content.decode().splitlines()))
     assert response["Content-Type"] == "text/csv"
-    assert lines[0].startswith("day,provider,model")
-    assert any(line.startswith("total,openai,gpt-4o-mini,1,0,1000,1000,") for line in lines)
+    assert rows[0] == [
+        "day",
+        "provider",
+        "model",
+        "requests",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    ]
+    day, today = yesterday.date().isoformat(), timezone.now().date().isoformat()
+    assert [row[:4] for row in rows[1:]] == [
+        [day, "openai", "gpt-4o-mini", "1"],
+        [day, "openai", "m", "2"],
+        [today, "openai", "gpt-4o-mini", "1"],
+        [today, "openai", "m", "1"],
+    ]
+    assert rows[-1][5:] == ["0", "15", "0.000015"]
+    assert all(re.fullmatch(r"\d+\.\d{6}", row[7]) for row in rows[1:]), rows
 
 
 def test_an_admin_sets_the_workspace_budget(client, team):
