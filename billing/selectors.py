@@ -140,8 +140,12 @@ def _percentile(sorted_values: list[int], q: float) -> int | None:
 
 def latency_by_model(workspace_id: int | None, start: datetime, end: datetime) -> list[dict]:
     """p50/p95 of duration and time-to-first-token per model, from the raw ledger (so within
-    the retention window)."""
-    events = UsageEvent.objects.filter(created_at__gte=start, created_at__lt=end)
+    the retention window), both over the same calls: those a provider answered in full.
+    Refused calls (no upstream call, 0 ms), failed, stopped and abandoned ones would only
+    blur the figures."""
+    events = UsageEvent.objects.filter(
+        created_at__gte=start, created_at__lt=end, status=UsageStatus.OK
+    )
     if workspace_id is not None:
         events = events.filter(workspace_id=workspace_id)
     durations: dict[tuple, list[int]] = defaultdict(list)

@@ -193,3 +193,25 @@ def test_the_latency_table_gives_every_figure_in_ms(client, team):
     assert row.count(" ms</td>") == 4 and "100 ms" in row and "700 ms" in row
     fast = latency[latency.index("fast-one") :].split("</tr>")[0]
     assert fast.count("<td>0 ms</td>") == 2  # a TTFT of 0 is a figure, not a missing one
+
+
+def test_latency_counts_only_requests_a_provider_completed(client, team):
+    workspace, admin = team  # one completed call: 100 ms to the first token, 700 ms in all
+    for _ in range(3):  # refused before any provider was called
+        record_call(
+            workspace,
+            admin,
+            status="error",
+            error_code="budget_reached",
+            ttft_ms=None,
+            duration_ms=0,
+        )
+    record_call(workspace, admin, status="error", ttft_ms=None, duration_ms=30_000)  # timed out
+    record_call(workspace, admin, status="stopped", ttft_ms=2000, duration_ms=2100)
+    client.force_login(admin)
+
+    body = client.get(f"/usage/?workspace={workspace.slug}&range=day").content.decode()
+
+    latency = body[body.index("TTFT p95") :]
+    row = latency[latency.index("gpt-4o-mini") :].split("</tr>")[0]
+    assert row.count("<td>700 ms</td>") == 2 and row.count("<td>100 ms</td>") == 2, row
