@@ -154,7 +154,7 @@ def _ttl() -> int:
     return getattr(settings, "BILLING_RESERVATION_TTL_SECONDS", RESERVATION_TTL_SECONDS_DEFAULT)
 
 
-def _usd(amount: Decimal, rounding: str = ROUND_HALF_UP) -> str:
+def usd_text(amount: Decimal, rounding: str = ROUND_HALF_UP) -> str:
     """Dollars as people read them: cents from $1 up, four decimals below (a budget of $0.15
     has $0.054 left, not "$0.05")."""
     places = 2 if abs(amount) >= 1 else 4
@@ -167,7 +167,7 @@ def _usd(amount: Decimal, rounding: str = ROUND_HALF_UP) -> str:
     return f"${text}"
 
 
-def _tokens(count: int) -> str:
+def tokens_text(count: int) -> str:
     return _("%(tokens)s tokens") % {
         "tokens": formats.number_format(count, use_l10n=True, force_grouping=True)
     }
@@ -197,7 +197,7 @@ def _refusal(
             usage.reserved_cost,
             reservation.cost,
         )
-        amount, show = _usd(limit), _usd
+        amount, show = usd_text(limit), usd_text
     else:
         limit, spent, held, need = (
             budget.token_limit,
@@ -205,7 +205,7 @@ def _refusal(
             usage.reserved_tokens,
             reservation.tokens,
         )
-        amount, show = _tokens(limit), _tokens
+        amount, show = tokens_text(limit), tokens_text
     values = {"name": name, "amount": amount, "period": formats.date_format(start, "F")}
     reached = spent >= limit
     if reached:
@@ -221,8 +221,8 @@ def _refusal(
                 "cost up to %(need)s (its prompt and up to %(max_tokens)s output tokens). Lower "
                 "max tokens, or %(remedy)s."
             )
-            left_text = _usd(left, ROUND_FLOOR)
-            need_text = _usd(need, ROUND_CEILING)
+            left_text = usd_text(left, ROUND_FLOOR)
+            need_text = usd_text(need, ROUND_CEILING)
         else:
             template = _(
                 "%(name)s of %(amount)s for %(period)s: %(left)s left, and this request could "

@@ -177,10 +177,32 @@ def test_the_soft_threshold_emails_workspace_admins_once_per_period(
 
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == [owner.email]
-    assert "50%" in mail.outbox[0].subject
+    assert "has used 70% of its budget" in mail.outbox[0].subject  # when sent, not the 50% set
     assert BudgetAlert.objects.filter(kind="soft").count() == 1
     status = budget_status_for(workspace.id, member.id)[0]
     assert status.soft_reached and not status.hard_reached and status.used_percent == 70
+
+
+def test_the_alert_email_states_how_much_of_the_budget_is_used(
+    workspace, owner, dollar_per_mtok, eager_celery, django_capture_on_commit_callbacks
+):
+    workspace.name = "bob"
+    workspace.save()
+    budget_upsert(
+        workspace_id=workspace.id,
+        cost_limit=Decimal("0.15"),
+        token_limit=1000,
+        soft_threshold_percent=50,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        settle(workspace, owner, None, 96, 0)  # $0.096 and 96 tokens: 64% of the cost limit
+
+    [email] = mail.outbox
+    assert email.subject == "bob has used 64% of its budget"
+    assert email.body.startswith("Workspace budget in bob for ")
+    assert ": $0.096 spent of $0.15; 96 of 1,000 tokens used (64%). " in email.body
+    assert "Alerts are sent at 50% and at 100%." in email.body
 
 
 def test_a_free_model_reserves_and_settles_at_zero_cost(workspace, owner):
