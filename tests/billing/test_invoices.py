@@ -1,3 +1,4 @@
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -335,3 +336,20 @@ def test_the_admin_does_not_delete_issued_or_paid_invoices(staff_client, acme, i
     assert issued_delete.status_code == 403
     assert issued_delete_post.status_code == 403 and paid_delete_post.status_code == 403
     assert Invoice.objects.filter(pk=invoice.pk, status="paid").exists()
+
+
+def test_the_invoice_shows_the_allowance_and_the_part_of_it_applied(client, acme, priced):
+    workspace, owner = acme  # on Free: $1 included
+    record(workspace, owner, "big", 10_000, 0, IN_MONTH)  # $0.10
+    usage_rollup_run()
+    invoice = invoice_generate(workspace_id=workspace.id, year=YEAR, month=MONTH)
+    client.force_login(owner)
+
+    body = client.get(f"/usage/invoices/{invoice.number}/").content.decode()
+
+    totals = body[body.index('class="usage-table invoice-totals"') :].split("</table>")[0]
+    rows = dict(re.findall(r"<tr[^>]*><th>([^<]*)</th><td>([^<]*)</td></tr>", totals))
+    assert rows["Usage subtotal"] == "$0.1000"
+    assert rows["Plan allowance for the month"] == "$1.00"
+    assert rows["Allowance applied to this usage"] == "−$0.1000"
+    assert rows["Overage"] == "$0.00"
