@@ -43,7 +43,10 @@ def openapi_document() -> dict:
         "403": _error_response("Model not allowed for this key"),
         "404": _error_response("Unknown model"),
         "413": _error_response("Request body too large"),
-        "429": _error_response("Rate limit or budget reached; see Retry-After"),
+        "429": _error_response(
+            "Rate limit reached (see Retry-After), or code budget_reached: a monthly budget "
+            "refused the request (no Retry-After; lower max_tokens or raise the budget)"
+        ),
         "502": _error_response("Upstream provider failed"),
         "503": _error_response(
             "Upstream overloaded, or the service briefly unavailable; see Retry-After"

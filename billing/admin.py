@@ -243,18 +243,71 @@ class InvoiceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # invoices come from the monthly job (billing.invoices_generate)
 
+    def has_delete_permission(self, request, obj=None):
+        # Issued and paid invoices are accounting records; only a draft may be deleted
+        # (generating its month again recreates it).
+        from .models import InvoiceStatus
+
+        if obj is not None and obj.status != InvoiceStatus.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        # No bulk delete: it would take issued and paid invoices along with the drafts.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     @admin.action(description=_("Issue the selected draft invoices"))
     def issue(self, request, queryset):
-        from .invoices import invoice_issue
+        from .invoices import InvoicePeriodOpen, invoice_issue
+        from .models import InvoiceStatus
 
+        issued, still_open, not_drafts = [], [], []
         for invoice in queryset:
-            invoice_issue(invoice=invoice)
-        self.message_user(request, _("Invoices issued."), messages.SUCCESS)
+            if invoice.status != InvoiceStatus.DRAFT:
+                not_drafts.append(invoice.number)
+                continue
+            try:
+                issued.append(invoice_issue(invoice=invoice).number)
+            except InvoicePeriodOpen:
+                still_open.append(invoice.number)
+        if issued:
+            self._tell(request, _("Invoices issued: %(numbers)s."), issued, messages.SUCCESS)
+        if not_drafts:
+            self._tell(
+                request,
+                _("Not drafts, left as they were: %(numbers)s."),
+                not_drafts,
+                messages.WARNING,
+            )
+        self._tell_still_open(request, still_open)
 
     @admin.action(description=_("Mark the selected invoices paid"))
     def mark_paid(self, request, queryset):
-        from .invoices import invoice_mark_paid
+        from .invoices import InvoicePeriodOpen, invoice_mark_paid
 
+        paid, still_open = [], []
         for invoice in queryset:
-            invoice_mark_paid(invoice=invoice)
-        self.message_user(request, _("Invoices marked paid."), messages.SUCCESS)
+            try:
+                paid.append(invoice_mark_paid(invoice=invoice).number)
+            except InvoicePeriodOpen:
+                still_open.append(invoice.number)
+        if paid:
+            self._tell(request, _("Invoices marked paid: %(numbers)s."), paid, messages.SUCCESS)
+        self._tell_still_open(request, still_open)
+
+    def _tell_still_open(self, request, numbers):
+        if numbers:
+            self._tell(
+                request,
+                _(
+                    "Skipped, their month has not ended yet and its usage is still coming in: "
+                    "%(numbers)s."
+                ),
+                numbers,
+                messages.ERROR,
+            )
+
+    def _tell(self, request, message, numbers, level):
+        self.message_user(request, message % {"numbers": ", ".join(numbers)}, level)

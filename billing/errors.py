@@ -15,15 +15,27 @@ class QuotaExceeded(BillingError):
     """A hard budget would be passed by this request.
 
     scope: "workspace" | "member" | "api_key"; limit: the limit in its unit (a Decimal of USD
-    for cost budgets, an int for token budgets); period_label: "November 2026"-style label.
+    for cost budgets, an int for token budgets); period_label: "November 2026"-style label;
+    reached: the budget is used up (otherwise this request's worst case does not fit in what
+    is left of it).
     """
 
-    def __init__(self, scope: str, limit, period_label: str, message: str, *, unit: str = "cost"):
+    def __init__(
+        self,
+        scope: str,
+        limit,
+        period_label: str,
+        message: str,
+        *,
+        unit: str = "cost",
+        reached: bool = True,
+    ):
         super().__init__(message)
         self.scope = scope
         self.limit = limit
         self.period_label = period_label
         self.unit = unit
+        self.reached = reached
 
 
 class RateLimited(BillingError):

@@ -1,4 +1,5 @@
 from django import forms
+from django.utils.formats import localize
 from django.utils.translation import gettext_lazy as _
 
 from .models import Budget
@@ -17,11 +18,11 @@ class BudgetForm(forms.ModelForm):
         if plan is not None:
             if plan.max_budget_cost is not None:
                 self.fields["cost_limit"].help_text = _("USD per month, at most %(max)s.") % {
-                    "max": plan.max_budget_cost
+                    "max": localize(plan.max_budget_cost)
                 }
             if plan.max_budget_tokens is not None:
                 self.fields["token_limit"].help_text = _("Tokens per month, at most %(max)s.") % {
-                    "max": plan.max_budget_tokens
+                    "max": localize(plan.max_budget_tokens)
                 }
 
     def clean_soft_threshold_percent(self):

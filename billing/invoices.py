@@ -161,10 +161,26 @@ def invoices_generate(*, year: int | None = None, month: int | None = None) -> d
     return {"period": f"{year:04d}-{month:02d}", "invoices": numbers}
 
 
+class InvoicePeriodOpen(Exception):
+    """The invoice's month has not ended: issuing it would freeze it before the month's usage
+    is in, and the rest of the month would never be billed."""
+
+    def __init__(self, invoice: Invoice):
+        super().__init__(f"the period of {invoice.number} ends {invoice.period_end:%Y-%m-%d}")
+        self.invoice = invoice
+
+
+def _refuse_open_period(invoice: Invoice) -> None:
+    if invoice.period_end > timezone.now():
+        raise InvoicePeriodOpen(invoice)
+
+
 def invoice_issue(*, invoice: Invoice) -> Invoice:
+    """Issue a draft; raises InvoicePeriodOpen while its month is still running."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status == InvoiceStatus.DRAFT:
+            _refuse_open_period(invoice)
             invoice.status = InvoiceStatus.ISSUED
             invoice.issued_at = timezone.now()
             invoice.save(update_fields=["status", "issued_at", "updated_at"])
@@ -172,9 +188,11 @@ def invoice_issue(*, invoice: Invoice) -> Invoice:
 
 
 def invoice_mark_paid(*, invoice: Invoice) -> Invoice:
+    """Mark an invoice paid (issuing a draft); raises InvoicePeriodOpen like invoice_issue."""
     with transaction.atomic():
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if invoice.status != InvoiceStatus.PAID:
+            _refuse_open_period(invoice)
             now = timezone.now()
             invoice.status = InvoiceStatus.PAID
             invoice.issued_at = invoice.issued_at or now

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from workspaces.models import Membership, Role
 
-from .models import BudgetAlert
-from .quotas import period_label
+from .models import BudgetAlert, BudgetCounter, BudgetScope
+from .quotas import period_label, usd_text
 
 
 def budget_alert_send(*, alert_id: int) -> bool:
@@ -34,34 +35,70 @@ def budget_alert_send(*, alert_id: int) -> bool:
             .order_by("user__email")
         )
         if recipients:
-            what = budget.get_scope_display()
-            if budget.user_id:
-                what = f"{what} ({budget.user.email})"
-            limit_parts = []
-            if budget.cost_limit is not None:
-                limit_parts.append(f"${budget.cost_limit:,.2f}")
-            if budget.token_limit is not None:
-                limit_parts.append(_("%(n)s tokens") % {"n": f"{budget.token_limit:,}"})
-            if alert.kind == BudgetAlert.Kind.SOFT:
-                subject = _("%(workspace)s has used %(percent)s%% of its budget") % {
-                    "workspace": workspace.name,
-                    "percent": budget.soft_threshold_percent,
-                }
-            else:
-                subject = _("%(workspace)s has reached its budget") % {"workspace": workspace.name}
-            body = _(
-                "%(what)s in %(workspace)s for %(period)s: limit %(limit)s.\n\nSee usage at %(url)s"
-            ) % {
-                "what": what,
-                "workspace": workspace.name,
-                "period": period_label(alert.period_start),
-                "limit": " / ".join(limit_parts),
-                "url": f"{settings.SITE_URL}/usage/?workspace={workspace.slug}",
-            }
+            subject, body = _alert_email(alert)
             send_mail(subject, body, None, recipients)
         alert.emailed_at = timezone.now()
         alert.save(update_fields=["emailed_at"])
     return True
+
+
+def _alert_email(alert: BudgetAlert) -> tuple[str, str]:
+    """Subject and body: how much of the budget is used now (the e-mail may go out a while
+    after the threshold was crossed), against which limit and threshold."""
+    budget = alert.budget
+    workspace = budget.workspace
+    counter = BudgetCounter.objects.filter(
+        scope_key=budget.scope_key, period_start=alert.period_start
+    ).first()
+    spent_cost = counter.spent_cost if counter else Decimal(0)
+    spent_tokens = counter.spent_tokens if counter else 0
+    if budget.scope == BudgetScope.MEMBER:
+        what = _("Budget of %(email)s") % {"email": budget.user.email if budget.user else "?"}
+    elif budget.scope == BudgetScope.API_KEY:
+        what = _("API key budget")
+    else:
+        what = _("Workspace budget")
+    used, shares = [], []
+    if budget.cost_limit is not None:
+        used.append(
+            _("%(spent)s spent of %(limit)s")
+            % {"spent": usd_text(spent_cost), "limit": usd_text(budget.cost_limit)}
+        )
+        if budget.cost_limit:
+            shares.append(spent_cost / budget.cost_limit)
+    if budget.token_limit is not None:
+        used.append(
+            _("%(spent)s of %(limit)s tokens used")
+            % {"spent": number(spent_tokens), "limit": number(budget.token_limit)}
+        )
+        if budget.token_limit:
+            shares.append(Decimal(spent_tokens) / budget.token_limit)
+    # Rounded down, so 99.6% is not said to be 100%: the budget is only reached at 100%.
+    percent = int(max(shares, default=Decimal(0)) * 100)
+    if alert.kind == BudgetAlert.Kind.SOFT:
+        subject = _("%(workspace)s has used %(percent)s%% of its budget") % {
+            "workspace": workspace.name,
+            "percent": percent,
+        }
+    else:
+        subject = _("%(workspace)s has reached its budget") % {"workspace": workspace.name}
+    body = _(
+        "%(what)s in %(workspace)s for %(period)s: %(used)s (%(percent)s%%). "
+        "Alerts are sent at %(threshold)s%% and at 100%%.\n\nSee usage at %(url)s"
+    ) % {
+        "what": what,
+        "workspace": workspace.name,
+        "period": period_label(alert.period_start),
+        "used": "; ".join(used),
+        "percent": percent,
+        "threshold": budget.soft_threshold_percent,
+        "url": f"{settings.SITE_URL}/usage/?workspace={workspace.slug}",
+    }
+    return subject, body
+
+
+def number(value: int) -> str:
+    return formats.number_format(value, use_l10n=True, force_grouping=True)
 
 
 # An alert whose own task has not sent it by then (the broker was away when it was raised, or

@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.formats import localize
 from django.utils.translation import gettext as _
 
 from workspaces.models import Workspace
@@ -100,13 +101,13 @@ def budget_limit_errors(*, plan: Plan, cost_limit: Decimal | None, token_limit: 
         if cost_limit > plan.max_budget_cost:
             errors.append(
                 _("The %(plan)s plan allows a monthly cost limit of at most $%(max)s.")
-                % {"plan": plan.name, "max": plan.max_budget_cost}
+                % {"plan": plan.name, "max": localize(plan.max_budget_cost)}
             )
     if plan.max_budget_tokens is not None and token_limit is not None:
         if token_limit > plan.max_budget_tokens:
             errors.append(
                 _("The %(plan)s plan allows a monthly token limit of at most %(max)s tokens.")
-                % {"plan": plan.name, "max": plan.max_budget_tokens}
+                % {"plan": plan.name, "max": localize(plan.max_budget_tokens)}
             )
     return errors
 

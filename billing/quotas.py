@@ -29,7 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
@@ -135,6 +135,7 @@ class Reservation:
     period_start: date
     cost: Decimal  # worst case
     tokens: int  # worst case
+    max_output_tokens: int = 0  # what the worst case assumes of the answer
     lines: list[ReservationLine] = field(default_factory=list)
     closed: bool = False
     # Drawn from this process's lease (see `_Lease`): nothing of its own in the store.
@@ -153,26 +154,98 @@ def _ttl() -> int:
     return getattr(settings, "BILLING_RESERVATION_TTL_SECONDS", RESERVATION_TTL_SECONDS_DEFAULT)
 
 
-def _refusal(budget: Budget, unit: str, start: date) -> QuotaExceeded:
-    label = formats.date_format(start, "F")
-    names = {
+def usd_text(amount: Decimal, rounding: str = ROUND_HALF_UP) -> str:
+    """Dollars as people read them: cents from $1 up, four decimals below (a budget of $0.15
+    has $0.054 left, not "$0.05")."""
+    places = 2 if abs(amount) >= 1 else 4
+    value = amount.quantize(Decimal(1).scaleb(-places), rounding=rounding)
+    text = formats.number_format(value, places, use_l10n=True, force_grouping=True)
+    if places > 2:  # no trailing zeros past the cents
+        sep = formats.get_format("DECIMAL_SEPARATOR")
+        whole, _sep, fraction = text.partition(sep)
+        text = f"{whole}{sep}{fraction[:2]}{fraction[2:].rstrip('0')}"
+    return f"${text}"
+
+
+def tokens_text(count: int) -> str:
+    return _("%(tokens)s tokens") % {
+        "tokens": formats.number_format(count, use_l10n=True, force_grouping=True)
+    }
+
+
+def _refusal(
+    budget: Budget, unit: str, start: date, *, reservation: Reservation, usage: ScopeUsage
+) -> QuotaExceeded:
+    """The refusal of `reservation` by `budget`, saying why: the budget is used up, or what
+    this request may cost at worst does not fit in what is left of it."""
+    scope = BudgetScope(budget.scope)
+    name = {
         BudgetScope.WORKSPACE: _("Workspace budget"),
         BudgetScope.MEMBER: _("Your budget in this workspace"),
         BudgetScope.API_KEY: _("API key budget"),
-    }
-    name = names[BudgetScope(budget.scope)]
+    }[scope]
+    # Who can do something about it: the message is built without knowing who reads it.
+    remedy = {
+        BudgetScope.WORKSPACE: _("a workspace admin can raise it on the Usage page"),
+        BudgetScope.MEMBER: _("an administrator can raise it"),
+        BudgetScope.API_KEY: _("a key with a larger budget can be created on the API keys page"),
+    }[scope]
     if unit == "cost":
-        limit = budget.cost_limit
-        amount = f"${limit:,.2f}"
+        limit, spent, held, need = (
+            budget.cost_limit,
+            usage.spent_cost,
+            usage.reserved_cost,
+            reservation.cost,
+        )
+        amount, show = usd_text(limit), usd_text
     else:
-        limit = budget.token_limit
-        amount = _("%(tokens)s tokens") % {"tokens": f"{limit:,}"}
-    message = _("%(name)s of %(amount)s for %(period)s reached — ask an admin") % {
-        "name": name,
-        "amount": amount,
-        "period": label,
-    }
-    return QuotaExceeded(budget.scope, limit, period_label(start), message, unit=unit)
+        limit, spent, held, need = (
+            budget.token_limit,
+            usage.spent_tokens,
+            usage.reserved_tokens,
+            reservation.tokens,
+        )
+        amount, show = tokens_text(limit), tokens_text
+    values = {"name": name, "amount": amount, "period": formats.date_format(start, "F")}
+    reached = spent >= limit
+    if reached:
+        message = _("%(name)s of %(amount)s for %(period)s reached: %(remedy)s.") % {
+            **values,
+            "remedy": remedy,
+        }
+    else:
+        left = max(limit - spent - held, 0)
+        if unit == "cost":
+            template = _(
+                "%(name)s of %(amount)s for %(period)s: %(left)s left, and this request could "
+                "cost up to %(need)s (its prompt and up to %(max_tokens)s output tokens). Lower "
+                "max tokens, or %(remedy)s."
+            )
+            left_text = usd_text(left, ROUND_FLOOR)
+            need_text = usd_text(need, ROUND_CEILING)
+        else:
+            template = _(
+                "%(name)s of %(amount)s for %(period)s: %(left)s left, and this request could "
+                "use up to %(need)s (its prompt and up to %(max_tokens)s output tokens). Lower "
+                "max tokens, or %(remedy)s."
+            )
+            left_text, need_text = show(left), show(need)
+        message = template % {
+            **values,
+            "left": left_text,
+            "need": need_text,
+            "max_tokens": formats.number_format(
+                reservation.max_output_tokens, use_l10n=True, force_grouping=True
+            ),
+            "remedy": remedy,
+        }
+        if held > 0:
+            message += " " + _("Requests in progress hold %(held)s of it until they finish.") % {
+                "held": show(held)
+            }
+    return QuotaExceeded(
+        budget.scope, limit, period_label(start), message, unit=unit, reached=reached
+    )
 
 
 def _multiple_for(room, need, multiple: int) -> int:
@@ -264,12 +337,14 @@ class DatabaseQuotaStore:
                 if budget.cost_limit is not None:
                     room = budget.cost_limit - u.spent_cost - u.reserved_cost
                     if room < reservation.cost:
-                        return _refusal(budget, "cost", start), 1
+                        return _refusal(budget, "cost", start, reservation=reservation, usage=u), 1
                     multiple = _multiple_for(room, reservation.cost, multiple)
                 if budget.token_limit is not None:
                     room = budget.token_limit - u.spent_tokens - u.reserved_tokens
                     if room < reservation.tokens:
-                        return _refusal(budget, "tokens", start), 1
+                        return _refusal(
+                            budget, "tokens", start, reservation=reservation, usage=u
+                        ), 1
                     multiple = _multiple_for(room, reservation.tokens, multiple)
             expires = now + timedelta(seconds=ttl or _ttl())
             BudgetReservation.objects.bulk_create(
@@ -478,7 +553,10 @@ class RedisQuotaStore:
                 continue
             line = reservation.lines[result[0] - 1]
             unit = result[1].decode() if isinstance(result[1], bytes) else result[1]
-            return _refusal(by_key[line.scope_key], unit, start), 1
+            usage = self.usage([line.scope_key], start)[line.scope_key]
+            return _refusal(
+                by_key[line.scope_key], unit, start, reservation=reservation, usage=usage
+            ), 1
         raise RuntimeError("could not seed quota counters")
 
     def settle_step(
@@ -756,6 +834,7 @@ def _reserve_leased(reservation: Reservation, limits: list[tuple[Budget, str]]) 
         period_start=reservation.period_start,
         cost=reservation.cost,
         tokens=reservation.tokens,
+        max_output_tokens=reservation.max_output_tokens,
         lines=reservation.lines,
     )
     refusal, multiple = quota_store().reserve(
@@ -803,6 +882,7 @@ def quota_reserve(
         period_start=period_start_for(),
         cost=worst,
         tokens=input_tokens + max_output_tokens,
+        max_output_tokens=max_output_tokens,
     )
     budgets = budgets_cached(workspace_id=workspace_id, user_id=user_id, api_key_id=api_key_id)
     if not budgets:

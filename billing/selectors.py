@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import Count, Q, Sum
@@ -22,6 +22,7 @@ GROUPS = {
     "model": ("provider_kind", "model"),
     "provider": ("provider_kind",),
     "member": ("user__email",),  # unique: the id would only show as noise beside it
+    "day_model": ("provider_kind", "model"),  # after the day
 }
 
 
@@ -50,7 +51,8 @@ def usage_summary(
     group_by: str = "day",
 ) -> list[UsageRow]:
     """Exact totals between start and end (any workspace when workspace_id is None), grouped
-    by "day", "hour", "model", "provider" or "member".
+    by "day", "hour", "model", "provider", "member" or "day_model" (keys: day, provider
+    kind, model).
 
     Rolled-up hours come from `UsageRollup`; events past the rollup watermark come from the
     raw ledger. Start and end are rounded to whole hours.
@@ -65,11 +67,11 @@ def usage_summary(
         rollups = rollups.filter(workspace_id=workspace_id)
         tail = tail.filter(workspace_id=workspace_id)
 
-    if group_by in ("day", "hour"):
-        trunc = TruncDay if group_by == "day" else TruncHour
+    if group_by in ("day", "hour", "day_model"):
+        trunc = TruncHour if group_by == "hour" else TruncDay
         rollups = rollups.annotate(g=trunc("bucket_start", tzinfo=utc))
         tail = tail.annotate(g=trunc("created_at", tzinfo=utc))
-        fields: tuple = ("g",)
+        fields: tuple = ("g", *(GROUPS[group_by] or ()))
     else:
         fields = GROUPS[group_by]
 
@@ -110,6 +112,25 @@ def usage_summary(
     return sorted(rows.values(), key=lambda r: tuple(str(k) for k in r.key))
 
 
+def usage_series(
+    workspace_id: int | None, start: datetime, end: datetime, bucket: str = "day"
+) -> list[UsageRow]:
+    """`usage_summary` by "hour" or "day", with a row for every bucket from the one holding
+    `start` up to `end` (zero where nothing happened), so a chart's bars are evenly spaced in
+    time."""
+    utc = timezone.get_fixed_timezone(0)
+    found = {r.key[0]: r for r in usage_summary(workspace_id, start, end, group_by=bucket)}
+    moment = start.astimezone(utc).replace(minute=0, second=0, microsecond=0)
+    if bucket == "day":
+        moment = moment.replace(hour=0)
+    step = timedelta(days=1) if bucket == "day" else timedelta(hours=1)
+    series = []
+    while moment < end:
+        series.append(found.get(moment) or UsageRow(key=(moment,)))
+        moment += step
+    return series
+
+
 def _percentile(sorted_values: list[int], q: float) -> int | None:
     if not sorted_values:
         return None
@@ -119,8 +140,12 @@ def _percentile(sorted_values: list[int], q: float) -> int | None:
 
 def latency_by_model(workspace_id: int | None, start: datetime, end: datetime) -> list[dict]:
     """p50/p95 of duration and time-to-first-token per model, from the raw ledger (so within
-    the retention window)."""
-    events = UsageEvent.objects.filter(created_at__gte=start, created_at__lt=end)
+    the retention window), both over the same calls: those a provider answered in full.
+    Refused calls (no upstream call, 0 ms), failed, stopped and abandoned ones would only
+    blur the figures."""
+    events = UsageEvent.objects.filter(
+        created_at__gte=start, created_at__lt=end, status=UsageStatus.OK
+    )
     if workspace_id is not None:
         events = events.filter(workspace_id=workspace_id)
     durations: dict[tuple, list[int]] = defaultdict(list)

@@ -1,5 +1,6 @@
 import csv
 from datetime import timedelta
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -14,11 +15,18 @@ from django.views.decorators.http import require_http_methods
 from workspaces.models import Membership, Role
 from workspaces.selectors import current_membership_get, membership_get
 
-from .charts import bar_chart_svg
+from .charts import bar_chart_svg, bucket_label
 from .forms import BudgetForm
 from .models import Budget, BudgetScope
 from .plans import plan_for_workspace
-from .selectors import budget_status_for, latency_by_model, top_spenders, usage_summary
+from .pricing import MICRO
+from .selectors import (
+    budget_status_for,
+    latency_by_model,
+    top_spenders,
+    usage_series,
+    usage_summary,
+)
 from .services import budget_upsert
 
 RANGES = {
@@ -48,26 +56,27 @@ def _range(request):
     return name, end - span, end, bucket
 
 
+def _chart(series, bucket: str, field: str, *, title: str, money: bool = False):
+    return bar_chart_svg(
+        [(bucket_label(r.key[0], bucket), getattr(r, field)) for r in series],
+        title=title,
+        money=money,
+    )
+
+
 @login_required
 def usage_page(request):
     membership = _admin_membership(request)
     workspace = membership.workspace
     name, start, end, bucket = _range(request)
-    series = usage_summary(workspace.id, start, end, group_by=bucket)
-    fmt = "%H:00" if bucket == "hour" else "%m-%d"
+    series = usage_series(workspace.id, start, end, bucket)
     context = {
         "workspace": workspace,
         "range": name,
         "ranges": list(RANGES),
-        "cost_chart": bar_chart_svg(
-            [(r.key[0].strftime(fmt), r.cost) for r in series], title=_("Cost"), unit="$"
-        ),
-        "tokens_chart": bar_chart_svg(
-            [(r.key[0].strftime(fmt), r.tokens) for r in series], title=_("Tokens")
-        ),
-        "requests_chart": bar_chart_svg(
-            [(r.key[0].strftime(fmt), r.requests) for r in series], title=_("Requests")
-        ),
+        "cost_chart": _chart(series, bucket, "cost", title=_("Cost"), money=True),
+        "tokens_chart": _chart(series, bucket, "tokens", title=_("Tokens")),
+        "requests_chart": _chart(series, bucket, "requests", title=_("Requests")),
         "by_model": usage_summary(workspace.id, start, end, group_by="model"),
         "by_provider": usage_summary(workspace.id, start, end, group_by="provider"),
         "by_member": usage_summary(workspace.id, start, end, group_by="member"),
@@ -90,10 +99,10 @@ def usage_page(request):
 
 @login_required
 def usage_export(request):
+    """One row per UTC day and model with usage in the range (see docs/billing.md)."""
     membership = _admin_membership(request)
     name, start, end, _bucket = _range(request)
-    rows = usage_summary(membership.workspace.id, start, end, group_by="day")
-    by_model = usage_summary(membership.workspace.id, start, end, group_by="model")
+    rows = usage_summary(membership.workspace.id, start, end, group_by="day_model")
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = (
         f'attachment; filename="usage-{membership.workspace.slug}-{name}.csv"'
@@ -111,33 +120,26 @@ def usage_export(request):
             "cost_usd",
         ]
     )
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (r.key[0], r.key[1], r.key[2])):
+        day, provider, model = r.key
         writer.writerow(
             [
-                r.key[0].date().isoformat(),
-                "",
-                "",
+                day.date().isoformat(),
+                provider,
+                model,
                 r.requests,
                 r.errors,
                 r.input_tokens,
                 r.output_tokens,
-                r.cost,
-            ]
-        )
-    for r in by_model:
-        writer.writerow(
-            [
-                "total",
-                r.key[0],
-                r.key[1],
-                r.requests,
-                r.errors,
-                r.input_tokens,
-                r.output_tokens,
-                r.cost,
+                _csv_cost(r.cost),
             ]
         )
     return response
+
+
+def _csv_cost(cost) -> str:
+    """Six decimals (the ledger's precision), plain notation: 0.000015, not 1.5E-5."""
+    return f"{Decimal(cost).quantize(MICRO):f}"
 
 
 @login_required
@@ -162,17 +164,14 @@ def budget_edit(request):
 @staff_member_required
 def staff_usage(request):
     name, start, end, bucket = _range(request)
-    series = usage_summary(None, start, end, group_by=bucket)
-    fmt = "%H:00" if bucket == "hour" else "%m-%d"
+    series = usage_series(None, start, end, bucket)
     return render(
         request,
         "billing/staff_usage.html",
         {
             "range": name,
             "ranges": list(RANGES),
-            "cost_chart": bar_chart_svg(
-                [(r.key[0].strftime(fmt), r.cost) for r in series], title=_("Cost"), unit="$"
-            ),
+            "cost_chart": _chart(series, bucket, "cost", title=_("Cost"), money=True),
             "top": top_spenders(start, end),
             "by_model": usage_summary(None, start, end, group_by="model"),
         },

@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from workspaces.models import Role
 from workspaces.services import audit_record
@@ -272,7 +273,12 @@ async def credential_probe(target: Target) -> ConnectionReport:
         return ConnectionReport(ok=False, message=str(error), code=error.code)
     return ConnectionReport(
         ok=True,
-        message=_("Connected: %(count)d models available.") % {"count": len(models)},
+        message=ngettext(
+            "Connected: %(count)d model available.",
+            "Connected: %(count)d models available.",
+            len(models),
+        )
+        % {"count": len(models)},
         models=tuple(m.id for m in models),
     )
 

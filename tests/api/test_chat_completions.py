@@ -206,6 +206,55 @@ async def test_an_exhausted_budget_is_429_with_the_budget_message(api_key, auth)
     assert response.status_code == 429
     assert response.json()["error"]["code"] == "budget_reached"
     assert "budget" in response.json()["error"]["message"].lower()
+    assert "reached" in response.json()["error"]["message"]
+    assert "Retry-After" not in response.headers  # waiting a moment does not help
+    docs = await sync_to_async(api_docs_page)(key.user)
+    assert "<code>budget_reached</code>" in docs and "no Retry-After" in docs
+
+
+def api_docs_page(user):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client.get("/settings/api-docs/").content.decode()
+
+
+async def test_a_request_too_large_for_what_is_left_of_a_key_budget_says_so(api_key, auth):
+    from decimal import Decimal
+
+    from billing.models import BudgetScope, ModelPriceOverride
+    from billing.services import budget_upsert
+    from tests.billing.conftest import record_call
+
+    key = api_key[0]
+
+    @sync_to_async
+    def spend_on_the_key():
+        budget_upsert(
+            scope=BudgetScope.API_KEY,
+            workspace_id=key.workspace_id,
+            api_key_id=key.pk,
+            cost_limit=Decimal("0.05"),
+            token_limit=None,
+        )
+        ModelPriceOverride.objects.create(
+            provider_kind="openai", model="m", input_per_mtok=1000, output_per_mtok=1000
+        )
+        record_call(key.workspace, key.user, api_key_id=key.pk, model="m", input_tokens=22)
+
+    await spend_on_the_key()  # $0.022 of $0.05
+    response = await post(
+        "/v1/chat/completions", {**body(), "model": "gpt-4o-mini", "max_tokens": 100_000}, auth
+    )
+
+    assert response.status_code == 429
+    error = response.json()["error"]
+    assert error["code"] == "budget_reached"
+    assert error["message"].startswith("API key budget of $0.05 for ")
+    assert ": $0.028 left, and this request could cost up to $0." in error["message"]
+    assert "up to 100,000 output tokens" in error["message"] and "reached" not in error["message"]
+    assert "Retry-After" not in response.headers
 
 
 async def test_models_lists_what_the_key_may_use(api_key, auth):

@@ -45,7 +45,7 @@ def test_an_alert_whose_e_mail_could_not_be_queued_is_sent_by_the_periodic_sweep
         time.sleep(0.1)
 
     assert [m.to for m in mail.outbox] == [[owner.email]]
-    assert "50%" in mail.outbox[0].subject
+    assert "has used 60% of its budget" in mail.outbox[0].subject
     alert.refresh_from_db()
     assert alert.emailed_at is not None
     assert budget_alerts_unsent_send() == 0  # sent once, not again

@@ -1,3 +1,4 @@
+import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -8,7 +9,14 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing import tasks
-from billing.invoices import invoice_generate, invoice_issue, invoices_generate, previous_month
+from billing.invoices import (
+    InvoicePeriodOpen,
+    invoice_generate,
+    invoice_issue,
+    invoice_mark_paid,
+    invoices_generate,
+    previous_month,
+)
 from billing.models import Invoice, InvoiceLine, ModelPriceOverride, UsageEvent, UsageRollup
 from billing.plans import subscription_change
 from billing.rollups import usage_rollup_run
@@ -255,3 +263,93 @@ def test_an_unknown_invoice_is_not_found(client, db):
     client.force_login(UserFactory())
 
     assert client.get("/usage/invoices/INV-000000-000000/").status_code == 404
+
+
+def this_month():
+    now = timezone.now().astimezone(UTC)
+    return now.year, now.month
+
+
+def test_an_invoice_of_the_running_month_stays_a_draft_that_later_usage_updates(acme, priced):
+    workspace, owner = acme
+    year, month = this_month()
+    record(workspace, owner, "big", 100_000, 0, timezone.now())  # $1
+    invoices_generate(year=year, month=month)
+    invoice = Invoice.objects.get(workspace=workspace)
+
+    with pytest.raises(InvoicePeriodOpen):
+        invoice_issue(invoice=invoice)
+    with pytest.raises(InvoicePeriodOpen):
+        invoice_mark_paid(invoice=invoice)
+
+    record(workspace, owner, "big", 200_000, 0, timezone.now())  # $2 more, same month
+    invoices_generate(year=year, month=month)
+    invoice.refresh_from_db()
+    assert invoice.status == "draft" and invoice.issued_at is None
+    assert invoice.usage_cost == Decimal("3")
+
+
+@pytest.fixture
+def staff_client(client, db):
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+def test_the_admin_issues_ended_months_and_lists_the_running_ones_it_skipped(
+    staff_client, acme, invoice
+):
+    workspace, owner = acme
+    year, month = this_month()
+    record(workspace, owner, "gpt-4o-mini", 100, 10, timezone.now())
+    running = invoice_generate(workspace_id=workspace.id, year=year, month=month)
+
+    response = staff_client.post(
+        "/admin/billing/invoice/",
+        {"action": "issue", "_selected_action": [invoice.pk, running.pk]},
+        follow=True,
+    )
+
+    invoice.refresh_from_db()
+    running.refresh_from_db()
+    assert invoice.status == "issued" and running.status == "draft"
+    shown = [str(m) for m in response.context["messages"]]
+    assert f"Invoices issued: {invoice.number}." in shown
+    assert any(running.number in m and "has not ended" in m for m in shown), shown
+    assert not any(invoice.number in m and "has not ended" in m for m in shown)
+
+
+def test_the_admin_does_not_delete_issued_or_paid_invoices(staff_client, acme, invoice):
+    changelist = staff_client.get("/admin/billing/invoice/").content.decode()
+    draft_delete = staff_client.get(f"/admin/billing/invoice/{invoice.pk}/delete/")
+    invoice_issue(invoice=invoice)
+    issued_delete = staff_client.get(f"/admin/billing/invoice/{invoice.pk}/delete/")
+    issued_delete_post = staff_client.post(
+        f"/admin/billing/invoice/{invoice.pk}/delete/", {"post": "yes"}
+    )
+    invoice_mark_paid(invoice=invoice)
+    paid_delete_post = staff_client.post(
+        f"/admin/billing/invoice/{invoice.pk}/delete/", {"post": "yes"}
+    )
+
+    assert 'value="delete_selected"' not in changelist
+    assert draft_delete.status_code == 200
+    assert issued_delete.status_code == 403
+    assert issued_delete_post.status_code == 403 and paid_delete_post.status_code == 403
+    assert Invoice.objects.filter(pk=invoice.pk, status="paid").exists()
+
+
+def test_the_invoice_shows_the_allowance_and_the_part_of_it_applied(client, acme, priced):
+    workspace, owner = acme  # on Free: $1 included
+    record(workspace, owner, "big", 10_000, 0, IN_MONTH)  # $0.10
+    usage_rollup_run()
+    invoice = invoice_generate(workspace_id=workspace.id, year=YEAR, month=MONTH)
+    client.force_login(owner)
+
+    body = client.get(f"/usage/invoices/{invoice.number}/").content.decode()
+
+    totals = body[body.index('class="usage-table invoice-totals"') :].split("</table>")[0]
+    rows = dict(re.findall(r"<tr[^>]*><th>([^<]*)</th><td>([^<]*)</td></tr>", totals))
+    assert rows["Usage subtotal"] == "$0.1000"
+    assert rows["Plan allowance for the month"] == "$1.00"
+    assert rows["Allowance applied to this usage"] == "−$0.1000"
+    assert rows["Overage"] == "$0.00"

@@ -86,6 +86,19 @@ def test_a_budget_within_the_free_plan_is_saved(client, team):
     assert Budget.objects.get(workspace=workspace).cost_limit == Decimal("10")
 
 
+def test_the_plan_cap_is_written_in_the_page_language(client, team):
+    workspace, admin = team
+    admin.language = "es"
+    admin.save(update_fields=["language"])
+    client.force_login(admin)
+
+    page = client.get(f"/usage/?workspace={workspace.slug}").content.decode()
+    refused = post_budget(client, workspace, cost_limit="500").content.decode()
+
+    assert "USD al mes, como máximo 100,00." in page
+    assert "como máximo $100,00." in refused
+
+
 def test_staff_in_the_admin_are_not_limited_by_the_plan(client, team):
     workspace, _admin = team
     client.force_login(UserFactory(is_staff=True, is_superuser=True))

@@ -28,14 +28,47 @@ def test_reserve_refuses_past_the_hard_limit_with_a_clear_message(
     workspace, owner, dollar_per_mtok
 ):
     budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("3"), token_limit=None)
-    reserve(workspace, owner)  # $2 of $3
+    settle(workspace, owner, reserve(workspace, owner), 2000, 1000)  # $3 of $3 spent
 
     with pytest.raises(QuotaExceeded) as refused:
         reserve(workspace, owner)
 
-    assert refused.value.scope == "workspace"
+    assert refused.value.scope == "workspace" and refused.value.reached
     assert refused.value.message.startswith("Workspace budget of $3.00 for ")
-    assert refused.value.message.endswith(" reached — ask an admin")
+    assert refused.value.message.endswith(
+        " reached: a workspace admin can raise it on the Usage page."
+    )
+
+
+def test_a_request_too_large_for_what_is_left_is_not_said_to_have_reached_the_budget(
+    workspace, owner, dollar_per_mtok
+):
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("0.15"), token_limit=None)
+    settle(workspace, owner, None, 96, 0)  # $0.096 spent: 64%
+
+    with pytest.raises(QuotaExceeded) as refused:
+        reserve(workspace, owner, input_tokens=10, max_output_tokens=4096)  # $4.106 at worst
+
+    message = refused.value.message
+    assert not refused.value.reached
+    assert "reached" not in message and "ask an admin" not in message
+    assert message.startswith("Workspace budget of $0.15 for ")
+    assert ": $0.054 left, and this request could cost up to $4.11 " in message
+    assert "up to 4,096 output tokens" in message and "Lower max tokens" in message
+    assert "in progress" not in message
+
+
+def test_the_message_counts_what_requests_in_progress_hold(workspace, owner, dollar_per_mtok):
+    budget_upsert(workspace_id=workspace.id, cost_limit=Decimal("3"), token_limit=None)
+    reserve(workspace, owner)  # $2 of $3 held, nothing spent
+
+    with pytest.raises(QuotaExceeded) as refused:
+        reserve(workspace, owner)
+
+    message = refused.value.message
+    assert not refused.value.reached
+    assert ": $1.00 left, and this request could cost up to $2.00 " in message
+    assert message.endswith(" Requests in progress hold $2.00 of it until they finish.")
 
 
 def test_the_message_names_the_limit_and_the_month(workspace, owner, dollar_per_mtok):
@@ -81,7 +114,10 @@ def test_a_member_budget_refuses_that_member_only(workspace, owner, member, doll
     reserve(workspace, owner)
 
     assert refused.value.unit == "tokens"
-    assert "Your budget in this workspace of 1,500 tokens" in refused.value.message
+    assert refused.value.message.startswith("Your budget in this workspace of 1,500 tokens for ")
+    assert ": 1,500 tokens left, and this request could use up to 2,000 tokens " in (
+        refused.value.message
+    )
 
 
 def test_an_api_key_budget_applies_to_that_key(workspace, owner, dollar_per_mtok):
@@ -98,6 +134,10 @@ def test_an_api_key_budget_applies_to_that_key(workspace, owner, dollar_per_mtok
         reserve(workspace, owner, api_key_id=77)
 
     assert refused.value.scope == "api_key"
+    assert refused.value.message.startswith("API key budget of $1.00 for ")
+    assert refused.value.message.endswith(
+        "Lower max tokens, or a key with a larger budget can be created on the API keys page."
+    )
 
 
 def test_a_soft_budget_warns_but_never_refuses(workspace, owner, dollar_per_mtok):
@@ -137,10 +177,32 @@ def test_the_soft_threshold_emails_workspace_admins_once_per_period(
 
     assert len(mail.outbox) == 1
     assert mail.outbox[0].to == [owner.email]
-    assert "50%" in mail.outbox[0].subject
+    assert "has used 70% of its budget" in mail.outbox[0].subject  # when sent, not the 50% set
     assert BudgetAlert.objects.filter(kind="soft").count() == 1
     status = budget_status_for(workspace.id, member.id)[0]
     assert status.soft_reached and not status.hard_reached and status.used_percent == 70
+
+
+def test_the_alert_email_states_how_much_of_the_budget_is_used(
+    workspace, owner, dollar_per_mtok, eager_celery, django_capture_on_commit_callbacks
+):
+    workspace.name = "bob"
+    workspace.save()
+    budget_upsert(
+        workspace_id=workspace.id,
+        cost_limit=Decimal("0.15"),
+        token_limit=1000,
+        soft_threshold_percent=50,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        settle(workspace, owner, None, 96, 0)  # $0.096 and 96 tokens: 64% of the cost limit
+
+    [email] = mail.outbox
+    assert email.subject == "bob has used 64% of its budget"
+    assert email.body.startswith("Workspace budget in bob for ")
+    assert ": $0.096 spent of $0.15; 96 of 1,000 tokens used (64%). " in email.body
+    assert "Alerts are sent at 50% and at 100%." in email.body
 
 
 def test_a_free_model_reserves_and_settles_at_zero_cost(workspace, owner):

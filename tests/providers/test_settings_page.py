@@ -153,6 +153,26 @@ def test_test_connection_reports_the_taxonomy_message(client, user, fake_upstrea
     assert "sk-invalid-9999" not in refused.text
 
 
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "Connected: 1 model available."),
+        ("es", "Conectado: 1 modelo disponible."),
+        ("pt-br", "Conectado: 1 modelo disponível."),
+    ],
+)
+async def test_a_provider_with_one_model_says_model_in_the_singular(language, said):
+    from django.utils import translation
+
+    from providers.services import credential_probe
+    from providers.types import Target
+
+    with translation.override(language):
+        report = await credential_probe(Target(kind="demo", base_url=""))
+
+    assert report.ok and report.message == said
+
+
 def test_refresh_models_stores_the_catalog_with_known_prices(client, user, fake_upstream):
     made = credential(scope=Scope.USER, user=user, base_url=fake_upstream.base_url("openai"))
     client.force_login(user)
