@@ -236,3 +236,11 @@ def test_the_settings_form_speaks_the_users_language(logged_in_client, team, use
         assert label in html
     for english in ("Name:", "Default model:", "Public links enabled:"):
         assert english not in html
+
+
+def test_the_audit_log_names_provider_key_changes(logged_in_client, team, user):
+    from workspaces.services import audit_record
+
+    audit_record(workspace=team, actor=user, action="credential.create", target_repr="Team key")
+    html = logged_in_client.get(reverse("workspace_audit", args=[team.slug])).content.decode()
+    assert "Provider key added" in _row(html, "Team key")
