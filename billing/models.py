@@ -8,11 +8,29 @@ credential or key that produced it.
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from workspaces.models import Workspace
+
+
+class AmountField(models.DecimalField):
+    """A USD amount someone types in (a price, a limit, an allowance): never negative, so
+    a typo cannot turn spending into credit. Forms get `min=0` and the same check."""
+
+    default_validators = [MinValueValidator(Decimal(0))]
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"min_value": Decimal(0), **kwargs})
+
+
+def _not_negative(*fields: str) -> models.Q:
+    condition = models.Q()
+    for field in fields:
+        condition &= models.Q(**{f"{field}__isnull": True}) | models.Q(**{f"{field}__gte": 0})
+    return condition
 
 
 class UsageStatus(models.TextChoices):
@@ -81,17 +99,22 @@ class ModelPriceOverride(models.Model):
 
     provider_kind = models.CharField(max_length=40)
     model = models.CharField(max_length=200)
-    input_per_mtok = models.DecimalField(
+    input_per_mtok = AmountField(
         max_digits=12, decimal_places=6, help_text=_("USD per million input tokens")
     )
-    output_per_mtok = models.DecimalField(
+    output_per_mtok = AmountField(
         max_digits=12, decimal_places=6, help_text=_("USD per million output tokens")
     )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["provider_kind", "model"], name="one_price_per_model")
+            models.UniqueConstraint(fields=["provider_kind", "model"], name="one_price_per_model"),
+            models.CheckConstraint(
+                condition=_not_negative("input_per_mtok", "output_per_mtok"),
+                name="price_override_not_negative",
+                violation_error_message=_("Prices cannot be negative."),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -121,10 +144,12 @@ class Budget(models.Model):
     )
     api_key_id = models.BigIntegerField(null=True, blank=True, help_text=_("For API key budgets."))
     period = models.CharField(max_length=10, choices=BudgetPeriod.choices, default="monthly")
-    cost_limit = models.DecimalField(
+    cost_limit = AmountField(
         max_digits=12, decimal_places=2, null=True, blank=True, help_text=_("USD per period")
     )
-    token_limit = models.BigIntegerField(null=True, blank=True, help_text=_("Tokens per period"))
+    token_limit = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text=_("Tokens per period")
+    )
     soft_threshold_percent = models.PositiveSmallIntegerField(
         default=80, help_text=_("Warn workspace admins once per period past this share.")
     )
@@ -148,6 +173,11 @@ class Budget(models.Model):
                 fields=["api_key_id"],
                 condition=models.Q(scope="api_key"),
                 name="one_api_key_budget",
+            ),
+            models.CheckConstraint(
+                condition=_not_negative("cost_limit"),
+                name="budget_not_negative",
+                violation_error_message=_("Budget limits cannot be negative."),
             ),
         ]
 
@@ -315,28 +345,28 @@ class Plan(models.Model):
     name = models.CharField(max_length=60)
     slug = models.SlugField(max_length=40, unique=True)
     description = models.CharField(max_length=255, blank=True)
-    monthly_price = models.DecimalField(
+    monthly_price = AmountField(
         max_digits=10, decimal_places=2, default=Decimal(0), help_text=_("USD per month")
     )
-    included_cost = models.DecimalField(
+    included_cost = AmountField(
         max_digits=12,
         decimal_places=2,
         default=Decimal(0),
         help_text=_("Usage cost in USD included each month; usage beyond it is overage."),
     )
-    included_tokens = models.BigIntegerField(
+    included_tokens = models.PositiveBigIntegerField(
         null=True,
         blank=True,
         help_text=_("Tokens included each month (covers their share of the usage cost)."),
     )
-    max_budget_cost = models.DecimalField(
+    max_budget_cost = AmountField(
         max_digits=12,
         decimal_places=2,
         null=True,
         blank=True,
         help_text=_("Highest monthly cost budget a workspace admin may set; empty: no cap."),
     )
-    max_budget_tokens = models.BigIntegerField(
+    max_budget_tokens = models.PositiveBigIntegerField(
         null=True,
         blank=True,
         help_text=_("Highest monthly token budget a workspace admin may set; empty: no cap."),
@@ -355,6 +385,13 @@ class Plan(models.Model):
 
     class Meta:
         ordering = ["position", "monthly_price"]
+        constraints = [
+            models.CheckConstraint(
+                condition=_not_negative("monthly_price", "included_cost", "max_budget_cost"),
+                name="plan_amounts_not_negative",
+                violation_error_message=_("Plan prices and amounts cannot be negative."),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

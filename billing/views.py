@@ -154,8 +154,11 @@ def budget_edit(request):
         budget_upsert(workspace_id=workspace.id, scope=BudgetScope.WORKSPACE, **form.cleaned_data)
         messages.success(request, _("Budget saved."))
     else:
-        for error in form.errors.values():
-            messages.error(request, " ".join(error))
+        for field, errors in form.errors.items():
+            text = " ".join(errors)
+            if field in form.fields:
+                text = f"{form.fields[field].label}: {text}"
+            messages.error(request, text)
     return redirect(f"/usage/?workspace={workspace.slug}")
 
 

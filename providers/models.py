@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -106,10 +109,20 @@ class CatalogModel(models.Model):
     enabled = models.BooleanField(_("enabled"), default=True)
     context_window = models.PositiveIntegerField(_("context window"), null=True, blank=True)
     input_price_per_mtok = models.DecimalField(
-        _("input price / M tokens (USD)"), max_digits=12, decimal_places=6, null=True, blank=True
+        _("input price / M tokens (USD)"),
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
     )
     output_price_per_mtok = models.DecimalField(
-        _("output price / M tokens (USD)"), max_digits=12, decimal_places=6, null=True, blank=True
+        _("output price / M tokens (USD)"),
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
     )
     # False once a refresh no longer lists it; kept so aliases and history still resolve.
     listed = models.BooleanField(default=True, editable=False)

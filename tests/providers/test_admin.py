@@ -109,3 +109,16 @@ def test_an_alias_is_defined_with_ordered_targets(admin_client):
     listing = admin_client.get(reverse("admin:providers_modelalias_changelist"))
     assert "B:big → A:small" in listing.text
     assert AliasTarget.objects.count() == 2
+
+
+def test_a_catalog_model_price_cannot_be_negative(admin_client):
+    row = CatalogModel.objects.create(credential=credential(name="Priced"), model_id="m")
+
+    response = admin_client.post(
+        reverse("admin:providers_catalogmodel_change", args=[row.id]),
+        {"display_name": "", "enabled": "on", "input_price_per_mtok": "-1"},
+    )
+
+    assert "Ensure this value is greater than or equal to 0." in response.text
+    row.refresh_from_db()
+    assert row.input_price_per_mtok is None
