@@ -8,11 +8,13 @@ credential or key that produced it.
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from providers.adapters import kind_choices
 from workspaces.models import Workspace
 
 
@@ -97,7 +99,7 @@ class UsageEvent(models.Model):
 class ModelPriceOverride(models.Model):
     """A price set by an operator; beats the genai-prices tables."""
 
-    provider_kind = models.CharField(max_length=40)
+    provider_kind = models.CharField(_("provider"), max_length=40, choices=kind_choices)
     model = models.CharField(max_length=200)
     input_per_mtok = AmountField(
         max_digits=12, decimal_places=6, help_text=_("USD per million input tokens")
@@ -109,7 +111,11 @@ class ModelPriceOverride(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["provider_kind", "model"], name="one_price_per_model"),
+            models.UniqueConstraint(
+                fields=["provider_kind", "model"],
+                name="one_price_per_model",
+                violation_error_message=_("This model of this provider already has a price."),
+            ),
             models.CheckConstraint(
                 condition=_not_negative("input_per_mtok", "output_per_mtok"),
                 name="price_override_not_negative",
@@ -151,7 +157,12 @@ class Budget(models.Model):
         null=True, blank=True, help_text=_("Tokens per period")
     )
     soft_threshold_percent = models.PositiveSmallIntegerField(
-        default=80, help_text=_("Warn workspace admins once per period past this share.")
+        default=80,
+        validators=[
+            MinValueValidator(1, message=_("Between 1 and 100.")),
+            MaxValueValidator(100, message=_("Between 1 and 100.")),
+        ],
+        help_text=_("Warn workspace admins once per period past this share."),
     )
     hard = models.BooleanField(default=True, help_text=_("Refuse requests past the limit."))
     created_at = models.DateTimeField(auto_now_add=True)
@@ -163,26 +174,50 @@ class Budget(models.Model):
                 fields=["workspace"],
                 condition=models.Q(scope="workspace"),
                 name="one_workspace_budget",
+                violation_error_message=_("This workspace already has a workspace budget."),
             ),
             models.UniqueConstraint(
                 fields=["workspace", "user"],
                 condition=models.Q(scope="member"),
                 name="one_member_budget",
+                violation_error_message=_("This member already has a budget in this workspace."),
             ),
             models.UniqueConstraint(
                 fields=["api_key_id"],
                 condition=models.Q(scope="api_key"),
                 name="one_api_key_budget",
+                violation_error_message=_("This API key already has a budget."),
             ),
             models.CheckConstraint(
                 condition=_not_negative("cost_limit"),
                 name="budget_not_negative",
                 violation_error_message=_("Budget limits cannot be negative."),
             ),
+            models.CheckConstraint(
+                condition=models.Q(soft_threshold_percent__gte=1, soft_threshold_percent__lte=100),
+                name="budget_soft_threshold_percent",
+                violation_error_message=_("The soft threshold is between 1 and 100 percent."),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_scope_display()} budget of {self.workspace}"
+
+    def clean(self) -> None:
+        """What every budget must be, whoever sets it (the /usage/ form, the admin)."""
+        errors = {}
+        if self.scope == BudgetScope.MEMBER and self.user_id is None:
+            errors["user"] = _("A member budget needs the member it limits.")
+        if self.scope != BudgetScope.MEMBER and self.user_id is not None:
+            errors["user"] = _("Only a member budget names a user.")
+        if self.scope == BudgetScope.API_KEY and self.api_key_id is None:
+            errors["api_key_id"] = _("An API key budget needs the id of the key it limits.")
+        if self.scope != BudgetScope.API_KEY and self.api_key_id is not None:
+            errors["api_key_id"] = _("Only an API key budget names an API key.")
+        if self.cost_limit is None and self.token_limit is None:
+            errors[NON_FIELD_ERRORS] = _("Set a cost limit, a token limit or both.")
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def scope_key(self) -> str:
@@ -423,6 +458,11 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace} on {self.plan} ({self.status})"
+
+    def clean(self) -> None:
+        start, end = self.current_period_start, self.current_period_end
+        if start is not None and end is not None and end <= start:
+            raise ValidationError({"current_period_end": _("The period must end after it starts.")})
 
 
 class InvoiceStatus(models.TextChoices):
