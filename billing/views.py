@@ -151,7 +151,13 @@ def budget_edit(request):
         plan=plan_for_workspace(workspace.id),
     )
     if form.is_valid():
-        budget_upsert(workspace_id=workspace.id, scope=BudgetScope.WORKSPACE, **form.cleaned_data)
+        budget_upsert(
+            workspace_id=workspace.id,
+            scope=BudgetScope.WORKSPACE,
+            actor=request.user,
+            ip=request.META.get("REMOTE_ADDR"),
+            **form.cleaned_data,
+        )
         messages.success(request, _("Budget saved."))
     else:
         for field, errors in form.errors.items():
