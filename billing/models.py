@@ -299,11 +299,25 @@ class RateLimitScope(models.TextChoices):
 
 
 class RateLimit(models.Model):
-    """Requests and tokens per minute. A row with no target is the default for its scope."""
+    """Requests and tokens per minute for one target of a scope (a user, a workspace, an API
+    key), or, with no target, the default for every target of the scope. One row per target
+    and one default per scope; a row for the target beats the default."""
+
+    # Per scope: the field naming its target, and that field's attribute.
+    TARGETS = {
+        RateLimitScope.USER: ("user", "user_id"),
+        RateLimitScope.WORKSPACE: ("workspace", "workspace_id"),
+        RateLimitScope.API_KEY: ("api_key_id", "api_key_id"),
+    }
 
     scope = models.CharField(max_length=10, choices=RateLimitScope.choices)
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, null=True, blank=True, related_name="rate_limits"
+        Workspace,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="rate_limits",
+        help_text=_("For the Workspace scope: the workspace limited."),
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -311,15 +325,76 @@ class RateLimit(models.Model):
         null=True,
         blank=True,
         related_name="rate_limits",
+        help_text=_("For the User scope: the user limited, in every workspace."),
     )
-    api_key_id = models.BigIntegerField(null=True, blank=True)
-    rpm = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("requests per minute"))
-    tpm = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("tokens per minute"))
+    api_key_id = models.BigIntegerField(
+        null=True, blank=True, help_text=_("For the API key scope: the id of the key limited.")
+    )
+    rpm = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        verbose_name=_("requests per minute"),
+        help_text=_("Empty: no limit."),
+    )
+    tpm = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        verbose_name=_("tokens per minute"),
+        help_text=_("Empty: no limit."),
+    )
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(scope="user", user__isnull=False),
+                name="one_rate_limit_per_user",
+                violation_error_message=_("This user already has a rate limit."),
+            ),
+            models.UniqueConstraint(
+                fields=["workspace"],
+                condition=models.Q(scope="workspace", workspace__isnull=False),
+                name="one_rate_limit_per_workspace",
+                violation_error_message=_("This workspace already has a rate limit."),
+            ),
+            models.UniqueConstraint(
+                fields=["api_key_id"],
+                condition=models.Q(scope="api_key", api_key_id__isnull=False),
+                name="one_rate_limit_per_api_key",
+                violation_error_message=_("This API key already has a rate limit."),
+            ),
+            models.UniqueConstraint(
+                fields=["scope"],
+                condition=models.Q(
+                    workspace__isnull=True, user__isnull=True, api_key_id__isnull=True
+                ),
+                name="one_default_rate_limit_per_scope",
+                violation_error_message=_("This scope already has a default rate limit."),
+            ),
+        ]
 
     def __str__(self) -> str:
         target = self.user or self.workspace or self.api_key_id or "default"
         return f"{self.get_scope_display()} {target}: {self.rpm} rpm / {self.tpm} tpm"
+
+    def clean(self) -> None:
+        """A row names at most the target of its own scope."""
+        errors = {}
+        for scope, (field, attribute) in self.TARGETS.items():
+            if scope != self.scope and getattr(self, attribute) is not None:
+                errors[field] = _("Only for the %(scope)s scope.") % {"scope": scope.label}
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def target_id(self) -> int | None:
+        """The id of the user, workspace or key limited; None for the scope's default."""
+        if self.scope not in self.TARGETS:
+            return None
+        return getattr(self, self.TARGETS[RateLimitScope(self.scope)][1])
 
 
 class Granularity(models.TextChoices):

@@ -77,3 +77,22 @@ def test_thresholds_come_within_range_and_typed_provider_kinds_are_matched():
     assert Budget.objects.get(pk=zero.pk).soft_threshold_percent == 1
     assert Price.objects.get(pk=typed.pk).provider_kind == "openai"
     assert Price.objects.get(pk=unknown.pk).provider_kind == "acme"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rate_limits_for_the_same_target_are_merged_into_the_strictest():
+    apps = _migrate([("billing", "0008_budget_rules")])
+    try:
+        workspace = apps.get_model("workspaces", "Workspace").objects.create(name="O", slug="o")
+        RateLimit = apps.get_model("billing", "RateLimit")
+        kept = RateLimit.objects.create(scope="workspace", workspace=workspace, rpm=100)
+        RateLimit.objects.create(scope="workspace", workspace=workspace, rpm=2, tpm=9000)
+        default = RateLimit.objects.create(scope="user", tpm=500)
+        RateLimit.objects.create(scope="user", tpm=800)
+        stray = RateLimit.objects.create(scope="user", workspace=workspace, rpm=0)
+    finally:
+        apps = _migrate_to_latest([("billing", "0010_rate_limits_unique")])
+
+    RateLimit = apps.get_model("billing", "RateLimit")
+    limits = {row.pk: (row.rpm, row.tpm) for row in RateLimit.objects.all()}
+    assert limits == {kept.pk: (2, 9000), default.pk: (None, 500), stray.pk: (0, None)}
