@@ -1,12 +1,41 @@
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.utils.translation import gettext_lazy as _
 
-from .models import User
+from .models import User, email_normalize
+
+
+class EmailInAnyCase:
+    """Bob@Example.com and bob@example.com are one address: stored in lower case, and taken
+    whatever the case it was typed in."""
+
+    def clean_email(self):
+        email = email_normalize(self.cleaned_data["email"])
+        if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(_("A user with this email address already exists."))
+        return email
+
+
+class UserCreationAdminForm(EmailInAnyCase, AdminUserCreationForm):
+    class Meta(AdminUserCreationForm.Meta):
+        model = User
+        fields = ["email"]
+        field_classes = {}
+
+
+class UserChangeAdminForm(EmailInAnyCase, UserChangeForm):
+    class Meta(UserChangeForm.Meta):
+        model = User
+        fields = "__all__"  # noqa: DJ007 - the fieldsets choose the fields
+        field_classes = {}
 
 
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    form = UserChangeAdminForm
+    add_form = UserCreationAdminForm
     ordering = ["email"]
     list_display = ["email", "first_name", "last_name", "is_staff", "is_active", "date_joined"]
     list_filter = ["is_staff", "is_superuser", "is_active", "theme", "language"]

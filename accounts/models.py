@@ -1,7 +1,13 @@
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
+
+
+def email_normalize(email: str) -> str:
+    """Addresses are compared and stored in lower case: Bob@Example.com is bob@example.com."""
+    return BaseUserManager.normalize_email(email.strip()).lower()
 
 
 class UserManager(BaseUserManager):
@@ -10,7 +16,7 @@ class UserManager(BaseUserManager):
     def _create_user(self, email: str, password: str | None, **extra):
         if not email:
             raise ValueError("An email address is required")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=email_normalize(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -51,6 +57,23 @@ class User(AbstractUser):
 
     class Meta:
         ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                name="unique_email_ignoring_case",
+                violation_error_message=_("A user with this email address already exists."),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = email_normalize(self.email)
+
+    def save(self, *args, **kwargs) -> None:
+        # Every path (admin, shell, allauth, fixtures) stores the address in one case, so a
+        # login in another case finds the same user.
+        self.email = email_normalize(self.email or "")
+        super().save(*args, **kwargs)

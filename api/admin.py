@@ -1,11 +1,38 @@
+from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from .forms import ModelNamesField
 from .models import ApiKey
 from .services import api_keys_changed
 
 
+class ApiKeyAdminForm(forms.ModelForm):
+    allowed_models = ModelNamesField(
+        label=_("Allowed models"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "Model ids or aliases, separated by commas or one per line; empty allows every model."
+        ),
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = [
+            "workspace",
+            "user",
+            "owner",
+            "name",
+            "allowed_models",
+            "expires_at",
+            "revoked_at",
+        ]
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
+    form = ApiKeyAdminForm
     list_display = [
         "name",
         "prefix",

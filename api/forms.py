@@ -1,7 +1,19 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from .models import ApiKey
+from .models import ApiKey, model_names_split
+
+
+class ModelNamesField(forms.CharField):
+    """A list of model ids or aliases, typed separated by commas or one per line."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value):
+        return model_names_split(super().to_python(value))
 
 
 class ApiKeyForm(forms.Form):
@@ -14,7 +26,7 @@ class ApiKeyForm(forms.Form):
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
-    allowed_models = forms.CharField(
+    allowed_models = ModelNamesField(
         label=_("Allowed models"),
         required=False,
         help_text=_("Comma-separated model ids or aliases; empty allows every model."),
@@ -24,6 +36,3 @@ class ApiKeyForm(forms.Form):
     )
     rpm = forms.IntegerField(label=_("Requests per minute"), required=False, min_value=1)
     tpm = forms.IntegerField(label=_("Tokens per minute"), required=False, min_value=1)
-
-    def clean_allowed_models(self):
-        return [m.strip() for m in self.cleaned_data["allowed_models"].split(",") if m.strip()]

@@ -1,9 +1,24 @@
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from workspaces.models import Workspace
+
+
+def model_names_split(text: str) -> list[str]:
+    """Model ids or aliases typed one per line or separated by commas; quotes and brackets
+    around them (a JSON list typed out of habit) are dropped."""
+    names = (name.strip().strip("\"'").strip() for name in re.split(r"[,\n]", text.strip("[] ")))
+    return [name for name in names if name]
+
+
+def model_names_validate(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValidationError(_("A list of model ids or aliases."), code="invalid")
 
 
 class ApiKey(models.Model):
@@ -30,7 +45,11 @@ class ApiKey(models.Model):
     )
     key_hash = models.CharField(max_length=64, unique=True)
     allowed_models = models.JSONField(
-        default=list, blank=True, help_text=_("Model ids or aliases; empty allows every model.")
+        _("allowed models"),
+        default=list,
+        blank=True,
+        validators=[model_names_validate],
+        help_text=_("Model ids or aliases; empty allows every model."),
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -68,6 +68,8 @@ def api_key_create(
             api_key_id=key.pk,
             cost_limit=monthly_budget,
             token_limit=None,
+            actor=membership.user,
+            ip=ip,
         )
     if rpm or tpm:
         RateLimit.objects.create(

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
@@ -10,6 +11,7 @@ from .models import (
     ModelPriceOverride,
     Plan,
     RateLimit,
+    RateLimitScope,
     Subscription,
     UsageEvent,
     UsageRollup,
@@ -89,8 +91,54 @@ class BudgetAdmin(admin.ModelAdmin):
     autocomplete_fields = ["workspace", "user"]
 
 
+class RateLimitForm(forms.ModelForm):
+    """A row without a target limits every user (workspace, key) that has no row of its own:
+    staff say so explicitly, so a forgotten target does not throttle everyone."""
+
+    default_for_all = forms.BooleanField(
+        label=_("Default for all"),
+        required=False,
+        help_text=_(
+            "Leave the target empty and tick this to limit every user, workspace or API key "
+            "of the scope that has no limit of its own."
+        ),
+    )
+
+    class Meta:
+        model = RateLimit
+        fields = ["scope", "workspace", "user", "api_key_id", "default_for_all", "rpm", "tpm"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.fields["default_for_all"].initial = self.instance.target_id is None
+
+    def clean(self):
+        data = super().clean()
+        scope = data.get("scope")
+        if scope not in RateLimit.TARGETS:
+            return data
+        field = RateLimit.TARGETS[RateLimitScope(scope)][0]
+        has_target = data.get(field) is not None
+        if not has_target and not data.get("default_for_all"):
+            self.add_error(
+                field,
+                _(
+                    "Choose what this limit is for, or tick “Default for all” to make it the "
+                    "default of the %(scope)s scope."
+                )
+                % {"scope": RateLimitScope(scope).label},
+            )
+        if has_target and data.get("default_for_all"):
+            self.add_error(
+                "default_for_all", _("A limit is either for one target or the default for all.")
+            )
+        return data
+
+
 @admin.register(RateLimit)
 class RateLimitAdmin(admin.ModelAdmin):
+    form = RateLimitForm
     list_display = ["scope", "workspace", "user", "api_key_id", "rpm", "tpm", "updated_at"]
     list_filter = ["scope"]
     search_fields = ["workspace__name", "user__email"]

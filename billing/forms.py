@@ -9,6 +9,7 @@ class BudgetForm(forms.ModelForm):
     class Meta:
         model = Budget
         fields = ["cost_limit", "token_limit", "soft_threshold_percent", "hard"]
+        widgets = {"soft_threshold_percent": forms.NumberInput(attrs={"min": 1, "max": 100})}
 
     def __init__(self, *args, plan=None, **kwargs):
         """`plan`: the workspace's plan, whose caps the limits must stay within (the staff
@@ -25,16 +26,9 @@ class BudgetForm(forms.ModelForm):
                     "max": localize(plan.max_budget_tokens)
                 }
 
-    def clean_soft_threshold_percent(self):
-        value = self.cleaned_data["soft_threshold_percent"]
-        if not 1 <= value <= 100:
-            raise forms.ValidationError(_("Between 1 and 100."))
-        return value
-
     def clean(self):
+        # What every budget must be is checked by Budget.clean(); here only the plan's caps.
         data = super().clean()
-        if data.get("cost_limit") is None and data.get("token_limit") is None:
-            raise forms.ValidationError(_("Set a cost limit, a token limit or both."))
         if self.plan is not None:
             from .plans import budget_limit_errors
 

@@ -8,11 +8,31 @@ credential or key that produced it.
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from providers.adapters import kind_choices
 from workspaces.models import Workspace
+
+
+class AmountField(models.DecimalField):
+    """A USD amount someone types in (a price, a limit, an allowance): never negative, so
+    a typo cannot turn spending into credit. Forms get `min=0` and the same check."""
+
+    default_validators = [MinValueValidator(Decimal(0))]
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"min_value": Decimal(0), **kwargs})
+
+
+def _not_negative(*fields: str) -> models.Q:
+    condition = models.Q()
+    for field in fields:
+        condition &= models.Q(**{f"{field}__isnull": True}) | models.Q(**{f"{field}__gte": 0})
+    return condition
 
 
 class UsageStatus(models.TextChoices):
@@ -79,19 +99,28 @@ class UsageEvent(models.Model):
 class ModelPriceOverride(models.Model):
     """A price set by an operator; beats the genai-prices tables."""
 
-    provider_kind = models.CharField(max_length=40)
+    provider_kind = models.CharField(_("provider"), max_length=40, choices=kind_choices)
     model = models.CharField(max_length=200)
-    input_per_mtok = models.DecimalField(
+    input_per_mtok = AmountField(
         max_digits=12, decimal_places=6, help_text=_("USD per million input tokens")
     )
-    output_per_mtok = models.DecimalField(
+    output_per_mtok = AmountField(
         max_digits=12, decimal_places=6, help_text=_("USD per million output tokens")
     )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["provider_kind", "model"], name="one_price_per_model")
+            models.UniqueConstraint(
+                fields=["provider_kind", "model"],
+                name="one_price_per_model",
+                violation_error_message=_("This model of this provider already has a price."),
+            ),
+            models.CheckConstraint(
+                condition=_not_negative("input_per_mtok", "output_per_mtok"),
+                name="price_override_not_negative",
+                violation_error_message=_("Prices cannot be negative."),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -121,12 +150,19 @@ class Budget(models.Model):
     )
     api_key_id = models.BigIntegerField(null=True, blank=True, help_text=_("For API key budgets."))
     period = models.CharField(max_length=10, choices=BudgetPeriod.choices, default="monthly")
-    cost_limit = models.DecimalField(
+    cost_limit = AmountField(
         max_digits=12, decimal_places=2, null=True, blank=True, help_text=_("USD per period")
     )
-    token_limit = models.BigIntegerField(null=True, blank=True, help_text=_("Tokens per period"))
+    token_limit = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text=_("Tokens per period")
+    )
     soft_threshold_percent = models.PositiveSmallIntegerField(
-        default=80, help_text=_("Warn workspace admins once per period past this share.")
+        default=80,
+        validators=[
+            MinValueValidator(1, message=_("Between 1 and 100.")),
+            MaxValueValidator(100, message=_("Between 1 and 100.")),
+        ],
+        help_text=_("Warn workspace admins once per period past this share."),
     )
     hard = models.BooleanField(default=True, help_text=_("Refuse requests past the limit."))
     created_at = models.DateTimeField(auto_now_add=True)
@@ -138,21 +174,50 @@ class Budget(models.Model):
                 fields=["workspace"],
                 condition=models.Q(scope="workspace"),
                 name="one_workspace_budget",
+                violation_error_message=_("This workspace already has a workspace budget."),
             ),
             models.UniqueConstraint(
                 fields=["workspace", "user"],
                 condition=models.Q(scope="member"),
                 name="one_member_budget",
+                violation_error_message=_("This member already has a budget in this workspace."),
             ),
             models.UniqueConstraint(
                 fields=["api_key_id"],
                 condition=models.Q(scope="api_key"),
                 name="one_api_key_budget",
+                violation_error_message=_("This API key already has a budget."),
+            ),
+            models.CheckConstraint(
+                condition=_not_negative("cost_limit"),
+                name="budget_not_negative",
+                violation_error_message=_("Budget limits cannot be negative."),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(soft_threshold_percent__gte=1, soft_threshold_percent__lte=100),
+                name="budget_soft_threshold_percent",
+                violation_error_message=_("The soft threshold is between 1 and 100 percent."),
             ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_scope_display()} budget of {self.workspace}"
+
+    def clean(self) -> None:
+        """What every budget must be, whoever sets it (the /usage/ form, the admin)."""
+        errors = {}
+        if self.scope == BudgetScope.MEMBER and self.user_id is None:
+            errors["user"] = _("A member budget needs the member it limits.")
+        if self.scope != BudgetScope.MEMBER and self.user_id is not None:
+            errors["user"] = _("Only a member budget names a user.")
+        if self.scope == BudgetScope.API_KEY and self.api_key_id is None:
+            errors["api_key_id"] = _("An API key budget needs the id of the key it limits.")
+        if self.scope != BudgetScope.API_KEY and self.api_key_id is not None:
+            errors["api_key_id"] = _("Only an API key budget names an API key.")
+        if self.cost_limit is None and self.token_limit is None:
+            errors[NON_FIELD_ERRORS] = _("Set a cost limit, a token limit or both.")
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def scope_key(self) -> str:
@@ -234,11 +299,25 @@ class RateLimitScope(models.TextChoices):
 
 
 class RateLimit(models.Model):
-    """Requests and tokens per minute. A row with no target is the default for its scope."""
+    """Requests and tokens per minute for one target of a scope (a user, a workspace, an API
+    key), or, with no target, the default for every target of the scope. One row per target
+    and one default per scope; a row for the target beats the default."""
+
+    # Per scope: the field naming its target, and that field's attribute.
+    TARGETS = {
+        RateLimitScope.USER: ("user", "user_id"),
+        RateLimitScope.WORKSPACE: ("workspace", "workspace_id"),
+        RateLimitScope.API_KEY: ("api_key_id", "api_key_id"),
+    }
 
     scope = models.CharField(max_length=10, choices=RateLimitScope.choices)
     workspace = models.ForeignKey(
-        Workspace, on_delete=models.CASCADE, null=True, blank=True, related_name="rate_limits"
+        Workspace,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="rate_limits",
+        help_text=_("For the Workspace scope: the workspace limited."),
     )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -246,15 +325,76 @@ class RateLimit(models.Model):
         null=True,
         blank=True,
         related_name="rate_limits",
+        help_text=_("For the User scope: the user limited, in every workspace."),
     )
-    api_key_id = models.BigIntegerField(null=True, blank=True)
-    rpm = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("requests per minute"))
-    tpm = models.PositiveIntegerField(null=True, blank=True, verbose_name=_("tokens per minute"))
+    api_key_id = models.BigIntegerField(
+        null=True, blank=True, help_text=_("For the API key scope: the id of the key limited.")
+    )
+    rpm = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        verbose_name=_("requests per minute"),
+        help_text=_("Empty: no limit."),
+    )
+    tpm = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        verbose_name=_("tokens per minute"),
+        help_text=_("Empty: no limit."),
+    )
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(scope="user", user__isnull=False),
+                name="one_rate_limit_per_user",
+                violation_error_message=_("This user already has a rate limit."),
+            ),
+            models.UniqueConstraint(
+                fields=["workspace"],
+                condition=models.Q(scope="workspace", workspace__isnull=False),
+                name="one_rate_limit_per_workspace",
+                violation_error_message=_("This workspace already has a rate limit."),
+            ),
+            models.UniqueConstraint(
+                fields=["api_key_id"],
+                condition=models.Q(scope="api_key", api_key_id__isnull=False),
+                name="one_rate_limit_per_api_key",
+                violation_error_message=_("This API key already has a rate limit."),
+            ),
+            models.UniqueConstraint(
+                fields=["scope"],
+                condition=models.Q(
+                    workspace__isnull=True, user__isnull=True, api_key_id__isnull=True
+                ),
+                name="one_default_rate_limit_per_scope",
+                violation_error_message=_("This scope already has a default rate limit."),
+            ),
+        ]
 
     def __str__(self) -> str:
         target = self.user or self.workspace or self.api_key_id or "default"
         return f"{self.get_scope_display()} {target}: {self.rpm} rpm / {self.tpm} tpm"
+
+    def clean(self) -> None:
+        """A row names at most the target of its own scope."""
+        errors = {}
+        for scope, (field, attribute) in self.TARGETS.items():
+            if scope != self.scope and getattr(self, attribute) is not None:
+                errors[field] = _("Only for the %(scope)s scope.") % {"scope": scope.label}
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def target_id(self) -> int | None:
+        """The id of the user, workspace or key limited; None for the scope's default."""
+        if self.scope not in self.TARGETS:
+            return None
+        return getattr(self, self.TARGETS[RateLimitScope(self.scope)][1])
 
 
 class Granularity(models.TextChoices):
@@ -315,28 +455,28 @@ class Plan(models.Model):
     name = models.CharField(max_length=60)
     slug = models.SlugField(max_length=40, unique=True)
     description = models.CharField(max_length=255, blank=True)
-    monthly_price = models.DecimalField(
+    monthly_price = AmountField(
         max_digits=10, decimal_places=2, default=Decimal(0), help_text=_("USD per month")
     )
-    included_cost = models.DecimalField(
+    included_cost = AmountField(
         max_digits=12,
         decimal_places=2,
         default=Decimal(0),
         help_text=_("Usage cost in USD included each month; usage beyond it is overage."),
     )
-    included_tokens = models.BigIntegerField(
+    included_tokens = models.PositiveBigIntegerField(
         null=True,
         blank=True,
         help_text=_("Tokens included each month (covers their share of the usage cost)."),
     )
-    max_budget_cost = models.DecimalField(
+    max_budget_cost = AmountField(
         max_digits=12,
         decimal_places=2,
         null=True,
         blank=True,
         help_text=_("Highest monthly cost budget a workspace admin may set; empty: no cap."),
     )
-    max_budget_tokens = models.BigIntegerField(
+    max_budget_tokens = models.PositiveBigIntegerField(
         null=True,
         blank=True,
         help_text=_("Highest monthly token budget a workspace admin may set; empty: no cap."),
@@ -355,6 +495,13 @@ class Plan(models.Model):
 
     class Meta:
         ordering = ["position", "monthly_price"]
+        constraints = [
+            models.CheckConstraint(
+                condition=_not_negative("monthly_price", "included_cost", "max_budget_cost"),
+                name="plan_amounts_not_negative",
+                violation_error_message=_("Plan prices and amounts cannot be negative."),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -386,6 +533,11 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace} on {self.plan} ({self.status})"
+
+    def clean(self) -> None:
+        start, end = self.current_period_start, self.current_period_end
+        if start is not None and end is not None and end <= start:
+            raise ValidationError({"current_period_end": _("The period must end after it starts.")})
 
 
 class InvoiceStatus(models.TextChoices):

@@ -46,32 +46,33 @@ class RateLimitRule:
 def ratelimit_rules_for(
     *, workspace_id: int, user_id: int | None, api_key_id: int | None = None
 ) -> list[RateLimitRule]:
-    """The limits in force for a call: a row for the exact target beats the scope default."""
-    query = Q(scope=RateLimitScope.WORKSPACE) & (
-        Q(workspace_id=workspace_id) | Q(workspace__isnull=True)
-    )
-    if user_id is not None:
-        query |= Q(scope=RateLimitScope.USER) & (Q(user_id=user_id) | Q(user__isnull=True))
-    if api_key_id is not None:
-        query |= Q(scope=RateLimitScope.API_KEY) & (
-            Q(api_key_id=api_key_id) | Q(api_key_id__isnull=True)
-        )
-    chosen: dict[str, RateLimit] = {}
-    for row in RateLimit.objects.filter(query):
-        if row.scope == RateLimitScope.WORKSPACE and row.user_id is not None:
-            continue
-        specific = row.workspace_id or row.user_id or row.api_key_id
-        if row.scope not in chosen or specific:
-            chosen[row.scope] = row
+    """The limits in force for a call: a row for the exact target beats the scope default
+    (there is at most one of each). A row naming a target of another scope, saved before
+    the admin checked, is ignored: it is neither that target's limit nor a default."""
     targets = {
+        RateLimitScope.WORKSPACE: workspace_id,
+        RateLimitScope.USER: user_id,
+        RateLimitScope.API_KEY: api_key_id,
+    }
+    query = Q(pk__in=[])
+    for scope, target in targets.items():
+        if target is None and scope != RateLimitScope.WORKSPACE:
+            continue
+        others = {
+            RateLimit.TARGETS[other][0] + "__isnull": True for other in targets if other != scope
+        }
+        own = RateLimit.TARGETS[scope][0]
+        query |= Q(scope=scope, **others) & (Q(**{own: target}) | Q(**{f"{own}__isnull": True}))
+    rows = {(row.scope, row.target_id is not None): row for row in RateLimit.objects.filter(query)}
+    labels = {
         RateLimitScope.WORKSPACE: (f"ws:{workspace_id}", _("Workspace")),
         RateLimitScope.USER: (f"user:{user_id}", _("Your")),
         RateLimitScope.API_KEY: (f"key:{api_key_id}", _("API key")),
     }
     rules = []
-    for scope, row in chosen.items():
-        key, label = targets[RateLimitScope(scope)]
-        if row.rpm is None and row.tpm is None:
+    for scope, (key, label) in labels.items():
+        row = rows.get((scope, True)) or rows.get((scope, False))
+        if row is None or (row.rpm is None and row.tpm is None):
             continue
         rules.append(RateLimitRule(key=key, rpm=row.rpm, tpm=row.tpm, label=label))
     return rules

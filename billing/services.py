@@ -10,6 +10,8 @@ from channels.db import database_sync_to_async
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from workspaces.services import audit_record
+
 from .ledger import UsageEntry, usage_write
 from .models import Budget, BudgetAlert, BudgetCounter, BudgetScope, UsageEvent
 from .pricing import Cost, cost_compute
@@ -154,13 +156,18 @@ def budget_upsert(
     token_limit: int | None,
     soft_threshold_percent: int = 80,
     hard: bool = True,
+    actor=None,
+    ip: str | None = None,
 ) -> Budget:
+    """Create or change a budget, audited as `budget.change` with its limits before and after
+    (`actor`: who made the change; None for the system)."""
     with transaction.atomic():
         lookup = {"scope": scope, "workspace_id": workspace_id}
         if scope == BudgetScope.MEMBER:
             lookup["user_id"] = user_id
         if scope == BudgetScope.API_KEY:
             lookup = {"scope": scope, "api_key_id": api_key_id}
+        before = Budget.objects.select_for_update().filter(**lookup).first()
         budget, _ = Budget.objects.select_for_update().update_or_create(
             **lookup,
             defaults={
@@ -171,7 +178,33 @@ def budget_upsert(
                 "hard": hard,
             },
         )
+        old, new = _budget_limits(before), _budget_limits(budget)
+        if old != new:
+            audit_record(
+                workspace=budget.workspace,
+                actor=actor,
+                action="budget.change",
+                target=budget,
+                data={"scope": scope, "from": old, "to": new},
+                ip=ip,
+            )
     return budget
+
+
+CENT = Decimal("0.01")
+
+
+def _budget_limits(budget: Budget | None) -> dict | None:
+    if budget is None:
+        return None
+    return {
+        "cost_limit": (
+            None if budget.cost_limit is None else str(budget.cost_limit.quantize(CENT))
+        ),
+        "token_limit": budget.token_limit,
+        "soft_threshold_percent": budget.soft_threshold_percent,
+        "hard": budget.hard,
+    }
 
 
 def budget_delete(*, budget: Budget) -> None:

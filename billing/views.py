@@ -153,11 +153,20 @@ def budget_edit(request):
         plan=plan_for_workspace(workspace.id),
     )
     if form.is_valid():
-        budget_upsert(workspace_id=workspace.id, scope=BudgetScope.WORKSPACE, **form.cleaned_data)
+        budget_upsert(
+            workspace_id=workspace.id,
+            scope=BudgetScope.WORKSPACE,
+            actor=request.user,
+            ip=request.META.get("REMOTE_ADDR"),
+            **form.cleaned_data,
+        )
         messages.success(request, _("Budget saved."))
     else:
-        for error in form.errors.values():
-            messages.error(request, " ".join(error))
+        for field, errors in form.errors.items():
+            text = " ".join(errors)
+            if field in form.fields:
+                text = f"{form.fields[field].label}: {text}"
+            messages.error(request, text)
     return redirect(f"/usage/?workspace={workspace.slug}")
 
 

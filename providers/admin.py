@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from .adapters import adapter_for
 from .circuit import circuit_reset, circuit_states
 from .models import AliasTarget, CatalogModel, ModelAlias, ProviderCredential
 from .services import catalog_refresh, credential_save, credential_test, credential_validate
@@ -11,7 +12,7 @@ from .services import catalog_refresh, credential_save, credential_test, credent
 
 class ProviderCredentialForm(forms.ModelForm):
     base_url = forms.URLField(
-        label=_("base URL"), required=False, max_length=500, assume_scheme="https"
+        label=_("Base URL"), required=False, max_length=500, assume_scheme="https"
     )
     api_key = forms.CharField(
         label=_("API key"),
@@ -43,6 +44,9 @@ class ProviderCredentialForm(forms.ModelForm):
         data = super().clean()
         if self.errors:
             return data
+        stored = self.instance.pk is not None and bool(self.instance.api_key)
+        if adapter_for(data["kind"]).needs_api_key and not data.get("api_key") and not stored:
+            self.add_error("api_key", _("This provider needs an API key."))
         try:
             credential_validate(
                 actor=self.actor,

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -64,11 +68,29 @@ class ProviderCredential(models.Model):
                     | Q(scope="workspace", workspace__isnull=False, user__isnull=True)
                     | Q(scope="user", workspace__isnull=True, user__isnull=False)
                 ),
+                violation_error_message=_(
+                    "A global credential belongs to no workspace or user, a workspace one to "
+                    "its workspace only, a personal one to its user only."
+                ),
             )
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """The owner the scope calls for, as field errors (the constraint says it in one)."""
+        errors = {}
+        if self.scope == Scope.WORKSPACE and self.workspace_id is None:
+            errors["workspace"] = _("A workspace credential needs its workspace.")
+        if self.scope != Scope.WORKSPACE and self.workspace_id is not None:
+            errors["workspace"] = _("Only a workspace credential belongs to a workspace.")
+        if self.scope == Scope.USER and self.user_id is None:
+            errors["user"] = _("A personal credential needs the user it belongs to.")
+        if self.scope != Scope.USER and self.user_id is not None:
+            errors["user"] = _("Only a personal credential belongs to a user.")
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def api_key(self) -> str:
@@ -106,10 +128,20 @@ class CatalogModel(models.Model):
     enabled = models.BooleanField(_("enabled"), default=True)
     context_window = models.PositiveIntegerField(_("context window"), null=True, blank=True)
     input_price_per_mtok = models.DecimalField(
-        _("input price / M tokens (USD)"), max_digits=12, decimal_places=6, null=True, blank=True
+        _("input price / M tokens (USD)"),
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
     )
     output_price_per_mtok = models.DecimalField(
-        _("output price / M tokens (USD)"), max_digits=12, decimal_places=6, null=True, blank=True
+        _("output price / M tokens (USD)"),
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
     )
     # False once a refresh no longer lists it; kept so aliases and history still resolve.
     listed = models.BooleanField(default=True, editable=False)

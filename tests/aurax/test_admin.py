@@ -37,3 +37,11 @@ def test_conversation_admin_shows_no_message_text(staff_client, user):
     url = reverse("admin:chat_conversation_change", args=[conversation.pk])
     html = staff_client.get(url).content.decode()
     assert "Visible title" in html and "private words" not in html
+
+
+def test_every_app_has_its_own_section_name_in_the_admin(staff_client):
+    apps = staff_client.get(reverse("admin:index")).context["app_list"]
+
+    names = [str(app["name"]) for app in apps]
+    assert len(names) == len(set(names)), names
+    assert "Users" in names

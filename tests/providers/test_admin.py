@@ -124,3 +124,52 @@ def test_an_alias_is_defined_with_ordered_targets(admin_client):
     listing = admin_client.get(reverse("admin:providers_modelalias_changelist"))
     assert "B:big → A:small" in listing.text
     assert AliasTarget.objects.count() == 2
+
+
+def test_a_catalog_model_price_cannot_be_negative(admin_client):
+    row = CatalogModel.objects.create(credential=credential(name="Priced"), model_id="m")
+
+    response = admin_client.post(
+        reverse("admin:providers_catalogmodel_change", args=[row.id]),
+        {"display_name": "", "enabled": "on", "input_price_per_mtok": "-1"},
+    )
+
+    assert "Ensure this value is greater than or equal to 0." in response.text
+    row.refresh_from_db()
+    assert row.input_price_per_mtok is None
+
+
+def add_credential(client, **fields):
+    values = {"scope": "global", "kind": "ollama", "name": "Made", "enabled": "on"}
+    values.update(fields)
+    return client.post(reverse("admin:providers_providercredential_add"), values)
+
+
+def errors_of(response) -> dict:
+    return {k: " ".join(v) for k, v in response.context["adminform"].form.errors.items()}
+
+
+def test_a_personal_credential_without_its_user_is_refused_in_words(admin_client):
+    response = add_credential(admin_client, scope="user", kind="openai", api_key="sk-0123456789")
+
+    assert errors_of(response) == {"user": "A personal credential needs the user it belongs to."}
+    assert not ProviderCredential.objects.exists()
+
+
+def test_a_global_credential_names_no_owner(admin_client):
+    response = add_credential(admin_client, user=UserFactory().id)
+
+    assert errors_of(response) == {"user": "Only a personal credential belongs to a user."}
+
+
+def test_a_provider_that_needs_a_key_is_refused_without_one(admin_client):
+    response = add_credential(admin_client, kind="openai", api_key="")
+
+    assert errors_of(response) == {"api_key": "This provider needs an API key."}
+    assert not ProviderCredential.objects.exists()
+
+
+def test_the_credential_form_labels_are_capitalised(admin_client):
+    page = admin_client.get(reverse("admin:providers_providercredential_add")).text
+
+    assert ">Base URL:</label>" in page and "base URL:" not in page
