@@ -3,6 +3,8 @@ show a user, the HTTP status the /v1 API answers with, and seconds to wait when 
 
 from __future__ import annotations
 
+import math
+
 from django.utils.translation import gettext as _
 
 from billing.errors import BillingError, QuotaExceeded, RateLimited
@@ -67,9 +69,25 @@ def service_unavailable() -> GatewayError:
     )
 
 
-def model_unavailable(model: str) -> GatewayError:
+def model_unavailable(candidates) -> GatewayError:
+    """Why a model resolved to no candidate (`candidates`: what `routing.candidates_resolve`
+    returned): the caller may not use it (404), or every provider of it is failing and
+    routing skips them for now (503 with Retry-After, the SDKs wait and retry)."""
+    name = candidates.model_name or "?"
+    if candidates.reopens_in is not None:
+        seconds = max(1, math.ceil(candidates.reopens_in))
+        return GatewayError(
+            "overloaded",
+            _(
+                "The model “%(model)s” is temporarily unavailable: its provider is failing. "
+                "Try again in %(seconds)d s."
+            )
+            % {"model": name, "seconds": seconds},
+            status=503,
+            retry_after=seconds,
+        )
     return GatewayError(
         "model_unavailable",
-        _("The model “%(model)s” is not available to you.") % {"model": model or "?"},
+        _("The model “%(model)s” is not available to you.") % {"model": name},
         status=404,
     )

@@ -19,7 +19,8 @@ one usage event (billing) and release what was reserved but not spent:
 
 Failures reach the caller as `GatewayError` (code, user-safe message, HTTP status, retry
 after). A request whose model resolves to nothing raises before anything is recorded: there
-is no provider to attribute it to.
+is no provider to attribute it to (404 when the caller may not use the model, 503 with
+Retry-After when every provider of it is skipped because its circuit is open).
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ class PipelineStream:
             raise error
         if not self._candidates:
             self._ended = True
-            raise model_unavailable(self._call.model)
+            raise model_unavailable(self._candidates)
 
     def _admit(self) -> None:
         with routing.generations_read_once():

@@ -314,3 +314,27 @@ async def test_a_store_not_answering_outside_the_pipeline_is_a_503_too(auth, mon
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "unavailable"
     assert "5432" not in response.content.decode()
+
+
+async def test_a_model_whose_provider_keeps_failing_is_503_with_retry_after_not_404(auth, settings):
+    """Once the circuit opens, the model is still listed but skipped for the cool-down: the
+    SDKs must be told to wait and retry, not that the model does not exist."""
+    settings.PROVIDER_CIRCUIT_FAILURES = 2
+    settings.PROVIDER_CIRCUIT_COOLDOWN = 42
+    for _ in range(2):
+        assert (await post("/v1/chat/completions", body("@status=503"), auth)).status_code == 503
+
+    response = await post("/v1/chat/completions", body(), auth)
+
+    assert response.status_code == 503
+    assert 40 <= int(response["Retry-After"]) <= 42
+    error = response.json()["error"]
+    assert error["code"] == "overloaded" and error["type"] == "server_error"
+    assert "“fake-small” is temporarily unavailable" in error["message"]
+    listed = await AsyncClient().get("/v1/models", headers=auth)
+    assert "fake-small" in [m["id"] for m in listed.json()["data"]]
+    anthropic = await post("/v1/messages", {**body(), "max_tokens": 10}, auth)
+    assert anthropic.status_code == 503 and anthropic["Retry-After"] == response["Retry-After"]
+    assert anthropic.json()["error"]["type"] == "overloaded_error"
+    embedding = await post("/v1/embeddings", {"model": "fake-small", "input": "x"}, auth)
+    assert embedding.status_code == 503 and embedding["Retry-After"]
