@@ -44,7 +44,7 @@ async def embed(
         raise model_unavailable(candidates)
     estimate = sum(tokens_estimate(text=text) for text in inputs)
     try:
-        reservation = await db_call(
+        _charge, reservation = await db_call(
             limits_check_and_reserve,
             workspace=workspace,
             user=user,

@@ -7,7 +7,7 @@ import math
 
 from django.utils.translation import gettext as _
 
-from billing.errors import BillingError, QuotaExceeded, RateLimited
+from billing.errors import BillingError, QuotaExceeded, RateLimited, RequestTooLarge
 from providers.types import ProviderError
 
 
@@ -37,6 +37,8 @@ class GatewayError(Exception):
             return cls(
                 "rate_limited", error.message, status=429, retry_after=error.retry_after_seconds
             )
+        if isinstance(error, RequestTooLarge):  # waiting never helps: not a 429
+            return cls("request_too_large_for_limit", error.message, status=400)
         if isinstance(error, QuotaExceeded):
             return cls("budget_reached", error.message, status=402)
         if isinstance(error, BillingError):

@@ -338,3 +338,30 @@ async def test_a_model_whose_provider_keeps_failing_is_503_with_retry_after_not_
     assert anthropic.json()["error"]["type"] == "overloaded_error"
     embedding = await post("/v1/embeddings", {"model": "fake-small", "input": "x"}, auth)
     assert embedding.status_code == 503 and embedding["Retry-After"]
+
+
+async def test_a_small_tokens_per_minute_limit_admits_requests_without_max_tokens(api_key, auth):
+    from billing.models import RateLimit, RateLimitScope
+
+    await RateLimit.objects.acreate(scope=RateLimitScope.API_KEY, api_key_id=api_key[0].pk, tpm=500)
+
+    for _ in range(3):  # each counts what it used once it is answered
+        response = await post("/v1/chat/completions", body("@tokens=5"), auth)
+        assert response.status_code == 200, response.content
+    streamed = await post("/v1/chat/completions", body("@tokens=5", stream=True), auth)
+    assert streamed.status_code == 200 and b"[DONE]" in streamed.content
+
+
+async def test_a_request_larger_than_the_tokens_per_minute_limit_is_refused_for_good(api_key, auth):
+    from billing.models import RateLimit, RateLimitScope
+
+    await RateLimit.objects.acreate(scope=RateLimitScope.API_KEY, api_key_id=api_key[0].pk, tpm=50)
+
+    response = await post("/v1/chat/completions", body(max_tokens=100), auth)
+
+    assert response.status_code == 400  # the SDKs do not retry it
+    assert "retry-after" not in response.headers
+    error = response.json()["error"]
+    assert error["code"] == "request_too_large_for_limit"
+    assert "more than the API key's limit allows in a minute (50 tokens)" in error["message"]
+    assert (await post("/v1/chat/completions", body(max_tokens=20), auth)).status_code == 200

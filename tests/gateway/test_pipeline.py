@@ -159,7 +159,7 @@ async def test_a_call_the_provider_refused_costs_nothing(
 async def test_a_call_refused_at_admission_costs_nothing(caller, credential, fake_small_priced):
     from billing.models import RateLimit, RateLimitScope
 
-    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], tpm=1)
+    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], rpm=0)
     with pytest.raises(GatewayError):
         [e async for e in ask(caller, credential, "never sent")]
     [event] = await usage_events()
@@ -249,7 +249,7 @@ async def test_admission_run_ahead_on_the_callers_thread_fails_the_first_iterati
 ):
     from billing.models import RateLimit, RateLimitScope
 
-    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], tpm=1)
+    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], rpm=0)
     s = ask(caller, credential, '@reply="never sent"')
     await sync_to_async(s.admit)()  # raises nothing: the error waits for the iteration
     with pytest.raises(GatewayError) as raised:
