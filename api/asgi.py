@@ -86,14 +86,23 @@ async def application(scope, receive, send) -> None:
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     path = scope["path"].rstrip("/") or "/"
-    handler, flavour = ROUTES.get(
-        path, (None, "anthropic" if path.startswith("/v1/messages") else "openai")
+    route = ROUTES.get(path)
+    flavour = (
+        route.flavour if route else "anthropic" if path.startswith("/v1/messages") else "openai"
     )
     status = 500
     try:
         try:
-            if handler is None:
+            if route is None:
                 raise ApiError(404, "not_found", f"Unknown endpoint {path}.")
+            if scope["method"] not in route.methods:
+                allowed = ", ".join(route.methods)
+                raise ApiError(
+                    405,
+                    "method_not_allowed",
+                    f"{scope['method']} is not allowed on {path}: use {allowed}.",
+                    headers={"allow": allowed},
+                )
             declared = int(headers.get("content-length") or 0)
             if declared > MAX_BODY_BYTES:
                 raise ApiError(
@@ -103,7 +112,7 @@ async def application(scope, receive, send) -> None:
                 )
             body = await _read_body(receive, MAX_BODY_BYTES)
             request = ApiRequest(scope["method"], path, headers, body, request_id)
-            response = await handler(request)
+            response = await route.handler(request)
         except ApiError as exc:
             response = ApiResponse.error(exc, flavour)
         except GatewayError as exc:

@@ -3,10 +3,6 @@ exception class for each status."""
 
 from __future__ import annotations
 
-import json
-
-from django.http import HttpResponse
-
 # (OpenAI error type, Anthropic error type) per HTTP status.
 _TYPES = {
     400: ("invalid_request_error", "invalid_request_error"),
@@ -14,6 +10,7 @@ _TYPES = {
     402: ("insufficient_quota", "rate_limit_error"),
     403: ("permission_error", "permission_error"),
     404: ("invalid_request_error", "not_found_error"),
+    405: ("invalid_request_error", "invalid_request_error"),
     413: ("invalid_request_error", "request_too_large"),
     429: ("rate_limit_error", "rate_limit_error"),
     500: ("server_error", "api_error"),
@@ -32,6 +29,7 @@ class ApiError(Exception):
         *,
         retry_after: float | None = None,
         param: str | None = None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(message)
         self.status = status
@@ -39,6 +37,7 @@ class ApiError(Exception):
         self.message = message
         self.retry_after = retry_after
         self.param = param
+        self.headers = headers or {}
 
     @classmethod
     def from_gateway(cls, error) -> ApiError:
@@ -50,24 +49,21 @@ class ApiError(Exception):
             status = 502
         return cls(status, error.code, error.message, retry_after=error.retry_after)
 
+    @property
+    def _types(self) -> tuple[str, str]:
+        # A status without its own entry still gets an error of its class, not a crash.
+        fallback = _TYPES[400] if self.status < 500 else _TYPES[500]
+        return _TYPES.get(self.status, fallback)
+
     def openai_body(self) -> dict:
         return {
             "error": {
                 "message": self.message,
-                "type": _TYPES[self.status][0],
+                "type": self._types[0],
                 "param": self.param,
                 "code": self.code,
             }
         }
 
     def anthropic_body(self) -> dict:
-        return {"type": "error", "error": {"type": _TYPES[self.status][1], "message": self.message}}
-
-    def response(self, *, flavour: str = "openai") -> HttpResponse:
-        body = self.anthropic_body() if flavour == "anthropic" else self.openai_body()
-        response = HttpResponse(
-            json.dumps(body), status=self.status, content_type="application/json"
-        )
-        if self.retry_after is not None:
-            response["Retry-After"] = str(max(1, round(self.retry_after)))
-        return response
+        return {"type": "error", "error": {"type": self._types[1], "message": self.message}}

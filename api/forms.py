@@ -1,4 +1,5 @@
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .models import ApiKey, model_names_split
@@ -36,3 +37,14 @@ class ApiKeyForm(forms.Form):
     )
     rpm = forms.IntegerField(label=_("Requests per minute"), required=False, min_value=1)
     tpm = forms.IntegerField(label=_("Tokens per minute"), required=False, min_value=1)
+
+    def clean_expires_at(self):
+        expires_at = self.cleaned_data["expires_at"]
+        if expires_at is not None and expires_at <= timezone.now():
+            raise forms.ValidationError(
+                _(
+                    "This date has passed: the key would never work. Choose a later one, or "
+                    "leave it empty for a key that does not expire."
+                )
+            )
+        return expires_at

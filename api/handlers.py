@@ -15,7 +15,7 @@ import json
 import secrets
 import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from asgiref.sync import ThreadSensitiveContext
@@ -78,6 +78,7 @@ class ApiResponse:
     def error(cls, error: ApiError, flavour: str = "openai") -> ApiResponse:
         body = error.anthropic_body() if flavour == "anthropic" else error.openai_body()
         response = cls.json(body, status=error.status)
+        response.headers.update(error.headers)
         if error.retry_after is not None:
             response.headers["retry-after"] = str(max(1, round(error.retry_after)))
         return response
@@ -101,9 +102,7 @@ async def _authenticate(headers):
     return await db_call(_authenticated, headers)
 
 
-async def _admit(request: ApiRequest, schema, *, method: str = "POST"):
-    if request.method != method:
-        raise ApiError(405, "method_not_allowed", f"Use {method} for this endpoint.")
+async def _admit(request: ApiRequest, schema):
     key = await _authenticate(request.headers)
     if schema is None:
         return key, None
@@ -119,8 +118,6 @@ async def _parse_for_completion(request: ApiRequest, schema):
     """The parsed body of a completion request. Authentication happens later, on the
     pipeline's own database hop (see `_principal`); a body that does not parse is reported
     only to a caller with a valid key, as before."""
-    if request.method != "POST":
-        raise ApiError(405, "method_not_allowed", "Use POST for this endpoint.")
     try:
         return schemas.parse(schema, request.body)
     except ApiError:
@@ -265,7 +262,7 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
 
 
 async def models(request: ApiRequest) -> ApiResponse:
-    key, _ = await _admit(request, None, method="GET")
+    key, _ = await _admit(request, None)
     data = await db_call(api_models_for_key, key=key)
     return ApiResponse.json({"object": "list", "data": data})
 
@@ -402,12 +399,18 @@ async def openapi(request: ApiRequest) -> ApiResponse:
     return ApiResponse.json(openapi_document())
 
 
-# path → (handler, error flavour)
+@dataclass(frozen=True)
+class Route:
+    handler: Callable[[ApiRequest], Awaitable[ApiResponse]]
+    flavour: str  # the error shape: "openai" or "anthropic"
+    methods: tuple[str, ...]
+
+
 ROUTES = {
-    "/v1/chat/completions": (chat_completions, "openai"),
-    "/v1/models": (models, "openai"),
-    "/v1/embeddings": (embeddings, "openai"),
-    "/v1/messages": (messages, "anthropic"),
-    "/v1/openapi.json": (openapi, "openai"),
+    "/v1/chat/completions": Route(chat_completions, "openai", ("POST",)),
+    "/v1/models": Route(models, "openai", ("GET",)),
+    "/v1/embeddings": Route(embeddings, "openai", ("POST",)),
+    "/v1/messages": Route(messages, "anthropic", ("POST",)),
+    "/v1/openapi.json": Route(openapi, "openai", ("GET",)),
 }
 MAX_BODY_BYTES = getattr(settings, "API_MAX_BODY_BYTES", 8 * 1024 * 1024)

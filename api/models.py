@@ -69,5 +69,9 @@ class ApiKey(models.Model):
             self.expires_at is None or self.expires_at > timezone.now()
         )
 
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
     def allows_model(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models

@@ -1,3 +1,6 @@
+from django.db.models import OuterRef, Q, Subquery
+
+from billing.models import Budget, BudgetScope, RateLimit, RateLimitScope
 from providers.selectors import model_choices_for
 
 from .models import ApiKey
@@ -26,11 +29,18 @@ def api_models_for_key(*, key: ApiKey) -> list[dict]:
 
 def api_key_list_for(*, user, workspace):
     """Keys shown on the settings page: the user's own personal keys in this workspace, and
-    the workspace's keys."""
-    from django.db.models import Q
-
+    the workspace's keys; each with its own limits (`budget_cost`, `budget_tokens`, `rpm`,
+    `tpm`: None where it has none)."""
+    budgets = Budget.objects.filter(scope=BudgetScope.API_KEY, api_key_id=OuterRef("pk"))
+    limits = RateLimit.objects.filter(scope=RateLimitScope.API_KEY, api_key_id=OuterRef("pk"))
     return (
         ApiKey.objects.filter(workspace=workspace)
         .filter(Q(owner=ApiKey.Owner.WORKSPACE) | Q(user=user))
         .select_related("user")
+        .annotate(
+            budget_cost=Subquery(budgets.values("cost_limit")[:1]),
+            budget_tokens=Subquery(budgets.values("token_limit")[:1]),
+            rpm=Subquery(limits.values("rpm")[:1]),
+            tpm=Subquery(limits.values("tpm")[:1]),
+        )
     )

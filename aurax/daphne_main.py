@@ -27,6 +27,8 @@
 - autobahn formats the arguments of a debug log line for every frame it sends, highlighting
   included, whether or not debug logging is on; those formatters are replaced by ones that
   return their argument unchanged unless AUTOBAHN_DEBUG=1.
+- Twisted has no reason phrase for some standard statuses (429, 422, 451, ...) and sends
+  "429 Unknown Status"; the standard phrases (`http.HTTPStatus`) fill the gaps.
 - On SIGTERM or SIGINT the answers the process is generating are ended and saved before the
   reactor stops (`chat.generation.generations_interrupt`, at most 5 s): daphne would otherwise
   stop the loop under them, leaving them "streaming" until the next start-up and the tokens
@@ -91,6 +93,16 @@ def _patch_twisted_form_parsing() -> None:
             super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
 
     http_protocol.WebRequest = WebRequest  # read by HTTPFactory.buildProtocol per connection
+
+
+def reason_phrases_complete() -> None:
+    """Give Twisted the standard reason phrase of every status it lacks one for."""
+    from http import HTTPStatus
+
+    from twisted.web import http
+
+    for status in HTTPStatus:
+        http.RESPONSES.setdefault(status.value, status.phrase.encode("ascii"))
 
 
 def open_files_limit_raise() -> int:
@@ -163,6 +175,7 @@ def main() -> None:
     # Before daphne's own trigger (added when its server starts), which ends the sockets.
     reactor.addSystemEventTrigger("before", "shutdown", _generations_interrupt)
 
+    reason_phrases_complete()
     _patch_twisted_form_parsing()
     _patch_twisted_writes()
     if os.environ.get("AUTOBAHN_DEBUG") != "1":

@@ -43,3 +43,11 @@ class RateLimited(BillingError):
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
         self.scope = scope
+
+
+class RequestTooLarge(BillingError):
+    """The request alone would pass a tokens-per-minute limit: waiting never helps."""
+
+    def __init__(self, message: str, *, scope: str = ""):
+        super().__init__(message)
+        self.scope = scope

@@ -41,10 +41,10 @@ async def embed(
 ) -> EmbeddingResult:
     candidates = await routing.candidates_resolve(user=user, workspace=workspace, model=model)
     if not candidates:
-        raise model_unavailable(model)
+        raise model_unavailable(candidates)
     estimate = sum(tokens_estimate(text=text) for text in inputs)
     try:
-        reservation = await db_call(
+        _charge, reservation = await db_call(
             limits_check_and_reserve,
             workspace=workspace,
             user=user,

@@ -3,9 +3,11 @@ show a user, the HTTP status the /v1 API answers with, and seconds to wait when 
 
 from __future__ import annotations
 
+import math
+
 from django.utils.translation import gettext as _
 
-from billing.errors import BillingError, QuotaExceeded, RateLimited
+from billing.errors import BillingError, QuotaExceeded, RateLimited, RequestTooLarge
 from providers.types import ProviderError
 
 
@@ -35,6 +37,8 @@ class GatewayError(Exception):
             return cls(
                 "rate_limited", error.message, status=429, retry_after=error.retry_after_seconds
             )
+        if isinstance(error, RequestTooLarge):  # waiting never helps: not a 429
+            return cls("request_too_large_for_limit", error.message, status=400)
         if isinstance(error, QuotaExceeded):
             return cls("budget_reached", error.message, status=402)
         if isinstance(error, BillingError):
@@ -67,9 +71,25 @@ def service_unavailable() -> GatewayError:
     )
 
 
-def model_unavailable(model: str) -> GatewayError:
+def model_unavailable(candidates) -> GatewayError:
+    """Why a model resolved to no candidate (`candidates`: what `routing.candidates_resolve`
+    returned): the caller may not use it (404), or every provider of it is failing and
+    routing skips them for now (503 with Retry-After, the SDKs wait and retry)."""
+    name = candidates.model_name or "?"
+    if candidates.reopens_in is not None:
+        seconds = max(1, math.ceil(candidates.reopens_in))
+        return GatewayError(
+            "overloaded",
+            _(
+                "The model “%(model)s” is temporarily unavailable: its provider is failing. "
+                "Try again in %(seconds)d s."
+            )
+            % {"model": name, "seconds": seconds},
+            status=503,
+            retry_after=seconds,
+        )
     return GatewayError(
         "model_unavailable",
-        _("The model “%(model)s” is not available to you.") % {"model": model or "?"},
+        _("The model “%(model)s” is not available to you.") % {"model": name},
         status=404,
     )

@@ -19,7 +19,8 @@ one usage event (billing) and release what was reserved but not spent:
 
 Failures reach the caller as `GatewayError` (code, user-safe message, HTTP status, retry
 after). A request whose model resolves to nothing raises before anything is recorded: there
-is no provider to attribute it to.
+is no provider to attribute it to (404 when the caller may not use the model, 503 with
+Retry-After when every provider of it is skipped because its circuit is open).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from aurax.db_threads import db_background, db_call
 from billing.ledger import usage_enqueue
 from billing.pricing import cost_compute, cost_rule
 from billing.quotas import quota_reserve
-from billing.ratelimits import ratelimit_check_for
+from billing.ratelimits import ratelimit_check_for, ratelimit_settle
 from billing.services import usage_entry_build
 from billing.tokens import messages_tokens_estimate, tokens_estimate
 from providers import routing
@@ -108,6 +109,7 @@ class PipelineStream:
         self._parts: list[str] = []
         self._usage: Usage | None = None
         self._reservation = None
+        self._ratelimit_charge = None
         self._candidates: list = []
         self._started = time.monotonic()
         self._first_token: float | None = None
@@ -206,7 +208,7 @@ class PipelineStream:
             raise error
         if not self._candidates:
             self._ended = True
-            raise model_unavailable(self._call.model)
+            raise model_unavailable(self._candidates)
 
     def _admit(self) -> None:
         with routing.generations_read_once():
@@ -231,13 +233,13 @@ class PipelineStream:
             cost_rule(provider_kind=first.kind, model=first.model_id),
         )
         self._input_estimate = messages_tokens_estimate(call.messages, model=first.model_id)
-        self._reservation = limits_check_and_reserve(
+        self._ratelimit_charge, self._reservation = limits_check_and_reserve(
             workspace=call.workspace,
             user=call.user,
             api_key_id=call.api_key_id,
             candidate=first,
             input_tokens=self._input_estimate,
-            max_output_tokens=call.max_tokens or DEFAULT_RESERVED_OUTPUT_TOKENS,
+            max_output_tokens=call.max_tokens,
         )
 
     async def _upstream(self):
@@ -299,6 +301,8 @@ class PipelineStream:
             error_code=error_code,
         )
         self.outcome = outcome
+        if self._ratelimit_charge is not None:
+            await _ratelimit_settle(self._ratelimit_charge, tokens=input_tokens + output_tokens)
         call = self._call
         rule = self._cost_rule
         if rule is not None and rule[0] == (served.kind, served.model_id):
@@ -362,27 +366,63 @@ def _upstream_never_took_it(fallback, status: str) -> bool:
     return fallback.attempts[-1].error.code != "timeout"
 
 
+async def _ratelimit_settle(charge, *, tokens: int) -> None:
+    """What the call counted against its rate limits becomes what it used, before its caller
+    sends the next request. Embedded mode settles in memory, here; services mode makes a Redis
+    round trip off the loop, which a cancelled caller does not interrupt."""
+    if not charge.remote:
+        ratelimit_settle(charge, tokens=tokens)
+        return
+    settling = asyncio.ensure_future(db_background(ratelimit_settle, charge, tokens=tokens))
+    try:
+        await asyncio.shield(settling)
+    except asyncio.CancelledError:
+        settling.add_done_callback(_ratelimit_settled)
+        raise
+    except Exception as exc:  # the limits count the whole charge a minute at most
+        logger.warning("rate limit not settled: %r", exc)
+
+
+def _ratelimit_settled(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.warning("rate limit not settled: %r", future.exception())
+
+
 def limits_check_and_reserve(
-    *, workspace, user, api_key_id, candidate, input_tokens: int, max_output_tokens: int
+    *, workspace, user, api_key_id, candidate, input_tokens: int, max_output_tokens: int | None
 ):
     """Rate limits, then the worst-case budget reservation, for a call about to be made to
-    `candidate` (sync; callers run it on a database thread). Raises the billing errors."""
-    ratelimit_check_for(
+    `candidate` (sync; callers run it on a database thread): (the rate limits' charge, to
+    settle with the real usage, and the reservation). Raises the billing errors.
+
+    `max_output_tokens` None: the caller set no limit. The budget then reserves
+    DEFAULT_RESERVED_OUTPUT_TOKENS; the rate limits count what room they leave for it
+    (billing.ratelimits.ratelimit_tokens)."""
+    charge = ratelimit_check_for(
         workspace_id=workspace.pk,
         user_id=user.pk,
         api_key_id=api_key_id,
-        tokens=input_tokens + max_output_tokens,
-    )
-    return quota_reserve(
-        workspace_id=workspace.pk,
-        user_id=user.pk,
-        api_key_id=api_key_id,
-        provider_kind=candidate.kind,
-        model=candidate.model_id,
         input_tokens=input_tokens,
         max_output_tokens=max_output_tokens,
-        lease=True,
+        default_output_tokens=DEFAULT_RESERVED_OUTPUT_TOKENS,
     )
+    try:
+        reservation = quota_reserve(
+            workspace_id=workspace.pk,
+            user_id=user.pk,
+            api_key_id=api_key_id,
+            provider_kind=candidate.kind,
+            model=candidate.model_id,
+            input_tokens=input_tokens,
+            max_output_tokens=(
+                DEFAULT_RESERVED_OUTPUT_TOKENS if max_output_tokens is None else max_output_tokens
+            ),
+            lease=True,
+        )
+    except Exception:
+        ratelimit_settle(charge, tokens=0)  # refused: it uses nothing
+        raise
+    return charge, reservation
 
 
 def stream(

@@ -287,7 +287,7 @@ ROUTING_GENERATION = "providers:routing:generation"
 _routes = GenerationCache(ROUTING_GENERATION)
 
 
-def candidates_resolve_sync(*, user, workspace, model: str) -> list[Candidate]:
+def candidates_resolve_sync(*, user, workspace, model: str) -> ResolvedCandidates:
     """Ordered candidates whose circuit allows calls. The credential/catalog/alias part is
     cached per (user, workspace, model) in this process; circuit state is read every call
     (within `generations_read_once`, from its round trip)."""
@@ -300,21 +300,49 @@ def candidates_resolve_sync(*, user, workspace, model: str) -> list[Candidate]:
         key, lambda: _candidates_load(user=user, workspace=workspace, model=model)
     )
     if not routed:
-        return []
+        return ResolvedCandidates(model_name=model_name_for(model))
     states = _circuit_states_now({c.credential_id for c in routed})
-    resolved = ResolvedCandidates(c for c in routed if states[c.credential_id].allows_calls)
+    resolved = ResolvedCandidates(
+        (c for c in routed if states[c.credential_id].allows_calls),
+        model_name=model_name_for(model, routed[0]),
+    )
     resolved.circuits_clean = frozenset(
         i for i, state in states.items() if state.state == "closed" and state.failures == 0
     )
+    if not resolved:
+        now = time.time()
+        resolved.reopens_in = max(0.0, min(s.opened_until for s in states.values()) - now)
     return resolved
 
 
 class ResolvedCandidates(list):
     """Candidates, with the credentials whose circuit was closed with no failures when they
     were resolved: a success on those has nothing to reset, so `stream_with_fallback` spends
-    no cache round trip (nor thread hop) on it."""
+    no cache round trip (nor thread hop) on it.
+
+    `model_name` is the requested model as its user knows it (never the internal
+    "<credential_id>:<model_id>"), for messages. `reopens_in` is set when the model exists
+    for the caller but every candidate's circuit is open: the seconds until the first of
+    them lets calls through again."""
 
     circuits_clean: frozenset[int] = frozenset()
+    reopens_in: float | None = None
+
+    def __init__(self, candidates=(), *, model_name: str = ""):
+        super().__init__(candidates)
+        self.model_name = model_name
+
+
+def model_name_for(model: str, candidate: Candidate | None = None) -> str:
+    """The requested model as the user knows it: an alias or a bare model id as typed; a
+    menu value ("<credential_id>:<model_id>") as the menu labels it, or by its model id when
+    it routes nowhere (a credential the caller may not use is not named)."""
+    credential_id, _sep, model_id = model.partition(":")
+    if not (model_id and credential_id.isdigit()):
+        return model
+    if candidate is not None and candidate.credential_id == int(credential_id):
+        return candidate.label
+    return model_id
 
 
 def _candidates_load(*, user, workspace, model: str) -> list[Candidate]:
@@ -361,7 +389,7 @@ def _candidates_load(*, user, workspace, model: str) -> list[Candidate]:
     return candidates
 
 
-async def candidates_resolve(*, user, workspace, model: str) -> list[Candidate]:
+async def candidates_resolve(*, user, workspace, model: str) -> ResolvedCandidates:
     """Ordered candidates for a model string (see the module docstring); [] when none."""
     return await database_sync_to_async(candidates_resolve_sync)(
         user=user, workspace=workspace, model=model

@@ -49,6 +49,42 @@ def test_a_key_can_carry_expiry_models_budget_and_rate_limits(logged_in_client):
     assert (limit.rpm, limit.tpm) == (30, 9000)
 
 
+def test_a_key_cannot_be_created_already_expired(logged_in_client):
+    response = logged_in_client.post(
+        reverse("api_keys"),
+        {"name": "dead", "owner": "personal", "expires_at": "2020-01-01T10:00"},
+    )
+
+    assert response.status_code == 200
+    assert "This date has passed: the key would never work." in response.content.decode()
+    assert not ApiKey.objects.filter(name="dead").exists()
+
+
+def test_the_list_marks_expired_keys_and_shows_each_keys_limits(logged_in_client, user):
+    from django.utils import timezone
+
+    logged_in_client.post(
+        reverse("api_keys"),
+        {
+            "name": "ci",
+            "owner": "personal",
+            "monthly_budget": "12.50",
+            "rpm": "30",
+            "tpm": "9000",
+        },
+    )
+    membership = Membership.objects.get(user=user)
+    old, _raw = api_key_create(membership=membership, name="old")
+    ApiKey.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timezone.timedelta(days=1))
+
+    html = logged_in_client.get(reverse("api_keys")).content.decode()
+
+    rows = {r.split("<td>")[1].split("</td>")[0]: r for r in html.split("<tr")[2:]}
+    assert "$12.50 a month" in rows["ci"] and "30 requests/min" in rows["ci"]
+    assert "9,000 tokens/min" in rows["ci"] and "expired" not in rows["ci"]
+    assert 'class="key-expired">expired<' in rows["old"] and ">none<" in rows["old"]
+
+
 def test_only_admins_create_workspace_keys(client, user):
     team = workspace_create(owner=user, name="Team")
     member = MembershipFactory(workspace=team, role=Role.MEMBER).user

@@ -352,13 +352,65 @@ async def test_a_store_not_answering_outside_the_pipeline_is_a_503_too(auth, mon
     from django.db import OperationalError
 
     from api import asgi
+    from api.handlers import Route
 
     async def unreachable(request):
         raise OperationalError("connection to server at 127.0.0.1, port 5432 failed")
 
-    monkeypatch.setitem(asgi.ROUTES, "/v1/models", (unreachable, "openai"))
+    monkeypatch.setitem(asgi.ROUTES, "/v1/models", Route(unreachable, "openai", ("GET",)))
     response = await AsyncClient().get("/v1/models", headers=auth)
 
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "unavailable"
     assert "5432" not in response.content.decode()
+
+
+async def test_a_model_whose_provider_keeps_failing_is_503_with_retry_after_not_404(auth, settings):
+    """Once the circuit opens, the model is still listed but skipped for the cool-down: the
+    SDKs must be told to wait and retry, not that the model does not exist."""
+    settings.PROVIDER_CIRCUIT_FAILURES = 2
+    settings.PROVIDER_CIRCUIT_COOLDOWN = 42
+    for _ in range(2):
+        assert (await post("/v1/chat/completions", body("@status=503"), auth)).status_code == 503
+
+    response = await post("/v1/chat/completions", body(), auth)
+
+    assert response.status_code == 503
+    assert 40 <= int(response["Retry-After"]) <= 42
+    error = response.json()["error"]
+    assert error["code"] == "overloaded" and error["type"] == "server_error"
+    assert "“fake-small” is temporarily unavailable" in error["message"]
+    listed = await AsyncClient().get("/v1/models", headers=auth)
+    assert "fake-small" in [m["id"] for m in listed.json()["data"]]
+    anthropic = await post("/v1/messages", {**body(), "max_tokens": 10}, auth)
+    assert anthropic.status_code == 503 and anthropic["Retry-After"] == response["Retry-After"]
+    assert anthropic.json()["error"]["type"] == "overloaded_error"
+    embedding = await post("/v1/embeddings", {"model": "fake-small", "input": "x"}, auth)
+    assert embedding.status_code == 503 and embedding["Retry-After"]
+
+
+async def test_a_small_tokens_per_minute_limit_admits_requests_without_max_tokens(api_key, auth):
+    from billing.models import RateLimit, RateLimitScope
+
+    await RateLimit.objects.acreate(scope=RateLimitScope.API_KEY, api_key_id=api_key[0].pk, tpm=500)
+
+    for _ in range(3):  # each counts what it used once it is answered
+        response = await post("/v1/chat/completions", body("@tokens=5"), auth)
+        assert response.status_code == 200, response.content
+    streamed = await post("/v1/chat/completions", body("@tokens=5", stream=True), auth)
+    assert streamed.status_code == 200 and b"[DONE]" in streamed.content
+
+
+async def test_a_request_larger_than_the_tokens_per_minute_limit_is_refused_for_good(api_key, auth):
+    from billing.models import RateLimit, RateLimitScope
+
+    await RateLimit.objects.acreate(scope=RateLimitScope.API_KEY, api_key_id=api_key[0].pk, tpm=50)
+
+    response = await post("/v1/chat/completions", body(max_tokens=100), auth)
+
+    assert response.status_code == 400  # the SDKs do not retry it
+    assert "retry-after" not in response.headers
+    error = response.json()["error"]
+    assert error["code"] == "request_too_large_for_limit"
+    assert "more than the API key's limit allows in a minute (50 tokens)" in error["message"]
+    assert (await post("/v1/chat/completions", body(max_tokens=20), auth)).status_code == 200

@@ -1,6 +1,9 @@
 """The official `openai` and `anthropic` SDKs, unchanged, against a live AURAX server whose
 providers are the fake upstream."""
 
+import http.client
+import json
+
 import anthropic
 import openai
 import pytest
@@ -154,6 +157,22 @@ def test_anthropic_sdk_raises_its_own_exception_for_each_status(live, kwargs, ex
             messages=[{"role": "user", "content": content}],
             **kwargs,
         )
+
+
+def test_a_429_is_sent_with_its_standard_reason_phrase(live):
+    connection = http.client.HTTPConnection("127.0.0.1", live["server"].port, timeout=10)
+    body = {"model": "fake-small", "messages": [{"role": "user", "content": "@status=429"}]}
+    connection.request(
+        "POST",
+        "/v1/chat/completions",
+        body=json.dumps(body),
+        headers={"Authorization": f"Bearer {live['key']}", "Content-Type": "application/json"},
+    )
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+
+    assert (response.status, response.reason) == (429, "Too Many Requests")
 
 
 def test_a_client_that_disconnects_mid_stream_stops_the_upstream_and_is_billed(live):

@@ -461,6 +461,28 @@ async def test_an_upstream_error_is_shown_on_the_message_with_the_taxonomy_messa
     await generation.generations_wait()
 
 
+async def test_a_model_whose_provider_keeps_failing_says_so_and_when_to_retry(
+    alice, credential, fake_upstream, settings
+):
+    from providers.circuit import circuit_failure
+
+    settings.PROVIDER_CIRCUIT_FAILURES = 1
+    settings.PROVIDER_CIRCUIT_COOLDOWN = 30
+    await sync_to_async(circuit_failure)(credential.id)
+    socket, _, _ = await socket_for(alice)
+    _, answer_id, _ = await _start(socket, credential, "hi")
+    finished = (await frames_until(socket, of_type("generation_finished")))[-1]
+    assert finished["status"] == "error" and finished["error_code"] == "overloaded"
+    assert finished["error_message"] == (
+        "The model “fake-small (Fake)” is temporarily unavailable: its provider is failing. "
+        "Try again in 30 s."
+    )
+    answer = await _message(answer_id)
+    assert answer.error_code == "overloaded" and answer.retry_after == 30
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
 async def test_the_offline_demo_model_leaves_the_question_as_the_title(alice, settings):
     """The demo model (a fresh install's only model) answers every request with its canned
     text: asked for a title, that would title every conversation alike."""

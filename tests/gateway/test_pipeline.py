@@ -159,7 +159,7 @@ async def test_a_call_the_provider_refused_costs_nothing(
 async def test_a_call_refused_at_admission_costs_nothing(caller, credential, fake_small_priced):
     from billing.models import RateLimit, RateLimitScope
 
-    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], tpm=1)
+    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], rpm=0)
     with pytest.raises(GatewayError):
         [e async for e in ask(caller, credential, "never sent")]
     [event] = await usage_events()
@@ -202,6 +202,37 @@ async def test_an_unknown_model_fails_fast_without_a_usage_event(caller, credent
     assert await usage_events() == []
 
 
+async def test_a_menu_model_that_is_not_available_is_named_without_its_credential_id(
+    caller, credential
+):
+    s = pipeline.stream(
+        **caller, model=f"{credential.id + 1}:gone", messages=[Message("user", "hi")], source="chat"
+    )
+    with pytest.raises(GatewayError) as raised:
+        [e async for e in s]
+    assert raised.value.status == 404
+    assert raised.value.message == "The model “gone” is not available to you."
+
+
+async def test_a_model_whose_circuit_is_open_is_named_as_in_the_menu_and_retried_later(
+    caller, credential, settings
+):
+    from providers.circuit import circuit_failure
+
+    settings.PROVIDER_CIRCUIT_FAILURES = 1
+    settings.PROVIDER_CIRCUIT_COOLDOWN = 30
+    await sync_to_async(circuit_failure)(credential.id)
+
+    with pytest.raises(GatewayError) as raised:
+        [e async for e in ask(caller, credential, "hi")]
+
+    error = raised.value
+    assert (error.code, error.status) == ("overloaded", 503)
+    assert 29 <= error.retry_after <= 30
+    assert error.message.startswith("The model “fake-small (Fake)” is temporarily unavailable")
+    assert str(credential.id) not in error.message
+
+
 async def test_complete_returns_the_whole_answer(caller, credential):
     completion = await pipeline.complete(
         **caller,
@@ -218,7 +249,7 @@ async def test_admission_run_ahead_on_the_callers_thread_fails_the_first_iterati
 ):
     from billing.models import RateLimit, RateLimitScope
 
-    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], tpm=1)
+    await RateLimit.objects.acreate(scope=RateLimitScope.USER, user=caller["user"], rpm=0)
     s = ask(caller, credential, '@reply="never sent"')
     await sync_to_async(s.admit)()  # raises nothing: the error waits for the iteration
     with pytest.raises(GatewayError) as raised:
