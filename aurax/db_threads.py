@@ -64,7 +64,8 @@ def _connections_tidy() -> None:
     for conn in connections.all(initialized_only=True):
         if conn.connection is None:
             continue
-        if conn.in_atomic_block or conn.get_autocommit() != conn.settings_dict["AUTOCOMMIT"]:
+        # (`autocommit`, not `get_autocommit()`, which would open a connection: there is one)
+        if conn.in_atomic_block or conn.autocommit != conn.settings_dict["AUTOCOMMIT"]:
             conn.close()
         elif conn.vendor == "sqlite":
             if conn.errors_occurred and not conn.is_usable():

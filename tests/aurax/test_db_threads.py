@@ -5,6 +5,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.db import connection
 
 from aurax import db_threads
 
@@ -60,3 +61,14 @@ async def test_a_call_whose_caller_was_cancelled_while_queued_does_not_run(one_t
     await db_threads.db_call(ran.append, "next")
 
     assert ran == ["next"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_call_that_needs_no_database_does_not_touch_the_threads_connection(django_db_blocker):
+    # A thread keeps its connection between calls (SQLite); the next call, which needs no
+    # database, must not open or check it: in tests, pytest-django then forbids database
+    # access (a background round of the lease reaper during a test without one).
+    db_threads.db_submit(lambda: connection.ensure_connection()).result()
+
+    with django_db_blocker.block():
+        assert db_threads.db_submit(lambda: 42).result() == 42
