@@ -99,7 +99,9 @@ class ProviderError(Exception):
 
 class ProviderAuthenticationError(ProviderError):
     code = "authentication"
-    status = 401
+    # Not 401: on /v1 that says the caller's own key is wrong, and this is the provider
+    # refusing the key an administrator saved (an upstream failure, as the API docs say).
+    status = 502
     default_message = "The provider rejected the API key."
 
 

@@ -183,6 +183,16 @@ async def test_upstream_rate_limit_maps_to_429_with_retry_after(auth):
     assert response.json()["error"]["code"] == "rate_limited"
 
 
+async def test_a_provider_refusing_its_key_is_a_502_not_the_callers_401(auth):
+    # 401 tells an SDK user their own AURAX key is wrong (the SDK raises AuthenticationError);
+    # the key the provider refused is the administrator's.
+    response = await post("/v1/chat/completions", body("@status=401"), auth)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert error["code"] == "authentication" and error["type"] == "server_error"
+    assert error["message"] == "The provider rejected the API key."
+
+
 async def test_upstream_outage_maps_to_a_5xx(auth):
     response = await post("/v1/chat/completions", body("@status=503"), auth)
     assert response.status_code in (502, 503)
