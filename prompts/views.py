@@ -29,6 +29,22 @@ def _refusal(membership) -> str:
     return _("Only workspace admins can create or change shared templates.")
 
 
+def _save(request, membership, form, **fields) -> str:
+    """Save the form's template; what refused it ("" when saved)."""
+    try:
+        prompt_template_save(
+            membership=membership,
+            title=form.cleaned_data["title"],
+            body=form.cleaned_data["body"],
+            ip=_ip(request),
+            **fields,
+        )
+    except PermissionDenied:
+        return _refusal(membership)
+    messages.success(request, _("Template saved."))
+    return ""
+
+
 @login_required
 def template_list(request):
     membership = current_membership_get(request)
@@ -38,18 +54,9 @@ def template_list(request):
     if request.method == "POST" and not can_create:
         error = _refusal(membership)
     elif request.method == "POST" and form.is_valid():
-        try:
-            prompt_template_save(
-                membership=membership,
-                title=form.cleaned_data["title"],
-                body=form.cleaned_data["body"],
-                personal=form.cleaned_data["personal"] or not membership.has_role(Role.ADMIN),
-                ip=_ip(request),
-            )
-        except PermissionDenied:
-            error = _refusal(membership)
-        else:
-            messages.success(request, _("Template saved."))
+        personal = form.cleaned_data["personal"] or not membership.has_role(Role.ADMIN)
+        error = _save(request, membership, form, personal=personal)
+        if not error:
             return redirect("prompt_templates")
     return render(
         request,
@@ -78,19 +85,8 @@ def template_edit(request, template_id: int):
     )
     error = "" if can_edit else _refusal(membership)
     if can_edit and request.method == "POST" and form.is_valid():
-        try:
-            prompt_template_save(
-                membership=membership,
-                template=template,
-                title=form.cleaned_data["title"],
-                body=form.cleaned_data["body"],
-                personal=template.is_personal,
-                ip=_ip(request),
-            )
-        except PermissionDenied:
-            error = _refusal(membership)
-        else:
-            messages.success(request, _("Template saved."))
+        error = _save(request, membership, form, template=template, personal=template.is_personal)
+        if not error:
             return redirect("prompt_templates")
     return render(
         request,
