@@ -43,7 +43,13 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.conversations: set[int] = set()
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None)
         await self.channel_layer.group_add(events.user_group(self.user.pk), self.channel_name)
+        if self.session_key:
+            await self.channel_layer.group_add(
+                events.session_group(self.session_key), self.channel_name
+            )
         await self.accept()
 
     async def disconnect(self, code):
@@ -52,6 +58,10 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
         if getattr(self, "user", None) is not None and self.user.is_authenticated:
             await self.channel_layer.group_discard(
                 events.user_group(self.user.pk), self.channel_name
+            )
+        if getattr(self, "session_key", None):
+            await self.channel_layer.group_discard(
+                events.session_group(self.session_key), self.channel_name
             )
         for conversation_id in getattr(self, "conversations", set()):
             await self.channel_layer.group_discard(
@@ -205,6 +215,11 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
     chat_snapshot = _relay_subscribed
     chat_generation_finished = _relay_subscribed
     chat_conversation_changed = _relay
+
+    async def chat_signed_out(self, event):
+        """Signed out in another tab, or the account deactivated or deleted: the socket stops
+        taking frames at once (the page then goes to the sign-in page)."""
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def chat_access_changed(self, event):
         """Leave every subscribed conversation this user may no longer read."""

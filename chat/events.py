@@ -27,7 +27,18 @@ def user_group(user_id: int) -> str:
     return f"chat.user.{user_id}"
 
 
+# The sockets of one signed-in browser session: closed when it signs out.
+def session_group(session_key: str) -> str:
+    return f"chat.session.{session_key}"
+
+
 # --- server → client events (sent to conversation_group / user_group) ---------------------
+
+
+def signed_out() -> dict:
+    """The session signed out, or the user was deactivated or deleted (to session_group or
+    user_group): the socket closes as an unauthenticated one would (4401)."""
+    return {"type": "chat.signed_out"}
 
 
 def generation_started(*, conversation_id: int, message_id: int, parent_id: int | None) -> dict:

@@ -1,9 +1,13 @@
 """Workspaces sits below chat and cannot call it; chat listens to what it announces."""
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_out
+from django.db.models.signals import post_delete, post_save
+
 from providers.selectors import model_choices_for
 from workspaces.signals import member_removed, workspace_models_requested
 
-from . import services
+from . import events, services
 
 
 def _member_removed(sender, *, workspace, user, **kwargs) -> None:
@@ -15,7 +19,28 @@ def _workspace_models_requested(sender, *, workspace, **kwargs) -> list[dict]:
     return model_choices_for(user=None, workspace=workspace)
 
 
+def _signed_out(sender, *, request, user, **kwargs) -> None:
+    # The session's open chat tabs stop with it (a socket authenticates once, when it opens).
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        services.sockets_close(events.session_group(session_key))
+
+
+def _user_saved(sender, *, instance, **kwargs) -> None:
+    if not instance.is_active:  # deactivated: every open chat tab of the account stops
+        services.sockets_close(events.user_group(instance.pk))
+
+
+def _user_deleted(sender, *, instance, **kwargs) -> None:
+    services.sockets_close(events.user_group(instance.pk))
+
+
 def connect() -> None:
+    user_logged_out.connect(_signed_out, dispatch_uid="chat_sockets_signed_out")
+    post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="chat_sockets_user_saved")
+    post_delete.connect(
+        _user_deleted, sender=get_user_model(), dispatch_uid="chat_sockets_user_deleted"
+    )
     member_removed.connect(_member_removed, dispatch_uid="chat_conversations_member_removed")
     workspace_models_requested.connect(
         _workspace_models_requested, dispatch_uid="chat_workspace_models_requested"

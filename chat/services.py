@@ -50,6 +50,12 @@ def _send_on_commit(group: str, event: dict) -> None:
     transaction.on_commit(send, robust=True)
 
 
+def sockets_close(group: str) -> None:
+    """Close the chat sockets in `group` (chat.events.signed_out) once the transaction that
+    ended their access commits."""
+    _send_on_commit(group, events.signed_out())
+
+
 def _provisional_title(text: str) -> str:
     line = " ".join(text.split())
     return line[:60] + ("…" if len(line) > 60 else "")

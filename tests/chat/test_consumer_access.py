@@ -74,3 +74,58 @@ async def test_an_id_that_cannot_be_a_conversation_is_not_found_and_the_socket_g
     await socket.send_json_to({"type": "ping"})
     assert (await socket.receive_json_from(timeout=3))["type"] == "pong"
     await socket.disconnect()
+
+
+async def _socket_with_client(user):
+    """A chat socket and a web client of one browser session."""
+    from channels.testing import WebsocketCommunicator
+    from django.conf import settings
+    from django.test import Client
+
+    from aurax.asgi import application
+
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    socket = WebsocketCommunicator(
+        application,
+        "/ws/chat/",
+        headers=[
+            (b"origin", b"http://testserver"),
+            (b"host", b"testserver"),
+            (b"cookie", cookie.encode()),
+        ],
+    )
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+    return socket, client
+
+
+async def test_signing_out_closes_that_sessions_open_chat_tabs(transactional_db):
+    from django.urls import reverse
+
+    user = await sync_to_async(UserFactory)()
+    tab, browser = await _socket_with_client(user)
+    other_device, _, _ = await socket_for(user)
+
+    await sync_to_async(browser.post)(reverse("account_logout"))
+
+    closed = await tab.receive_output(timeout=3)
+    assert closed == {"type": "websocket.close", "code": 4401}
+    # The same account signed in elsewhere keeps its socket.
+    await other_device.send_json_to({"type": "ping"})
+    assert (await other_device.receive_json_from(timeout=3))["type"] == "pong"
+    await other_device.disconnect()
+
+
+async def test_deactivating_or_deleting_an_account_closes_its_open_chat_tabs(transactional_db):
+    deactivated, deleted = await sync_to_async(UserFactory)(), await sync_to_async(UserFactory)()
+    first, _, _ = await socket_for(deactivated)
+    second, _, _ = await socket_for(deleted)
+
+    deactivated.is_active = False
+    await sync_to_async(deactivated.save)()
+    await sync_to_async(deleted.delete)()
+
+    for socket in (first, second):
+        assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
