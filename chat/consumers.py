@@ -40,6 +40,10 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
     async def connect(self):
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated:
+            # Accepted first: a socket closed before it is accepted is a refused handshake
+            # (HTTP 403), which a browser sees as 1006, not as this code, and a page whose
+            # session ended would try to reconnect for ever instead of going to sign in.
+            await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.conversations: set[int] = set()

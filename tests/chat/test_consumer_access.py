@@ -12,9 +12,10 @@ pytestmark = [
 ]
 
 
-async def test_an_anonymous_socket_is_closed(transactional_db):
-    socket, connected, code = await socket_for(None)
-    assert not connected and code == 4401
+async def test_an_anonymous_socket_is_closed_with_4401(transactional_db):
+    socket, connected, _ = await socket_for(None)
+    assert connected  # accepted, then closed: a refused handshake would reach a browser as 1006
+    assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
 
 
 async def test_a_foreign_origin_is_refused(transactional_db):
@@ -129,3 +130,17 @@ async def test_deactivating_or_deleting_an_account_closes_its_open_chat_tabs(tra
 
     for socket in (first, second):
         assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
+
+
+async def test_a_browser_whose_session_ended_is_told_4401_by_the_server(start_aurax_server):
+    # Through daphne: the code reaches the client (the page then goes to sign in), where a
+    # refused handshake would have been a 403 and a close code of 1006 (reconnect for ever).
+    import aiohttp
+
+    server = start_aurax_server()
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(
+            server.ws_url + "/ws/chat/", headers={"Origin": "http://127.0.0.1"}
+        )
+        message = await ws.receive(timeout=10)
+    assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4401
