@@ -37,6 +37,16 @@ def openapi_document() -> dict:
             }
         },
     }
+    components["Model"] = {
+        "type": "object",
+        "required": ["id", "object", "created", "owned_by"],
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"const": "model"},
+            "created": {"type": "integer"},
+            "owned_by": {"type": "string"},
+        },
+    }
     errors = {
         "400": _error_response("Invalid request"),
         "401": _error_response("Missing, invalid, revoked or expired key"),
@@ -97,6 +107,35 @@ def openapi_document() -> dict:
                 "get": {
                     "summary": "List the models and aliases this key may use",
                     "responses": {"200": {"description": "OK"}, "401": errors["401"]},
+                }
+            },
+            "/models/{model}": {
+                "get": {
+                    "summary": "Retrieve one model or alias this key may use",
+                    "parameters": [
+                        {
+                            "name": "model",
+                            "in": "path",
+                            "required": True,
+                            "description": "A model id as listed by /models; a / in it is "
+                            "sent as %2F",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Model"}
+                                }
+                            },
+                        },
+                        "401": errors["401"],
+                        "404": _error_response(
+                            "Code model_not_found: no such model, or not one this key may use"
+                        ),
+                    },
                 }
             },
         },
