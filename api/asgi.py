@@ -15,7 +15,7 @@ from aurax.logging import request_id_for, request_id_var
 from gateway.errors import GatewayError, service_unavailable, store_unreachable
 
 from .errors import ApiError
-from .handlers import MAX_BODY_BYTES, ROUTES, ApiRequest, ApiResponse
+from .handlers import MAX_BODY_BYTES, ApiRequest, ApiResponse, route_for
 
 logger = logging.getLogger("aurax.request")
 
@@ -86,7 +86,7 @@ async def application(scope, receive, send) -> None:
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     path = scope["path"].rstrip("/") or "/"
-    route = ROUTES.get(path)
+    route = route_for(path)
     flavour = (
         route.flavour if route else "anthropic" if path.startswith("/v1/messages") else "openai"
     )

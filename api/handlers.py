@@ -30,7 +30,7 @@ from providers.types import Finish, TextDelta
 from . import schemas
 from .auth import api_key_authenticate, api_key_from_headers
 from .errors import ApiError
-from .selectors import api_models_for_key
+from .selectors import api_model_for_key, api_models_for_key
 from .services import api_key_touch
 
 _FINISH_OPENAI = {
@@ -267,6 +267,22 @@ async def models(request: ApiRequest) -> ApiResponse:
     return ApiResponse.json({"object": "list", "data": data})
 
 
+async def model(request: ApiRequest) -> ApiResponse:
+    key, _ = await _admit(request, None)
+    model_id = request.path.removeprefix(MODEL_PATH_PREFIX)
+    data = await db_call(api_model_for_key, key=key, model_id=model_id)
+    if data is None:
+        # A model outside the key's allow-list is as unknown as one that does not exist,
+        # as in the list.
+        raise ApiError(
+            404,
+            "model_not_found",
+            f"The model '{model_id}' does not exist or this API key may not use it.",
+            param="model",
+        )
+    return ApiResponse.json(data)
+
+
 async def embeddings(request: ApiRequest) -> ApiResponse:
     key, body = await _admit(request, schemas.EmbeddingsRequest)
     # `embed` resolves its candidates through `database_sync_to_async`: without a context of
@@ -413,4 +429,15 @@ ROUTES = {
     "/v1/messages": Route(messages, "anthropic", ("POST",)),
     "/v1/openapi.json": Route(openapi, "openai", ("GET",)),
 }
+# Model ids may hold "/" (the path arrives decoded), so the rest of the path is the id.
+MODEL_PATH_PREFIX = "/v1/models/"
+_MODEL_ROUTE = Route(model, "openai", ("GET",))
+
+
+def route_for(path: str) -> Route | None:
+    if path.startswith(MODEL_PATH_PREFIX) and len(path) > len(MODEL_PATH_PREFIX):
+        return _MODEL_ROUTE
+    return ROUTES.get(path)
+
+
 MAX_BODY_BYTES = getattr(settings, "API_MAX_BODY_BYTES", 8 * 1024 * 1024)

@@ -5,10 +5,10 @@ from functools import cache
 from . import schemas
 
 
-def _error_response(description: str) -> dict:
+def _error_response(description: str, schema: str = "Error") -> dict:
     return {
         "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
     }
 
 
@@ -25,9 +25,11 @@ def openapi_document() -> dict:
         components[name] = document
     components["Error"] = {
         "type": "object",
+        "required": ["error"],
         "properties": {
             "error": {
                 "type": "object",
+                "required": ["message", "type", "param", "code"],
                 "properties": {
                     "message": {"type": "string"},
                     "type": {"type": "string"},
@@ -37,23 +39,54 @@ def openapi_document() -> dict:
             }
         },
     }
-    errors = {
-        "400": _error_response("Invalid request"),
-        "401": _error_response("Missing, invalid, revoked or expired key"),
-        "403": _error_response("Model not allowed for this key"),
-        "404": _error_response("Unknown model"),
-        "413": _error_response("Request body too large"),
-        "429": _error_response(
-            "Rate limit reached (see Retry-After), or code budget_reached: a monthly budget "
-            "refused the request (no Retry-After; lower max_tokens or raise the budget)"
-        ),
-        "502": _error_response("Upstream provider failed"),
-        "503": _error_response(
-            "Upstream overloaded, or the service briefly unavailable; see Retry-After"
-        ),
+    # /messages answers errors in Anthropic's shape, which the anthropic SDK reads.
+    components["AnthropicError"] = {
+        "type": "object",
+        "required": ["type", "error"],
+        "properties": {
+            "type": {"const": "error"},
+            "error": {
+                "type": "object",
+                "required": ["type", "message"],
+                "properties": {"type": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    }
+    components["Model"] = {
+        "type": "object",
+        "required": ["id", "object", "created", "owned_by"],
+        "properties": {
+            "id": {"type": "string"},
+            "object": {"const": "model"},
+            "created": {"type": "integer"},
+            "owned_by": {"type": "string"},
+        },
     }
 
-    def post(ref: str, summary: str, stream_note: str) -> dict:
+    def error_responses(schema: str) -> dict:
+        return {
+            "400": _error_response("Invalid request", schema),
+            "401": _error_response("Missing, invalid, revoked or expired key", schema),
+            "403": _error_response("Model not allowed for this key", schema),
+            "404": _error_response("Unknown model", schema),
+            "413": _error_response("Request body too large", schema),
+            "429": _error_response(
+                "Rate limit reached (see Retry-After), or"
+                + (" code budget_reached:" if schema == "Error" else "")
+                + " a monthly budget refused the request (no Retry-After; lower max_tokens or "
+                "raise the budget)",
+                schema,
+            ),
+            "502": _error_response("Upstream provider failed", schema),
+            "503": _error_response(
+                "Upstream overloaded, or the service briefly unavailable; see Retry-After",
+                schema,
+            ),
+        }
+
+    errors = error_responses("Error")
+
+    def post(ref: str, summary: str, stream_note: str, errors: dict = errors) -> dict:
         return {
             "post": {
                 "summary": summary,
@@ -90,13 +123,43 @@ def openapi_document() -> dict:
             "/messages": post(
                 "AnthropicMessagesRequest",
                 "Create a message (Anthropic format)",
-                "Anthropic SSE events when stream is true.",
+                "Anthropic SSE events when stream is true. Errors in Anthropic's shape.",
+                error_responses("AnthropicError"),
             ),
             "/embeddings": post("EmbeddingsRequest", "Create embeddings", ""),
             "/models": {
                 "get": {
                     "summary": "List the models and aliases this key may use",
                     "responses": {"200": {"description": "OK"}, "401": errors["401"]},
+                }
+            },
+            "/models/{model}": {
+                "get": {
+                    "summary": "Retrieve one model or alias this key may use",
+                    "parameters": [
+                        {
+                            "name": "model",
+                            "in": "path",
+                            "required": True,
+                            "description": "A model id as listed by /models; a / in it is "
+                            "sent as %2F",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "OK",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/Model"}
+                                }
+                            },
+                        },
+                        "401": errors["401"],
+                        "404": _error_response(
+                            "Code model_not_found: no such model, or not one this key may use"
+                        ),
+                    },
                 }
             },
         },

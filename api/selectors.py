@@ -27,6 +27,11 @@ def api_models_for_key(*, key: ApiKey) -> list[dict]:
     return data
 
 
+def api_model_for_key(*, key: ApiKey, model_id: str) -> dict | None:
+    """One model of `api_models_for_key`, or None where the key may not see it."""
+    return next((m for m in api_models_for_key(key=key) if m["id"] == model_id), None)
+
+
 def api_key_list_for(*, user, workspace):
     """Keys shown on the settings page: the user's own personal keys in this workspace, and
     the workspace's keys; each with its own limits (`budget_cost`, `budget_tokens`, `rpm`,

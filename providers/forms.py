@@ -41,6 +41,12 @@ class CredentialForm(forms.Form):
         kind = data.get("kind")
         if kind and adapter_for(kind).needs_api_key and not data.get("api_key"):
             self.add_error("api_key", _("This provider needs an API key."))
-        if kind and not data.get("base_url") and not adapter_for(kind).default_base_url:
+        # A base URL refused as invalid is not a missing one: its own error says enough.
+        if (
+            kind
+            and not data.get("base_url")
+            and "base_url" not in self.errors
+            and not adapter_for(kind).default_base_url
+        ):
             self.add_error("base_url", _("This provider needs a base URL."))
         return data

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .adapters import kind_choices
@@ -108,7 +109,7 @@ class ProviderCredential(models.Model):
 
         if self.last_checked_at is None or self.last_status in ("", "ok"):
             return ""
-        return error_message_for(self.last_status)
+        return gettext(error_message_for(self.last_status))
 
     @property
     def effective_base_url(self) -> str:

@@ -421,7 +421,10 @@ def catalog_refresh(credential_id: int) -> ConnectionReport:
     )
     return ConnectionReport(
         ok=True,
-        message=_("Catalog refreshed: %(count)d models.") % {"count": count},
+        message=ngettext(
+            "Catalog refreshed: %(count)d model.", "Catalog refreshed: %(count)d models.", count
+        )
+        % {"count": count},
         models=tuple(m.id for m in models),
     )
 

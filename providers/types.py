@@ -150,6 +150,13 @@ class ProviderUpstreamError(ProviderError):
     default_message = "The model provider returned an error."
 
 
+class ProviderUnreachable(ProviderUpstreamError):
+    # A code of its own: a credential's last check keeps only the code, and its status
+    # must say what the test said.
+    code = "unreachable"
+    default_message = "Could not connect to the provider."
+
+
 def error_message_for(code: str) -> str:
     """The taxonomy's message for an error code (a credential's last check keeps only the
     code); the generic one for a code it does not know."""

@@ -151,7 +151,8 @@ def credential_test_view(request, credential_id):
         user=request.user, credential_id=credential_id, manage=True
     )
     report = credential_test(credential_id=credential.id)
-    return render(request, "providers/_test_result.html", {"report": report})
+    credential.refresh_from_db()
+    return render(request, "providers/_test_result.html", {"report": report, "c": credential})
 
 
 @login_required
@@ -162,7 +163,8 @@ def credential_refresh_view(request, credential_id):
     )
     report = catalog_refresh(credential.id)
     if request.htmx:
-        return render(request, "providers/_test_result.html", {"report": report})
+        credential.refresh_from_db()
+        return render(request, "providers/_test_result.html", {"report": report, "c": credential})
     (messages.success if report.ok else messages.error)(request, report.message)
     return redirect(_back(credential))
 

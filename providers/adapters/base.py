@@ -36,6 +36,7 @@ from providers.types import (
     ProviderOverloaded,
     ProviderRateLimited,
     ProviderTimeout,
+    ProviderUnreachable,
     ProviderUpstreamError,
     StreamEvent,
     Target,
@@ -323,10 +324,10 @@ class Adapter:
             # httpx-aiohttp maps every aiohttp connection error, a refused connection too, to
             # ConnectTimeout: only a cause that is itself a timeout is one.
             if exc.__cause__ is not None and not isinstance(exc.__cause__, TimeoutError):
-                raise ProviderUpstreamError(_("Could not connect to the provider.")) from exc
+                raise ProviderUnreachable(_("Could not connect to the provider.")) from exc
             raise ProviderTimeout() from exc
         except httpx.ConnectError as exc:
-            raise ProviderUpstreamError(_("Could not connect to the provider.")) from exc
+            raise ProviderUnreachable(_("Could not connect to the provider.")) from exc
         except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError) as exc:
             raise cut_off() from exc
         except httpx.HTTPError as exc:

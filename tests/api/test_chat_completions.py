@@ -361,13 +361,13 @@ async def test_redis_not_answering_is_a_503_to_retry_not_an_internal_error(
 async def test_a_store_not_answering_outside_the_pipeline_is_a_503_too(auth, monkeypatch):
     from django.db import OperationalError
 
-    from api import asgi
+    from api import handlers
     from api.handlers import Route
 
     async def unreachable(request):
         raise OperationalError("connection to server at 127.0.0.1, port 5432 failed")
 
-    monkeypatch.setitem(asgi.ROUTES, "/v1/models", Route(unreachable, "openai", ("GET",)))
+    monkeypatch.setitem(handlers.ROUTES, "/v1/models", Route(unreachable, "openai", ("GET",)))
     response = await AsyncClient().get("/v1/models", headers=auth)
 
     assert response.status_code == 503

@@ -215,3 +215,16 @@ def test_no_key_ever_appears_in_the_server_log(live, oai):
     assert live["key"] not in log
     assert UPSTREAM_KEY not in log
     assert "ax-leaky-9999" not in log
+
+
+def test_openai_sdk_retrieves_a_model(oai, live):
+    model = oai.models.retrieve("fake-small")
+    assert (model.id, model.object) == ("fake-small", "model")
+
+    with pytest.raises(openai.NotFoundError):
+        oai.models.retrieve("nothing-like-this")
+    narrow = openai.OpenAI(
+        base_url=live["server"].url + "/v1", api_key=live["narrow"], max_retries=0
+    )
+    with pytest.raises(openai.NotFoundError):
+        narrow.models.retrieve("fake-small")

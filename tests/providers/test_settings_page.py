@@ -329,3 +329,81 @@ def test_the_custom_url_provider_is_named_in_the_user_s_language(client, user, l
     page = client.get(reverse("providers:keys")).text
     assert f'<option value="openai_compatible">{label}</option>' in page  # the form's choice
     assert f"<td>{label}</td>" in page  # the saved key's provider
+
+
+def test_a_provider_refusing_connections_reads_the_same_in_the_test_and_the_table(
+    client, user, unused_tcp_port
+):
+    made = credential(
+        scope=Scope.USER, user=user, base_url=f"http://127.0.0.1:{unused_tcp_port}/v1"
+    )
+    ProviderCredential.objects.filter(pk=made.pk).update(
+        allow_private_network=True,
+        last_status="ok",
+        last_checked_at=timezone.now() - timedelta(hours=2),
+    )
+    client.force_login(user)
+
+    tested = client.post(
+        reverse("providers:credential_test", args=[made.id]), HTTP_HX_REQUEST="true"
+    ).text
+    page = client.get(reverse("providers:keys")).text
+    row = page[page.index(f'id="credential-{made.pk}"') :].split("</tr>")[0]
+
+    assert "✗ Could not connect to the provider." in tested
+    assert "Could not connect to the provider." in row
+    assert "The model provider returned an error." not in row
+    # The answer also replaces the row's status cell: no stale "Working · checked 2 hours ago".
+    cell = tested[tested.index("<template>") :]
+    assert f'id="credential-status-{made.pk}" hx-swap-oob="true"' in cell
+    assert "Could not connect to the provider." in cell and "hours" not in cell
+
+
+def test_refresh_models_updates_the_rows_status_too(client, user, fake_upstream):
+    made = credential(scope=Scope.USER, user=user, base_url=fake_upstream.base_url("openai"))
+    client.force_login(user)
+
+    answer = client.post(
+        reverse("providers:credential_refresh", args=[made.id]), HTTP_HX_REQUEST="true"
+    ).text
+
+    cell = answer[answer.index("<template>") :]
+    assert f'id="credential-status-{made.pk}" hx-swap-oob="true"' in cell
+    assert "Working" in cell
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "Catalog refreshed: 1 model."),
+        ("es", "Catálogo actualizado: 1 modelo."),
+        ("pt-br", "Catálogo atualizado: 1 modelo."),
+    ],
+)
+def test_a_refreshed_catalog_of_one_model_says_model_in_the_singular(language, said):
+    from django.utils import translation
+
+    from providers.services import catalog_refresh
+
+    made = credential(scope=Scope.GLOBAL, kind="demo", base_url="")
+    with translation.override(language):
+        report = catalog_refresh(made.id)
+
+    assert report.ok and report.message == said
+
+
+def test_an_invalid_base_url_is_not_also_said_to_be_missing(client, user):
+    client.force_login(user)
+
+    page = client.post(
+        reverse("providers:keys"),
+        {
+            "kind": "openai_compatible",
+            "name": "Local",
+            "api_key": "sk-1",
+            "base_url": "http://127.1:8970/v1",
+        },
+    ).text
+
+    assert "Enter a valid URL." in page
+    assert "This provider needs a base URL." not in page

@@ -1,0 +1,68 @@
+"""The OpenAPI document describes the bodies the endpoints really answer."""
+
+import json
+
+import pytest
+
+from tests.api.client import AsyncClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def conforms(value, schema: dict, document: dict) -> bool:
+    """Whether `value` matches `schema`, for the keywords the document's error schemas use
+    ($ref, type, const, required, properties)."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        return conforms(value, document["components"]["schemas"][name], document)
+    if "const" in schema and value != schema["const"]:
+        return False
+    kinds = {"object": dict, "string": str, "null": type(None), "integer": int}
+    types = schema.get("type")
+    if types is not None:
+        types = [types] if isinstance(types, str) else types
+        if not any(isinstance(value, kinds[t]) for t in types):
+            return False
+    if isinstance(value, dict):
+        if any(name not in value for name in schema.get("required", ())):
+            return False
+        for name, inner in schema.get("properties", {}).items():
+            if name in value and not conforms(value[name], inner, document):
+                return False
+    return True
+
+
+def error_schema(document: dict, path: str, status: str) -> dict:
+    response = document["paths"][path]["post"]["responses"][status]
+    return response["content"]["application/json"]["schema"]
+
+
+async def test_messages_errors_are_documented_in_anthropics_shape(credential):
+    document = (await AsyncClient().get("/v1/openapi.json")).json()
+    bad_key = await AsyncClient().post(
+        "/v1/messages",
+        data=json.dumps({"model": "fake-small", "max_tokens": 5, "messages": []}),
+        headers={"x-api-key": "ax-wrong"},
+    )
+    assert bad_key.status_code == 401
+
+    openai_body = {"error": {"message": "m", "type": "x", "param": None, "code": "c"}}
+    for status in ("400", "401", "403", "404", "429", "502", "503"):
+        schema = error_schema(document, "/messages", status)
+        assert conforms(bad_key.json(), schema, document)
+        assert not conforms(openai_body, schema, document)
+
+
+async def test_chat_completions_errors_stay_documented_in_openais_shape(credential):
+    document = (await AsyncClient().get("/v1/openapi.json")).json()
+    bad_key = await AsyncClient().post(
+        "/v1/chat/completions",
+        data=json.dumps({"model": "fake-small", "messages": []}),
+        headers={"Authorization": "Bearer ax-wrong"},
+    )
+    assert bad_key.status_code == 401
+
+    schema = error_schema(document, "/chat/completions", "401")
+    assert conforms(bad_key.json(), schema, document)
+    anthropic_body = {"type": "error", "error": {"type": "x", "message": "m"}}
+    assert not conforms(anthropic_body, schema, document)
