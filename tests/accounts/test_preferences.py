@@ -167,3 +167,13 @@ def test_a_default_model_no_longer_available_keeps_the_page_working(logged_in_cl
     assert response.status_code == 302
     user.refresh_from_db()
     assert (user.theme, user.default_model) == ("dark", "retired-model")
+
+
+def test_the_preferences_form_is_translated(logged_in_client):
+    logged_in_client.post(reverse("language_set"), {"language": "es", "next": "/"})
+
+    html = logged_in_client.get(reverse("preferences")).content.decode()
+
+    form = re.search(r'<form method="post" class="form">.*?</form>', html, re.S).group(0)
+    labels = re.findall(r"<label[^>]*>([^<]*)</label>", form)
+    assert labels == ["Tema:", "Idioma:", "Modelo predeterminado:"]
