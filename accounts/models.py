@@ -40,15 +40,16 @@ class User(AbstractUser):
 
     username = None
     email = models.EmailField(_("email address"), unique=True)
-    theme = models.CharField(max_length=10, choices=Theme.choices, default=Theme.SYSTEM)
+    theme = models.CharField(_("Theme"), max_length=10, choices=Theme.choices, default=Theme.SYSTEM)
     language = models.CharField(
+        _("Language"),
         max_length=10,
         choices=settings.LANGUAGES,
         blank=True,
         default="",
         help_text=_("Empty follows the browser."),
     )
-    default_model = models.CharField(max_length=200, blank=True, default="")
+    default_model = models.CharField(_("Default model"), max_length=200, blank=True, default="")
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []

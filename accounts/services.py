@@ -1,6 +1,11 @@
+from urllib.parse import urlsplit
+
+from django.conf import settings
 from django.db import transaction
 
 from .models import User
+
+SITE_NAME = "AURAX"
 
 
 @transaction.atomic
@@ -20,3 +25,20 @@ def user_update_preferences(
         user.full_clean(validate_unique=False, exclude=["password"])
         user.save(update_fields=fields)
     return user
+
+
+def site_sync(*, using: str = "default") -> None:
+    """The current Site row (SITE_ID) names AURAX at SITE_URL's host and port: allauth's
+    e-mails take their subject prefix, greeting and links from it, and django.contrib.sites
+    would otherwise leave them saying "example.com"."""
+    from django.contrib.sites.models import Site
+
+    domain = urlsplit(settings.SITE_URL).netloc.rpartition("@")[2]
+    with transaction.atomic(using=using):
+        site, _ = Site.objects.using(using).get_or_create(
+            pk=settings.SITE_ID, defaults={"domain": domain, "name": SITE_NAME}
+        )
+        if (site.domain, site.name) != (domain, SITE_NAME):
+            site.domain, site.name = domain, SITE_NAME
+            # save(), not update(): saving clears the process's cache of the current Site.
+            site.save(using=using)

@@ -9,17 +9,21 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from .forms import PreferencesForm, ThemeForm
+from .selectors import user_model_choices
 from .services import user_update_preferences
 
 
 @login_required
 def preferences(request):
-    form = PreferencesForm(request.POST or None, instance=request.user)
+    form = PreferencesForm(
+        request.POST or None, instance=request.user, models=user_model_choices(request=request)
+    )
     if request.method == "POST" and form.is_valid():
         user_update_preferences(
             user=request.user,
             theme=form.cleaned_data["theme"],
             language=form.cleaned_data["language"],
+            default_model=form.cleaned_data["default_model"],
         )
         language = form.cleaned_data["language"] or translation.get_language_from_request(request)
         translation.activate(language)

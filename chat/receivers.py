@@ -4,7 +4,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save
 
+from accounts.signals import user_models_requested
 from providers.selectors import model_choices_for
+from workspaces.selectors import current_membership_get
 from workspaces.signals import member_removed, workspace_models_requested
 
 from . import events, services
@@ -17,6 +19,12 @@ def _member_removed(sender, *, workspace, user, **kwargs) -> None:
 def _workspace_models_requested(sender, *, workspace, **kwargs) -> list[dict]:
     # What every member may pick in the chat's model menu, whatever keys of their own they add.
     return model_choices_for(user=None, workspace=workspace)
+
+
+def _user_models_requested(sender, *, request, **kwargs) -> list[dict]:
+    # The chat's model menu in the workspace the user is working in, their own keys included.
+    workspace = current_membership_get(request).workspace
+    return model_choices_for(user=request.user, workspace=workspace)
 
 
 def _signed_out(sender, *, request, user, **kwargs) -> None:
@@ -45,3 +53,4 @@ def connect() -> None:
     workspace_models_requested.connect(
         _workspace_models_requested, dispatch_uid="chat_workspace_models_requested"
     )
+    user_models_requested.connect(_user_models_requested, dispatch_uid="chat_user_models_requested")

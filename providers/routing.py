@@ -62,7 +62,11 @@ from .circuit import (
 )
 from .crypto import SecretUnreadable
 from .models import CatalogModel, ModelAlias, ProviderCredential, Scope
-from .selectors import credentials_usable_by, workspace_models_switched_off
+from .selectors import (
+    credentials_usable_by,
+    model_label_with_credential,
+    workspace_models_switched_off,
+)
 from .types import (
     ChatRequest,
     ProviderAuthenticationError,
@@ -90,7 +94,9 @@ class Candidate:
 
     @property
     def label(self) -> str:
-        return f"{self.display_name or self.model_id} ({self.credential_name})"
+        return model_label_with_credential(
+            model_label=self.display_name or self.model_id, credential_name=self.credential_name
+        )
 
 
 @dataclass(frozen=True)

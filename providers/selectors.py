@@ -116,6 +116,15 @@ def global_models_for_workspace(*, workspace) -> list[tuple[CatalogModel, bool]]
     return [(m, m.id not in off) for m in models]
 
 
+def model_label_with_credential(*, model_label: str, credential_name: str) -> str:
+    """A model as menus and messages name it: "gpt-4o (Team key)", telling apart the same model
+    through several keys; the model's name alone when the key is called the same (the offline
+    demo), rather than "Offline demo (Offline demo)"."""
+    if model_label.strip().casefold() == credential_name.strip().casefold():
+        return model_label
+    return f"{model_label} ({credential_name})"
+
+
 def model_choices_for(*, user, workspace) -> list[dict]:
     """What a user may pick in a model menu: aliases first, then each enabled catalog model of
     every usable credential. Each item: {"value", "label", "group"}; `value` is what
@@ -148,7 +157,9 @@ def model_choices_for(*, user, workspace) -> list[dict]:
         choices.append(
             {
                 "value": f"{model.credential_id}:{model.model_id}",
-                "label": f"{model.label} ({names[model.credential_id]})",
+                "label": model_label_with_credential(
+                    model_label=model.label, credential_name=names[model.credential_id]
+                ),
                 "group": names[model.credential_id],
             }
         )

@@ -1,7 +1,9 @@
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from django.core import mail
+from django.core.management import call_command
 from django.urls import reverse
 
 from accounts.models import User
@@ -96,3 +98,32 @@ def test_password_reset_sends_a_link_that_sets_a_new_password(client, user):
 def test_email_is_the_login_and_no_username_exists():
     assert User.USERNAME_FIELD == "email"
     assert "username" not in {f.name for f in User._meta.get_fields()}
+
+
+def _sign_up(client, email):
+    client.post(
+        reverse("account_signup"),
+        {"email": email, "password1": "a long passphrase 42", "password2": "a long passphrase 42"},
+    )
+    return next(m for m in mail.outbox if email in m.to)
+
+
+def test_the_confirmation_email_names_aurax_at_the_site_address(client, settings):
+    host = urlsplit(settings.SITE_URL).netloc
+
+    message = _sign_up(client, "grace@example.com")
+
+    assert message.subject == "[AURAX] Please Confirm Your Email Address"
+    assert "Hello from AURAX!" in message.body
+    assert f"register an account on {host}." in message.body
+    assert "example.com!" not in message.body
+
+
+def test_the_site_follows_a_changed_site_url_at_the_next_start(client, settings):
+    settings.SITE_URL = "https://chat.example.org:8443"
+
+    call_command("migrate", verbosity=0)
+
+    message = _sign_up(client, "linus@example.com")
+    assert "register an account on chat.example.org:8443." in message.body
+    assert "Thank you for using AURAX!\nchat.example.org:8443" in message.body

@@ -4,6 +4,9 @@ import re
 
 import pytest
 
+from providers.adapters.demo import DEMO_MODEL
+from providers.routing import candidates_resolve_sync
+from providers.services import demo_credential_sync
 from tests.factories import MembershipFactory
 from tests.providers.factories import credential
 from workspaces.models import Role
@@ -55,3 +58,22 @@ def test_the_users_default_wins_when_available_else_the_workspaces(client):
     membership.user.save()
     menu = _menu(client, membership)
     assert (f"{acme.id}:b", True) in menu and all(value != "gone" for value, _ in menu)
+
+
+def test_the_offline_demo_is_named_once_other_models_with_their_key(client, settings):
+    settings.AURAX_DEMO_PROVIDER = True
+    demo = demo_credential_sync()
+    acme = credential(name="Acme", models=["fake-small"])
+    membership = MembershipFactory(role=Role.MEMBER)
+    _menu(client, membership)
+
+    html = client.get("/").content.decode()
+
+    select = re.search(r'<select name="model".*?</select>', html, re.S).group(0)
+    labels = dict(re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)</option>', select))
+    assert labels[f"{demo.id}:{DEMO_MODEL}"] == "Offline demo"
+    assert labels[f"{acme.id}:fake-small"] == "fake-small (Acme)"
+    [candidate] = candidates_resolve_sync(
+        user=membership.user, workspace=membership.workspace, model=DEMO_MODEL
+    )
+    assert candidate.label == "Offline demo"

@@ -20,7 +20,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Administrator {email} created.")
         else:
             user.is_staff = user.is_superuser = True
-            user.set_password(password)
+            # A new hash (a fresh salt) would end every session of the administrator on
+            # each start: set the password only when it changed.
+            if not user.check_password(password):
+                user.set_password(password)
             user.save()
             self.stdout.write(f"Administrator {email} updated.")
         from allauth.account.models import EmailAddress
