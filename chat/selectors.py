@@ -9,7 +9,7 @@ from django.db import connections, router
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.http import Http404
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from aurax import statements
 from billing.models import UsageEvent
@@ -233,7 +233,8 @@ def conversation_day_label(*, conversation, today: dt.date | None = None) -> str
         return _("Yesterday")
     if day > today - dt.timedelta(days=7):
         return _("Previous 7 days")
-    return day.strftime("%B %Y") if day.year != today.year else day.strftime("%B")
+    # Month names in the reader's language; "F" alone within the current year.
+    return formats.date_format(day, "YEAR_MONTH_FORMAT" if day.year != today.year else "F")
 
 
 def message_path(*, conversation: Conversation) -> list[Message]:

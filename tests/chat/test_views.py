@@ -3,10 +3,11 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from chat import services
 from chat.models import Conversation, Message
+from chat.selectors import conversation_day_label
 from tests.factories import UserFactory
 from workspaces.selectors import personal_workspace_get
 
@@ -45,6 +46,19 @@ def test_the_sidebar_lists_my_conversations_newest_first_grouped_by_day(logged_i
     assert "Today" in html and "Previous 7 days" in html
     assert "Someone else" not in html
     assert old.pk and new.pk
+
+
+def test_older_day_groups_name_their_month_in_the_reader_language(user):
+    today = dt.date(2026, 12, 6)
+    october = _conversation(user, updated_at=dt.datetime(2026, 10, 14, 12, tzinfo=dt.UTC))
+    last_year = _conversation(user, updated_at=dt.datetime(2025, 3, 2, 12, tzinfo=dt.UTC))
+    with translation.override("es"):
+        assert conversation_day_label(conversation=october, today=today) == "octubre"
+        assert conversation_day_label(conversation=last_year, today=today) == "marzo de 2025"
+    with translation.override("pt-br"):
+        assert conversation_day_label(conversation=october, today=today) == "Outubro"
+    with translation.override("en"):
+        assert conversation_day_label(conversation=last_year, today=today) == "March 2025"
 
 
 def test_the_sidebar_pages_through_thousands_of_conversations_with_constant_queries(
