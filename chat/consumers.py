@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -36,6 +37,7 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
     # chat.socket_loop: one long-lived reader task per source, no thread hop per message;
     # the deltas of answers streaming in this process are sent in the turn they leave in.
     direct_events = frozenset({"chat.delta"})
+    socket_gone_errors = (Disconnected,)  # daphne's: "Attempt to send on a closed protocol"
 
     async def connect(self):
         self.user = self.scope.get("user")
