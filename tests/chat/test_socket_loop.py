@@ -197,7 +197,7 @@ class _ChatSocket(_Socket):
         self.gone = False
         self.incoming = asyncio.Queue()
         self.sent = []
-        user = SimpleNamespace(pk=1, is_authenticated=True)
+        user = SimpleNamespace(pk=1, is_authenticated=True, language="")
         scope = {"type": "websocket", "path": "/ws/chat/", "headers": [], "subprotocols": []}
         app = _ChatOnConversation7.as_asgi()
         self.task = asyncio.ensure_future(
