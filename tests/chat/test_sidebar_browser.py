@@ -1,12 +1,16 @@
-"""The conversation sidebar in Chromium: its later pages load as it scrolls."""
+"""The conversation sidebar in Chromium: its later pages load as it scrolls; the conversation
+on screen stands out, a new one as soon as its first message is sent."""
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.chat.test_sharing_browser import sign_in
+from tests.chat import test_browser
+from tests.chat.test_sharing_browser import ask, sign_in
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.browser
+
+chat_server = test_browser.chat_server  # a user whose default model answers
 
 EMAIL = "scroller@example.com"
 
@@ -49,3 +53,33 @@ def test_scrolling_the_sidebar_to_its_end_loads_the_older_conversations(server, 
     expect(oldest).to_be_visible()
     expect(items).to_have_count(120)
     expect(page.locator("#conversation-list .load-more")).to_have_count(0)
+
+
+def _rgb(page, selector) -> list[int]:
+    """An element's background as drawn: [r, g, b] (color-mix() and friends resolved)."""
+    return page.eval_on_selector(
+        selector,
+        """el => {
+            const ctx = document.createElement("canvas").getContext("2d");
+            ctx.fillStyle = getComputedStyle(el).backgroundColor;
+            ctx.fillRect(0, 0, 1, 1);
+            return Array.from(ctx.getImageData(0, 0, 1, 1).data.slice(0, 3));
+        }""",
+    )
+
+
+def test_a_new_conversation_is_highlighted_once_its_first_message_is_sent(chat_server, page):
+    sign_in(page, chat_server, test_browser.EMAIL)
+    conversation_id = ask(page, "Hello there")
+    active = page.locator("#conversation-list .conversation-item.active")
+    expect(active).to_have_count(1)
+    expect(active).to_have_attribute("data-conversation-id", str(conversation_id))
+    # The sidebar refreshed again (another answer) keeps it highlighted.
+    ask(page, "And again")
+    expect(active).to_have_attribute("data-conversation-id", str(conversation_id))
+    page.mouse.move(0, 0)  # no hover colour
+    for theme in ("light", "dark"):
+        page.evaluate(f"document.documentElement.dataset.theme = {theme!r}")
+        item = _rgb(page, "#conversation-list .conversation-item.active")
+        sidebar = _rgb(page, "aside.sidebar")
+        assert sum(abs(a - b) for a, b in zip(item, sidebar, strict=True)) >= 40, (theme, item)
