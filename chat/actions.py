@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from django.conf import settings as django_settings
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils.translation import gettext_noop
 
 from workspaces.models import Role
 from workspaces.selectors import current_membership_get, membership_get
@@ -35,9 +36,9 @@ class ActionRefused(Exception):
 
 def _content_clean(content) -> str:
     if not isinstance(content, str) or not content.strip():
-        raise ActionRefused("invalid", "The message is empty.")
+        raise ActionRefused("invalid", gettext_noop("The message is empty."))
     if len(content) > MAX_CONTENT:
-        raise ActionRefused("invalid", "The message is too long.")
+        raise ActionRefused("invalid", gettext_noop("The message is too long."))
     return content
 
 
@@ -54,7 +55,9 @@ def _settings_from(frame: dict) -> dict:
 
 
 def _busy() -> ActionRefused:
-    return ActionRefused("busy", "An answer is still being generated in this conversation.")
+    return ActionRefused(
+        "busy", gettext_noop("An answer is still being generated in this conversation.")
+    )
 
 
 def conversation_access(*, user, conversation_id, access: str = READ) -> int:
@@ -109,7 +112,7 @@ def send(*, user, frame: dict, session=None) -> tuple[int, Message, bool]:
     except services.ConversationBusy:
         raise _busy() from None
     except (TypeError, ValueError):
-        raise ActionRefused("invalid", "Invalid settings.") from None
+        raise ActionRefused("invalid", gettext_noop("Invalid settings.")) from None
     return conversation.pk, answer, created
 
 
@@ -120,7 +123,9 @@ def regenerate(*, user, frame: dict) -> tuple[int, Message]:
     except services.ConversationBusy:
         raise _busy() from None
     except services.MessageNotEditable:
-        raise ActionRefused("invalid", "This message cannot be regenerated.") from None
+        raise ActionRefused(
+            "invalid", gettext_noop("This message cannot be regenerated.")
+        ) from None
     return message.conversation_id, answer
 
 
@@ -132,7 +137,9 @@ def edit(*, user, frame: dict) -> tuple[int, Message]:
     except services.ConversationBusy:
         raise _busy() from None
     except services.MessageNotEditable:
-        raise ActionRefused("invalid", "Only your own messages can be edited.") from None
+        raise ActionRefused(
+            "invalid", gettext_noop("Only your own messages can be edited.")
+        ) from None
     return message.conversation_id, answer
 
 
@@ -144,6 +151,6 @@ def streaming_answer(*, user, conversation_id) -> int | None:
     return answer.pk if answer else None
 
 
-NOT_FOUND = ActionRefused("not_found", "Not found.")
+NOT_FOUND = ActionRefused("not_found", gettext_noop("Not found."))
 
 __all__ = ["ActionRefused", "Http404", "Message", "NOT_FOUND"]

@@ -9,10 +9,14 @@ channel layer: chat.socket_loop."""
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
+from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils import translation
+from django.utils.translation import gettext_noop
 
 from aurax.db_threads import db_call, db_start
 from gateway.errors import service_unavailable, store_unreachable
@@ -32,10 +36,24 @@ def _started(action, /, **kwargs):
     return result, generation.generation_prepare(answer=result[1])
 
 
+def _socket_language(scope, user) -> str:
+    """The language the user's pages are in: the one saved in their account, else Django's
+    choice from the socket's handshake (the language cookie, then Accept-Language)."""
+    if user.language:
+        return user.language
+    headers = dict(scope.get("headers", ()))
+    handshake = SimpleNamespace(
+        COOKIES=scope.get("cookies", {}),
+        META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
+    )
+    return translation.get_language_from_request(handshake)
+
+
 class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
     # chat.socket_loop: one long-lived reader task per source, no thread hop per message;
     # the deltas of answers streaming in this process are sent in the turn they leave in.
     direct_events = frozenset({"chat.delta"})
+    socket_gone_errors = (Disconnected,)  # daphne's: "Attempt to send on a closed protocol"
 
     async def connect(self):
         self.user = self.scope.get("user")
@@ -47,6 +65,7 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.conversations: set[int] = set()
+        self.language = _socket_language(self.scope, self.user)
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
         await self.channel_layer.group_add(events.user_group(self.user.pk), self.channel_name)
@@ -77,18 +96,20 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
     async def receive_json(self, content, **kwargs):
         kind = content.get("type") if isinstance(content, dict) else None
         if kind not in events.CLIENT_FRAMES:
-            await self.send_json({"type": "error", "code": "invalid", "message": "Unknown frame."})
+            await self._refuse({}, "invalid", gettext_noop("Unknown frame."))
             return
         handler = getattr(self, f"frame_{kind}")
         try:
             await handler(content)
         except Http404:
-            await self._refuse(content, "not_found", "Not found.")
+            await self._refuse(content, "not_found", gettext_noop("Not found."))
         except PermissionDenied:
             if kind == "send" and not content.get("conversation_id"):
-                message = "Viewers of a workspace may read its shared conversations, not start one."
+                message = gettext_noop(
+                    "Viewers of a workspace may read its shared conversations, not start one."
+                )
             else:
-                message = "You may read this conversation, not change it."
+                message = gettext_noop("You may read this conversation, not change it.")
             await self._refuse(content, "forbidden", message)
         except actions.ActionRefused as refused:
             await self._refuse(content, refused.code, refused.message)
@@ -100,6 +121,10 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             await self._refuse(content, "unavailable", service_unavailable().message)
 
     async def _refuse(self, frame, code, message):
+        # Said in English (marked for the catalog) and told in the language of the socket's
+        # user, as their pages are.
+        with translation.override(self.language):
+            message = translation.gettext(message)
         await self.send_json(
             {
                 "type": "error",

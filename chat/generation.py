@@ -29,6 +29,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from channels.layers import get_channel_layer
+from django.utils.translation import gettext_noop
 
 from aurax.db_threads import db_background, db_call
 from aurax.eager import task_started
@@ -66,7 +67,7 @@ _tasks: set[asyncio.Future] = set()
 # title): each leaves this set before it writes its finish (`generations_interrupt`).
 _interruptible: set[asyncio.Task] = set()
 INTERRUPT_TIMEOUT = 5.0  # seconds a stopping process waits for its answers to be saved
-NOT_STARTED_MESSAGE = "The server could not start this answer. Try again in a moment."
+NOT_STARTED_MESSAGE = gettext_noop("The server could not start this answer. Try again in a moment.")
 # Seconds between an answer's tries to save its end while the database does not answer.
 FINISH_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
 
@@ -598,7 +599,7 @@ async def _generate(
         finish.update(
             status=Message.Status.ERROR,
             error_code="internal",
-            error_message="Something went wrong while generating this answer.",
+            error_message=gettext_noop("Something went wrong while generating this answer."),
         )
     finally:
         _interruptible.discard(task)

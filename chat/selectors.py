@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
@@ -9,7 +10,7 @@ from django.db import connections, router
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.db.models.expressions import RawSQL
 from django.http import Http404
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from aurax import statements
 from billing.models import UsageEvent
@@ -233,7 +234,28 @@ def conversation_day_label(*, conversation, today: dt.date | None = None) -> str
         return _("Yesterday")
     if day > today - dt.timedelta(days=7):
         return _("Previous 7 days")
-    return day.strftime("%B %Y") if day.year != today.year else day.strftime("%B")
+    # Month names in the reader's language; "F" alone within the current year.
+    return formats.date_format(day, "YEAR_MONTH_FORMAT" if day.year != today.year else "F")
+
+
+_RETRY_SUFFIX = re.compile(r"^(?P<message>.*) Retry in (?P<seconds>\d+) s\.$", re.DOTALL)
+
+
+def message_error_text(*, message: Message) -> str:
+    """A failed answer's error in the reader's language. It is stored as it was said when the
+    answer failed (in English, the server's language): the taxonomy's and the server's own
+    messages are looked up in the catalog, with the seconds to wait kept; a provider's own
+    words are shown as they came."""
+    from django.utils.translation import gettext as _
+
+    text = message.error_message
+    waited = _RETRY_SUFFIX.match(text)
+    if waited is None:
+        return _(text) if text else ""
+    return _("%(message)s Retry in %(seconds)d s.") % {
+        "message": _(waited["message"]),
+        "seconds": int(waited["seconds"]),
+    }
 
 
 def message_path(*, conversation: Conversation) -> list[Message]:

@@ -13,6 +13,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, connections, router, transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from aurax import statements
 from workspaces.models import Membership, Role
@@ -548,7 +549,7 @@ def _conversation_of_message_touch_sql(alias: str) -> str:
     )
 
 
-INTERRUPTED_MESSAGE = "The server restarted while this answer was being generated."
+INTERRUPTED_MESSAGE = gettext_noop("The server restarted while this answer was being generated.")
 
 
 def _mark_interrupted(queryset) -> int:

@@ -41,6 +41,10 @@ class LeanLoopMixin:
     """Put first in the bases of a channels consumer class."""
 
     direct_events: frozenset[str] = frozenset()  # handled in the sender's turn (see above)
+    # What the server raises on a send to a socket its browser has left (a reload, a closed
+    # tab) before the consumer has heard of it: the events already on their way are dropped,
+    # and the socket's disconnect, next in line, ends the consumer.
+    socket_gone_errors: tuple[type[BaseException], ...] = ()
 
     async def __call__(self, scope, receive, send):
         self.scope = scope
@@ -54,7 +58,8 @@ class LeanLoopMixin:
         # response starts. It never does for a WebSocket message, yet it inspects the session
         # on every frame sent. The consumer sends through what it wraps.
         wrapper = getattr(send, "__self__", None)
-        self.base_send = wrapper.real_send if isinstance(wrapper, InstanceSessionWrapper) else send
+        real_send = wrapper.real_send if isinstance(wrapper, InstanceSessionWrapper) else send
+        self.base_send = self._socket_send(real_send) if self.socket_gone_errors else real_send
         turn = asyncio.Lock()
         in_hand = 0  # messages taken from a source and not yet handled
         failed = asyncio.get_running_loop().create_future()  # a direct handling failed
@@ -116,6 +121,17 @@ class LeanLoopMixin:
                 task.cancel()
             await asyncio.wait(readers)
             failed.cancel()
+
+    def _socket_send(self, send):
+        gone = self.socket_gone_errors
+
+        async def send_unless_gone(message):
+            try:
+                await send(message)
+            except gone:
+                pass
+
+        return send_unless_gone
 
     async def dispatch(self, message):
         handler = getattr(self, get_handler_name(message), None)

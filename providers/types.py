@@ -9,6 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from django.utils.translation import gettext_noop
+
+# The taxonomy's messages are stored with a failed answer as said (in the server's language)
+# and translated when shown (chat.selectors.message_error_text): marked here for the catalog.
+
 # --- Requests ----------------------------------------------------------------------------
 
 Role = Literal["system", "user", "assistant"]
@@ -89,7 +94,7 @@ class ProviderError(Exception):
     code = "upstream_error"
     retryable = False
     status = 502
-    default_message = "The model provider returned an error."
+    default_message = gettext_noop("The model provider returned an error.")
 
     def __init__(self, message: str | None = None, *, retry_after: float | None = None):
         self.message = message or self.default_message
@@ -102,52 +107,52 @@ class ProviderAuthenticationError(ProviderError):
     # Not 401: on /v1 that says the caller's own key is wrong, and this is the provider
     # refusing the key an administrator saved (an upstream failure, as the API docs say).
     status = 502
-    default_message = "The provider rejected the API key."
+    default_message = gettext_noop("The provider rejected the API key.")
 
 
 class ProviderRateLimited(ProviderError):
     code = "rate_limited"
     retryable = True
     status = 429
-    default_message = "The provider is rate limiting requests."
+    default_message = gettext_noop("The provider is rate limiting requests.")
 
 
 class ProviderOverloaded(ProviderError):
     code = "overloaded"
     retryable = True
     status = 503
-    default_message = "The provider is overloaded or unavailable."
+    default_message = gettext_noop("The provider is overloaded or unavailable.")
 
 
 class ProviderTimeout(ProviderError):
     code = "timeout"
     retryable = True
     status = 504
-    default_message = "The provider did not answer in time."
+    default_message = gettext_noop("The provider did not answer in time.")
 
 
 class ProviderBadRequest(ProviderError):
     code = "bad_request"
     status = 400
-    default_message = "The provider refused the request as invalid."
+    default_message = gettext_noop("The provider refused the request as invalid.")
 
 
 class ProviderContextTooLong(ProviderBadRequest):
     code = "context_too_long"
-    default_message = "The conversation is too long for this model's context window."
+    default_message = gettext_noop("The conversation is too long for this model's context window.")
 
 
 class ProviderContentFiltered(ProviderError):
     code = "content_filtered"
     status = 400
-    default_message = "The provider's content filter blocked this request."
+    default_message = gettext_noop("The provider's content filter blocked this request.")
 
 
 class ProviderUpstreamError(ProviderError):
     code = "upstream_error"
     retryable = True
     status = 502
-    default_message = "The model provider returned an error."
+    default_message = gettext_noop("The model provider returned an error.")
 
 
 class ProviderUnreachable(ProviderUpstreamError):

@@ -4,6 +4,7 @@ from django import template
 from django.utils.safestring import mark_safe
 
 from chat.rendering import markdown_render
+from chat.selectors import message_error_text
 
 register = template.Library()
 
@@ -31,3 +32,8 @@ def ms(value) -> str:
     if value is None:
         return "—"
     return f"{value} ms" if value < 1000 else f"{value / 1000:.1f} s"
+
+
+@register.filter
+def error_text(message) -> str:
+    return message_error_text(message=message)

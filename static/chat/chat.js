@@ -178,6 +178,19 @@
   function sidebarChanged() {
     document.body.dispatchEvent(new CustomEvent("chat:sidebar-changed"));
   }
+  // The sidebar's requests name the conversation on screen, which it highlights: a new one
+  // gets its id only once its first message is sent.
+  function sidebarActiveSet(id) {
+    const sidebar = document.getElementById("chat-sidebar");
+    if (!sidebar) return;
+    sidebar.dataset.activeId = String(id);
+    sidebar.querySelectorAll("[hx-get]").forEach(function (el) {
+      const url = new URL(el.getAttribute("hx-get"), location.href);
+      url.searchParams.set("active", String(id));
+      el.setAttribute("hx-get", url.pathname + url.search);
+      if (window.htmx) htmx.process(el); // htmx keeps the URL it read; this makes it read again
+    });
+  }
 
   // --- Server → client frames ------------------------------------------------------------------
   const handlers = {
@@ -199,6 +212,7 @@
       conversationId = f.conversation_id;
       root.dataset.conversationId = String(conversationId);
       history.replaceState(null, "", urlFor(root.dataset.conversationUrl, conversationId));
+      sidebarActiveSet(conversationId);
       sidebarChanged();
     },
     generation_started: function (f) {

@@ -17,8 +17,8 @@ def session_cookie(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-async def socket_for(user=None, *, origin: str = "http://testserver"):
-    headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
+async def socket_for(user=None, *, origin: str = "http://testserver", extra_headers=()):
+    headers = [(b"origin", origin.encode()), (b"host", b"testserver"), *extra_headers]
     if user is not None:
         headers.append((b"cookie", (await session_cookie(user)).encode()))
     communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)

@@ -531,3 +531,24 @@ async def test_a_title_is_generated_after_the_first_exchange(alice, credential, 
     conversation = await Conversation.objects.aget(pk=conversation_id)
     assert conversation.title_final and conversation.title == frames[-1]["title"]
     await socket.disconnect()
+
+
+async def test_a_refusal_is_said_in_the_language_of_the_user_s_pages(alice):
+    alice.language = "es"
+    await alice.asave(update_fields=["language"])
+    socket, _, _ = await socket_for(alice)
+    await socket.send_json_to({"type": "send", "content": "  ", "request_id": 1})
+    frames = await frames_until(socket, of_type("error"))
+    assert frames[-1]["message"] == "El mensaje está vacío."
+    await socket.disconnect()
+
+    # No language saved: the browser's, as for the pages.
+    alice.language = ""
+    await alice.asave(update_fields=["language"])
+    socket, _, _ = await socket_for(
+        alice, extra_headers=[(b"accept-language", b"pt-BR,pt;q=0.9,en;q=0.5")]
+    )
+    await socket.send_json_to({"type": "stop", "conversation_id": 999999})
+    frames = await frames_until(socket, of_type("error"))
+    assert (frames[-1]["code"], frames[-1]["message"]) == ("not_found", "Não encontrado.")
+    await socket.disconnect()

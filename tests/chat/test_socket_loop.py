@@ -3,12 +3,16 @@ the sender's loop turn; otherwise, and whenever that would change their order, t
 turn as every other message does."""
 
 import asyncio
+import json
+from types import SimpleNamespace
 
 import pytest
+from autobahn.exception import Disconnected
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import socket_loop
+from chat import events, socket_loop
+from chat.consumers import ChatConsumer
 from chat.layers import FastInMemoryChannelLayer
 
 
@@ -170,3 +174,65 @@ async def test_a_closed_consumer_is_no_longer_offered_events(layer):
     channel = next(iter(layer.receivers))
     await socket.close()
     assert channel not in layer.receivers
+
+
+class _ChatOnConversation7(ChatConsumer):
+    async def connect(self):
+        await super().connect()
+        self.conversations.add(7)  # subscribed (without the database the real frame needs)
+        await self.channel_layer.group_add(events.conversation_group(7), self.channel_name)
+
+    async def websocket_disconnect(self, message):
+        # channels' own would close the database connections of a thread: none here.
+        await self.disconnect(message["code"])
+        raise StopConsumer()
+
+
+class _ChatSocket(_Socket):
+    """A chat socket whose browser can go away (a reload) before the server hears of it:
+    the server then refuses to send on it, as daphne does."""
+
+    def __init__(self, refusal: Exception):
+        self.refusal = refusal
+        self.gone = False
+        self.incoming = asyncio.Queue()
+        self.sent = []
+        user = SimpleNamespace(pk=1, is_authenticated=True, language="")
+        scope = {"type": "websocket", "path": "/ws/chat/", "headers": [], "subprotocols": []}
+        app = _ChatOnConversation7.as_asgi()
+        self.task = asyncio.ensure_future(
+            app({**scope, "user": user}, self.incoming.get, self._send)
+        )
+
+    async def _send(self, message):
+        if self.gone:
+            raise self.refusal
+        await super()._send(message)
+
+
+def _delta(text):
+    return events.delta(conversation_id=7, message_id=1, offset=0, text=text)
+
+
+async def test_a_delta_for_a_socket_the_browser_has_left_is_dropped_quietly(layer):
+    socket = _ChatSocket(Disconnected("Attempt to send on a closed protocol"))
+    await socket.open()
+    layer.group_send_nowait(events.conversation_group(7), _delta("one"))
+    assert len(socket.sent) == 1
+    socket.gone = True  # reloaded: the deltas still on their way find the socket closed
+    layer.group_send_nowait(events.conversation_group(7), _delta("two"))  # in the sender's turn
+    await socket.frame(json.dumps({"type": "ping"}))  # and through the consumer's reader
+    await _turns()
+    assert not socket.task.done()  # no error ended it; its disconnect does
+    await socket.close()
+    assert socket.task.result() is None
+    assert len(socket.sent) == 1
+
+
+async def test_any_other_failure_to_send_still_ends_the_consumer(layer):
+    socket = _ChatSocket(ValueError("a broken frame"))
+    await socket.open()
+    socket.gone = True
+    layer.group_send_nowait(events.conversation_group(7), _delta("one"))
+    with pytest.raises(ValueError):
+        await asyncio.wait_for(socket.task, 2)

@@ -3,10 +3,11 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from chat import services
 from chat.models import Conversation, Message
+from chat.selectors import conversation_day_label
 from tests.factories import UserFactory
 from workspaces.selectors import personal_workspace_get
 
@@ -45,6 +46,19 @@ def test_the_sidebar_lists_my_conversations_newest_first_grouped_by_day(logged_i
     assert "Today" in html and "Previous 7 days" in html
     assert "Someone else" not in html
     assert old.pk and new.pk
+
+
+def test_older_day_groups_name_their_month_in_the_reader_language(user):
+    today = dt.date(2026, 12, 6)
+    october = _conversation(user, updated_at=dt.datetime(2026, 10, 14, 12, tzinfo=dt.UTC))
+    last_year = _conversation(user, updated_at=dt.datetime(2025, 3, 2, 12, tzinfo=dt.UTC))
+    with translation.override("es"):
+        assert conversation_day_label(conversation=october, today=today) == "octubre"
+        assert conversation_day_label(conversation=last_year, today=today) == "marzo de 2025"
+    with translation.override("pt-br"):
+        assert conversation_day_label(conversation=october, today=today) == "Outubro"
+    with translation.override("en"):
+        assert conversation_day_label(conversation=last_year, today=today) == "March 2025"
 
 
 def test_the_sidebar_pages_through_thousands_of_conversations_with_constant_queries(
@@ -229,3 +243,42 @@ def test_answers_left_streaming_by_a_dead_process_are_marked_interrupted(user):
     call_command("chat_mark_interrupted", "--all")
     answer.refresh_from_db()
     assert answer.status == Message.Status.INTERRUPTED and answer.content == "Half an ans"
+
+
+def _failed(conversation, *, code, message, retry_after=None):
+    _, answer = _exchange(conversation)
+    Message.objects.filter(pk=answer.pk).update(
+        status="error", error_code=code, error_message=message, retry_after=retry_after
+    )
+
+
+def test_an_answer_s_error_is_shown_in_the_reader_s_language(logged_in_client, user):
+    user.language = "es"
+    user.save(update_fields=["language"])
+    waited = _conversation(user, "Waited")
+    _failed(
+        waited,
+        code="rate_limited",
+        message="The provider is rate limiting requests. Retry in 30 s.",
+        retry_after=30,
+    )
+    html = logged_in_client.get(f"/c/{waited.pk}/").content.decode()
+    assert (
+        "El proveedor está limitando la frecuencia de las solicitudes. Reintenta en 30 s." in html
+    )
+    assert "Reintentar" in html and "rate limiting" not in html
+
+    restarted = _conversation(user, "Restarted")
+    _failed(
+        restarted,
+        code="interrupted",
+        message="The server restarted while this answer was being generated.",
+    )
+    html = logged_in_client.get(f"/c/{restarted.pk}/").content.decode()
+    assert "El servidor se reinició mientras se generaba esta respuesta." in html
+
+    # A provider's own words have no translation: shown as they came.
+    refused = _conversation(user, "Refused")
+    _failed(refused, code="bad_request", message="Unsupported parameter: 'top_k'")
+    html = logged_in_client.get(f"/c/{refused.pk}/").content.decode()
+    assert "Unsupported parameter: &#x27;top_k&#x27;" in html
