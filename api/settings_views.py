@@ -10,6 +10,7 @@ from django.views.decorators.http import require_POST
 from providers.selectors import model_choices_for
 from workspaces.models import Role
 from workspaces.selectors import current_membership_get
+from workspaces.services import request_ip
 
 from .forms import ApiKeyForm
 from .models import ApiKey
@@ -38,7 +39,7 @@ def api_keys(request):
                 monthly_budget=data["monthly_budget"],
                 rpm=data["rpm"],
                 tpm=data["tpm"],
-                ip=request.META.get("REMOTE_ADDR"),
+                ip=request_ip(request),
             )
             created = {"key": key, "raw": raw}
             form = ApiKeyForm()
@@ -63,7 +64,7 @@ def api_key_revoke_view(request, key_id: int):
     key = get_object_or_404(
         api_key_list_for(user=request.user, workspace=membership.workspace), pk=key_id
     )
-    api_key_revoke(membership=membership, key=key, ip=request.META.get("REMOTE_ADDR"))
+    api_key_revoke(membership=membership, key=key, ip=request_ip(request))
     messages.success(request, _("API key revoked."))
     return redirect("api_keys")
 

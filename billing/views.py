@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from workspaces.models import Membership, Role
 from workspaces.selectors import current_membership_get, membership_get
+from workspaces.services import request_ip
 
 from .charts import bar_chart_svg, bucket_label
 from .forms import BudgetForm
@@ -157,7 +158,7 @@ def budget_edit(request):
             workspace_id=workspace.id,
             scope=BudgetScope.WORKSPACE,
             actor=request.user,
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=request_ip(request),
             **form.cleaned_data,
         )
         messages.success(request, _("Budget saved."))

@@ -18,6 +18,7 @@ from workspaces.selectors import (
     current_membership_get,
     page_membership_get,
 )
+from workspaces.services import request_ip
 
 from . import exports, services
 from .forms import BranchSelectForm, ConversationRenameForm, ConversationSettingsForm
@@ -35,10 +36,6 @@ from .selectors import (
     public_link_active_for,
     public_link_get_by_token,
 )
-
-
-def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def _cursor_parse(value: str):
@@ -330,7 +327,7 @@ def _sharing_change(request, conversation_id: int, change):
         user=request.user, conversation_id=conversation_id, access=WRITE
     )
     try:
-        change(conversation=conversation, actor=request.user, ip=_ip(request))
+        change(conversation=conversation, actor=request.user, ip=request_ip(request))
     except services.SharingRefused as refused:
         messages.error(request, str(refused))
     return _to_conversation(request, conversation)

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from workspaces.models import Role
 from workspaces.selectors import current_membership_get, page_membership_get
+from workspaces.services import request_ip
 
 from .forms import PromptTemplateForm
 from .selectors import prompt_template_get, prompt_template_list
@@ -17,10 +18,6 @@ from .services import (
     prompt_template_may_edit,
     prompt_template_save,
 )
-
-
-def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def _refusal(membership) -> str:
@@ -36,7 +33,7 @@ def _save(request, membership, form, **fields) -> str:
             membership=membership,
             title=form.cleaned_data["title"],
             body=form.cleaned_data["body"],
-            ip=_ip(request),
+            ip=request_ip(request),
             **fields,
         )
     except PermissionDenied:
@@ -101,7 +98,7 @@ def template_edit(request, template_id: int):
 def template_delete(request, template_id: int):
     membership = current_membership_get(request)
     template = prompt_template_get(membership=membership, template_id=template_id)
-    prompt_template_delete(membership=membership, template=template, ip=_ip(request))
+    prompt_template_delete(membership=membership, template=template, ip=request_ip(request))
     messages.success(request, _("Template deleted."))
     return redirect("prompt_templates")
 

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 
 from workspaces.models import Membership, Role
 from workspaces.selectors import membership_get
+from workspaces.services import request_ip
 
 from .forms import CredentialForm
 from .models import CatalogModel, ProviderCredential, Scope
@@ -27,10 +28,6 @@ from .services import (
 )
 
 
-def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
 def _create_from_form(request, form, *, scope, workspace=None):
     """Validate and create; service validation errors land on the form. True on success."""
     if not form.is_valid():
@@ -47,7 +44,7 @@ def _create_from_form(request, form, *, scope, workspace=None):
             workspace=workspace,
             user=request.user if scope == Scope.USER else None,
             allow_private_network=data.get("allow_private_network", False),
-            ip=_ip(request),
+            ip=request_ip(request),
         )
     except ValidationError as error:
         if hasattr(error, "error_dict"):
@@ -119,7 +116,7 @@ def workspace_global_toggle(request, slug, credential_id):
         credential=credential,
         enabled=request.POST.get("enabled") == "1",
         actor=request.user,
-        ip=_ip(request),
+        ip=request_ip(request),
     )
     return redirect("providers:workspace_keys", slug=slug)
 
@@ -139,7 +136,7 @@ def workspace_model_toggle_view(request, slug, model_id):
         membership=membership,
         catalog_model=catalog_model,
         enabled=request.POST.get("enabled") == "1",
-        ip=_ip(request),
+        ip=request_ip(request),
     )
     return redirect("providers:workspace_keys", slug=slug)
 
@@ -176,7 +173,7 @@ def credential_delete_view(request, credential_id):
         user=request.user, credential_id=credential_id, manage=True
     )
     back = _back(credential)
-    credential_delete(credential=credential, actor=request.user, ip=_ip(request))
+    credential_delete(credential=credential, actor=request.user, ip=request_ip(request))
     messages.success(request, _("Key deleted."))
     return redirect(back)
 

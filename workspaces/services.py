@@ -30,6 +30,11 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
+def request_ip(request) -> str | None:
+    """The address an audit event records for a request."""
+    return request.META.get("REMOTE_ADDR")
+
+
 def audit_record(
     *,
     workspace: Workspace | None,

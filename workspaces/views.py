@@ -24,10 +24,6 @@ from .forms import (
 from .models import Membership, Role
 
 
-def _ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
 def _error(request, exc: ValidationError | PermissionDenied) -> None:
     """Tell the user why a change was refused, on the page they come back to. A refusal of
     something their role may not do reaches here only from a page older than their role."""
@@ -46,7 +42,7 @@ def workspace_list(request):
             owner=request.user,
             name=form.cleaned_data["name"],
             color=form.cleaned_data["color"],
-            ip=_ip(request),
+            ip=services.request_ip(request),
         )
         request.session[selectors.CURRENT_WORKSPACE_SESSION_KEY] = workspace.pk
         messages.success(request, _("Workspace created."))
@@ -86,7 +82,7 @@ def workspace_settings(request, slug):
             color=data["color"],
             default_model=data["default_model"],
             public_links_enabled=data["public_links_enabled"],
-            ip=_ip(request),
+            ip=services.request_ip(request),
         )
         messages.success(request, _("Workspace settings saved."))
         return redirect("workspace_settings", workspace.slug)
@@ -173,7 +169,7 @@ def member_role(request, slug, member_id):
             actor_membership=membership,
             target=target,
             role=form.cleaned_data["role"],
-            ip=_ip(request),
+            ip=services.request_ip(request),
         )
         messages.success(request, _("Role changed."))
     except (ValidationError, PermissionDenied) as exc:
@@ -189,7 +185,9 @@ def member_remove(request, slug, member_id):
     )
     target = _target(membership, member_id)
     try:
-        services.member_remove(actor_membership=membership, target=target, ip=_ip(request))
+        services.member_remove(
+            actor_membership=membership, target=target, ip=services.request_ip(request)
+        )
         messages.success(request, _("Member removed."))
     except (ValidationError, PermissionDenied) as exc:
         _error(request, exc)
@@ -201,7 +199,7 @@ def member_remove(request, slug, member_id):
 def workspace_leave(request, slug):
     membership = selectors.membership_get(user=request.user, workspace_slug=slug)
     try:
-        services.membership_leave(membership=membership, ip=_ip(request))
+        services.membership_leave(membership=membership, ip=services.request_ip(request))
     except ValidationError as exc:
         _error(request, exc)
         return redirect("workspace_members", slug)
@@ -221,7 +219,9 @@ def workspace_transfer(request, slug):
         raise Http404
     target = _target(membership, form.cleaned_data["membership_id"])
     try:
-        services.ownership_transfer(owner_membership=membership, new_owner=target, ip=_ip(request))
+        services.ownership_transfer(
+            owner_membership=membership, new_owner=target, ip=services.request_ip(request)
+        )
         messages.success(request, _("Ownership transferred."))
     except ValidationError as exc:
         _error(request, exc)
@@ -245,7 +245,7 @@ def invitation_create(request, slug):
             membership=membership,
             email=form.cleaned_data["email"],
             role=form.cleaned_data["role"],
-            ip=_ip(request),
+            ip=services.request_ip(request),
         )
         messages.success(
             request, _("Invitation sent to %(email)s.") % {"email": form.cleaned_data["email"]}
@@ -263,7 +263,9 @@ def invitation_revoke(request, slug, invitation_id):
     )
     invitation = get_object_or_404(membership.workspace.invitations, pk=invitation_id)
     try:
-        services.invitation_revoke(membership=membership, invitation=invitation, ip=_ip(request))
+        services.invitation_revoke(
+            membership=membership, invitation=invitation, ip=services.request_ip(request)
+        )
         messages.success(request, _("Invitation revoked."))
     except ValidationError as exc:
         _error(request, exc)
@@ -300,7 +302,7 @@ def invitation_accept(request, token):
             return redirect("workspace_members", invitation.workspace.slug)
         try:
             membership = services.invitation_accept(
-                invitation=invitation, user=request.user, ip=_ip(request)
+                invitation=invitation, user=request.user, ip=services.request_ip(request)
             )
         except ValidationError as exc:
             _error(request, exc)
