@@ -731,6 +731,11 @@ class FakeUpstream:
         }
 
 
+def _wake(waiter: asyncio.Future) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class Responder:
     """Sends one response, noticing when the client goes away."""
 
@@ -739,6 +744,7 @@ class Responder:
         self._receive = receive
         self.record = record
         self.gone = asyncio.Event()
+        self._sleeping: asyncio.Future | None = None  # the one `sleep` under way
 
     async def watch_disconnect(self):
         while True:
@@ -746,6 +752,8 @@ class Responder:
             if message["type"] == "http.disconnect":
                 self.record["disconnected"] = not self.record.get("_ended", False)
                 self.gone.set()
+                if self._sleeping is not None and not self._sleeping.done():
+                    self._sleeping.set_result(None)
                 return
 
     async def _emit(self, message):
@@ -776,11 +784,20 @@ class Responder:
         )
 
     async def sleep(self, seconds):
+        """Wait, ending early (Disconnected) when the client goes away. A timer and a future,
+        not `wait_for`, which starts a task for every token of every stream."""
+        if self.gone.is_set():
+            raise Disconnected
+        loop = asyncio.get_running_loop()
+        self._sleeping = waiter = loop.create_future()
+        timer = loop.call_later(seconds, _wake, waiter)
         try:
-            await asyncio.wait_for(self.gone.wait(), seconds)
-        except TimeoutError:
-            return
-        raise Disconnected
+            await waiter
+        finally:
+            timer.cancel()
+            self._sleeping = None
+        if self.gone.is_set():
+            raise Disconnected
 
     async def hang(self):
         await self.gone.wait()
