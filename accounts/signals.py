@@ -6,3 +6,14 @@ from django.dispatch import Signal
 # working in: request= (the session names that workspace). Each receiver returns a list of
 # {"value", "label"}; the preferences form offers them as the user's default model.
 user_models_requested = Signal()
+
+# Sent to learn what else is deleted with some users, for the admin's delete confirmation page:
+# user_ids=. Each receiver returns a list of model instances deleted with them (with whatever
+# those take along).
+user_deletion_requested = Signal()
+
+# Sent inside the deleting transaction, before users' rows are collected for deletion (by
+# `User.delete()` or a queryset's `delete()`, so the admin's single and bulk deletes and the
+# shell alike): users=. Receivers settle what the users leave behind while it can still be
+# kept (a workspace's new owner, conversations handed over).
+user_deleting = Signal()

@@ -154,9 +154,22 @@ class ModelPriceOverrideAdmin(admin.ModelAdmin):
 
 @admin.register(BudgetCounter)
 class BudgetCounterAdmin(admin.ModelAdmin):
+    """Read-only: every usage event moves these counters, and the quota checks (and Redis's
+    counters, seeded from them) trust them; a hand-edited amount would let a scope overspend
+    or refuse it for spend it never made. Limits are changed on the budget itself."""
+
     list_display = ["scope_key", "period_start", "spent_cost", "spent_tokens"]
     list_filter = ["period_start"]
     search_fields = ["scope_key"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(BudgetAlert)

@@ -62,6 +62,8 @@ def workspaces_to_invoice(start: datetime, end: datetime) -> list[int]:
             created_at__lt=end,
         ).values_list("workspace_id", flat=True)
     )
+    # Usage whose workspace was deleted is kept (for the cost totals) but billed to nobody.
+    ids.discard(None)
     return sorted(ids)
 
 

@@ -51,7 +51,11 @@ class UsageSource(models.TextChoices):
 class UsageEvent(models.Model):
     """Exactly one row per completion call, whatever way it ended."""
 
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="usage_events")
+    # Kept when the workspace is deleted (with its owner's account, or by its owner): the calls
+    # were made and paid for, and the operator's cost totals must not shrink after the fact.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_events"
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -405,7 +409,10 @@ class Granularity(models.TextChoices):
 class UsageRollup(models.Model):
     granularity = models.CharField(max_length=4, choices=Granularity.choices)
     bucket_start = models.DateTimeField()
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="usage_rollups")
+    # Kept, like the events it sums, when the workspace is deleted.
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_rollups"
+    )
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
     )

@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .models import Budget, BudgetScope, Granularity, UsageEvent, UsageRollup, UsageStatus
 from .quotas import budgets_for, period_label, period_start_for, scope_usage
@@ -279,4 +280,8 @@ def top_spenders(start: datetime, end: datetime, limit: int = 10) -> list[dict]:
 
     names = dict(Workspace.objects.filter(id__in=totals).values_list("id", "name"))
     ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:limit]
-    return [{"workspace_id": w, "name": names.get(w, "?"), "cost": c} for w, c in ranked]
+    # Usage outlives a deleted workspace (workspace_id None): it still counts, under one line.
+    return [
+        {"workspace_id": w, "name": names.get(w, "?") if w else _("Deleted workspaces"), "cost": c}
+        for w, c in ranked
+    ]

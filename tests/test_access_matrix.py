@@ -41,6 +41,9 @@ class Case:
     kwargs: object  # World -> dict of URL kwargs
     write: bool  # True when POST changes something (viewers must be refused)
     viewer_may_read: bool = True
+    # Posted from the members page: a refusal brings the member back to it with the reason
+    # (their role may have dropped while the page was open) instead of a 403 page.
+    refused_back_to_members: bool = False
 
 
 def _conversation(w: World, *, shared: bool = False):
@@ -158,7 +161,7 @@ CASES: dict[str, Case] = {
     "workspace_settings": Case(slug, write=True, viewer_may_read=False),
     "workspace_delete": Case(slug, write=True),
     "workspace_leave": Case(slug, write=False),  # anyone may leave; strangers must still get 404
-    "workspace_transfer": Case(slug, write=True),
+    "workspace_transfer": Case(slug, write=True, refused_back_to_members=True),
     "workspace_audit": Case(slug, write=False, viewer_may_read=False),
     "member_role": Case(
         lambda w: {
@@ -166,6 +169,7 @@ CASES: dict[str, Case] = {
             "member_id": Membership.objects.get(workspace=w.team, user=w.owner).pk,
         },
         write=True,
+        refused_back_to_members=True,
     ),
     "member_remove": Case(
         lambda w: {
@@ -173,10 +177,13 @@ CASES: dict[str, Case] = {
             "member_id": Membership.objects.get(workspace=w.team, user=w.owner).pk,
         },
         write=True,
+        refused_back_to_members=True,
     ),
-    "invitation_create": Case(slug, write=True),
+    "invitation_create": Case(slug, write=True, refused_back_to_members=True),
     "invitation_revoke": Case(
-        lambda w: {**slug(w), "invitation_id": _invitation(w).pk}, write=True
+        lambda w: {**slug(w), "invitation_id": _invitation(w).pk},
+        write=True,
+        refused_back_to_members=True,
     ),
     # provider keys
     "providers:workspace_keys": Case(slug, write=True),  # viewers may see the masked list
@@ -316,7 +323,13 @@ def test_a_user_from_another_workspace_gets_404_and_no_data(world, name):
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.write))
 def test_a_viewer_is_refused_writes(world, name):
     url = reverse(name, kwargs=CASES[name].kwargs(world))
-    response = _client(world.viewer, world.team).post(url)
+    client = _client(world.viewer, world.team)
+    response = client.post(url)
+    if CASES[name].refused_back_to_members:
+        members = reverse("workspace_members", kwargs=slug(world))
+        assert response.status_code == 302 and response["Location"] == members, url
+        assert "no longer allows that" in client.get(members).content.decode()
+        return
     assert response.status_code in (403, 404), f"POST {url} by a viewer gave {response.status_code}"
 
 

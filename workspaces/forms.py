@@ -4,6 +4,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from accounts.stored_names import stored_name_display
+
 from .models import Role, Workspace
 from .signals import workspace_models_requested
 
@@ -41,7 +43,7 @@ class WorkspaceSettingsForm(WorkspaceForm):
         for _receiver, models in workspace_models_requested.send(
             sender=Workspace, workspace=self.instance
         ):
-            choices += [(m["value"], m["label"]) for m in models or ()]
+            choices += [(m["value"], stored_name_display(m["label"])) for m in models or ()]
         saved = self.instance.default_model
         if saved and all(value != saved for value, _label in choices):
             choices.append((saved, _("%(model)s (no longer available)") % {"model": saved}))

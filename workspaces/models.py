@@ -99,6 +99,7 @@ AUDIT_ACTION_LABELS = {
     "member.role_change": _("Role changed"),
     "member.remove": _("Member removed"),
     "member.leave": _("Member left"),
+    "member.account_delete": _("Member's account deleted"),
     "invitation.create": _("Invitation sent"),
     "invitation.revoke": _("Invitation revoked"),
     "invitation.accept": _("Invitation accepted"),

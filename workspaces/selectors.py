@@ -2,7 +2,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import timezone
 
-from .models import AuditEvent, Invitation, Membership, Role, Workspace
+from .models import ROLE_RANK, AuditEvent, Invitation, Membership, Role, Workspace
 
 CURRENT_WORKSPACE_SESSION_KEY = "workspace_id"
 
@@ -124,3 +124,26 @@ def invitation_get_by_token(*, token: str) -> Invitation:
 
 def audit_event_list(*, workspace: Workspace):
     return AuditEvent.objects.filter(workspace=workspace).select_related("actor")
+
+
+def workspace_list_deleted_with(*, user_ids) -> list[Workspace]:
+    """The workspaces that go when these users are deleted: those nobody else is a member of
+    (their personal workspaces, and teams they are alone in). docs/permissions.md."""
+    user_ids = list(user_ids)
+    return list(
+        Workspace.objects.filter(memberships__user_id__in=user_ids)
+        .exclude(pk__in=Membership.objects.exclude(user_id__in=user_ids).values("workspace_id"))
+        .distinct()
+        .order_by("pk")
+    )
+
+
+def owner_successor_get(*, workspace: Workspace, leaving: Membership) -> Membership | None:
+    """Who owns the workspace when its owner's account is deleted: the highest role, and among
+    equals the longest-standing member."""
+    others = workspace.memberships.exclude(pk=leaving.pk).select_related("user")
+    return min(
+        others,
+        key=lambda m: (-ROLE_RANK[Role(m.role)], m.joined_at, m.pk),
+        default=None,
+    )

@@ -17,7 +17,13 @@ from django.utils.text import slugify
 from django.utils.translation import gettext as _
 
 from .models import AuditEvent, Invitation, Membership, Role, Workspace
-from .selectors import invitation_list_pending, member_manageable_by, roles_assignable_by
+from .selectors import (
+    invitation_list_pending,
+    member_manageable_by,
+    owner_successor_get,
+    roles_assignable_by,
+    workspace_list_deleted_with,
+)
 
 INVITATION_TTL = timedelta(days=getattr(settings, "INVITATION_TTL_DAYS", 7))
 
@@ -211,6 +217,46 @@ def _membership_end(membership: Membership, *, actor, action: str, ip: str | Non
     member_removed.send(sender=Membership, workspace=workspace, user=user)
     membership.delete()
     audit_record(workspace=workspace, actor=actor, action=action, target=user, ip=ip)
+
+
+@transaction.atomic
+def user_workspaces_release(*, user) -> None:
+    """Called as a user is deleted (admin site, shell, any path), before their rows go.
+
+    A workspace nobody else is a member of goes with them, with what it holds (its usage rows
+    and invoices stay, without it). In any other workspace they leave as a removed member
+    would: their private conversations go, the ones they shared pass to the owner; where they
+    were the owner, the highest-ranking, longest-standing member becomes it. docs/permissions.md.
+    """
+    doomed = {w.pk for w in workspace_list_deleted_with(user_ids=[user.pk])}
+    for membership in Membership.objects.filter(user=user).select_related("workspace"):
+        workspace = membership.workspace
+        if workspace.pk in doomed:
+            if not workspace.is_personal:
+                audit_record(
+                    workspace=None,
+                    actor=None,
+                    action="workspace.delete",
+                    target=workspace,
+                    data={"slug": workspace.slug, "account_deleted": user.email},
+                )
+            workspace.delete()
+            continue
+        if membership.role == Role.OWNER:
+            heir = owner_successor_get(workspace=workspace, leaving=membership)
+            Membership.objects.filter(pk=heir.pk).update(role=Role.OWNER)
+            if workspace.is_personal:
+                # Someone else is in it now: it is theirs as a team workspace, not a second
+                # personal one.
+                Workspace.objects.filter(pk=workspace.pk).update(is_personal=False)
+            audit_record(
+                workspace=workspace,
+                actor=None,
+                action="workspace.transfer",
+                target=heir.user,
+                data={"account_deleted": user.email},
+            )
+        _membership_end(membership, actor=None, action="member.account_delete", ip=None)
 
 
 @transaction.atomic

@@ -34,6 +34,19 @@ def _error(request, exc: ValidationError | PermissionDenied) -> None:
         messages.error(request, message)
 
 
+def _membership_for_change(request, slug: str, minimum_role: str) -> Membership | None:
+    """The user's membership when their role still allows this change, else None with a message
+    saying so: the page they posted from was drawn for a role they no longer have (demoted, or
+    ownership transferred, in another tab or by someone else)."""
+    membership = selectors.membership_get(user=request.user, workspace_slug=slug)
+    if membership.has_role(minimum_role):
+        return membership
+    messages.error(
+        request, _("Your role in this workspace no longer allows that; nothing was changed.")
+    )
+    return None
+
+
 @login_required
 def workspace_list(request):
     form = WorkspaceForm(request.POST or None, initial={"color": "#6366f1"})
@@ -157,9 +170,9 @@ def _target(membership: Membership, member_id: int) -> Membership:
 @login_required
 @require_POST
 def member_role(request, slug, member_id):
-    membership = selectors.membership_get(
-        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
-    )
+    membership = _membership_for_change(request, slug, Role.ADMIN)
+    if membership is None:
+        return redirect("workspace_members", slug)
     target = _target(membership, member_id)
     form = RoleForm(request.POST)
     try:
@@ -180,9 +193,9 @@ def member_role(request, slug, member_id):
 @login_required
 @require_POST
 def member_remove(request, slug, member_id):
-    membership = selectors.membership_get(
-        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
-    )
+    membership = _membership_for_change(request, slug, Role.ADMIN)
+    if membership is None:
+        return redirect("workspace_members", slug)
     target = _target(membership, member_id)
     try:
         services.member_remove(
@@ -211,9 +224,9 @@ def workspace_leave(request, slug):
 @login_required
 @require_POST
 def workspace_transfer(request, slug):
-    membership = selectors.membership_get(
-        user=request.user, workspace_slug=slug, minimum_role=Role.OWNER
-    )
+    membership = _membership_for_change(request, slug, Role.OWNER)
+    if membership is None:
+        return redirect("workspace_members", slug)
     form = TransferForm(request.POST)
     if not form.is_valid():
         raise Http404
@@ -231,9 +244,9 @@ def workspace_transfer(request, slug):
 @login_required
 @require_POST
 def invitation_create(request, slug):
-    membership = selectors.membership_get(
-        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
-    )
+    membership = _membership_for_change(request, slug, Role.ADMIN)
+    if membership is None:
+        return redirect("workspace_members", slug)
     form = InvitationForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -258,9 +271,9 @@ def invitation_create(request, slug):
 @login_required
 @require_POST
 def invitation_revoke(request, slug, invitation_id):
-    membership = selectors.membership_get(
-        user=request.user, workspace_slug=slug, minimum_role=Role.ADMIN
-    )
+    membership = _membership_for_change(request, slug, Role.ADMIN)
+    if membership is None:
+        return redirect("workspace_members", slug)
     invitation = get_object_or_404(membership.workspace.invitations, pk=invitation_id)
     try:
         services.invitation_revoke(

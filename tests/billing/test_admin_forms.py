@@ -1,9 +1,12 @@
 """Staff editing budgets, prices and subscriptions in the admin meet the same rules as
 everyone else, told in words."""
 
+from datetime import date
+from decimal import Decimal
+
 import pytest
 
-from billing.models import Budget, ModelPriceOverride, Subscription
+from billing.models import Budget, BudgetCounter, ModelPriceOverride, Subscription
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from workspaces.models import Role
 
@@ -133,3 +136,56 @@ def test_a_subscription_period_must_end_after_it_starts(staff_client, workspace,
 
     assert "The period must end after it starts." in errors_of(response)
     assert not Subscription.objects.exists()
+
+
+def test_budget_counters_cannot_be_edited_in_the_admin(staff_client, workspace):
+    counter = BudgetCounter.objects.create(
+        scope_key=f"workspace:{workspace.id}",
+        period_start=date(2026, 5, 1),
+        spent_cost=Decimal("3.5"),
+        spent_tokens=1200,
+    )
+    url = f"/admin/billing/budgetcounter/{counter.pk}/change/"
+
+    page = staff_client.get(url)
+    posted = staff_client.post(
+        url,
+        {
+            "scope_key": counter.scope_key,
+            "period_start": "2026-05-01",
+            "spent_cost": "0",
+            "spent_tokens": "0",
+        },
+    )
+
+    assert page.status_code == 200
+    assert 'name="spent_cost"' not in page.content.decode()
+    assert posted.status_code == 403
+    counter.refresh_from_db()
+    assert (counter.spent_cost, counter.spent_tokens) == (Decimal("3.5"), 1200)
+    assert staff_client.get("/admin/billing/budgetcounter/add/").status_code == 403
+    deleted = staff_client.post(f"/admin/billing/budgetcounter/{counter.pk}/delete/")
+    assert deleted.status_code == 403
+    assert BudgetCounter.objects.filter(pk=counter.pk).exists()
+
+
+def test_a_budgets_limits_stay_editable_in_the_admin(staff_client, workspace):
+    add_budget(staff_client, workspace)
+    budget = Budget.objects.get()
+
+    response = staff_client.post(
+        f"/admin/billing/budget/{budget.pk}/change/",
+        {
+            "scope": "workspace",
+            "workspace": workspace.id,
+            "period": "monthly",
+            "cost_limit": "25",
+            "token_limit": "5000",
+            "soft_threshold_percent": "80",
+            "hard": "on",
+        },
+    )
+
+    assert response.status_code == 302
+    budget.refresh_from_db()
+    assert (budget.cost_limit, budget.token_limit) == (25, 5000)

@@ -7,6 +7,7 @@ from tests.factories import PASSWORD
 pytestmark = pytest.mark.browser
 
 DANGER = {"light": "rgb(198, 40, 40)", "dark": "rgb(239, 83, 80)"}  # --danger of each theme
+SOFT = {"light": "rgb(244, 245, 247)", "dark": "rgb(30, 33, 40)"}  # --bg-soft, plain buttons
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def team(aurax_server):
     made = aurax_server.shell_json(
         "import json\n"
         "from accounts.models import User\n"
-        "from chat.services import conversation_create, public_link_create\n"
+        "from chat.services import conversation_create, conversation_share, public_link_create\n"
         "from workspaces.models import Membership, Role\n"
         "from workspaces.services import workspace_create\n"
         "owner = User.objects.get(email='danger-owner@example.com')\n"
@@ -28,7 +29,9 @@ def team(aurax_server):
         "    user=User.objects.get(email='danger-admin@example.com'))\n"
         "c = conversation_create(user=owner, workspace=w)\n"
         "public_link_create(conversation=c, actor=owner)\n"
-        "print(json.dumps({'slug': w.slug, 'conversation': c.pk}))\n"
+        "shared = conversation_share(conversation=conversation_create(user=owner, workspace=w),\n"
+        "    actor=owner)\n"
+        "print(json.dumps({'slug': w.slug, 'conversation': c.pk, 'shared': shared.pk}))\n"
     )
     return {"owner": owner, "admin": admin, **made}
 
@@ -55,3 +58,22 @@ def test_destructive_buttons_are_red(aurax_server, browser, team, theme):
     for who, path, button in buttons:
         colour = background_of(browser, aurax_server, team[who], path, button, theme)
         assert colour == DANGER[theme], (path, button, colour)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_stop_sharing_is_not_drawn_as_the_main_action(aurax_server, browser, team, theme):
+    owner = team["owner"]
+    primary = background_of(
+        browser,
+        aurax_server,
+        owner,
+        f"/c/{team['conversation']}/",
+        "button >> text=Share with the workspace",
+        theme,
+    )
+    stop = background_of(
+        browser, aurax_server, owner, f"/c/{team['shared']}/", "button >> text=Stop sharing", theme
+    )
+
+    assert stop != primary, (primary, stop)
+    assert stop == SOFT[theme], stop

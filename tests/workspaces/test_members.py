@@ -1,8 +1,9 @@
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import MembershipFactory, UserFactory
-from workspaces.models import AuditEvent, Membership, Role, Workspace
+from workspaces.models import AuditEvent, Invitation, Membership, Role, Workspace
 from workspaces.services import workspace_create
 
 pytestmark = pytest.mark.django_db
@@ -211,6 +212,68 @@ def test_an_admin_posting_from_a_stale_page_is_told_why_nothing_changed(
     assert message in client.get(response["Location"]).content.decode()
     target.refresh_from_db()
     assert target.role == target_role
+
+
+@pytest.mark.parametrize(
+    ("url_name", "post"),
+    [
+        ("member_role", {"role": "viewer"}),
+        ("member_remove", {}),
+        ("invitation_create", {"email": "new@example.com", "role": "member"}),
+        ("invitation_revoke", {}),
+    ],
+)
+def test_a_member_demoted_while_the_page_was_open_is_sent_back_and_told(
+    client, team, url_name, post
+):
+    admin = MembershipFactory(workspace=team, role=Role.ADMIN)
+    target = MembershipFactory(workspace=team, role=Role.MEMBER)
+    invitation = Invitation.objects.create(
+        workspace=team, email="pending@example.com", token="t", expires_at=timezone.now()
+    )
+    client.force_login(admin.user)
+    client.get(reverse("workspace_members", args=[team.slug]))
+    Membership.objects.filter(pk=admin.pk).update(role=Role.MEMBER)
+    args = {"invitation_revoke": [team.slug, invitation.pk], "invitation_create": [team.slug]}
+
+    response = client.post(reverse(url_name, args=args.get(url_name, [team.slug, target.pk])), post)
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("workspace_members", args=[team.slug])
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert "Your role in this workspace no longer allows that" in page.content.decode()
+    target.refresh_from_db()
+    invitation.refresh_from_db()
+    assert target.role == Role.MEMBER and invitation.revoked_at is None
+    assert Invitation.objects.count() == 1
+
+
+def test_a_former_owner_transferring_again_from_an_old_page_is_told(logged_in_client, team, user):
+    heir = MembershipFactory(workspace=team, role=Role.ADMIN)
+    other = MembershipFactory(workspace=team, role=Role.MEMBER)
+    url = reverse("workspace_transfer", args=[team.slug])
+    logged_in_client.post(url, {"membership_id": heir.pk})
+
+    response = logged_in_client.post(url, {"membership_id": other.pk})
+
+    assert response["Location"] == reverse("workspace_members", args=[team.slug])
+    page = logged_in_client.get(response["Location"]).content.decode()
+    assert "Your role in this workspace no longer allows that" in page
+    other.refresh_from_db()
+    assert other.role == Role.MEMBER
+
+
+def test_the_demoted_members_message_is_translated(client, team):
+    viewer = MembershipFactory(workspace=team, role=Role.VIEWER)
+    viewer.user.language = "es"
+    viewer.user.save(update_fields=["language"])
+    client.force_login(viewer.user)
+
+    response = client.post(reverse("member_remove", args=[team.slug, viewer.pk]))
+
+    page = client.get(response["Location"]).content.decode()
+    assert "Tu rol en este espacio de trabajo ya no lo permite" in page
 
 
 def test_the_audit_log_names_actions_in_words_and_shows_a_role_change(logged_in_client, team, user):
