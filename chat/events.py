@@ -82,7 +82,11 @@ def generation_finished(
     status: str,
     error_code: str = "",
     error_message: str = "",
+    error_phrase: dict | None = None,
 ) -> dict:
+    """`error_message` as stored (in English), `error_phrase` the message with its values
+    (aurax.phrases) when it has any: each socket says it in its reader's language and sends
+    the frame without the phrase."""
     return {
         "type": "chat.generation_finished",
         "conversation_id": conversation_id,
@@ -90,6 +94,7 @@ def generation_finished(
         "status": status,
         "error_code": error_code,
         "error_message": error_message,
+        "error_phrase": error_phrase,
     }
 
 

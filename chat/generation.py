@@ -585,6 +585,7 @@ async def _generate(
             status=Message.Status.ERROR,
             error_code=error.code,
             error_message=error.message,
+            error_phrase=error.phrase,
             retry_after=error.retry_after,
         )
     except asyncio.CancelledError:  # the process is stopping (`generations_interrupt`)
@@ -649,6 +650,7 @@ async def _generate(
                     status=finish["status"],
                     error_code=finish.get("error_code", ""),
                     error_message=finish.get("error_message", ""),
+                    error_phrase=finish.get("error_phrase"),
                 ),
             ),
             "publishing the end of answer %s",
