@@ -313,12 +313,19 @@ def conversation_usage_total(*, conversation: Conversation) -> dict:
         output_tokens=Sum("output_tokens"),
         cost=Sum("cost"),
         estimated=Count("pk", filter=Q(estimated=True)),
+        calls=Count("pk"),
     )
+    cost = (totals["cost"] or Decimal(0)) + (title["cost"] or Decimal(0))
     return {
         "input_tokens": (totals["input_tokens"] or 0) + (title["input_tokens"] or 0),
         "output_tokens": (totals["output_tokens"] or 0) + (title["output_tokens"] or 0),
-        "cost": (totals["cost"] or Decimal(0)) + (title["cost"] or Decimal(0)),
+        "cost": cost,
+        # For the page, which adds a title's cost when it comes (message costs have 8 places).
+        "cost_exact": format(cost.quantize(Decimal("1e-8")), "f"),
         "estimated": bool(totals["estimated"] or title["estimated"]),
+        # Whether the title's call is in the figures yet (its ledger row is written shortly
+        # after the title arrives): the page adds it itself until it is.
+        "title_counted": bool(title["calls"]),
     }
 
 

@@ -137,7 +137,11 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 
 
 @transaction.atomic
-def conversation_title_generated(*, conversation_id: int, title: str) -> None:
+def conversation_title_generated(
+    *, conversation_id: int, title: str, usage: dict | None = None
+) -> None:
+    """`usage` (events.title_usage): what the call that made the title used, for the pages'
+    running total."""
     title = " ".join(title.strip().strip("\"'#*").split())[:TITLE_MAX]
     if not title:
         return
@@ -151,7 +155,10 @@ def conversation_title_generated(*, conversation_id: int, title: str) -> None:
             events.conversation_group(conversation_id),
         ):
             _send_on_commit(
-                group, events.conversation_changed(conversation_id=conversation_id, title=title)
+                group,
+                events.conversation_changed(
+                    conversation_id=conversation_id, title=title, title_usage=usage
+                ),
             )
 
 

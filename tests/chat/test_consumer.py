@@ -612,3 +612,22 @@ async def test_a_refusal_with_values_is_said_in_the_reader_s_language_live_and_r
     assert "El modelo “nope” no está disponible para ti." in await _page_of(alice, conversation_id)
     await socket.disconnect()
     await generation.generations_wait()
+
+
+async def test_the_title_comes_with_what_its_call_used_for_the_running_total(
+    alice, credential, fake_upstream
+):
+    socket, _, _ = await socket_for(alice)
+    conversation_id, _, _ = await _start(socket, credential, '@reply="Owls" tell me about owls')
+    await frames_until(socket, of_type("generation_finished"))
+    changed = (await frames_until(socket, of_type("conversation_changed")))[-1]
+    [call] = await usage_events(reference=f"chat.title:{conversation_id}")
+    assert changed["title_usage"] == {
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "cost": None if call.cost is None else format(call.cost, "f"),
+        "estimated": call.estimated,
+    }
+    assert call.input_tokens > 0
+    await socket.disconnect()
+    await generation.generations_wait()
