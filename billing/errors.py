@@ -4,11 +4,14 @@ from __future__ import annotations
 
 
 class BillingError(Exception):
-    """Base class; `message` is safe to show to the user as is."""
+    """Base class; `message` is safe to show to the user as is (in the language active when
+    it was made). `phrase`, when given, is the same message kept untranslated with its values
+    (aurax.phrases), for a reader whose language is not known yet."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, phrase: dict | None = None):
         super().__init__(message)
         self.message = message
+        self.phrase = phrase
 
 
 class QuotaExceeded(BillingError):
@@ -29,8 +32,9 @@ class QuotaExceeded(BillingError):
         *,
         unit: str = "cost",
         reached: bool = True,
+        phrase: dict | None = None,
     ):
-        super().__init__(message)
+        super().__init__(message, phrase=phrase)
         self.scope = scope
         self.limit = limit
         self.period_label = period_label
@@ -39,8 +43,10 @@ class QuotaExceeded(BillingError):
 
 
 class RateLimited(BillingError):
-    def __init__(self, retry_after_seconds: int, message: str, *, scope: str = ""):
-        super().__init__(message)
+    def __init__(
+        self, retry_after_seconds: int, message: str, *, scope: str = "", phrase: dict | None = None
+    ):
+        super().__init__(message, phrase=phrase)
         self.retry_after_seconds = retry_after_seconds
         self.scope = scope
 
@@ -48,6 +54,6 @@ class RateLimited(BillingError):
 class RequestTooLarge(BillingError):
     """The request alone would pass a tokens-per-minute limit: waiting never helps."""
 
-    def __init__(self, message: str, *, scope: str = ""):
-        super().__init__(message)
+    def __init__(self, message: str, *, scope: str = "", phrase: dict | None = None):
+        super().__init__(message, phrase=phrase)
         self.scope = scope

@@ -11,10 +11,11 @@ from django.db import transaction
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
+from aurax.phrases import usd_text
 from workspaces.models import Membership, Role
 
 from .models import BudgetAlert, BudgetCounter, BudgetScope
-from .quotas import period_label, usd_text
+from .quotas import period_label
 
 
 def budget_alert_send(*, alert_id: int) -> bool:

@@ -29,15 +29,16 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db.models import Sum
 from django.utils import formats, timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from aurax.db_threads import db_submit
+from aurax.phrases import month, number, phrase, phrase_join, phrase_say, usd
 
 from .errors import QuotaExceeded
 from .models import Budget, BudgetCounter, BudgetReservation, BudgetScope
@@ -154,41 +155,29 @@ def _ttl() -> int:
     return getattr(settings, "BILLING_RESERVATION_TTL_SECONDS", RESERVATION_TTL_SECONDS_DEFAULT)
 
 
-def usd_text(amount: Decimal, rounding: str = ROUND_HALF_UP) -> str:
-    """Dollars as people read them: cents from $1 up, four decimals below (a budget of $0.15
-    has $0.054 left, not "$0.05")."""
-    places = 2 if abs(amount) >= 1 else 4
-    value = amount.quantize(Decimal(1).scaleb(-places), rounding=rounding)
-    text = formats.number_format(value, places, use_l10n=True, force_grouping=True)
-    if places > 2:  # no trailing zeros past the cents
-        sep = formats.get_format("DECIMAL_SEPARATOR")
-        whole, _sep, fraction = text.partition(sep)
-        text = f"{whole}{sep}{fraction[:2]}{fraction[2:].rstrip('0')}"
-    return f"${text}"
-
-
-def tokens_text(count: int) -> str:
-    return _("%(tokens)s tokens") % {
-        "tokens": formats.number_format(count, use_l10n=True, force_grouping=True)
-    }
+def _tokens(count: int) -> dict:
+    return phrase(gettext_noop("%(tokens)s tokens"), tokens=number(count))
 
 
 def _refusal(
     budget: Budget, unit: str, start: date, *, reservation: Reservation, usage: ScopeUsage
 ) -> QuotaExceeded:
     """The refusal of `reservation` by `budget`, saying why: the budget is used up, or what
-    this request may cost at worst does not fit in what is left of it."""
+    this request may cost at worst does not fit in what is left of it. Kept as a phrase too
+    (aurax.phrases): a chat answer shows it in its reader's language."""
     scope = BudgetScope(budget.scope)
     name = {
-        BudgetScope.WORKSPACE: _("Workspace budget"),
-        BudgetScope.MEMBER: _("Your budget in this workspace"),
-        BudgetScope.API_KEY: _("API key budget"),
+        BudgetScope.WORKSPACE: gettext_noop("Workspace budget"),
+        BudgetScope.MEMBER: gettext_noop("Your budget in this workspace"),
+        BudgetScope.API_KEY: gettext_noop("API key budget"),
     }[scope]
     # Who can do something about it: the message is built without knowing who reads it.
     remedy = {
-        BudgetScope.WORKSPACE: _("a workspace admin can raise it on the Usage page"),
-        BudgetScope.MEMBER: _("an administrator can raise it"),
-        BudgetScope.API_KEY: _("a key with a larger budget can be created on the API keys page"),
+        BudgetScope.WORKSPACE: gettext_noop("a workspace admin can raise it on the Usage page"),
+        BudgetScope.MEMBER: gettext_noop("an administrator can raise it"),
+        BudgetScope.API_KEY: gettext_noop(
+            "a key with a larger budget can be created on the API keys page"
+        ),
     }[scope]
     if unit == "cost":
         limit, spent, held, need = (
@@ -197,7 +186,7 @@ def _refusal(
             usage.reserved_cost,
             reservation.cost,
         )
-        amount, show = usd_text(limit), usd_text
+        amount, show = usd(limit), usd
     else:
         limit, spent, held, need = (
             budget.token_limit,
@@ -205,46 +194,55 @@ def _refusal(
             usage.reserved_tokens,
             reservation.tokens,
         )
-        amount, show = tokens_text(limit), tokens_text
-    values = {"name": name, "amount": amount, "period": formats.date_format(start, "F")}
+        amount, show = _tokens(limit), _tokens
+    values = {"name": phrase(name), "amount": amount, "period": month(start)}
     reached = spent >= limit
     if reached:
-        message = _("%(name)s of %(amount)s for %(period)s reached: %(remedy)s.") % {
+        said = phrase(
+            gettext_noop("%(name)s of %(amount)s for %(period)s reached: %(remedy)s."),
             **values,
-            "remedy": remedy,
-        }
+            remedy=phrase(remedy),
+        )
     else:
         left = max(limit - spent - held, 0)
         if unit == "cost":
-            template = _(
+            template = gettext_noop(
                 "%(name)s of %(amount)s for %(period)s: %(left)s left, and this request could "
                 "cost up to %(need)s (its prompt and up to %(max_tokens)s output tokens). Lower "
                 "max tokens, or %(remedy)s."
             )
-            left_text = usd_text(left, ROUND_FLOOR)
-            need_text = usd_text(need, ROUND_CEILING)
+            left_said, need_said = usd(left, ROUND_FLOOR), usd(need, ROUND_CEILING)
         else:
-            template = _(
+            template = gettext_noop(
                 "%(name)s of %(amount)s for %(period)s: %(left)s left, and this request could "
                 "use up to %(need)s (its prompt and up to %(max_tokens)s output tokens). Lower "
                 "max tokens, or %(remedy)s."
             )
-            left_text, need_text = show(left), show(need)
-        message = template % {
+            left_said, need_said = show(left), show(need)
+        said = phrase(
+            template,
             **values,
-            "left": left_text,
-            "need": need_text,
-            "max_tokens": formats.number_format(
-                reservation.max_output_tokens, use_l10n=True, force_grouping=True
-            ),
-            "remedy": remedy,
-        }
+            left=left_said,
+            need=need_said,
+            max_tokens=number(reservation.max_output_tokens),
+            remedy=phrase(remedy),
+        )
         if held > 0:
-            message += " " + _("Requests in progress hold %(held)s of it until they finish.") % {
-                "held": show(held)
-            }
+            said = phrase_join(
+                said,
+                phrase(
+                    gettext_noop("Requests in progress hold %(held)s of it until they finish."),
+                    held=show(held),
+                ),
+            )
     return QuotaExceeded(
-        budget.scope, limit, period_label(start), message, unit=unit, reached=reached
+        budget.scope,
+        limit,
+        period_label(start),
+        phrase_say(said),
+        unit=unit,
+        reached=reached,
+        phrase=said,
     )
 
 

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from aurax.phrases import phrase, phrase_say
 from providers.routing import GenerationCache
 
 from .errors import RateLimited, RequestTooLarge
@@ -65,9 +66,9 @@ def ratelimit_rules_for(
         query |= Q(scope=scope, **others) & (Q(**{own: target}) | Q(**{f"{own}__isnull": True}))
     rows = {(row.scope, row.target_id is not None): row for row in RateLimit.objects.filter(query)}
     labels = {
-        RateLimitScope.WORKSPACE: (f"ws:{workspace_id}", _("the workspace's limit")),
-        RateLimitScope.USER: (f"user:{user_id}", _("your user limit")),
-        RateLimitScope.API_KEY: (f"key:{api_key_id}", _("the API key's limit")),
+        RateLimitScope.WORKSPACE: (f"ws:{workspace_id}", gettext_noop("the workspace's limit")),
+        RateLimitScope.USER: (f"user:{user_id}", gettext_noop("your user limit")),
+        RateLimitScope.API_KEY: (f"key:{api_key_id}", gettext_noop("the API key's limit")),
     }
     rules = []
     for scope, (key, label) in labels.items():
@@ -346,11 +347,16 @@ def ratelimit_check(
         return None
     for rule in rules:
         if rule.tpm is not None and tokens > rule.tpm:
-            message = _(
-                "This request may use up to %(tokens)s tokens, more than %(label)s allows in "
-                "a minute (%(limit)s tokens): lower max_tokens or shorten the prompt."
-            ) % {"tokens": tokens, "label": rule.label or rule.key, "limit": rule.tpm}
-            raise RequestTooLarge(message, scope=rule.key)
+            said = phrase(
+                gettext_noop(
+                    "This request may use up to %(tokens)s tokens, more than %(label)s allows "
+                    "in a minute (%(limit)s tokens): lower max_tokens or shorten the prompt."
+                ),
+                tokens=tokens,
+                label=_rule_label(rule),
+                limit=rule.tpm,
+            )
+            raise RequestTooLarge(phrase_say(said), scope=rule.key, phrase=said)
     now = now_ms if now_ms is not None else int(time.time() * 1000)
     member = uuid.uuid4().hex
     check = _check_redis if settings.REDIS_URL else _check_local
@@ -359,11 +365,18 @@ def ratelimit_check(
         return RateLimitCharge(tuple(rules), member, value, entries)
     rule = rules[index - 1]
     seconds = max(1, math.ceil(value / 1000))
-    message = _("Rate limit reached (%(label)s) — try again in %(seconds)s s") % {
-        "label": rule.label or rule.key,
-        "seconds": seconds,
-    }
-    raise RateLimited(seconds, message, scope=rule.key)
+    said = phrase(
+        gettext_noop("Rate limit reached (%(label)s) — try again in %(seconds)s s"),
+        label=_rule_label(rule),
+        seconds=seconds,
+    )
+    raise RateLimited(seconds, phrase_say(said), scope=rule.key, phrase=said)
+
+
+def _rule_label(rule: RateLimitRule):
+    # The label is a message id (said in the reader's language); a rule without one is
+    # named by its key.
+    return phrase(rule.label) if rule.label else rule.key
 
 
 def ratelimit_settle(charge: RateLimitCharge | None, *, tokens: int) -> None:

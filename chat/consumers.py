@@ -22,6 +22,7 @@ from aurax.db_threads import db_call, db_start
 from gateway.errors import service_unavailable, store_unreachable
 
 from . import actions, events, generation
+from .selectors import answer_error_text
 from .socket_loop import LeanLoopMixin
 
 logger = logging.getLogger(__name__)
@@ -242,7 +243,21 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
 
     chat_generation_started = _relay_subscribed
     chat_snapshot = _relay_subscribed
-    chat_generation_finished = _relay_subscribed
+
+    async def chat_generation_finished(self, event):
+        if event.get("conversation_id") not in self.conversations:
+            return
+        frame = {**event, "type": "generation_finished"}
+        said = frame.pop("error_phrase", None)
+        if frame.get("error_message") or said:
+            # Stored in English (or as a phrase with its values): told in the language of
+            # this socket's user, as the answer is when the page draws it.
+            with translation.override(self.language):
+                frame["error_message"] = answer_error_text(
+                    error_message=frame.get("error_message", ""), error_phrase=said
+                )
+        await self.send_json(frame)
+
     chat_conversation_changed = _relay
 
     async def chat_signed_out(self, event):

@@ -82,7 +82,11 @@ def generation_finished(
     status: str,
     error_code: str = "",
     error_message: str = "",
+    error_phrase: dict | None = None,
 ) -> dict:
+    """`error_message` as stored (in English), `error_phrase` the message with its values
+    (aurax.phrases) when it has any: each socket says it in its reader's language and sends
+    the frame without the phrase."""
     return {
         "type": "chat.generation_finished",
         "conversation_id": conversation_id,
@@ -90,11 +94,34 @@ def generation_finished(
         "status": status,
         "error_code": error_code,
         "error_message": error_message,
+        "error_phrase": error_phrase,
     }
 
 
-def conversation_changed(*, conversation_id: int, title: str) -> dict:
-    return {"type": "chat.conversation_changed", "conversation_id": conversation_id, "title": title}
+def conversation_changed(
+    *, conversation_id: int, title: str, title_usage: dict | None = None
+) -> dict:
+    """`title_usage`, when the title was just generated: what that call used and cost (it is
+    counted in the conversation's running total: the page adds it)."""
+    event = {
+        "type": "chat.conversation_changed",
+        "conversation_id": conversation_id,
+        "title": title,
+    }
+    if title_usage is not None:
+        event["title_usage"] = title_usage
+    return event
+
+
+def title_usage(*, input_tokens: int, output_tokens: int, cost, estimated: bool) -> dict:
+    """`cost`: a Decimal of USD, or None when the price is unknown; sent as a plain decimal
+    string."""
+    return {
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cost": None if cost is None else format(cost, "f"),
+        "estimated": estimated,
+    }
 
 
 # Why access was lost, so the page can say it: the conversation was unshared, or the user is

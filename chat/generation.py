@@ -585,6 +585,7 @@ async def _generate(
             status=Message.Status.ERROR,
             error_code=error.code,
             error_message=error.message,
+            error_phrase=error.phrase,
             retry_after=error.retry_after,
         )
     except asyncio.CancelledError:  # the process is stopping (`generations_interrupt`)
@@ -649,6 +650,7 @@ async def _generate(
                     status=finish["status"],
                     error_code=finish.get("error_code", ""),
                     error_message=finish.get("error_message", ""),
+                    error_phrase=finish.get("error_phrase"),
                 ),
             ),
             "publishing the end of answer %s",
@@ -695,17 +697,21 @@ async def _title_generate(context: dict, *, answer: str) -> None:
             content=f"User: {context['question'][:2000]}\n\nAssistant: {answer[:2000]}",
         ),
     ]
+    # `complete`, read here: its outcome (what the call used and cost) goes to the pages with
+    # the title, for the conversation's running total.
+    call = pipeline.stream(
+        user=context["user"],
+        workspace=context["workspace"],
+        model=context["model"],
+        messages=prompt,
+        max_tokens=24,
+        temperature=0.2,
+        source="chat",
+        reference=f"chat.title:{context['conversation_id']}",
+        whole=True,
+    )
     try:
-        completion = await pipeline.complete(
-            user=context["user"],
-            workspace=context["workspace"],
-            model=context["model"],
-            messages=prompt,
-            max_tokens=24,
-            temperature=0.2,
-            source="chat",
-            reference=f"chat.title:{context['conversation_id']}",
-        )
+        text, _reason = await pipeline.stream_collect(call)
     except GatewayError:
         return  # the conversation keeps its provisional title (the question's first line)
     except Exception:  # e.g. the admission's Redis unreachable: the same
@@ -713,13 +719,20 @@ async def _title_generate(context: dict, *, answer: str) -> None:
             "generating the title of conversation %s failed", context["conversation_id"]
         )
         return
-    if completion.provider_kind == "demo":
+    outcome = call.outcome
+    if outcome is None or outcome.provider_kind == "demo":
         # The offline demo model follows no instruction: its canned reply would title every
         # conversation alike. The provisional title, made from the question, stays.
         return
-    title = completion.text.strip().splitlines()[0] if completion.text.strip() else ""
+    title = text.strip().splitlines()[0] if text.strip() else ""
     await db_background(
         services.conversation_title_generated,
         conversation_id=context["conversation_id"],
         title=title,
+        usage=events.title_usage(
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cost=outcome.cost,
+            estimated=outcome.estimated,
+        ),
     )

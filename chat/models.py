@@ -66,6 +66,9 @@ class Message(models.Model):
     provider_kind = models.CharField(max_length=40, blank=True, default="")
     error_code = models.CharField(max_length=40, blank=True, default="")
     error_message = models.CharField(max_length=500, blank=True, default="")
+    # The error message kept untranslated with its values (aurax.phrases), said in the
+    # reader's language when shown; null for messages without values and for older answers.
+    error_phrase = models.JSONField(null=True, blank=True)
     retry_after = models.FloatField(null=True, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)

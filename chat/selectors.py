@@ -13,6 +13,7 @@ from django.http import Http404
 from django.utils import formats, timezone
 
 from aurax import statements
+from aurax.phrases import phrase_say
 from billing.models import UsageEvent
 from workspaces.models import ROLE_RANK, Membership, Role
 
@@ -242,13 +243,21 @@ _RETRY_SUFFIX = re.compile(r"^(?P<message>.*) Retry in (?P<seconds>\d+) s\.$", r
 
 
 def message_error_text(*, message: Message) -> str:
-    """A failed answer's error in the reader's language. It is stored as it was said when the
-    answer failed (in English, the server's language): the taxonomy's and the server's own
-    messages are looked up in the catalog, with the seconds to wait kept; a provider's own
-    words are shown as they came."""
+    """A failed answer's error in the reader's language (see `answer_error_text`)."""
+    return answer_error_text(error_message=message.error_message, error_phrase=message.error_phrase)
+
+
+def answer_error_text(*, error_message: str, error_phrase: dict | None = None) -> str:
+    """A failed answer's error in the active language. A message with values is kept as a
+    phrase (aurax.phrases) and said now. Otherwise it is stored as it was said when the answer
+    failed (in English, the server's language): the taxonomy's and the server's own messages
+    are looked up in the catalog, with the seconds to wait kept; a provider's own words are
+    shown as they came."""
     from django.utils.translation import gettext as _
 
-    text = message.error_message
+    if error_phrase:
+        return phrase_say(error_phrase)
+    text = error_message
     waited = _RETRY_SUFFIX.match(text)
     if waited is None:
         return _(text) if text else ""
@@ -304,12 +313,19 @@ def conversation_usage_total(*, conversation: Conversation) -> dict:
         output_tokens=Sum("output_tokens"),
         cost=Sum("cost"),
         estimated=Count("pk", filter=Q(estimated=True)),
+        calls=Count("pk"),
     )
+    cost = (totals["cost"] or Decimal(0)) + (title["cost"] or Decimal(0))
     return {
         "input_tokens": (totals["input_tokens"] or 0) + (title["input_tokens"] or 0),
         "output_tokens": (totals["output_tokens"] or 0) + (title["output_tokens"] or 0),
-        "cost": (totals["cost"] or Decimal(0)) + (title["cost"] or Decimal(0)),
+        "cost": cost,
+        # For the page, which adds a title's cost when it comes (message costs have 8 places).
+        "cost_exact": format(cost.quantize(Decimal("1e-8")), "f"),
         "estimated": bool(totals["estimated"] or title["estimated"]),
+        # Whether the title's call is in the figures yet (its ledger row is written shortly
+        # after the title arrives): the page adds it itself until it is.
+        "title_counted": bool(title["calls"]),
     }
 
 

@@ -137,7 +137,11 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 
 
 @transaction.atomic
-def conversation_title_generated(*, conversation_id: int, title: str) -> None:
+def conversation_title_generated(
+    *, conversation_id: int, title: str, usage: dict | None = None
+) -> None:
+    """`usage` (events.title_usage): what the call that made the title used, for the pages'
+    running total."""
     title = " ".join(title.strip().strip("\"'#*").split())[:TITLE_MAX]
     if not title:
         return
@@ -151,7 +155,10 @@ def conversation_title_generated(*, conversation_id: int, title: str) -> None:
             events.conversation_group(conversation_id),
         ):
             _send_on_commit(
-                group, events.conversation_changed(conversation_id=conversation_id, title=title)
+                group,
+                events.conversation_changed(
+                    conversation_id=conversation_id, title=title, title_usage=usage
+                ),
             )
 
 
@@ -482,6 +489,7 @@ def message_finish(
     provider_kind: str = "",
     error_code: str = "",
     error_message: str = "",
+    error_phrase: dict | None = None,
     retry_after: float | None = None,
     input_tokens: int | None = None,
     output_tokens: int | None = None,
@@ -504,6 +512,7 @@ def message_finish(
         provider_kind=provider_kind,
         error_code=error_code,
         error_message=error_message[:500],
+        error_phrase=error_phrase,
         retry_after=retry_after,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -526,6 +535,7 @@ _FINISHED_FIELDS = (
     "provider_kind",
     "error_code",
     "error_message",
+    "error_phrase",
     "retry_after",
     "input_tokens",
     "output_tokens",
@@ -677,6 +687,7 @@ def conversation_copy(*, conversation: Conversation, user) -> Conversation:
         "provider_kind",
         "error_code",
         "error_message",
+        "error_phrase",
         "retry_after",
         "input_tokens",
         "output_tokens",

@@ -1,25 +1,41 @@
 """The one error type callers of the pipeline see: a code from the taxonomy, a message safe to
-show a user, the HTTP status the /v1 API answers with, and seconds to wait when known."""
+show a user, the HTTP status the /v1 API answers with, and seconds to wait when known. A
+message with values also comes as a phrase (aurax.phrases): the chat says it in the language
+of whoever reads the answer, later."""
 
 from __future__ import annotations
 
 import math
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from aurax.phrases import phrase, phrase_say
 from billing.errors import BillingError, QuotaExceeded, RateLimited, RequestTooLarge
 from providers.types import ProviderError
 
 
 class GatewayError(Exception):
     def __init__(
-        self, code: str, message: str, *, status: int = 502, retry_after: float | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int = 502,
+        retry_after: float | None = None,
+        phrase: dict | None = None,
     ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        self.phrase = phrase
+
+    @classmethod
+    def said(cls, code: str, said: dict, **kwargs) -> GatewayError:
+        """An error whose message is `said` (a phrase), said now in the active language."""
+        return cls(code, phrase_say(said), phrase=said, **kwargs)
 
     @classmethod
     def from_exception(cls, error: Exception) -> GatewayError:
@@ -35,14 +51,20 @@ class GatewayError(Exception):
             return cls(error.code, message, status=error.status, retry_after=error.retry_after)
         if isinstance(error, RateLimited):
             return cls(
-                "rate_limited", error.message, status=429, retry_after=error.retry_after_seconds
+                "rate_limited",
+                error.message,
+                status=429,
+                retry_after=error.retry_after_seconds,
+                phrase=error.phrase,
             )
         if isinstance(error, RequestTooLarge):  # waiting never helps: not a 429
-            return cls("request_too_large_for_limit", error.message, status=400)
+            return cls(
+                "request_too_large_for_limit", error.message, status=400, phrase=error.phrase
+            )
         if isinstance(error, QuotaExceeded):
-            return cls("budget_reached", error.message, status=402)
+            return cls("budget_reached", error.message, status=402, phrase=error.phrase)
         if isinstance(error, BillingError):
-            return cls("billing", error.message, status=403)
+            return cls("billing", error.message, status=403, phrase=error.phrase)
         if store_unreachable(error):
             return service_unavailable()
         return cls("internal", _("Something went wrong while generating the answer."), status=500)
@@ -78,18 +100,21 @@ def model_unavailable(candidates) -> GatewayError:
     name = candidates.model_name or "?"
     if candidates.reopens_in is not None:
         seconds = max(1, math.ceil(candidates.reopens_in))
-        return GatewayError(
+        return GatewayError.said(
             "overloaded",
-            _(
-                "The model “%(model)s” is temporarily unavailable: its provider is failing. "
-                "Try again in %(seconds)d s."
-            )
-            % {"model": name, "seconds": seconds},
+            phrase(
+                gettext_noop(
+                    "The model “%(model)s” is temporarily unavailable: its provider is failing. "
+                    "Try again in %(seconds)d s."
+                ),
+                model=name,
+                seconds=seconds,
+            ),
             status=503,
             retry_after=seconds,
         )
-    return GatewayError(
+    return GatewayError.said(
         "model_unavailable",
-        _("The model “%(model)s” is not available to you.") % {"model": name},
+        phrase(gettext_noop("The model “%(model)s” is not available to you."), model=name),
         status=404,
     )

@@ -86,6 +86,16 @@ def _fresh_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _language_reset():
+    """A page requested in a user's language leaves it active on the test's thread (the
+    middleware activates it for each request): the next test starts in the default one."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()

@@ -140,6 +140,49 @@
     stopButton.hidden = !on;
     root.dataset.streaming = on ? "1" : "0";
   }
+  // --- Running total -----------------------------------------------------------------------------
+  // The conversation's total counts the call that titled it. The title comes after the
+  // answer, with what its call used (`conversation_changed.title_usage`); the total drawn by
+  // the server says whether that call is in it yet (its ledger row is written just after), and
+  // until it is, the page adds it: when the title comes, and after every redraw of the thread.
+  let titleUsage = null;
+  const UNITS_PER_DOLLAR = 100000000n; // costs are counted in 1e-8 dollars: no float touches money
+  function costUnits(text) {
+    const parts = String(text || "0").split(".");
+    return BigInt(parts[0] || "0") * UNITS_PER_DOLLAR + BigInt(((parts[1] || "") + "00000000").slice(0, 8));
+  }
+  // As the `usd` template filter draws it: 5 decimals under a cent, else 4, zeros trimmed.
+  function usdText(units) {
+    if (units === 0n) return "$0";
+    const places = units < 1000000n ? 5 : 4;
+    const scale = 10n ** BigInt(8 - places);
+    let kept = units / scale;
+    const twice = (units % scale) * 2n;
+    if (twice > scale || (twice === scale && kept % 2n === 1n)) kept += 1n; // half to even
+    let text = kept.toString().padStart(places + 1, "0");
+    text = (text.slice(0, -places) + "." + text.slice(-places)).replace(/0+$/, "");
+    if (places === 4) text = text.replace(/\.$/, "");
+    return "$" + text;
+  }
+  function titleUsageAdd() {
+    const total = thread.querySelector(".thread-total");
+    if (!total || !titleUsage || titleUsage.conversationId !== conversationId) return;
+    if (total.dataset.titleCounted !== "0") return;
+    const usage = titleUsage.usage;
+    const add = function (selector, count) {
+      const el = total.querySelector(selector);
+      el.textContent = String(Number(el.textContent) + count);
+    };
+    add("[data-total-input]", usage.input_tokens || 0);
+    add("[data-total-output]", usage.output_tokens || 0);
+    if (usage.cost !== null && usage.cost !== undefined) {
+      const cost = costUnits(total.dataset.cost) + costUnits(usage.cost);
+      total.querySelector("[data-total-cost]").textContent = usdText(cost);
+    }
+    if (usage.estimated) total.querySelector("[data-total-estimated]").hidden = false;
+    total.dataset.titleCounted = "1";
+  }
+
   function reloadThread() {
     if (!conversationId) return Promise.resolve();
     return fetch(urlFor(root.dataset.threadUrl, conversationId), { credentials: "same-origin" })
@@ -151,6 +194,7 @@
         const stick = nearBottom();
         thread.innerHTML = html;
         decorate(thread);
+        titleUsageAdd();
         if (live) {
           const el = document.getElementById("message-" + live.id);
           if (el && el.dataset.status === "streaming") queueRender();
@@ -264,6 +308,10 @@
         const title = document.getElementById("thread-title");
         if (title) title.textContent = f.title;
         document.title = f.title + " · AURAX";
+        if (f.title_usage) {
+          titleUsage = { conversationId: f.conversation_id, usage: f.title_usage };
+          titleUsageAdd();
+        }
       }
     },
     error: function (f) {
@@ -379,6 +427,7 @@
         .then(function (html) {
           thread.innerHTML = html;
           decorate(thread);
+          titleUsageAdd();
         })
         .catch(function () {
           showError(gettext("Cannot switch versions while an answer is being generated."));

@@ -358,3 +358,36 @@ DELETE_IN_THE_LIST = """(index) => {
   const box = item.querySelector("[data-delete-conversation] button").getBoundingClientRect();
   return list.top <= box.top && box.bottom <= list.bottom;
 }"""
+
+
+def test_the_running_total_counts_the_title_when_it_arrives(chat_page, chat_server):
+    """The total counts the call that titled the conversation: it changes when the title
+    comes, to what a reload shows, not only after a reload."""
+    chat_server.shell(
+        "from decimal import Decimal\n"
+        "from billing.models import ModelPriceOverride\n"
+        "ModelPriceOverride.objects.create(provider_kind='openai', model='fake-small', "
+        "input_per_mtok=Decimal('1.25'), output_per_mtok=Decimal('3.75'))\n"
+    )
+    total = chat_page.locator(".thread-total")
+    # The title's call waits a second before it answers: the thread is redrawn at the
+    # answer's end long before the title comes.
+    ask(chat_page, '@reply="Owls hunt at night" @first_delay=1 tell me about owls')
+    chat_page.wait_for_selector(".msg-assistant[data-status=complete]")
+    expect(chat_page.locator("#thread-title")).to_have_text("Owls hunt at night")
+    badge = last_answer(chat_page).locator(".badge").inner_text()
+    answer_in, answer_out = (int(n) for n in re.search(r"(\d+)/(\d+) tok", badge).groups())
+    answer_cost = re.search(r"tok · (\$[\d.]+)", badge).group(1)
+
+    def figures():
+        text = total.inner_text()
+        tokens_in, tokens_out = (int(n) for n in re.search(r"(\d+) / (\d+)", text).groups())
+        return tokens_in, tokens_out, re.search(r"\$[\d.]+", text).group(0)
+
+    # The title's call is in it: more than the answer's own figures.
+    expect(total.locator("[data-total-output]")).not_to_have_text(str(answer_out))
+    live = figures()
+    assert live[0] > answer_in and live[1] > answer_out and live[2] != answer_cost, (live, badge)
+    chat_page.reload()
+    chat_page.wait_for_selector("#chat[data-socket=open]")
+    assert figures() == live

@@ -552,3 +552,82 @@ async def test_a_refusal_is_said_in_the_language_of_the_user_s_pages(alice):
     frames = await frames_until(socket, of_type("error"))
     assert (frames[-1]["code"], frames[-1]["message"]) == ("not_found", "Não encontrado.")
     await socket.disconnect()
+
+
+@sync_to_async
+def _page_of(user, conversation_id) -> str:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client.get(f"/c/{conversation_id}/").content.decode()
+
+
+async def test_a_refusal_with_values_is_said_in_the_reader_s_language_live_and_reloaded(
+    alice, credential, fake_upstream
+):
+    """A budget refusal (what is left, what the request could use, who can raise it) and an
+    unknown model are said in the reader's language: in the frame that ends the answer and in
+    the page drawn later."""
+    from billing.services import budget_upsert
+    from workspaces.models import Membership
+
+    alice.language = "es"
+    await alice.asave(update_fields=["language"])
+    membership = await Membership.objects.filter(user=alice).afirst()
+    await sync_to_async(budget_upsert)(
+        workspace_id=membership.workspace_id, cost_limit=None, token_limit=10
+    )
+    socket, _, _ = await socket_for(alice)
+    conversation_id, answer_id, _ = await _start(socket, credential, "hola")
+    finished = (await frames_until(socket, of_type("generation_finished")))[-1]
+    assert finished["error_code"] == "budget_reached"
+    said = finished["error_message"]
+    assert said.startswith("Presupuesto del espacio de trabajo de 10 tokens para ")
+    assert ": quedan 10 tokens, y esta solicitud podría usar hasta " in said
+    assert said.endswith(
+        "o un administrador del espacio de trabajo puede aumentarlo en la página Uso."
+    )
+    assert "error_phrase" not in finished
+    answer = await _message(answer_id)
+    assert answer.error_message.startswith("Workspace budget of 10 tokens for ")  # stored
+    assert said in await _page_of(alice, conversation_id)
+
+    # Nothing is kept in anyone's language: a Portuguese reader of the same answer reads it
+    # in Portuguese.
+    alice.language = "pt-br"
+    await alice.asave(update_fields=["language"])
+    page = await _page_of(alice, conversation_id)
+    assert "Orçamento do espaço de trabalho de 10 tokens para " in page
+    await socket.disconnect()
+    await generation.generations_wait()
+
+    alice.language = "es"
+    await alice.asave(update_fields=["language"])
+    socket, _, _ = await socket_for(alice)
+    conversation_id, _, _ = await _start(socket, credential, "hola", model="nope")
+    finished = (await frames_until(socket, of_type("generation_finished")))[-1]
+    assert finished["error_code"] == "model_unavailable"
+    assert finished["error_message"] == "El modelo “nope” no está disponible para ti."
+    assert "El modelo “nope” no está disponible para ti." in await _page_of(alice, conversation_id)
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_the_title_comes_with_what_its_call_used_for_the_running_total(
+    alice, credential, fake_upstream
+):
+    socket, _, _ = await socket_for(alice)
+    conversation_id, _, _ = await _start(socket, credential, '@reply="Owls" tell me about owls')
+    await frames_until(socket, of_type("generation_finished"))
+    changed = (await frames_until(socket, of_type("conversation_changed")))[-1]
+    [call] = await usage_events(reference=f"chat.title:{conversation_id}")
+    assert changed["title_usage"] == {
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "cost": None if call.cost is None else format(call.cost, "f"),
+        "estimated": call.estimated,
+    }
+    assert call.input_tokens > 0
+    await socket.disconnect()
+    await generation.generations_wait()
