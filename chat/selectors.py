@@ -14,6 +14,7 @@ from django.utils import formats, timezone
 
 from aurax import statements
 from billing.models import UsageEvent
+from gateway.errors import MESSAGES_WITH_VALUES
 from workspaces.models import ROLE_RANK, Membership, Role
 
 from .models import Conversation, Message, PublicLink
@@ -239,21 +240,63 @@ def conversation_day_label(*, conversation, today: dt.date | None = None) -> str
 
 
 _RETRY_SUFFIX = re.compile(r"^(?P<message>.*) Retry in (?P<seconds>\d+) s\.$", re.DOTALL)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)([sd])")
+_DECIMAL = re.compile(r"^\d+(\.\d+)?$")
+
+
+@functools.cache
+def _messages_with_values() -> list[tuple[str, re.Pattern, dict[str, str]]]:
+    """(message, pattern matching it said with any values, each value's conversion)."""
+    out = []
+    for template in MESSAGES_WITH_VALUES:
+        parts = _PLACEHOLDER.split(template)  # text, name, conversion, text, name, …
+        regex = re.escape(parts[0])
+        conversions = {}
+        for index in range(1, len(parts), 3):
+            name, conversion, text = parts[index : index + 3]
+            regex += rf"(?P<{name}>\d+)" if conversion == "d" else f"(?P<{name}>.+?)"
+            regex += re.escape(text)
+            conversions[name] = conversion
+        out.append((template, re.compile(f"^{regex}$", re.DOTALL), conversions))
+    return out
+
+
+def _error_translated(text: str) -> str:
+    from django.utils.translation import gettext as _
+
+    for template, pattern, conversions in _messages_with_values():
+        said = pattern.match(text)
+        if said is None:
+            continue
+        values = {}
+        for name, conversion in conversions.items():
+            value = said[name]
+            if conversion == "d":
+                values[name] = int(value)
+            elif _DECIMAL.match(value):  # a number: with the reader's decimal separator
+                values[name] = formats.number_format(Decimal(value))
+            else:
+                values[name] = value
+        return _(template) % values
+    return _(text)
 
 
 def message_error_text(*, message: Message) -> str:
     """A failed answer's error in the reader's language. It is stored as it was said when the
     answer failed (in English, the server's language): the taxonomy's and the server's own
-    messages are looked up in the catalog, with the seconds to wait kept; a provider's own
-    words are shown as they came."""
+    messages are looked up in the catalog, with the seconds to wait and the values said in
+    them kept (gateway.errors.MESSAGES_WITH_VALUES); a provider's own words are shown as they
+    came."""
     from django.utils.translation import gettext as _
 
     text = message.error_message
+    if not text:
+        return ""
     waited = _RETRY_SUFFIX.match(text)
     if waited is None:
-        return _(text) if text else ""
+        return _error_translated(text)
     return _("%(message)s Retry in %(seconds)d s.") % {
-        "message": _(waited["message"]),
+        "message": _error_translated(waited["message"]),
         "seconds": int(waited["seconds"]),
     }
 

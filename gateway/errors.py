@@ -1,11 +1,13 @@
 """The one error type callers of the pipeline see: a code from the taxonomy, a message safe to
-show a user, the HTTP status the /v1 API answers with, and seconds to wait when known."""
+show a user, the HTTP status the /v1 API answers with, seconds to wait when known, and the
+request parameter at fault when there is one."""
 
 from __future__ import annotations
 
 import math
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from billing.errors import BillingError, QuotaExceeded, RateLimited, RequestTooLarge
 from providers.types import ProviderError
@@ -13,13 +15,20 @@ from providers.types import ProviderError
 
 class GatewayError(Exception):
     def __init__(
-        self, code: str, message: str, *, status: int = 502, retry_after: float | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int = 502,
+        retry_after: float | None = None,
+        param: str | None = None,
     ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.retry_after = retry_after
+        self.param = param
 
     @classmethod
     def from_exception(cls, error: Exception) -> GatewayError:
@@ -71,25 +80,54 @@ def service_unavailable() -> GatewayError:
     )
 
 
+# Messages with values in them. A chat answer's error is stored as it was said (in the
+# server's language) and translated when shown: chat.selectors.message_error_text matches it
+# against these to put the values back into the reader's translation.
+MODEL_FAILING = gettext_noop(
+    "The model “%(model)s” is temporarily unavailable: its provider is failing. "
+    "Try again in %(seconds)d s."
+)
+MODEL_NOT_AVAILABLE = gettext_noop("The model “%(model)s” is not available to you.")
+TEMPERATURE_UNSUPPORTED = gettext_noop(
+    "The model “%(model)s” accepts a temperature from %(low)s to %(high)s, not %(temperature)s."
+)
+MESSAGES_WITH_VALUES = (MODEL_FAILING, MODEL_NOT_AVAILABLE, TEMPERATURE_UNSUPPORTED)
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
 def model_unavailable(candidates) -> GatewayError:
     """Why a model resolved to no candidate (`candidates`: what `routing.candidates_resolve`
-    returned): the caller may not use it (404), or every provider of it is failing and
-    routing skips them for now (503 with Retry-After, the SDKs wait and retry)."""
+    returned): the caller may not use it (404), no provider of it accepts the requested
+    temperature (400, nothing was sent), or every provider of it is failing and routing
+    skips them for now (503 with Retry-After, the SDKs wait and retry)."""
     name = candidates.model_name or "?"
+    if candidates.temperature_refused is not None:
+        low, high = candidates.temperature_range
+        return GatewayError(
+            "temperature_unsupported",
+            _(TEMPERATURE_UNSUPPORTED)
+            % {
+                "model": name,
+                "low": _number(low),
+                "high": _number(high),
+                "temperature": _number(candidates.temperature_refused),
+            },
+            status=400,
+            param="temperature",
+        )
     if candidates.reopens_in is not None:
         seconds = max(1, math.ceil(candidates.reopens_in))
         return GatewayError(
             "overloaded",
-            _(
-                "The model “%(model)s” is temporarily unavailable: its provider is failing. "
-                "Try again in %(seconds)d s."
-            )
-            % {"model": name, "seconds": seconds},
+            _(MODEL_FAILING) % {"model": name, "seconds": seconds},
             status=503,
             retry_after=seconds,
         )
     return GatewayError(
         "model_unavailable",
-        _("The model “%(model)s” is not available to you.") % {"model": name},
+        _(MODEL_NOT_AVAILABLE) % {"model": name},
         status=404,
     )

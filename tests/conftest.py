@@ -50,6 +50,17 @@ def _usage_journal_dir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _language_reset():
+    """A page fetched with the test client activates its reader's language and leaves it
+    active in the test's thread, where the next test would inherit it (a /v1 error then said
+    in Spanish)."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _ledger_written(request):
     """Rows a test queued are written before its database is emptied: for a test that uses
     the database, this teardown runs before the database fixtures' (it requests them)."""
