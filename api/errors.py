@@ -47,7 +47,13 @@ class ApiError(Exception):
             status = 429
         if status not in _TYPES:
             status = 502
-        return cls(status, error.code, error.message, retry_after=error.retry_after)
+        return cls(
+            status,
+            error.code,
+            error.message,
+            retry_after=error.retry_after,
+            param=error.param,
+        )
 
     @property
     def _types(self) -> tuple[str, str]:

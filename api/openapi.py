@@ -65,7 +65,18 @@ def openapi_document() -> dict:
 
     def error_responses(schema: str) -> dict:
         return {
-            "400": _error_response("Invalid request", schema),
+            "400": _error_response(
+                "Invalid request. Code unsupported_parameter (param names it): a parameter "
+                "this server does not implement, such as tools or a JSON response_format, "
+                "given a value other than one that asks for nothing. Code "
+                "temperature_unsupported (param temperature): no provider of the model "
+                "accepts the temperature. Neither reaches a provider nor is billed."
+                if schema == "Error"
+                else "Invalid request: a malformed body, a parameter this server does not "
+                "implement (tools, tool_choice, thinking), or a temperature no provider of "
+                "the model accepts. None reaches a provider nor is billed.",
+                schema,
+            ),
             "401": _error_response("Missing, invalid, revoked or expired key", schema),
             "403": _error_response("Model not allowed for this key", schema),
             "404": _error_response("Unknown model", schema),

@@ -1,9 +1,15 @@
 """Request bodies of the /v1 API. Unknown fields are ignored, as OpenAI and Anthropic do;
-wrong types are refused with a message that names the field."""
+wrong types are refused with a message that names the field.
+
+Parameters this server knows but does not implement (tools, JSON mode, several choices, log
+probabilities…) are refused with `unsupported_parameter` rather than ignored: an SDK user
+asking for tool calls must not get a plain answer with no sign the request was dropped. Their
+values that ask for nothing (`tools: []`, `tool_choice: "none"`, `n: 1`,
+`response_format: {"type": "text"}`…) are accepted, as SDKs and tools often send them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -14,6 +20,35 @@ from .errors import ApiError
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+def _not_implemented(accepted: str = "", **constraints):
+    unless = f"absent, null or {accepted}" if accepted else "absent or null"
+    return Field(
+        default=None,
+        description="Not supported by this server: refused with 400 unsupported_parameter "
+        f"unless {unless}.",
+        **constraints,
+    )
+
+
+_TEMPERATURE = (
+    "Refused with 400 temperature_unsupported (param temperature, before any upstream call, "
+    "nothing billed) when no provider of the model accepts it: Anthropic's take 0 to 1."
+)
+
+
+class _Request(_Body):
+    # {parameter: its values that ask for nothing}; None (absent) always does.
+    not_implemented: ClassVar[dict[str, tuple]] = {}
+
+    def unsupported_parameter(self) -> str | None:
+        """The first parameter given a value this server does not implement, if any."""
+        for name, harmless in self.not_implemented.items():
+            value = getattr(self, name)
+            if value is not None and value not in harmless:
+                return name
+        return None
 
 
 class TextPart(_Body):
@@ -41,18 +76,41 @@ class StreamOptions(_Body):
     include_usage: bool = False
 
 
-class ChatCompletionRequest(_Body):
+class ChatCompletionRequest(_Request):
+    not_implemented: ClassVar[dict[str, tuple]] = {
+        "tools": ([],),
+        "tool_choice": ("none", "auto"),
+        "functions": ([],),
+        "function_call": ("none", "auto"),
+        "response_format": ({"type": "text"},),
+        "n": (1,),
+        "logprobs": (False,),
+        "top_logprobs": (0,),
+        "modalities": (["text"],),
+        "audio": (),
+    }
+
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, gt=0)
     max_completion_tokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    temperature: float | None = Field(default=None, ge=0, le=2, description=_TEMPERATURE)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop: str | list[str] | None = None
-    n: int = Field(default=1, ge=1, le=1)
     user: str | None = None
+    # Refused unless they ask for nothing: see `not_implemented`.
+    n: int | None = _not_implemented("1", ge=1)
+    tools: list[Any] | None = _not_implemented("[]")
+    tool_choice: str | dict | None = _not_implemented('"none" or "auto"')
+    functions: list[Any] | None = _not_implemented("[]")
+    function_call: str | dict | None = _not_implemented('"none" or "auto"')
+    response_format: dict | None = _not_implemented('{"type": "text"}')
+    logprobs: bool | None = _not_implemented("false")
+    top_logprobs: int | None = _not_implemented("0", ge=0)
+    modalities: list[str] | None = _not_implemented('["text"]')
+    audio: dict | None = _not_implemented()
 
     def provider_messages(self) -> list[Message]:
         out = []
@@ -103,7 +161,13 @@ class AnthropicMessage(_Body):
     )
 
 
-class AnthropicMessagesRequest(_Body):
+class AnthropicMessagesRequest(_Request):
+    not_implemented: ClassVar[dict[str, tuple]] = {
+        "tools": ([],),
+        "tool_choice": ({"type": "none"}, {"type": "auto"}),
+        "thinking": ({"type": "disabled"},),
+    }
+
     model: str = Field(min_length=1)
     max_tokens: int = Field(gt=0)
     messages: list[AnthropicMessage] = Field(min_length=1)
@@ -112,6 +176,10 @@ class AnthropicMessagesRequest(_Body):
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop_sequences: list[str] | None = None
+    # Refused unless they ask for nothing: see `not_implemented`.
+    tools: list[Any] | None = _not_implemented("[]")
+    tool_choice: dict | None = _not_implemented('{"type": "none"} or {"type": "auto"}')
+    thinking: dict | None = _not_implemented('{"type": "disabled"}')
 
     def provider_messages(self) -> list[Message]:
         out = []
@@ -157,7 +225,7 @@ class EmbeddingsRequest(_Body):
 
 def parse(schema: type[BaseModel], body: bytes) -> BaseModel:
     try:
-        return schema.model_validate_json(body or b"{}")
+        parsed = schema.model_validate_json(body or b"{}")
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "body"
@@ -166,3 +234,24 @@ def parse(schema: type[BaseModel], body: bytes) -> BaseModel:
         raise ApiError(
             400, "invalid_request", f"Invalid value for '{where}': {first['msg']}.", param=where
         ) from None
+    if isinstance(parsed, _Request) and (name := parsed.unsupported_parameter()):
+        raise ApiError(
+            400,
+            "unsupported_parameter",
+            f"The parameter '{name}' is not supported by this server"
+            f"{_UNSUPPORTED_HINTS.get(name, '')}.",
+            param=name,
+        )
+    return parsed
+
+
+_UNSUPPORTED_HINTS = {
+    "tools": " (tool calls are not implemented; send no tools)",
+    "functions": " (function calls are not implemented; send no functions)",
+    "tool_choice": " (tool calls are not implemented)",
+    "function_call": " (function calls are not implemented)",
+    "response_format": ' (only {"type": "text"} is)',
+    "n": " (one choice per request: n must be 1)",
+    "modalities": ' (only ["text"] is)',
+    "thinking": ' (only {"type": "disabled"} is)',
+}

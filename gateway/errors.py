@@ -1,5 +1,6 @@
 """The one error type callers of the pipeline see: a code from the taxonomy, a message safe to
-show a user, the HTTP status the /v1 API answers with, and seconds to wait when known. A
+show a user, the HTTP status the /v1 API answers with, seconds to wait when known and the
+request parameter at fault when there is one. A
 message with values also comes as a phrase (aurax.phrases): the chat says it in the language
 of whoever reads the answer, later."""
 
@@ -10,7 +11,7 @@ import math
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from aurax.phrases import phrase, phrase_say
+from aurax.phrases import number, phrase, phrase_say
 from billing.errors import BillingError, QuotaExceeded, RateLimited, RequestTooLarge
 from providers.types import ProviderError
 
@@ -24,6 +25,7 @@ class GatewayError(Exception):
         status: int = 502,
         retry_after: float | None = None,
         phrase: dict | None = None,
+        param: str | None = None,
     ):
         super().__init__(message)
         self.code = code
@@ -31,6 +33,7 @@ class GatewayError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.phrase = phrase
+        self.param = param  # the request parameter at fault, when there is one
 
     @classmethod
     def said(cls, code: str, said: dict, **kwargs) -> GatewayError:
@@ -93,11 +96,34 @@ def service_unavailable() -> GatewayError:
     )
 
 
+def _plain(value: float) -> int | float:
+    """1.0 said as 1, 1.5 as 1.5 (in the reader's number format)."""
+    return int(value) if float(value).is_integer() else value
+
+
 def model_unavailable(candidates) -> GatewayError:
     """Why a model resolved to no candidate (`candidates`: what `routing.candidates_resolve`
-    returned): the caller may not use it (404), or every provider of it is failing and
-    routing skips them for now (503 with Retry-After, the SDKs wait and retry)."""
+    returned): the caller may not use it (404), no provider of it accepts the requested
+    temperature (400, nothing was sent), or every provider of it is failing and routing
+    skips them for now (503 with Retry-After, the SDKs wait and retry)."""
     name = candidates.model_name or "?"
+    if candidates.temperature_refused is not None:
+        low, high = candidates.temperature_range
+        return GatewayError.said(
+            "temperature_unsupported",
+            phrase(
+                gettext_noop(
+                    "The model “%(model)s” accepts a temperature from %(low)s to %(high)s,"
+                    " not %(temperature)s."
+                ),
+                model=name,
+                low=number(_plain(low)),
+                high=number(_plain(high)),
+                temperature=number(_plain(candidates.temperature_refused)),
+            ),
+            status=400,
+            param="temperature",
+        )
     if candidates.reopens_in is not None:
         seconds = max(1, math.ceil(candidates.reopens_in))
         return GatewayError.said(

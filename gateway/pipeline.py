@@ -18,9 +18,12 @@ one usage event (billing) and release what was reserved but not spent:
     error         the upstream, the budget or a rate limit failed the call status "error"
 
 Failures reach the caller as `GatewayError` (code, user-safe message, HTTP status, retry
-after). A request whose model resolves to nothing raises before anything is recorded: there
-is no provider to attribute it to (404 when the caller may not use the model, 503 with
-Retry-After when every provider of it is skipped because its circuit is open).
+after). A request whose model resolves to nothing raises before anything is recorded, counted
+against a rate limit or reserved: there is no provider to attribute it to (404 when the
+caller may not use the model, 400 `temperature_unsupported` when none of its providers
+accepts the requested temperature, 503 with Retry-After when every provider of it is skipped
+because its circuit is open). A candidate whose provider does not accept the temperature is
+skipped, so an alias falls back to one that does.
 """
 
 from __future__ import annotations
@@ -222,7 +225,7 @@ class PipelineStream:
             except Exception as exc:
                 raise CallerRejected(exc) from exc
         self._candidates = routing.candidates_resolve_sync(
-            user=call.user, workspace=call.workspace, model=call.model
+            user=call.user, workspace=call.workspace, model=call.model, temperature=call.temperature
         )
         if not self._candidates:
             return

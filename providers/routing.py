@@ -13,7 +13,8 @@
 `model` is an alias name (`fast`, `smart`: a workspace alias shadows a global one), or
 `"<credential_id>:<model_id>"`, or a bare model id (every usable credential whose catalog
 lists it). Credentials are taken in precedence order — the user's own, then the workspace's,
-then global ones enabled for the workspace — and those whose circuit is open are skipped.
+then global ones enabled for the workspace — and those whose circuit is open are skipped, as
+are those whose provider does not accept the requested temperature.
 
 `stream_with_fallback` retries a retryable error (rate limited, overloaded, timeout, upstream
 error) with exponential backoff and full jitter, waiting what Retry-After asks when it is at
@@ -293,10 +294,16 @@ ROUTING_GENERATION = "providers:routing:generation"
 _routes = GenerationCache(ROUTING_GENERATION)
 
 
-def candidates_resolve_sync(*, user, workspace, model: str) -> ResolvedCandidates:
+def candidates_resolve_sync(
+    *, user, workspace, model: str, temperature: float | None = None
+) -> ResolvedCandidates:
     """Ordered candidates whose circuit allows calls. The credential/catalog/alias part is
     cached per (user, workspace, model) in this process; circuit state is read every call
-    (within `generations_read_once`, from its round trip)."""
+    (within `generations_read_once`, from its round trip).
+
+    `temperature`, when given, leaves out the candidates whose protocol does not accept it
+    (`Adapter.temperature_range`): a fallback chain goes on with those that do. When none
+    does, the result is empty with `temperature_refused` set (see `ResolvedCandidates`)."""
     key = (
         getattr(user, "pk", None) if user is not None and user.is_authenticated else None,
         getattr(workspace, "pk", None),
@@ -307,6 +314,15 @@ def candidates_resolve_sync(*, user, workspace, model: str) -> ResolvedCandidate
     )
     if not routed:
         return ResolvedCandidates(model_name=model_name_for(model))
+    if temperature is not None:
+        accepting = [c for c in routed if adapter_for(c.kind).temperature_accepts(temperature)]
+        if not accepting:
+            refused = ResolvedCandidates(model_name=model_name_for(model, routed[0]))
+            ranges = [adapter_for(c.kind).temperature_range for c in routed]
+            refused.temperature_refused = temperature
+            refused.temperature_range = (min(r[0] for r in ranges), max(r[1] for r in ranges))
+            return refused
+        routed = accepting
     states = _circuit_states_now({c.credential_id for c in routed})
     resolved = ResolvedCandidates(
         (c for c in routed if states[c.credential_id].allows_calls),
@@ -329,10 +345,16 @@ class ResolvedCandidates(list):
     `model_name` is the requested model as its user knows it (never the internal
     "<credential_id>:<model_id>"), for messages. `reopens_in` is set when the model exists
     for the caller but every candidate's circuit is open: the seconds until the first of
-    them lets calls through again."""
+    them lets calls through again.
+
+    `temperature_refused` is set when the model exists for the caller but no candidate's
+    provider accepts the requested temperature; `temperature_range` is then what they accept
+    (from the lowest of their lower bounds to the highest of their upper ones)."""
 
     circuits_clean: frozenset[int] = frozenset()
     reopens_in: float | None = None
+    temperature_refused: float | None = None
+    temperature_range: tuple[float, float] | None = None
 
     def __init__(self, candidates=(), *, model_name: str = ""):
         super().__init__(candidates)
@@ -395,10 +417,12 @@ def _candidates_load(*, user, workspace, model: str) -> list[Candidate]:
     return candidates
 
 
-async def candidates_resolve(*, user, workspace, model: str) -> ResolvedCandidates:
+async def candidates_resolve(
+    *, user, workspace, model: str, temperature: float | None = None
+) -> ResolvedCandidates:
     """Ordered candidates for a model string (see the module docstring); [] when none."""
     return await database_sync_to_async(candidates_resolve_sync)(
-        user=user, workspace=workspace, model=model
+        user=user, workspace=workspace, model=model, temperature=temperature
     )
 
 

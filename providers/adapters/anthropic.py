@@ -58,6 +58,7 @@ class AnthropicAdapter(Adapter):
     label = "Anthropic"
     default_base_url = "https://api.anthropic.com"
     price_provider_id = "anthropic"
+    temperature_range = (0.0, 1.0)
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"x-api-key": target.api_key, "anthropic-version": API_VERSION}

@@ -210,6 +210,10 @@ class Adapter:
     needs_api_key: ClassVar[bool] = True
     needs_network: ClassVar[bool] = True
     supports_embeddings: ClassVar[bool] = False
+    # The sampling temperatures the protocol's API accepts (inclusive), or None when it takes
+    # any. A request outside them is refused before the call (providers.routing skips the
+    # candidate): the provider would refuse it anyway, after a round trip, as a bad request.
+    temperature_range: ClassVar[tuple[float, float] | None] = None
 
     # --- The interface ------------------------------------------------------------------
 
@@ -250,6 +254,12 @@ class Adapter:
         self, target: Target, model: str, inputs: list[str]
     ) -> tuple[list[list[float]], int]:
         raise ProviderBadRequest(_("This provider does not offer embeddings."))
+
+    def temperature_accepts(self, temperature: float) -> bool:
+        if self.temperature_range is None:
+            return True
+        low, high = self.temperature_range
+        return low <= temperature <= high
 
     # --- Protocol hooks -----------------------------------------------------------------
 

@@ -65,6 +65,7 @@ class GeminiAdapter(Adapter):
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"
     price_provider_id = "google"
     supports_embeddings = True
+    temperature_range = (0.0, 2.0)
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"x-goog-api-key": target.api_key}

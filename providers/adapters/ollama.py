@@ -45,6 +45,7 @@ class OllamaAdapter(Adapter):
     default_base_url = "http://localhost:11434"
     needs_api_key = False
     supports_embeddings = True
+    temperature_range = None  # a model option: any value is passed to the model
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}

@@ -57,6 +57,8 @@ class OpenAICompatibleAdapter(Adapter):
     label = _("OpenAI-compatible (custom URL)")
     supports_embeddings = True
     needs_api_key = False  # local servers (vLLM, LM Studio) often take none
+    # OpenAI's range, which Mistral, Groq, xAI, DeepSeek and OpenRouter take as well.
+    temperature_range = (0.0, 2.0)
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}

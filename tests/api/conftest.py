@@ -2,6 +2,7 @@ import pytest
 
 from providers.models import Scope
 from tests.factories import UserFactory
+from tests.gateway.conftest import anthropic_credential  # noqa: F401  shared with the pipeline's
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,16 @@ def live(tmp_path_factory, _fake_upstream_server, _static_collected):
         "from api.models import ApiKey\n"
         "ApiKey.objects.filter(name='narrow').update(allowed_models=['fake-large'])\n"
     )
+    # An alias served only by Anthropic, whose API takes a temperature up to 1.
+    server.shell(
+        "from providers.models import AliasTarget, ModelAlias, Scope\n"
+        "from providers.services import credential_create\n"
+        "c = credential_create(actor=None, scope=Scope.GLOBAL, kind='anthropic', name='Claude',"
+        f" api_key='sk-ant-fake-1', base_url={fake.base_url('anthropic')!r},"
+        " allow_private_network=True)\n"
+        "a = ModelAlias.objects.create(name='claude-only')\n"
+        "AliasTarget.objects.create(alias=a, credential=c, model_id='fake-small')\n"
+    )
     server.start()
     yield {"server": server, "key": raw, "narrow": narrow, "fake": fake}
     server.stop()
@@ -157,6 +167,88 @@ def test_anthropic_sdk_raises_its_own_exception_for_each_status(live, kwargs, ex
             messages=[{"role": "user", "content": content}],
             **kwargs,
         )
+
+
+TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"tools": [TOOL]}, "tools"),
+        ({"tools": [TOOL], "tool_choice": "required"}, "tools"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"n": 3}, "n"),
+        ({"logprobs": True, "top_logprobs": 2}, "logprobs"),
+    ],
+)
+def test_openai_sdk_is_told_which_parameter_is_not_supported(live, oai, kwargs, param):
+    live["fake"].reset()
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.chat.completions.create(
+            model="fake-small", messages=[{"role": "user", "content": "hi"}], **kwargs
+        )
+    assert refused.value.param == param and refused.value.code == "unsupported_parameter"
+    assert "not supported by this server" in refused.value.message
+    assert not [r for r in live["fake"].requests if r["method"] == "POST"]
+
+
+def test_openai_sdk_structured_output_parsing_is_refused_not_answered_in_prose(live, oai):
+    from pydantic import BaseModel
+
+    class Weather(BaseModel):
+        city: str
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.chat.completions.parse(
+            model="fake-small",
+            messages=[{"role": "user", "content": "hi"}],
+            response_format=Weather,
+        )
+    assert refused.value.param == "response_format"
+
+
+def test_openai_sdk_no_op_values_are_accepted(oai):
+    result = oai.chat.completions.create(
+        model="fake-small",
+        messages=[{"role": "user", "content": '@reply="fine"'}],
+        tools=[],
+        tool_choice="none",
+        n=1,
+        response_format={"type": "text"},
+    )
+    assert result.choices[0].message.content == "fine"
+
+
+def test_anthropic_sdk_tools_are_refused(live, claude):
+    live["fake"].reset()
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(
+            model="fake-small",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[{"name": "weather", "input_schema": {"type": "object"}}],
+        )
+    assert refused.value.body["error"]["type"] == "invalid_request_error"
+    assert "'tools' is not supported by this server" in refused.value.body["error"]["message"]
+    assert not [r for r in live["fake"].requests if r["method"] == "POST"]
+
+
+def test_openai_sdk_is_told_the_temperature_range_of_an_anthropic_model(live, oai):
+    live["fake"].reset()
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.chat.completions.create(
+            model="claude-only", messages=[{"role": "user", "content": "hi"}], temperature=1.5
+        )
+    assert refused.value.param == "temperature" and refused.value.code == "temperature_unsupported"
+    assert "accepts a temperature from 0 to 1, not 1.5" in refused.value.message
+    assert not [r for r in live["fake"].requests if r["method"] == "POST"]
+    warm = oai.chat.completions.create(
+        model="claude-only",
+        messages=[{"role": "user", "content": '@reply="ok"'}],
+        temperature=0.9,
+    )
+    assert warm.choices[0].message.content == "ok"
 
 
 def test_a_429_is_sent_with_its_standard_reason_phrase(live):

@@ -5,6 +5,7 @@ from tests.factories import UserFactory
 from tests.gateway.conftest import (  # noqa: F401  shared with the pipeline tests
     _fast_providers,
     _shared_http_client_closed,
+    anthropic_credential,
     credential,
     model_for,
 )

@@ -483,6 +483,30 @@ async def test_a_model_whose_provider_keeps_failing_says_so_and_when_to_retry(
     await generation.generations_wait()
 
 
+async def test_a_temperature_the_provider_cannot_take_fails_the_answer_before_any_call(
+    alice, anthropic_credential, fake_upstream
+):
+    socket, _, _ = await socket_for(alice)
+    conversation_id, answer_id, _ = await _start(
+        socket, anthropic_credential, "Write a poem", temperature=1.5
+    )
+    finished = (await frames_until(socket, of_type("generation_finished")))[-1]
+    assert finished["status"] == "error" and finished["error_code"] == "temperature_unsupported"
+    assert finished["error_message"] == (
+        "The model “fake-small (Claude)” accepts a temperature from 0 to 1, not 1.5."
+    )
+    answer = await _message(answer_id)
+    assert answer.status == "error" and answer.content == ""
+    question = await Message.objects.aget(pk=answer.parent_id)
+    assert question.content == "Write a poem"  # the user's message is kept, to retry
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.temperature == 1.5  # not clamped behind the user's back
+    await socket.disconnect()
+    await generation.generations_wait()
+    assert [r for r in fake_upstream.requests if r["path"] == "/v1/messages"] == []
+    assert [e for e in await usage_events() if e.source == "chat"] == []
+
+
 async def test_the_offline_demo_model_leaves_the_question_as_the_title(alice, settings):
     """The demo model (a fresh install's only model) answers every request with its canned
     text: asked for a title, that would title every conversation alike."""

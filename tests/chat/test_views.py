@@ -293,3 +293,28 @@ def test_an_answer_s_error_is_shown_in_the_reader_s_language(logged_in_client, u
     _failed(refused, code="bad_request", message="Unsupported parameter: 'top_k'")
     html = logged_in_client.get(f"/c/{refused.pk}/").content.decode()
     assert "Unsupported parameter: &#x27;top_k&#x27;" in html
+
+
+def test_an_error_with_values_in_it_is_shown_in_the_reader_s_language(logged_in_client, user):
+    user.language = "es"
+    user.save(update_fields=["language"])
+    too_warm = _conversation(user, "Too warm")
+    _failed(
+        too_warm,
+        code="temperature_unsupported",
+        message="The model “claude-sonnet (Claude)” accepts a temperature from 0 to 1, not 1.5.",
+    )
+    html = logged_in_client.get(f"/c/{too_warm.pk}/").content.decode()
+    assert "El modelo “claude-sonnet (Claude)” acepta una temperatura de 0 a 1, no 1,5." in html
+
+    failing = _conversation(user, "Failing")
+    _failed(
+        failing,
+        code="overloaded",
+        message="The model “fake-small” is temporarily unavailable: its provider is failing. "
+        "Try again in 30 s.",
+        retry_after=30,
+    )
+    html = logged_in_client.get(f"/c/{failing.pk}/").content.decode()
+    assert "El modelo “fake-small” no está disponible por el momento" in html
+    assert "30 s" in html and "its provider is failing" not in html

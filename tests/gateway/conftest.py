@@ -40,6 +40,35 @@ def credential(transactional_db, fake_upstream):
     )
 
 
+@pytest.fixture
+def anthropic_credential(transactional_db, fake_upstream):
+    """A global Anthropic credential pointing at the fake upstream (whose API takes a
+    temperature from 0 to 1 only)."""
+    from providers.services import credential_create
+
+    return credential_create(
+        actor=None,
+        scope=Scope.GLOBAL,
+        kind="anthropic",
+        name="Claude",
+        api_key="sk-ant-test-5678",
+        base_url=fake_upstream.base_url("anthropic"),
+        allow_private_network=True,
+    )
+
+
+@sync_to_async
+def alias_create(name: str, *targets) -> None:
+    """A global alias over (credential, model id) targets, in order."""
+    from providers.models import AliasTarget, ModelAlias
+
+    alias = ModelAlias.objects.create(name=name)
+    for position, (credential, model_id) in enumerate(targets):
+        AliasTarget.objects.create(
+            alias=alias, credential=credential, model_id=model_id, position=position
+        )
+
+
 def model_for(credential, model_id: str = "fake-small") -> str:
     return f"{credential.id}:{model_id}"
 
