@@ -296,24 +296,46 @@ def test_an_answer_s_error_is_shown_in_the_reader_s_language(logged_in_client, u
 
 
 def test_an_error_with_values_in_it_is_shown_in_the_reader_s_language(logged_in_client, user):
+    """As the generation stores a refusal (its English text and its phrase), from the errors
+    the gateway raises."""
+    from types import SimpleNamespace
+
+    from gateway.errors import model_unavailable
+
     user.language = "es"
     user.save(update_fields=["language"])
+
+    def stored(conversation, error):
+        _, answer = _exchange(conversation)
+        Message.objects.filter(pk=answer.pk).update(
+            status="error",
+            error_code=error.code,
+            error_message=error.message,
+            error_phrase=error.phrase,
+            retry_after=error.retry_after,
+        )
+
     too_warm = _conversation(user, "Too warm")
-    _failed(
+    stored(
         too_warm,
-        code="temperature_unsupported",
-        message="The model “claude-sonnet (Claude)” accepts a temperature from 0 to 1, not 1.5.",
+        model_unavailable(
+            SimpleNamespace(
+                model_name="claude-sonnet (Claude)",
+                temperature_refused=1.5,
+                temperature_range=(0.0, 1.0),
+                reopens_in=None,
+            )
+        ),
     )
     html = logged_in_client.get(f"/c/{too_warm.pk}/").content.decode()
     assert "El modelo “claude-sonnet (Claude)” acepta una temperatura de 0 a 1, no 1,5." in html
 
     failing = _conversation(user, "Failing")
-    _failed(
+    stored(
         failing,
-        code="overloaded",
-        message="The model “fake-small” is temporarily unavailable: its provider is failing. "
-        "Try again in 30 s.",
-        retry_after=30,
+        model_unavailable(
+            SimpleNamespace(model_name="fake-small", temperature_refused=None, reopens_in=29.2)
+        ),
     )
     html = logged_in_client.get(f"/c/{failing.pk}/").content.decode()
     assert "El modelo “fake-small” no está disponible por el momento" in html
