@@ -15,6 +15,13 @@ def _migrate(targets):
     return executor.loader.project_state(targets).apps
 
 
+@pytest.fixture(autouse=True)
+def _latest_after():
+    """The schema the rest of the suite expects, whatever state a test left it in."""
+    yield
+    _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_one_streaming_answer_rule_interrupts_all_but_the_newest_left_streaming():
     apps = _migrate(BEFORE)
