@@ -2,6 +2,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from aurax.admin_base import ViewOnlyAdmin
+
 from .models import (
     Budget,
     BudgetAlert,
@@ -153,7 +155,7 @@ class ModelPriceOverrideAdmin(admin.ModelAdmin):
 
 
 @admin.register(BudgetCounter)
-class BudgetCounterAdmin(admin.ModelAdmin):
+class BudgetCounterAdmin(ViewOnlyAdmin):
     """Read-only: every usage event moves these counters, and the quota checks (and Redis's
     counters, seeded from them) trust them; a hand-edited amount would let a scope overspend
     or refuse it for spend it never made. Limits are changed on the budget itself."""
@@ -161,15 +163,6 @@ class BudgetCounterAdmin(admin.ModelAdmin):
     list_display = ["scope_key", "period_start", "spent_cost", "spent_tokens"]
     list_filter = ["period_start"]
     search_fields = ["scope_key"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(BudgetAlert)

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+from aurax.admin_base import ViewOnlyAdmin
+
 from .models import AuditEvent, Invitation, Membership, Workspace
 
 
@@ -54,19 +56,10 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ViewOnlyAdmin):
     """Read-only: the audit log is append-only, in the admin as everywhere else."""
 
     list_display = ["created_at", "workspace", "actor_email", "action", "target_repr", "ip"]
     list_filter = ["action"]
     search_fields = ["actor_email", "action", "target_repr", "workspace__name"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
