@@ -12,6 +12,12 @@ user_models_requested = Signal()
 # those take along).
 user_deletion_requested = Signal()
 
+# Sent with it, for the same page: user_ids=. Each receiver returns a list of the users' rows
+# that Django would delete with them but that pass to someone else instead (a conversation
+# shared with a workspace that stays passes to its owner); the page leaves them out of what
+# goes, with what hangs on them, and says so.
+user_deletion_spared = Signal()
+
 # Sent inside the deleting transaction, before users' rows are collected for deletion (by
 # `User.delete()` or a queryset's `delete()`, so the admin's single and bulk deletes and the
 # shell alike): users=. Receivers settle what the users leave behind while it can still be

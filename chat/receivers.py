@@ -4,16 +4,30 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save
 
-from accounts.signals import user_models_requested
+from accounts.signals import user_deletion_spared, user_models_requested
 from providers.selectors import model_choices_for
-from workspaces.selectors import current_membership_get
+from workspaces.models import Membership
+from workspaces.selectors import current_membership_get, workspace_list_deleted_with
 from workspaces.signals import member_removed, workspace_models_requested
 
-from . import events, services
+from . import events, selectors, services
 
 
 def _member_removed(sender, *, workspace, user, **kwargs) -> None:
     services.conversations_member_removed(workspace=workspace, user=user)
+
+
+def _user_deletion_spared(sender, *, user_ids, **kwargs) -> list:
+    # As deleting settles it: in a workspace that stays, the users leave as removed members do.
+    going = [workspace.pk for workspace in workspace_list_deleted_with(user_ids=user_ids)]
+    staying = (
+        Membership.objects.filter(user_id__in=user_ids)
+        .exclude(workspace_id__in=going)
+        .values("workspace_id")
+    )
+    return list(
+        selectors.conversation_list_passing_to_owner(user_ids=user_ids, workspace_ids=staying)
+    )
 
 
 def _workspace_models_requested(sender, *, workspace, **kwargs) -> list[dict]:
@@ -50,6 +64,7 @@ def connect() -> None:
         _user_deleted, sender=get_user_model(), dispatch_uid="chat_sockets_user_deleted"
     )
     member_removed.connect(_member_removed, dispatch_uid="chat_conversations_member_removed")
+    user_deletion_spared.connect(_user_deletion_spared, dispatch_uid="chat_user_deletion_spared")
     workspace_models_requested.connect(
         _workspace_models_requested, dispatch_uid="chat_workspace_models_requested"
     )

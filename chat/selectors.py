@@ -222,6 +222,15 @@ def conversation_list_shared(*, user, workspace, query: str = "", limit: int = S
     )
 
 
+def conversation_list_passing_to_owner(*, user_ids, workspace_ids):
+    """What of these users' does not go when they leave these workspaces (removed, left, or
+    their account deleted) but passes to each workspace's owner: the conversations they shared
+    there. Their other conversations there are deleted. docs/permissions.md."""
+    return Conversation.objects.filter(
+        user_id__in=user_ids, workspace_id__in=workspace_ids, shared_at__isnull=False
+    )
+
+
 def conversation_day_label(*, conversation, today: dt.date | None = None) -> str:
     from django.utils.translation import gettext as _
 

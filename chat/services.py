@@ -21,7 +21,13 @@ from workspaces.services import audit_record
 
 from . import events
 from .models import Conversation, Message, PublicLink
-from .selectors import BRANCH_COLUMNS, branch_cte, message_latest_leaf, message_path
+from .selectors import (
+    BRANCH_COLUMNS,
+    branch_cte,
+    conversation_list_passing_to_owner,
+    message_latest_leaf,
+    message_path,
+)
 
 TITLE_MAX = 200
 
@@ -729,7 +735,11 @@ def conversations_member_removed(*, workspace, user) -> None:
         .values_list("user_id", flat=True)
         .first()
     )
-    shared = list(mine.filter(shared_at__isnull=False).values_list("pk", flat=True))
+    shared = list(
+        conversation_list_passing_to_owner(
+            user_ids=[user.pk], workspace_ids=[workspace.pk]
+        ).values_list("pk", flat=True)
+    )
     if shared:
         PublicLink.objects.filter(conversation_id__in=shared, revoked_at__isnull=True).update(
             revoked_at=timezone.now()

@@ -153,3 +153,49 @@ def test_the_bulk_delete_action_lists_and_settles_the_same(staff_client, leaver)
     assert not User.objects.filter(pk__in=[leaver.pk, partner.pk]).exists()
     assert not Workspace.objects.filter(pk=shared_team.pk).exists()
     assert not Membership.objects.filter(user_id__in=[leaver.pk, partner.pk]).exists()
+
+
+def test_the_confirmation_page_keeps_their_shared_conversations_off_the_list(staff_client, leaver):
+    team = workspace_create(owner=UserFactory(), name="Busy team")
+    MembershipFactory(workspace=team, user=leaver, role=Role.MEMBER)
+    Conversation.objects.create(
+        workspace=team, user=leaver, title="Findings", shared_at=timezone.now()
+    )
+    private = Conversation.objects.create(workspace=team, user=leaver, title="Private draft")
+
+    page = staff_client.get(reverse("admin:accounts_user_delete", args=[leaver.pk]))
+
+    html = page.content.decode()
+    deleted = str(page.context["deleted_objects"])
+    assert f"/admin/chat/conversation/{private.pk}/change/" in deleted
+    assert "Findings" not in deleted
+    assert "pass to its owner" in html and "Conversation: Findings" in html
+    assert dict(page.context["model_count"])["conversations"] == 1
+
+
+def test_the_bulk_confirmation_page_keeps_them_off_the_list_too(staff_client, leaver):
+    team = workspace_create(owner=UserFactory(), name="Busy team")
+    MembershipFactory(workspace=team, user=leaver, role=Role.MEMBER)
+    Conversation.objects.create(
+        workspace=team, user=leaver, title="Findings", shared_at=timezone.now()
+    )
+    action = {"action": "delete_selected", "_selected_action": [leaver.pk]}
+
+    page = staff_client.post(reverse("admin:accounts_user_changelist"), action)
+
+    assert "Findings" not in str(page.context["deletable_objects"])
+    assert "Conversation: Findings" in page.content.decode()
+
+
+def test_a_member_s_shared_conversation_passes_to_the_owner(staff_client, leaver):
+    owner = UserFactory()
+    team = workspace_create(owner=owner, name="Busy team")
+    MembershipFactory(workspace=team, user=leaver, role=Role.MEMBER)
+    shared = Conversation.objects.create(
+        workspace=team, user=leaver, title="Findings", shared_at=timezone.now()
+    )
+
+    delete_in_admin(staff_client, leaver)
+
+    shared.refresh_from_db()
+    assert shared.user == owner
