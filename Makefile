@@ -55,7 +55,8 @@ fmt: install
 
 # Needs GNU gettext; the compiled .mo files are committed so a plain machine needs nothing.
 messages: install
-	$(PY) manage.py makemessages -l pt_BR -l es --ignore '.venv/*' --ignore 'staticfiles/*'
+	$(PY) manage.py makemessages -l pt_BR -l es --ignore '.venv/*' --ignore 'staticfiles/*' --ignore 'bench/*'
+	$(PY) manage.py makemessages -d djangojs -l pt_BR -l es --ignore '.venv/*' --ignore 'staticfiles/*' --ignore 'bench/*' --ignore 'static/vendor/*'
 	$(PY) manage.py compilemessages --ignore '.venv/*'
 
 clean:

@@ -8,6 +8,7 @@ from django.http import Http404
 
 from workspaces.models import Membership, Role
 
+from .adapters import adapter_for
 from .models import (
     CatalogModel,
     ModelAlias,
@@ -125,16 +126,28 @@ def model_label_with_credential(*, model_label: str, credential_name: str) -> st
     return f"{model_label} ({credential_name})"
 
 
+def temperature_range_for(*, kinds) -> tuple[float, float] | None:
+    """The temperatures a model reached through providers of these kinds can take: None when
+    one of them takes any, else from the lowest lower bound to the highest upper one (routing
+    skips the candidates that refuse a temperature and goes on with the others)."""
+    ranges = [adapter_for(kind).temperature_range for kind in kinds]
+    if not ranges or any(r is None for r in ranges):
+        return None
+    return (min(r[0] for r in ranges), max(r[1] for r in ranges))
+
+
 def model_choices_for(*, user, workspace) -> list[dict]:
     """What a user may pick in a model menu: aliases first, then each enabled catalog model of
-    every usable credential. Each item: {"value", "label", "group"}; `value` is what
-    `routing.candidates_resolve(model=...)` takes."""
+    every usable credential. Each item: {"value", "label", "group", "temperature_range"};
+    `value` is what `routing.candidates_resolve(model=...)` takes, `temperature_range` what
+    `temperature_range_for` says of its providers."""
     credentials = credentials_usable_by(user=user, workspace=workspace)
     usable = {c.id for c in credentials}
     choices: list[dict] = []
     aliases = ModelAlias.objects.filter(enabled=True).filter(
         Q(workspace__isnull=True) | Q(workspace=workspace)
     )
+    kinds = {c.id: c.kind for c in credentials}
     seen: set[str] = set()
     # Workspace aliases first so they shadow global ones of the same name.
     for alias in sorted(
@@ -142,10 +155,18 @@ def model_choices_for(*, user, workspace) -> list[dict]:
     ):
         if alias.name in seen:
             continue
-        if any(t.credential_id in usable for t in alias.targets.all()):
+        reachable = [t for t in alias.targets.all() if t.credential_id in usable]
+        if reachable:
             seen.add(alias.name)
             choices.append(
-                {"value": alias.name, "label": alias.description or alias.name, "group": "aliases"}
+                {
+                    "value": alias.name,
+                    "label": alias.description or alias.name,
+                    "group": "aliases",
+                    "temperature_range": temperature_range_for(
+                        kinds=[kinds[t.credential_id] for t in reachable]
+                    ),
+                }
             )
     choices.sort(key=lambda c: c["value"])
     rank = {c.id: i for i, c in enumerate(credentials)}
@@ -161,6 +182,7 @@ def model_choices_for(*, user, workspace) -> list[dict]:
                     model_label=model.label, credential_name=names[model.credential_id]
                 ),
                 "group": names[model.credential_id],
+                "temperature_range": temperature_range_for(kinds=[kinds[model.credential_id]]),
             }
         )
     return choices

@@ -4,6 +4,11 @@
   "use strict";
   // Translated through Django's JavaScript catalog (loaded by base.html) when present.
   const gettext = window.gettext || function (text) { return text; };
+  const interpolate =
+    window.interpolate ||
+    function (format, values) {
+      return format.replace(/%\((\w+)\)s/g, function (_match, name) { return String(values[name]); });
+    };
 
   const root = document.getElementById("chat");
   if (!root) return;
@@ -344,10 +349,64 @@
     };
   }
 
+  // --- The temperature the chosen model takes ----------------------------------------------------
+  // Each menu entry carries the range its providers accept (none when they take any value): the
+  // input follows the entry chosen, and a value out of it is shown invalid and holds the send,
+  // rather than the answer failing once sent. The value itself is left as the user typed it.
+  const modelPicker = document.getElementById("id_model");
+  const temperature = document.getElementById("id_temperature");
+  const temperatureHint = document.getElementById("temperature-hint");
+  const temperaturePageBounds = { min: temperature.min, max: temperature.max };
+  function numberText(value) {
+    return Number(value).toLocaleString(document.documentElement.lang || undefined);
+  }
+  function temperatureRange() {
+    const option = modelPicker.selectedOptions[0];
+    if (!option || option.dataset.temperatureMax === undefined) return null;
+    return {
+      model: option.textContent.trim(),
+      low: Number(option.dataset.temperatureMin),
+      high: Number(option.dataset.temperatureMax),
+    };
+  }
+  function temperatureCheck() {
+    const range = temperatureRange();
+    const value = temperature.valueAsNumber;
+    const refused = range && !isNaN(value) && (value < range.low || value > range.high);
+    temperature.setCustomValidity(
+      refused
+        ? interpolate(
+            gettext("The model “%(model)s” accepts a temperature from %(low)s to %(high)s, not %(temperature)s."),
+            { model: range.model, low: numberText(range.low), high: numberText(range.high), temperature: numberText(value) },
+            true,
+          )
+        : "",
+    );
+  }
+  function temperatureFollowModel() {
+    const range = temperatureRange();
+    temperature.min = range ? range.low : temperaturePageBounds.min;
+    temperature.max = range ? range.high : temperaturePageBounds.max;
+    temperatureHint.textContent = range
+      ? interpolate(gettext("%(low)s–%(high)s for this model"), { low: numberText(range.low), high: numberText(range.high) }, true)
+      : "";
+    temperatureCheck();
+  }
+  modelPicker.addEventListener("change", temperatureFollowModel);
+  temperature.addEventListener("input", temperatureCheck);
+  temperatureFollowModel();
+  function temperatureRefused() {
+    if (!temperature.validity.customError) return false;
+    document.getElementById("chat-settings").open = true;
+    temperature.reportValidity();
+    showError(temperature.validationMessage);
+    return true;
+  }
+
   composer.addEventListener("submit", function (e) {
     e.preventDefault();
     const content = input.value;
-    if (!content.trim() || streaming) return;
+    if (!content.trim() || streaming || temperatureRefused()) return;
     const frame = Object.assign({ type: "send", content: content, request_id: ++requestCounter }, settingsValues());
     if (conversationId) frame.conversation_id = conversationId;
     else frame.workspace = root.dataset.workspace; // a new conversation lives where the page is

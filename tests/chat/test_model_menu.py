@@ -5,6 +5,7 @@ import re
 import pytest
 
 from providers.adapters.demo import DEMO_MODEL
+from providers.models import AliasTarget, ModelAlias
 from providers.routing import candidates_resolve_sync
 from providers.services import demo_credential_sync
 from tests.factories import MembershipFactory
@@ -24,7 +25,7 @@ def _menu(client, membership) -> list[tuple[str, bool]]:
     select = re.search(r'<select name="model".*?</select>', html, re.S).group(0)
     return [
         (value, bool(selected))
-        for value, selected in re.findall(r'<option value="([^"]*)"( selected)?>', select)
+        for value, selected in re.findall(r'<option value="([^"]*)"( selected)?[^>]*>', select)
     ]
 
 
@@ -77,3 +78,33 @@ def test_the_offline_demo_is_named_once_other_models_with_their_key(client, sett
         user=membership.user, workspace=membership.workspace, model=DEMO_MODEL
     )
     assert candidate.label == "Offline demo"
+
+
+def test_each_entry_carries_the_temperatures_its_providers_accept(client):
+    claude = credential(kind="anthropic", name="Claude", models=["claude-small"])
+    acme = credential(name="Acme", models=["fake-small"])
+    local = credential(kind="ollama", name="Local", models=["llama"])
+    alias = ModelAlias.objects.create(name="warm")
+    AliasTarget.objects.create(alias=alias, credential=claude, model_id="claude-small")
+    AliasTarget.objects.create(alias=alias, credential=acme, model_id="fake-small", position=1)
+    membership = MembershipFactory(role=Role.MEMBER)
+    membership.user.language = "es"  # the bounds are not written "1,0"
+    membership.user.save()
+    _menu(client, membership)
+
+    html = client.get("/").content.decode()
+
+    select = re.search(r'<select name="model".*?</select>', html, re.S).group(0)
+    ranges = {
+        value: attributes
+        for value, attributes in re.findall(r'<option value="([^"]*)"([^>]*)>', select)
+    }
+    assert ranges[f"{claude.id}:claude-small"].split() == [
+        'data-temperature-min="0.0"',
+        'data-temperature-max="1.0"',
+    ]
+    assert 'data-temperature-max="2.0"' in ranges[f"{acme.id}:fake-small"]
+    # An alias takes what one of its providers takes, as routing falls back to it.
+    assert 'data-temperature-max="2.0"' in ranges["warm"]
+    assert "data-temperature" not in ranges[f"{local.id}:llama"]  # any value
+    assert 'id="id_temperature"' in html and 'aria-describedby="temperature-hint"' in html

@@ -177,7 +177,12 @@ def test_model_choices_list_aliases_first_then_models():
 
     choices = model_choices_for(user=membership.user, workspace=membership.workspace)
 
-    assert choices[0] == {"value": "fast", "label": "Fast and cheap", "group": "aliases"}
+    assert choices[0] == {
+        "value": "fast",
+        "label": "Fast and cheap",
+        "group": "aliases",
+        "temperature_range": (0.0, 2.0),
+    }
     assert choices[1]["value"] == f"{made.id}:gpt-4o-mini"
 
 
