@@ -97,6 +97,13 @@ def _language_reset():
 
 
 @pytest.fixture
+def staff_client(client, db):
+    """The test client signed in as a superuser (the admin site)."""
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.fixture
 def user(db):
     return UserFactory()
 

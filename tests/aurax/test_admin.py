@@ -4,15 +4,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from tests.factories import UserFactory
-
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from billing.models import Budget, ModelPriceOverride, Plan
-from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.factories import MembershipFactory, WorkspaceFactory
 from workspaces.models import Role
 
 pytestmark = pytest.mark.django_db
@@ -15,12 +15,6 @@ def team(db):
     workspace = WorkspaceFactory(name="Acme")
     admin = MembershipFactory(workspace=workspace, role=Role.ADMIN).user
     return workspace, admin
-
-
-@pytest.fixture
-def staff_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 def test_a_negative_cost_limit_on_the_usage_page_is_refused(client, team):

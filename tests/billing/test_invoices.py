@@ -289,12 +289,6 @@ def test_an_invoice_of_the_running_month_stays_a_draft_that_later_usage_updates(
     assert invoice.usage_cost == Decimal("3")
 
 
-@pytest.fixture
-def staff_client(client, db):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
-
-
 def test_the_admin_issues_ended_months_and_lists_the_running_ones_it_skipped(
     staff_client, acme, invoice
 ):

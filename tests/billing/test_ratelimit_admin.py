@@ -4,15 +4,8 @@ import pytest
 
 from billing.models import RateLimit
 from billing.ratelimits import ratelimit_rules_for
-from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 def add_limit(client, **fields):
