@@ -66,6 +66,7 @@ from .models import CatalogModel, ModelAlias, ProviderCredential, Scope
 from .selectors import (
     credentials_usable_by,
     model_label_with_credential,
+    temperature_range_for,
     workspace_models_switched_off,
 )
 from .types import (
@@ -318,9 +319,8 @@ def candidates_resolve_sync(
         accepting = [c for c in routed if adapter_for(c.kind).temperature_accepts(temperature)]
         if not accepting:
             refused = ResolvedCandidates(model_name=model_name_for(model, routed[0]))
-            ranges = [adapter_for(c.kind).temperature_range for c in routed]
             refused.temperature_refused = temperature
-            refused.temperature_range = (min(r[0] for r in ranges), max(r[1] for r in ranges))
+            refused.temperature_range = temperature_range_for(kinds=[c.kind for c in routed])
             return refused
         routed = accepting
     states = _circuit_states_now({c.credential_id for c in routed})
