@@ -2,6 +2,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from providers.models import Scope
+from tests.factories import UserFactory
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +23,15 @@ async def _shared_http_client_closed():
     from providers.http import client_close
 
     await client_close()
+
+
+@pytest.fixture
+def caller(transactional_db):
+    """A user and their personal workspace, as `pipeline.stream` takes them."""
+    from workspaces.selectors import personal_workspace_get
+
+    user = UserFactory()
+    return {"user": user, "workspace": personal_workspace_get(user=user)}
 
 
 @pytest.fixture

@@ -6,21 +6,12 @@ from asgiref.sync import sync_to_async
 from gateway import pipeline
 from gateway.errors import GatewayError
 from providers.types import Message, TextDelta, Usage
-from tests.factories import UserFactory
 from tests.gateway.conftest import model_for, usage_events
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("_shared_http_client_closed"),
 ]
-
-
-@pytest.fixture
-def caller(transactional_db):
-    from workspaces.selectors import personal_workspace_get
-
-    user = UserFactory()
-    return {"user": user, "workspace": personal_workspace_get(user=user)}
 
 
 def ask(caller, credential, text, **kwargs):
