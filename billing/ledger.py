@@ -72,7 +72,7 @@ BATCH_SECONDS = 0.05
 class UsageEntry:
     """One finished call, priced, as it will stand in the ledger."""
 
-    workspace_id: int
+    workspace_id: int | None  # None once the workspace is deleted (`_owners_present`)
     user_id: int | None
     api_key_id: int | None
     credential_id: int | None
@@ -203,27 +203,26 @@ def _events_insert(entries: list[UsageEntry]) -> None:
 
 
 def _owners_present(entries: list[UsageEntry]) -> list[UsageEntry]:
-    """A workspace deleted between the call and the write takes its usage with it (as its
-    rows would have gone with it); a deleted user leaves the row without a user. One bad row
-    must not block the batch, or replaying it, forever."""
+    """A workspace or user deleted between the call and the write: the row is kept without
+    them, as the rows already written are (the call was made and paid for; the operator's
+    cost totals count it under deleted workspaces). One bad row must not block the batch, or
+    replaying it, forever."""
     workspaces = set(
-        Workspace.objects.filter(pk__in={e.workspace_id for e in entries}).values_list(
-            "pk", flat=True
-        )
+        Workspace.objects.filter(
+            pk__in={e.workspace_id for e in entries if e.workspace_id}
+        ).values_list("pk", flat=True)
     )
     users = set(
         User.objects.filter(pk__in={e.user_id for e in entries if e.user_id}).values_list(
             "pk", flat=True
         )
     )
-    kept = []
     for e in entries:
-        if e.workspace_id not in workspaces:
-            continue
+        if e.workspace_id is not None and e.workspace_id not in workspaces:
+            e.workspace_id = None
         if e.user_id is not None and e.user_id not in users:
             e.user_id = None
-        kept.append(e)
-    return kept
+    return entries
 
 
 def _alerts_check(entries: list[UsageEntry], spent: dict) -> None:
@@ -231,6 +230,8 @@ def _alerts_check(entries: list[UsageEntry], spent: dict) -> None:
 
     seen = set()
     for e in entries:
+        if e.workspace_id is None:  # its workspace is gone, and its budgets with it
+            continue
         scopes = (e.workspace_id, e.user_id, e.api_key_id, e.period_start)
         if scopes in seen:
             continue

@@ -57,11 +57,16 @@ def scope_key(*, scope: str, workspace_id: int, user_id: int | None, api_key_id:
     return f"key:{api_key_id}"
 
 
-def scope_keys_for(*, workspace_id: int, user_id: int | None, api_key_id: int | None) -> list[str]:
-    """Every scope a call counts against, budget or not (counters are kept for all)."""
-    keys = [f"ws:{workspace_id}"]
-    if user_id is not None:
-        keys.append(f"member:{workspace_id}:{user_id}")
+def scope_keys_for(
+    *, workspace_id: int | None, user_id: int | None, api_key_id: int | None
+) -> list[str]:
+    """Every scope a call counts against, budget or not (counters are kept for all). A call
+    whose workspace was deleted before its row was written counts only against its key."""
+    keys = []
+    if workspace_id is not None:
+        keys.append(f"ws:{workspace_id}")
+        if user_id is not None:
+            keys.append(f"member:{workspace_id}:{user_id}")
     if api_key_id is not None:
         keys.append(f"key:{api_key_id}")
     return keys

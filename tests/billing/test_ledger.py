@@ -95,18 +95,29 @@ def writer_paused(monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_row_for_a_workspace_deleted_meanwhile_does_not_block_the_others(
+def test_a_call_whose_workspace_is_deleted_before_its_row_is_written_is_still_recorded(
     workspace, owner, writer_paused
 ):
+    from django.utils import timezone
+
+    from billing.selectors import top_spenders
     from tests.factories import WorkspaceFactory
 
     doomed = WorkspaceFactory()
-    usage_enqueue(entry(doomed, owner))
+    usage_enqueue(entry(doomed, owner, cost=Decimal("0.5")))
     usage_enqueue(entry(workspace, owner))
     doomed.delete()
     ledger_flush()
 
-    assert list(UsageEvent.objects.values_list("workspace_id", flat=True)) == [workspace.pk]
+    rows = set(UsageEvent.objects.values_list("workspace_id", "cost"))
+    assert rows == {(None, Decimal("0.5")), (workspace.pk, Decimal("0.000045"))}
+    # Counted for the operator under deleted workspaces; nothing counted for the gone one.
+    day = timezone.timedelta(days=1)
+    spenders = top_spenders(timezone.now() - day, timezone.now() + day)
+    assert {"workspace_id": None, "name": "Deleted workspaces", "cost": Decimal("0.5")} in spenders
+    assert not BudgetCounter.objects.filter(scope_key__startswith=f"ws:{doomed.pk}").exists()
+    assert not BudgetCounter.objects.filter(scope_key__startswith=f"member:{doomed.pk}:").exists()
+    assert counter(f"ws:{workspace.pk}").spent_tokens == 150
 
 
 @pytest.mark.django_db(transaction=True)
