@@ -1,4 +1,5 @@
 import datetime as dt
+import io
 import json
 from decimal import Decimal
 
@@ -254,6 +255,25 @@ def test_answers_left_streaming_by_a_dead_process_are_marked_interrupted(user):
     call_command("chat_mark_interrupted", "--all")
     answer.refresh_from_db()
     assert answer.status == Message.Status.INTERRUPTED and answer.content == "Half an ans"
+
+
+def test_a_start_up_beside_running_servers_leaves_their_live_answers_streaming(user):
+    from django.core.management import call_command
+
+    conversation = _conversation(user)
+    _q, live = services.message_send(conversation=conversation, content="hi")
+    services.message_progress_save(message_id=live.pk, content="Still going")
+    _q, dead = services.message_send(conversation=_conversation(user), content="hi")
+    services.message_progress_save(message_id=dead.pk, content="Half an ans")
+    stale = timezone.now() - services.STALE_AFTER - dt.timedelta(seconds=1)
+    Message.objects.filter(pk=dead.pk).update(heartbeat_at=stale)
+
+    call_command("aurax_startup", "--servers-running", stdout=io.StringIO())
+
+    live.refresh_from_db()
+    dead.refresh_from_db()
+    assert live.status == Message.Status.STREAMING and live.content == "Still going"
+    assert dead.status == Message.Status.INTERRUPTED and dead.content == "Half an ans"
 
 
 def _failed(conversation, *, code, message, retry_after=None):

@@ -18,6 +18,16 @@ class Command(BaseCommand):
         "recover interrupted chats."
     )
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--servers-running",
+            action="store_true",
+            help="other server processes may be streaming answers now (a rolling deploy): mark "
+            "interrupted only the answers whose process stopped its heartbeat, not every one",
+        )
+
+    def handle(self, *args, servers_running: bool = False, **options):
         for name, arguments in STARTUP_COMMANDS:
+            if servers_running and name == "chat_mark_interrupted":
+                arguments = [a for a in arguments if a != "--all"]
             call_command(name, *arguments, stdout=self.stdout, stderr=self.stderr)
