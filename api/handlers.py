@@ -147,6 +147,7 @@ def _pipeline_stream(request: ApiRequest, body, *, max_tokens, temperature, top_
         temperature=temperature,
         top_p=top_p,
         stop=stop,
+        **body.sampling_hints(),
         source="api",
         request_id=request.request_id,
     )

@@ -5,7 +5,12 @@ Parameters this server knows but does not implement (tools, JSON mode, several c
 probabilities…) are refused with `unsupported_parameter` rather than ignored: an SDK user
 asking for tool calls must not get a plain answer with no sign the request was dropped. Their
 values that ask for nothing (`tools: []`, `tool_choice: "none"`, `n: 1`,
-`response_format: {"type": "text"}`…) are accepted, as SDKs and tools often send them."""
+`response_format: {"type": "text"}`…) are accepted, as SDKs and tools often send them. So are
+the messages of a tool conversation (role "tool", an assistant's `tool_calls`, Anthropic's
+`tool_use`/`tool_result` blocks): refused, naming the message.
+
+The sampling hints (seed, penalties, top_k, logit_bias, reasoning_effort, the end-user id) go
+to the provider unchanged (`sampling_hints`); each adapter sends those its vendor's API has."""
 
 from __future__ import annotations
 
@@ -32,6 +37,15 @@ def _not_implemented(accepted: str = "", **constraints):
     )
 
 
+def _hint(description: str, **constraints):
+    return Field(
+        default=None,
+        description=f"{description} Sent to the providers whose API has it, in their own "
+        'field; dropped for the others (docs/providers.md, "Sampling hints").',
+        **constraints,
+    )
+
+
 _TEMPERATURE = (
     "Refused with 400 temperature_unsupported (param temperature, before any upstream call, "
     "nothing billed) when no provider of the model accepts it: Anthropic's take 0 to 1."
@@ -50,6 +64,10 @@ class _Request(_Body):
                 return name
         return None
 
+    def unsupported_message(self) -> tuple[str, str] | None:
+        """(param, message) for the first message this server cannot take, if any."""
+        return None
+
 
 class TextPart(_Body):
     type: Literal["text"]
@@ -66,10 +84,39 @@ class ImageUrlPart(_Body):
 
 
 class ChatMessage(_Body):
-    role: Literal["system", "developer", "user", "assistant"]
+    # "tool" and "function" parse so that they are refused as unsupported, not as invalid.
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"] = Field(
+        description='"tool" and "function" are refused with 400 unsupported_parameter '
+        "(param messages[N].role): tool calls are not implemented."
+    )
     content: str | list[Annotated[TextPart | ImageUrlPart, Field(discriminator="type")]] | None = (
         None
     )
+    tool_calls: list[Any] | None = _not_implemented("[]")
+    function_call: dict | None = _not_implemented()
+
+    def unsupported(self, index: int) -> tuple[str, str] | None:
+        where = f"messages[{index}]"
+        if self.role in ("tool", "function"):
+            return (
+                f"{where}.role",
+                f"The role '{self.role}' ({where}.role) is not supported by this server "
+                f"({self.role} calls are not implemented, so there are no {self.role} results "
+                "to send).",
+            )
+        if self.tool_calls:
+            return (
+                f"{where}.tool_calls",
+                f"The parameter '{where}.tool_calls' is not supported by this server (tool "
+                "calls are not implemented; send messages without tool_calls).",
+            )
+        if self.function_call is not None:
+            return (
+                f"{where}.function_call",
+                f"The parameter '{where}.function_call' is not supported by this server "
+                "(function calls are not implemented).",
+            )
+        return None
 
 
 class StreamOptions(_Body):
@@ -99,7 +146,20 @@ class ChatCompletionRequest(_Request):
     temperature: float | None = Field(default=None, ge=0, le=2, description=_TEMPERATURE)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop: str | list[str] | None = None
-    user: str | None = None
+    # Sampling hints: see `sampling_hints`.
+    seed: int | None = _hint("Best-effort deterministic sampling.")
+    frequency_penalty: float | None = _hint("From -2 to 2.", ge=-2, le=2)
+    presence_penalty: float | None = _hint("From -2 to 2.", ge=-2, le=2)
+    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = _hint(
+        "Token id (as a string) to a bias from -100 to 100."
+    )
+    reasoning_effort: str | None = _hint("As the provider names it: low, medium, high…")
+    user: str | None = _hint("Your end user's id (Anthropic: metadata.user_id).")
+    top_k: int | None = _hint(
+        "Not OpenAI's (an extension, as vLLM, OpenRouter and LiteLLM take it): sample from "
+        "the k likeliest tokens.",
+        ge=0,
+    )
     # Refused unless they ask for nothing: see `not_implemented`.
     n: int | None = _not_implemented("1", ge=1)
     tools: list[Any] | None = _not_implemented("[]")
@@ -111,6 +171,24 @@ class ChatCompletionRequest(_Request):
     top_logprobs: int | None = _not_implemented("0", ge=0)
     modalities: list[str] | None = _not_implemented('["text"]')
     audio: dict | None = _not_implemented()
+
+    def unsupported_message(self) -> tuple[str, str] | None:
+        for index, message in enumerate(self.messages):
+            if refused := message.unsupported(index):
+                return refused
+        return None
+
+    def sampling_hints(self) -> dict:
+        """The sampling hints, as `gateway.pipeline.stream` takes them."""
+        return {
+            "seed": self.seed,
+            "frequency_penalty": self.frequency_penalty,
+            "presence_penalty": self.presence_penalty,
+            "top_k": self.top_k,
+            "logit_bias": self.logit_bias,
+            "reasoning_effort": self.reasoning_effort,
+            "end_user_id": self.user,
+        }
 
     def provider_messages(self) -> list[Message]:
         out = []
@@ -154,11 +232,29 @@ class AnthropicImageBlock(_Body):
     source: AnthropicImageSource
 
 
+class AnthropicToolBlock(_Body):
+    """A block of a tool conversation: parsed so that it is refused as unsupported."""
+
+    type: Literal["tool_use", "tool_result"] = Field(
+        description="Refused with 400 (tool use is not implemented)."
+    )
+
+
 class AnthropicMessage(_Body):
     role: Literal["user", "assistant"]
     content: (
-        str | list[Annotated[AnthropicTextBlock | AnthropicImageBlock, Field(discriminator="type")]]
+        str
+        | list[
+            Annotated[
+                AnthropicTextBlock | AnthropicImageBlock | AnthropicToolBlock,
+                Field(discriminator="type"),
+            ]
+        ]
     )
+
+
+class AnthropicMetadata(_Body):
+    user_id: str | None = None
 
 
 class AnthropicMessagesRequest(_Request):
@@ -176,10 +272,37 @@ class AnthropicMessagesRequest(_Request):
     temperature: float | None = Field(default=None, ge=0, le=1)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop_sequences: list[str] | None = None
+    # Sampling hints: see `sampling_hints`.
+    top_k: int | None = _hint("Sample from the k likeliest tokens.", ge=0)
+    metadata: AnthropicMetadata | None = _hint(
+        "metadata.user_id: your end user's id (OpenAI-compatible providers: user)."
+    )
     # Refused unless they ask for nothing: see `not_implemented`.
     tools: list[Any] | None = _not_implemented("[]")
     tool_choice: dict | None = _not_implemented('{"type": "none"} or {"type": "auto"}')
     thinking: dict | None = _not_implemented('{"type": "disabled"}')
+
+    def unsupported_message(self) -> tuple[str, str] | None:
+        for index, message in enumerate(self.messages):
+            if isinstance(message.content, str):
+                continue
+            for position, block in enumerate(message.content):
+                if isinstance(block, AnthropicToolBlock):
+                    where = f"messages[{index}].content[{position}]"
+                    return (
+                        f"{where}.type",
+                        f"The content block type '{block.type}' ({where}.type) is not "
+                        "supported by this server (tool use is not implemented; send no "
+                        "tool_use or tool_result blocks).",
+                    )
+        return None
+
+    def sampling_hints(self) -> dict:
+        """The sampling hints, as `gateway.pipeline.stream` takes them."""
+        return {
+            "top_k": self.top_k,
+            "end_user_id": self.metadata.user_id if self.metadata else None,
+        }
 
     def provider_messages(self) -> list[Message]:
         out = []
@@ -234,7 +357,9 @@ def parse(schema: type[BaseModel], body: bytes) -> BaseModel:
         raise ApiError(
             400, "invalid_request", f"Invalid value for '{where}': {first['msg']}.", param=where
         ) from None
-    if isinstance(parsed, _Request) and (name := parsed.unsupported_parameter()):
+    if not isinstance(parsed, _Request):
+        return parsed
+    if name := parsed.unsupported_parameter():
         raise ApiError(
             400,
             "unsupported_parameter",
@@ -242,6 +367,9 @@ def parse(schema: type[BaseModel], body: bytes) -> BaseModel:
             f"{_UNSUPPORTED_HINTS.get(name, '')}.",
             param=name,
         )
+    if refused := parsed.unsupported_message():
+        param, message = refused
+        raise ApiError(400, "unsupported_parameter", message, param=param)
     return parsed
 
 

@@ -95,6 +95,14 @@ class _Call:
     source: str
     reference: str | None
     request_id: str
+    # The sampling hints, passed to the adapter unchanged (providers.types.ChatRequest).
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    top_k: int | None = None
+    logit_bias: dict[str, int] | None = None
+    reasoning_effort: str | None = None
+    end_user_id: str | None = None
     extra: dict = field(default_factory=dict)
     principal: object = None  # callable () -> (user, workspace, api_key_id), see `stream`
     whole: bool = False  # the caller reads the answer to its end: ask the upstream for it whole
@@ -254,6 +262,13 @@ class PipelineStream:
             temperature=call.temperature,
             top_p=call.top_p,
             stop=call.stop,
+            seed=call.seed,
+            frequency_penalty=call.frequency_penalty,
+            presence_penalty=call.presence_penalty,
+            top_k=call.top_k,
+            logit_bias=call.logit_bias,
+            reasoning_effort=call.reasoning_effort,
+            end_user_id=call.end_user_id,
             extra=call.extra,
         )
         self._fallback = routing.stream_with_fallback(self._candidates, request, whole=call.whole)
@@ -438,6 +453,13 @@ def stream(
     temperature: float | None = None,
     top_p: float | None = None,
     stop: Sequence[str] = (),
+    seed: int | None = None,
+    frequency_penalty: float | None = None,
+    presence_penalty: float | None = None,
+    top_k: int | None = None,
+    logit_bias: dict[str, int] | None = None,
+    reasoning_effort: str | None = None,
+    end_user_id: str | None = None,
     api_key_id: int | None = None,
     source: str,
     reference: str | None = None,
@@ -446,7 +468,11 @@ def stream(
     principal=None,
     whole: bool = False,
 ) -> PipelineStream:
-    """`principal`, when given, is a sync callable returning (user, workspace, api_key_id),
+    """The sampling hints (`seed` … `end_user_id`, as in providers.types.ChatRequest) reach
+    whichever adapter serves the call unchanged; each sends those its vendor's API has, and
+    drops the others (docs/providers.md, "Sampling hints").
+
+    `principal`, when given, is a sync callable returning (user, workspace, api_key_id),
     run on the same database hop as routing and admission (the /v1 API authenticates its
     key there); what it raises reaches the caller unchanged.
 
@@ -463,6 +489,13 @@ def stream(
             temperature=temperature,
             top_p=top_p,
             stop=tuple(stop),
+            seed=seed,
+            frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty,
+            top_k=top_k,
+            logit_bias=logit_bias,
+            reasoning_effort=reasoning_effort,
+            end_user_id=end_user_id,
             api_key_id=api_key_id,
             source=source,
             reference=reference,

@@ -611,7 +611,8 @@ class FakeUpstream:
         if gemini:
             stream_wanted = gemini.group(2) == "streamGenerateContent"
         input_tokens = max(1, len(_all_text(body).split()) // 2)
-        body["_input_tokens"] = input_tokens
+        # A copy: the request log keeps the body exactly as received.
+        body = {**body, "_input_tokens": input_tokens}
         usage = None if script.no_usage else (input_tokens, len(script.tokens))
         if not stream_wanted:
             if script.first_delay:

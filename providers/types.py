@@ -36,12 +36,25 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
+    """One call to a model. The sampling hints after `stop` are passed on only by the
+    adapters whose vendor's API has that setting, in that API's own field (docs/providers.md,
+    "Sampling hints"); the others drop them. None: not asked for, and nothing is sent."""
+
     model: str  # the provider's own model id, e.g. "gpt-4o-mini"
     messages: tuple[Message, ...]
     max_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
+    seed: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    top_k: int | None = None
+    logit_bias: dict[str, int] | None = None  # token id (as a string) -> bias, -100 to 100
+    reasoning_effort: str | None = None  # "low", "medium", "high"… as the caller said it
+    # The caller's own end-user id (OpenAI's `user`, Anthropic's `metadata.user_id`), for the
+    # provider's abuse monitoring; never the AURAX account.
+    end_user_id: str | None = None
     # Provider-neutral extras passed through where a protocol supports them.
     extra: dict = field(default_factory=dict)
 

@@ -83,6 +83,12 @@ class AnthropicAdapter(Adapter):
             body["top_p"] = request.top_p
         if request.stop:
             body["stop_sequences"] = list(request.stop)
+        # Of the sampling hints, Anthropic's API has top_k and the end-user id; it has no
+        # seed, penalties, logit bias or reasoning effort.
+        if request.top_k is not None:
+            body["top_k"] = request.top_k
+        if request.end_user_id is not None:
+            body["metadata"] = {"user_id": request.end_user_id}
         body.update(request.extra.get("anthropic", {}))
         return body
 

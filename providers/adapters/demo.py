@@ -44,6 +44,9 @@ def _words(text: str) -> list[str]:
 
 
 class DemoAdapter(Adapter):
+    """Its reply is a function of the last user message alone, with no randomness: the
+    sampling hints (seed, penalties, top_k…) would change nothing, and are ignored."""
+
     kind = "demo"
     label = "Offline demo"
     needs_api_key = False

@@ -90,6 +90,16 @@ class GeminiAdapter(Adapter):
             config["topP"] = request.top_p
         if request.stop:
             config["stopSequences"] = list(request.stop)
+        # Of the sampling hints, generationConfig has these; Gemini has no logit bias, no
+        # end-user id and no reasoning effort (its thinking budget is another setting).
+        if request.seed is not None:
+            config["seed"] = request.seed
+        if request.presence_penalty is not None:
+            config["presencePenalty"] = request.presence_penalty
+        if request.frequency_penalty is not None:
+            config["frequencyPenalty"] = request.frequency_penalty
+        if request.top_k is not None:
+            config["topK"] = request.top_k
         if config:
             body["generationConfig"] = config
         body.update(request.extra.get("gemini", {}))

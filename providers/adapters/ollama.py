@@ -60,6 +60,16 @@ class OllamaAdapter(Adapter):
             options["top_p"] = request.top_p
         if request.stop:
             options["stop"] = list(request.stop)
+        # Of the sampling hints, these are model options; Ollama has no logit bias, no
+        # end-user id and no reasoning effort.
+        if request.seed is not None:
+            options["seed"] = request.seed
+        if request.top_k is not None:
+            options["top_k"] = request.top_k
+        if request.presence_penalty is not None:
+            options["presence_penalty"] = request.presence_penalty
+        if request.frequency_penalty is not None:
+            options["frequency_penalty"] = request.frequency_penalty
         body: dict = {
             "model": request.model,
             "messages": [_message(m) for m in request.messages],

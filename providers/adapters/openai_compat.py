@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 from django.utils.translation import gettext_lazy as _
 
@@ -44,6 +45,25 @@ class _StreamState:
     done: bool = False
 
 
+# The sampling hints of `ChatRequest` an OpenAI-compatible service takes: {ChatRequest field:
+# the service's own field}. A hint missing here is not sent to it (several of these services
+# refuse a field they do not know, e.g. Mistral with 422 "Extra inputs are not permitted").
+OPENAI_SAMPLING_FIELDS = {
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+    "logit_bias": "logit_bias",
+    "reasoning_effort": "reasoning_effort",
+    "end_user_id": "user",
+}
+PENALTIES = ("frequency_penalty", "presence_penalty")
+
+
+def _fields(*names: str, **renamed: str) -> dict[str, str]:
+    """OpenAI's own fields for `names`, and `renamed` hints under the service's names."""
+    return {**{name: OPENAI_SAMPLING_FIELDS.get(name, name) for name in names}, **renamed}
+
+
 def message_payload(message: Message) -> dict:
     if not message.images:
         return {"role": message.role, "content": message.content}
@@ -59,6 +79,9 @@ class OpenAICompatibleAdapter(Adapter):
     needs_api_key = False  # local servers (vLLM, LM Studio) often take none
     # OpenAI's range, which Mistral, Groq, xAI, DeepSeek and OpenRouter take as well.
     temperature_range = (0.0, 2.0)
+    # OpenAI's own; the kinds below that differ say so (docs/providers.md, "Sampling hints").
+    # top_k is not part of OpenAI's API.
+    sampling_fields: ClassVar[dict[str, str]] = OPENAI_SAMPLING_FIELDS
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
@@ -79,6 +102,10 @@ class OpenAICompatibleAdapter(Adapter):
             body["top_p"] = request.top_p
         if request.stop:
             body["stop"] = list(request.stop)
+        for hint, name in self.sampling_fields.items():
+            value = getattr(request, hint)
+            if value is not None:
+                body[name] = value
         body.update(request.extra.get("openai", {}))
         return body
 
@@ -186,7 +213,15 @@ class OpenAICompatibleAdapter(Adapter):
         return vectors, tokens
 
 
-def _kind(kind: str, label: str, base_url: str, price_id: str | None, *, embeddings=True):
+def _kind(
+    kind: str,
+    label: str,
+    base_url: str,
+    price_id: str | None,
+    *,
+    embeddings=True,
+    sampling_fields: dict[str, str] = OPENAI_SAMPLING_FIELDS,
+):
     return type(
         f"{kind.title().replace('_', '')}Adapter",
         (OpenAICompatibleAdapter,),
@@ -197,22 +232,65 @@ def _kind(kind: str, label: str, base_url: str, price_id: str | None, *, embeddi
             "price_provider_id": price_id,
             "needs_api_key": True,
             "supports_embeddings": embeddings,
+            "sampling_fields": sampling_fields,
         },
     )
 
 
 OpenAIAdapter = _kind("openai", "OpenAI", "https://api.openai.com/v1", "openai")
-MistralAdapter = _kind("mistral", "Mistral", "https://api.mistral.ai/v1", "mistral")
-GroqAdapter = _kind("groq", "Groq", "https://api.groq.com/openai/v1", "groq", embeddings=False)
-TogetherAdapter = _kind("together", "Together", "https://api.together.xyz/v1", "together")
+# Mistral refuses fields it does not know (422): its seed is `random_seed`; no logit_bias,
+# no end-user id, no reasoning_effort.
+MistralAdapter = _kind(
+    "mistral",
+    "Mistral",
+    "https://api.mistral.ai/v1",
+    "mistral",
+    sampling_fields=_fields(*PENALTIES, seed="random_seed"),
+)
+# Groq answers 400 to logit_bias.
+GroqAdapter = _kind(
+    "groq",
+    "Groq",
+    "https://api.groq.com/openai/v1",
+    "groq",
+    embeddings=False,
+    sampling_fields=_fields("seed", *PENALTIES, "reasoning_effort", "end_user_id"),
+)
+# Together takes top_k as well; it has no end-user id.
+TogetherAdapter = _kind(
+    "together",
+    "Together",
+    "https://api.together.xyz/v1",
+    "together",
+    sampling_fields=_fields("seed", *PENALTIES, "logit_bias", "reasoning_effort", "top_k"),
+)
 XAIAdapter = _kind("xai", "xAI (Grok)", "https://api.x.ai/v1", "x-ai", embeddings=False)
+# OpenRouter takes OpenAI's and top_k.
 OpenRouterAdapter = _kind(
-    "openrouter", "OpenRouter", "https://openrouter.ai/api/v1", "openrouter", embeddings=False
+    "openrouter",
+    "OpenRouter",
+    "https://openrouter.ai/api/v1",
+    "openrouter",
+    embeddings=False,
+    sampling_fields=_fields(*OPENAI_SAMPLING_FIELDS, "top_k"),
 )
+# DeepSeek takes the two penalties only.
 DeepSeekAdapter = _kind(
-    "deepseek", "DeepSeek", "https://api.deepseek.com/v1", "deepseek", embeddings=False
+    "deepseek",
+    "DeepSeek",
+    "https://api.deepseek.com/v1",
+    "deepseek",
+    embeddings=False,
+    sampling_fields=_fields(*PENALTIES),
 )
-GitHubModelsAdapter = _kind("github", "GitHub Models", "https://models.github.ai/inference", None)
+# GitHub Models (Azure AI inference) refuses parameters outside its schema.
+GitHubModelsAdapter = _kind(
+    "github",
+    "GitHub Models",
+    "https://models.github.ai/inference",
+    None,
+    sampling_fields=_fields("seed", *PENALTIES),
+)
 
 ADAPTERS = [
     OpenAIAdapter,

@@ -161,11 +161,19 @@ async def test_wrong_types_are_refused_before_any_upstream_call(
     assert not [r for r in fake_upstream.requests if r["path"].endswith("/chat/completions")]
 
 
-async def test_unknown_fields_are_ignored_as_openai_does(auth):
-    response = await post(
-        "/v1/chat/completions", body(frequency_penalty=0.2, logit_bias={}, seed=3), auth
-    )
+async def test_unknown_fields_are_ignored_as_openai_does(auth, fake_upstream):
+    ignored = {
+        "store": True,
+        "metadata": {"team": "x"},
+        "service_tier": "flex",
+        "parallel_tool_calls": False,
+        "prediction": {"type": "content", "content": "hi"},
+        "something_new": 1,
+    }
+    response = await post("/v1/chat/completions", body(**ignored), auth)
     assert response.status_code == 200
+    [sent] = [r for r in fake_upstream.requests if r["method"] == "POST"]
+    assert not ignored.keys() & sent["json"].keys()
 
 
 async def test_invalid_json_and_oversized_bodies_are_refused(auth, settings):

@@ -320,3 +320,96 @@ def test_openai_sdk_retrieves_a_model(oai, live):
     )
     with pytest.raises(openai.NotFoundError):
         narrow.models.retrieve("fake-small")
+
+
+def posted(fake) -> list[dict]:
+    return [r for r in fake.requests if r["method"] == "POST"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
+def test_openai_sdk_sampling_hints_reach_an_openai_compatible_upstream(live, oai, stream):
+    live["fake"].reset()
+    result = oai.chat.completions.create(
+        model="fake-small",
+        messages=[{"role": "user", "content": '@reply="seeded"'}],
+        seed=42,
+        presence_penalty=0.5,
+        frequency_penalty=-0.25,
+        logit_bias={"50256": -100},
+        user="end-user-9",
+        stream=stream,
+    )
+    if stream:
+        text = "".join(c.choices[0].delta.content or "" for c in result if c.choices)
+    else:
+        text = result.choices[0].message.content
+    assert text == "seeded"
+    [sent] = posted(live["fake"])
+    assert sent["path"] == "/v1/chat/completions" and sent["model"] == "fake-small"
+    hints = ("seed", "presence_penalty", "frequency_penalty", "logit_bias", "user")
+    assert {name: sent["json"].get(name) for name in hints} == {
+        "seed": 42,
+        "presence_penalty": 0.5,
+        "frequency_penalty": -0.25,
+        "logit_bias": {"50256": -100},
+        "user": "end-user-9",
+    }
+
+
+def test_openai_sdk_without_hints_sends_none_upstream(live, oai):
+    live["fake"].reset()
+    oai.chat.completions.create(
+        model="fake-small", messages=[{"role": "user", "content": '@reply="plain"'}]
+    )
+    [sent] = posted(live["fake"])
+    assert set(sent["json"]) == {"model", "messages", "stream"}
+
+
+def test_anthropic_sdk_top_k_and_user_id_reach_an_anthropic_upstream(live, claude):
+    live["fake"].reset()
+    message = claude.messages.create(
+        model="claude-only",
+        max_tokens=50,
+        messages=[{"role": "user", "content": '@reply="sampled"'}],
+        metadata={"user_id": "end-user-3"},
+        # This SDK's create() has no sampling arguments of its own any more (temperature,
+        # top_p, top_k): they go in the body as the API takes them.
+        extra_body={"top_k": 5},
+    )
+    assert message.content[0].text == "sampled"
+    [sent] = posted(live["fake"])
+    assert sent["path"] == "/v1/messages"
+    assert sent["json"]["top_k"] == 5
+    assert sent["json"]["metadata"] == {"user_id": "end-user-3"}
+
+
+def test_openai_sdk_user_reaches_an_anthropic_upstream_as_its_user_id(live, oai):
+    live["fake"].reset()
+    oai.chat.completions.create(
+        model="claude-only",
+        messages=[{"role": "user", "content": '@reply="ok"'}],
+        user="end-user-9",
+        seed=42,
+    )
+    [sent] = posted(live["fake"])
+    assert sent["path"] == "/v1/messages"
+    assert sent["json"]["metadata"] == {"user_id": "end-user-9"}
+    assert "seed" not in sent["json"]  # Anthropic's API has none
+
+
+def test_openai_sdk_is_told_tool_results_are_not_supported(live, oai):
+    live["fake"].reset()
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.chat.completions.create(
+            model="fake-small",
+            messages=[
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": "Looking."},
+                {"role": "user", "content": "well?"},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            ],
+        )
+    assert refused.value.code == "unsupported_parameter"
+    assert refused.value.param == "messages[3].role"
+    assert "The role 'tool' (messages[3].role) is not supported" in refused.value.message
+    assert not posted(live["fake"])

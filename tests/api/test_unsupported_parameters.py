@@ -78,6 +78,107 @@ async def test_chat_completions_accepts_the_values_that_ask_for_nothing(
     assert not {"tools", "tool_choice", "response_format", "n", "logprobs"} & sent["json"].keys()
 
 
+TOOL_CALL = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+
+
+@pytest.mark.parametrize(
+    ("messages", "param", "message"),
+    [
+        (
+            [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": "Let me look."},
+                {"role": "user", "content": "well?"},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            ],
+            "messages[3].role",
+            "The role 'tool' (messages[3].role) is not supported by this server (tool calls "
+            "are not implemented, so there are no tool results to send).",
+        ),
+        (
+            [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            ],
+            "messages[1].tool_calls",
+            "The parameter 'messages[1].tool_calls' is not supported by this server (tool "
+            "calls are not implemented; send messages without tool_calls).",
+        ),
+        (
+            [
+                {"role": "user", "content": "weather?"},
+                {"role": "function", "name": "weather", "content": "sunny"},
+            ],
+            "messages[1].role",
+            "The role 'function' (messages[1].role) is not supported by this server (function "
+            "calls are not implemented, so there are no function results to send).",
+        ),
+        (
+            [
+                {"role": "assistant", "content": None, "function_call": {"name": "weather"}},
+                {"role": "user", "content": "weather?"},
+            ],
+            "messages[0].function_call",
+            "The parameter 'messages[0].function_call' is not supported by this server "
+            "(function calls are not implemented).",
+        ),
+    ],
+    ids=["tool-role", "tool-calls", "function-role", "function-call"],
+)
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
+async def test_chat_completions_refuses_the_messages_of_a_tool_conversation(
+    auth, fake_upstream, messages, param, message, stream
+):
+    payload = {"model": "fake-small", "messages": messages, "stream": stream}
+    response = await post("/v1/chat/completions", payload, auth)
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "error": {
+            "message": message,
+            "type": "invalid_request_error",
+            "param": param,
+            "code": "unsupported_parameter",
+        }
+    }
+    assert upstream_calls(fake_upstream) == []
+    assert await usage_rows() == []
+
+
+async def test_an_assistant_message_with_no_tool_calls_is_accepted(auth, fake_upstream):
+    messages = [
+        {"role": "assistant", "content": "Hello.", "tool_calls": []},
+        {"role": "user", "content": '@reply="plain"'},
+    ]
+    response = await post(
+        "/v1/chat/completions", {"model": "fake-small", "messages": messages}, auth
+    )
+
+    assert response.status_code == 200, response.content
+    [sent] = upstream_calls(fake_upstream)
+    assert sent["json"]["messages"][0] == {"role": "assistant", "content": "Hello."}
+
+
+async def test_tools_are_named_before_the_messages_that_use_them(auth, fake_upstream):
+    messages = [{"role": "user", "content": "hi"}, {"role": "tool", "content": "sunny"}]
+    response = await post("/v1/chat/completions", body(tools=[TOOL], messages=messages), auth)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "tools"
+
+
+async def test_a_role_this_api_never_had_is_still_an_invalid_request(auth, fake_upstream):
+    messages = [{"role": "wizard", "content": "hi"}]
+    response = await post(
+        "/v1/chat/completions", {"model": "fake-small", "messages": messages}, auth
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("invalid_request", "messages.0.role")
+
+
 async def test_a_refusal_needs_a_valid_key_first(credential, fake_upstream):
     response = await post("/v1/chat/completions", body(tools=[TOOL]), {})
     assert response.status_code == 401
@@ -113,6 +214,41 @@ async def test_messages_refuses_tools_in_anthropics_shape(auth, fake_upstream, p
     assert data["error"]["message"].startswith(
         f"The parameter '{param}' is not supported by this server"
     )
+    assert upstream_calls(fake_upstream) == []
+    assert await usage_rows() == []
+
+
+@pytest.mark.parametrize(
+    ("block", "position"),
+    [
+        ({"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}, (1, 0)),
+        ({"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}, (2, 0)),
+    ],
+    ids=["tool_use", "tool_result"],
+)
+async def test_messages_refuses_tool_blocks_in_anthropics_shape(
+    auth, fake_upstream, block, position
+):
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Looking."}]},
+        {"role": "user", "content": "well?"},
+    ]
+    index, at = position
+    messages[index] = {**messages[index], "content": [block]}
+    response = await post("/v1/messages", message_body(messages=messages), auth)
+
+    assert response.status_code == 400, response.content
+    where = f"messages[{index}].content[{at}].type"
+    assert response.json() == {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": f"The content block type '{block['type']}' ({where}) is not supported "
+            "by this server (tool use is not implemented; send no tool_use or tool_result "
+            "blocks).",
+        },
+    }
     assert upstream_calls(fake_upstream) == []
     assert await usage_rows() == []
 
