@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import transaction
 
 from .models import User
+from .signals import user_language_changed
 
 SITE_NAME = "AURAX"
 
@@ -22,8 +23,19 @@ def user_update_preferences(
             setattr(user, name, value)
             fields.append(name)
     if fields:
+        # The stored language, not the instance's: a form bound to it has already set the new.
+        saved_language = (
+            User.objects.filter(pk=user.pk).values_list("language", flat=True).first()
+            if language is not None
+            else None
+        )
         user.full_clean(validate_unique=False, exclude=["password"])
         user.save(update_fields=fields)
+        if language is not None and language != saved_language:
+            transaction.on_commit(
+                lambda: user_language_changed.send(sender=User, user=user, language=language),
+                robust=True,
+            )
     return user
 
 

@@ -23,3 +23,8 @@ user_deletion_spared = Signal()
 # shell alike): users=. Receivers settle what the users leave behind while it can still be
 # kept (a workspace's new owner, conversations handed over).
 user_deleting = Signal()
+
+# Sent when a user's saved language changed (`accounts.services.user_update_preferences`), once
+# the change commits: user=, language= (the new one; "" follows the browser). Open pages of the
+# user (the chat's sockets) follow it.
+user_language_changed = Signal()

@@ -28,10 +28,15 @@ MAX_CONTENT = 200_000
 
 
 class ActionRefused(Exception):
-    def __init__(self, code: str, message: str):
+    """`message`: a message id (marked for the catalog), or a phrase with its values
+    (aurax.phrases); the socket says it in its user's language. `param`: the setting at
+    fault, when it is one."""
+
+    def __init__(self, code: str, message: str | dict, *, param: str | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.param = param
 
 
 def _content_clean(content) -> str:
@@ -111,8 +116,8 @@ def send(*, user, frame: dict, session=None) -> tuple[int, Message, bool]:
         _question, answer = services.message_send(conversation=conversation, content=content)
     except services.ConversationBusy:
         raise _busy() from None
-    except (TypeError, ValueError):
-        raise ActionRefused("invalid", gettext_noop("Invalid settings.")) from None
+    except services.SettingsRefused as refused:  # nothing was saved, nor sent
+        raise ActionRefused(refused.code, refused.said, param=refused.param) from None
     return conversation.pk, answer, created
 
 

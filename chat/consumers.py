@@ -16,9 +16,11 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils import translation
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from aurax.db_threads import db_call, db_start
+from aurax.phrases import phrase_say
 from gateway.errors import service_unavailable, store_unreachable
 
 from . import actions, events, generation
@@ -37,11 +39,11 @@ def _started(action, /, **kwargs):
     return result, generation.generation_prepare(answer=result[1])
 
 
-def _socket_language(scope, user) -> str:
-    """The language the user's pages are in: the one saved in their account, else Django's
-    choice from the socket's handshake (the language cookie, then Accept-Language)."""
-    if user.language:
-        return user.language
+def _socket_language(scope, language: str) -> str:
+    """The language the user's pages are in: `language`, the one saved in their account, else
+    Django's choice from the socket's handshake (the language cookie, then Accept-Language)."""
+    if language:
+        return language
     headers = dict(scope.get("headers", ()))
     handshake = SimpleNamespace(
         COOKIES=scope.get("cookies", {}),
@@ -66,7 +68,7 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.conversations: set[int] = set()
-        self.language = _socket_language(self.scope, self.user)
+        self.language = _socket_language(self.scope, self.user.language)
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
         await self.channel_layer.group_add(events.user_group(self.user.pk), self.channel_name)
@@ -113,7 +115,7 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
                 message = gettext_noop("You may read this conversation, not change it.")
             await self._refuse(content, "forbidden", message)
         except actions.ActionRefused as refused:
-            await self._refuse(content, refused.code, refused.message)
+            await self._refuse(content, refused.code, refused.message, param=refused.param)
         except Exception as error:
             if not store_unreachable(error):
                 raise  # the socket closes; the page reconnects
@@ -121,20 +123,21 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             logger.warning("%s frame refused: %s", kind, error)
             await self._refuse(content, "unavailable", service_unavailable().message)
 
-    async def _refuse(self, frame, code, message):
-        # Said in English (marked for the catalog) and told in the language of the socket's
-        # user, as their pages are.
+    async def _refuse(self, frame, code, message, *, param=None):
+        # Said in English (marked for the catalog; a phrase when it has values) and told in
+        # the language of the socket's user, as their pages are.
         with translation.override(self.language):
-            message = translation.gettext(message)
-        await self.send_json(
-            {
-                "type": "error",
-                "code": code,
-                "message": message,
-                "request": frame.get("type"),
-                "request_id": frame.get("request_id"),
-            }
-        )
+            message = phrase_say(message) if isinstance(message, dict) else _(message)
+        refusal = {
+            "type": "error",
+            "code": code,
+            "message": message,
+            "request": frame.get("type"),
+            "request_id": frame.get("request_id"),
+        }
+        if param is not None:
+            refusal["param"] = param  # the setting at fault: the page shows it there
+        await self.send_json(refusal)
 
     async def _subscribe(self, conversation_id: int) -> None:
         if conversation_id not in self.conversations:
@@ -259,6 +262,12 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
         await self.send_json(frame)
 
     chat_conversation_changed = _relay
+
+    async def chat_language_changed(self, event):
+        """The user saved another language (in another tab, say): later frames are said in it,
+        and the page is told (it draws its own text again)."""
+        self.language = _socket_language(self.scope, event.get("language", ""))
+        await self.send_json({"type": "language_changed", "language": self.language})
 
     async def chat_signed_out(self, event):
         """Signed out in another tab, or the account deactivated or deleted: the socket stops

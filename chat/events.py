@@ -41,6 +41,13 @@ def signed_out() -> dict:
     return {"type": "chat.signed_out"}
 
 
+def language_changed(*, language: str) -> dict:
+    """The user saved another language (to user_group): each socket says its later frames in
+    it ("": the browser's, as at the socket's handshake) and tells its page, which follows
+    (docs/websocket.md)."""
+    return {"type": "chat.language_changed", "language": language}
+
+
 def generation_started(*, conversation_id: int, message_id: int, parent_id: int | None) -> dict:
     return {
         "type": "chat.generation_started",
@@ -101,8 +108,10 @@ def generation_finished(
 def conversation_changed(
     *, conversation_id: int, title: str, title_usage: dict | None = None
 ) -> dict:
-    """`title_usage`, when the title was just generated: what that call used and cost (it is
-    counted in the conversation's running total: the page adds it)."""
+    """`title_usage`, after a call for the conversation's automatic title (whether or not
+    its title changed: the demo model's reply, an empty one or a failed call titles nothing,
+    and a title the user typed first stays): what that call used and cost. It is counted in
+    the conversation's running total: the page adds it."""
     event = {
         "type": "chat.conversation_changed",
         "conversation_id": conversation_id,
@@ -113,10 +122,14 @@ def conversation_changed(
     return event
 
 
-def title_usage(*, input_tokens: int, output_tokens: int, cost, estimated: bool) -> dict:
-    """`cost`: a Decimal of USD, or None when the price is unknown; sent as a plain decimal
-    string."""
+def title_usage(
+    *, call_id: str, input_tokens: int, output_tokens: int, cost, estimated: bool
+) -> dict:
+    """`call_id`: the call's ledger row (its `uid`, as 32 hex digits), which the thread's
+    total names once it counts it (`data-title-calls`); `cost`: a Decimal of USD, or None
+    when the price is unknown; sent as a plain decimal string."""
     return {
+        "call_id": call_id,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "cost": None if cost is None else format(cost, "f"),

@@ -7,8 +7,10 @@ class ConversationSettingsForm(forms.Form):
     system_prompt = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=50_000
     )
-    temperature = forms.FloatField(required=False, min_value=0, max_value=2)
-    max_tokens = forms.IntegerField(required=False, min_value=1, max_value=1_000_000)
+    # As typed: chat.services judges them (a socket's send brings them too), and says why
+    # it refuses one.
+    temperature = forms.CharField(required=False, max_length=100)
+    max_tokens = forms.CharField(required=False, max_length=100)
 
 
 class ConversationRenameForm(forms.Form):

@@ -713,26 +713,35 @@ async def _title_generate(context: dict, *, answer: str) -> None:
     try:
         text, _reason = await pipeline.stream_collect(call)
     except GatewayError:
-        return  # the conversation keeps its provisional title (the question's first line)
+        text = ""  # the conversation keeps its provisional title (the question's first line)
     except Exception:  # e.g. the admission's Redis unreachable: the same
         logger.exception(
             "generating the title of conversation %s failed", context["conversation_id"]
         )
-        return
+        text = ""
     outcome = call.outcome
-    if outcome is None or outcome.provider_kind == "demo":
-        # The offline demo model follows no instruction: its canned reply would title every
-        # conversation alike. The provisional title, made from the question, stays.
-        return
-    title = text.strip().splitlines()[0] if text.strip() else ""
-    await db_background(
-        services.conversation_title_generated,
-        conversation_id=context["conversation_id"],
-        title=title,
-        usage=events.title_usage(
-            input_tokens=outcome.input_tokens,
-            output_tokens=outcome.output_tokens,
-            cost=outcome.cost,
-            estimated=outcome.estimated,
-        ),
-    )
+    if outcome is None:
+        return  # nothing reached a provider: nothing was billed
+    title = ""
+    # The offline demo model follows no instruction: its canned reply would title every
+    # conversation alike. The provisional title, made from the question, stays.
+    if outcome.provider_kind != "demo" and text.strip():
+        title = text.strip().splitlines()[0]
+    # Whatever became of the title (none from the demo model, an empty answer, a failed call,
+    # or the user renamed the conversation meanwhile), the call was billed: its usage goes to
+    # the pages for the conversation's running total.
+    try:
+        await db_background(
+            services.conversation_title_generated,
+            conversation_id=context["conversation_id"],
+            title=title,
+            usage=events.title_usage(
+                call_id=outcome.usage_uid,
+                input_tokens=outcome.input_tokens,
+                output_tokens=outcome.output_tokens,
+                cost=outcome.cost,
+                estimated=outcome.estimated,
+            ),
+        )
+    except Exception:
+        logger.exception("saving the title of conversation %s failed", context["conversation_id"])

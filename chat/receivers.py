@@ -4,7 +4,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save
 
-from accounts.signals import user_deletion_spared, user_models_requested
+from accounts.signals import (
+    user_deletion_spared,
+    user_language_changed,
+    user_models_requested,
+)
 from providers.selectors import model_choices_for
 from workspaces.models import Membership
 from workspaces.selectors import current_membership_get, workspace_list_deleted_with
@@ -57,12 +61,18 @@ def _user_deleted(sender, *, instance, **kwargs) -> None:
     services.sockets_close(events.user_group(instance.pk))
 
 
+def _language_changed(sender, *, user, language, **kwargs) -> None:
+    # A socket learns its user's language when it opens: the open ones are told.
+    services.sockets_language_set(user_id=user.pk, language=language)
+
+
 def connect() -> None:
     user_logged_out.connect(_signed_out, dispatch_uid="chat_sockets_signed_out")
     post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="chat_sockets_user_saved")
     post_delete.connect(
         _user_deleted, sender=get_user_model(), dispatch_uid="chat_sockets_user_deleted"
     )
+    user_language_changed.connect(_language_changed, dispatch_uid="chat_sockets_language")
     member_removed.connect(_member_removed, dispatch_uid="chat_conversations_member_removed")
     user_deletion_spared.connect(_user_deletion_spared, dispatch_uid="chat_user_deletion_spared")
     workspace_models_requested.connect(

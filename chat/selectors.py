@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import re
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
@@ -248,32 +247,23 @@ def conversation_day_label(*, conversation, today: dt.date | None = None) -> str
     return formats.date_format(day, "YEAR_MONTH_FORMAT" if day.year != today.year else "F")
 
 
-_RETRY_SUFFIX = re.compile(r"^(?P<message>.*) Retry in (?P<seconds>\d+) s\.$", re.DOTALL)
-
-
 def message_error_text(*, message: Message) -> str:
     """A failed answer's error in the reader's language (see `answer_error_text`)."""
     return answer_error_text(error_message=message.error_message, error_phrase=message.error_phrase)
 
 
 def answer_error_text(*, error_message: str, error_phrase: dict | None = None) -> str:
-    """A failed answer's error in the active language. A message with values is kept as a
-    phrase (aurax.phrases) and said now. Otherwise it is stored as it was said when the answer
-    failed (in English, the server's language): the taxonomy's and the server's own messages
-    are looked up in the catalog, with the seconds to wait kept; a provider's own words are
+    """A failed answer's error in the active language. A message with values (the seconds to
+    wait, a model's name, amounts) is kept as a phrase (aurax.phrases) and said now; answers
+    stored before theirs were phrases were given one by migration 0005. Otherwise it is stored
+    as it was said when the answer failed (in English, the server's language): the taxonomy's
+    and the server's own messages are looked up in the catalog; a provider's own words are
     shown as they came."""
     from django.utils.translation import gettext as _
 
     if error_phrase:
         return phrase_say(error_phrase)
-    text = error_message
-    waited = _RETRY_SUFFIX.match(text)
-    if waited is None:
-        return _(text) if text else ""
-    return _("%(message)s Retry in %(seconds)d s.") % {
-        "message": _(waited["message"]),
-        "seconds": int(waited["seconds"]),
-    }
+    return _(error_message) if error_message else ""
 
 
 def message_path(*, conversation: Conversation) -> list[Message]:
@@ -316,25 +306,27 @@ def conversation_usage_total(*, conversation: Conversation) -> dict:
         answers=Count("pk"),
         estimated=Count("pk", filter=Q(tokens_estimated=True)),
     )
-    # The call that titled it (chat.generation) is spent on the conversation too.
-    title = UsageEvent.objects.filter(reference=f"chat.title:{conversation.pk}").aggregate(
-        input_tokens=Sum("input_tokens"),
-        output_tokens=Sum("output_tokens"),
-        cost=Sum("cost"),
-        estimated=Count("pk", filter=Q(estimated=True)),
-        calls=Count("pk"),
+    # The calls for its title (chat.generation) are spent on the conversation too: a few
+    # rows (one a first exchange, as a rule), read whole.
+    title_calls = list(
+        UsageEvent.objects.filter(reference=f"chat.title:{conversation.pk}").values_list(
+            "input_tokens", "output_tokens", "cost", "estimated", "uid"
+        )
     )
-    cost = (totals["cost"] or Decimal(0)) + (title["cost"] or Decimal(0))
+    cost = (totals["cost"] or Decimal(0)) + sum(
+        (c[2] or Decimal(0) for c in title_calls), Decimal(0)
+    )
     return {
-        "input_tokens": (totals["input_tokens"] or 0) + (title["input_tokens"] or 0),
-        "output_tokens": (totals["output_tokens"] or 0) + (title["output_tokens"] or 0),
+        "input_tokens": (totals["input_tokens"] or 0) + sum(c[0] for c in title_calls),
+        "output_tokens": (totals["output_tokens"] or 0) + sum(c[1] for c in title_calls),
         "cost": cost,
         # For the page, which adds a title's cost when it comes (message costs have 8 places).
         "cost_exact": format(cost.quantize(Decimal("1e-8")), "f"),
-        "estimated": bool(totals["estimated"] or title["estimated"]),
-        # Whether the title's call is in the figures yet (its ledger row is written shortly
-        # after the title arrives): the page adds it itself until it is.
-        "title_counted": bool(title["calls"]),
+        "estimated": bool(totals["estimated"] or any(c[3] for c in title_calls)),
+        # The title calls in the figures (the `call_id` of `events.title_usage`): a call's
+        # ledger row is written shortly after its usage reaches the page, which adds that
+        # usage itself until the figures name the call.
+        "title_calls": " ".join(c[4].hex for c in title_calls if c[4]),
     }
 
 

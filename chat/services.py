@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import secrets
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -16,6 +17,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from aurax import statements
+from aurax.phrases import number, phrase, phrase_say
+from gateway.errors import model_unavailable
+from providers.routing import candidates_resolve_sync
 from workspaces.models import Membership, Role
 from workspaces.services import audit_record
 
@@ -63,21 +67,108 @@ def sockets_close(group: str) -> None:
     _send_on_commit(group, events.signed_out())
 
 
+def sockets_language_set(*, user_id: int, language: str) -> None:
+    """The user's open chat sockets, in every process, speak `language` ("" follows the
+    browser) from now on, once the transaction that saved it commits."""
+    _send_on_commit(events.user_group(user_id), events.language_changed(language=language))
+
+
 def _provisional_title(text: str) -> str:
     line = " ".join(text.split())
     return line[:60] + ("…" if len(line) > 60 else "")
 
 
-def _settings_clean(*, temperature, max_tokens) -> tuple[float | None, int | None]:
-    if temperature in ("", None):
-        temperature = None
-    else:
-        temperature = min(2.0, max(0.0, float(temperature)))
-    if max_tokens in ("", None):
-        max_tokens = None
-    else:
-        max_tokens = max(1, min(1_000_000, int(max_tokens)))
-    return temperature, max_tokens
+class SettingsRefused(Exception):
+    """A conversation setting that cannot be saved; nothing was. `param`: the setting at
+    fault; `said`: why, as a phrase (aurax.phrases) to say in the reader's language; `code`:
+    `temperature_unsupported` when the conversation's model cannot take the temperature (the
+    same refusal as its answer would get), else `invalid`."""
+
+    def __init__(self, *, param: str, said: dict, code: str = "invalid"):
+        super().__init__(phrase_say(said))
+        self.param = param
+        self.said = said
+        self.code = code
+
+
+# What a conversation may be set to whatever its model (a model may take less: the
+# temperature is then refused with its range).
+TEMPERATURE_RANGE = (0, 2)
+MAX_TOKENS_RANGE = (1, 1_000_000)
+
+
+def _number(value) -> float | None:
+    """A setting's value as a form posts it (text) or a socket frame sends it (JSON): None
+    when empty, else a finite number; ValueError for anything else (true, "warm", NaN)."""
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+        value = float(value)
+    elif value is None:
+        return None
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(value)
+    if not math.isfinite(value):
+        raise ValueError(value)
+    return value
+
+
+def _temperature_clean(value) -> float | None:
+    low, high = TEMPERATURE_RANGE
+    try:
+        temperature = _number(value)
+        if temperature is None:
+            return None
+        if low <= temperature <= high:
+            return float(temperature)
+    except ValueError:
+        pass
+    raise SettingsRefused(
+        param="temperature",
+        said=phrase(
+            gettext_noop("The temperature must be a number from %(low)s to %(high)s."),
+            low=number(low),
+            high=number(high),
+        ),
+    )
+
+
+def _max_tokens_clean(value) -> int | None:
+    low, high = MAX_TOKENS_RANGE
+    try:
+        max_tokens = _number(value)
+        if max_tokens is None:
+            return None
+        if low <= max_tokens <= high and float(max_tokens).is_integer():
+            return int(max_tokens)
+    except ValueError:
+        pass
+    raise SettingsRefused(
+        param="max_tokens",
+        said=phrase(
+            gettext_noop("Max tokens must be a whole number from %(low)s to %(high)s."),
+            low=number(low),
+            high=number(high),
+        ),
+    )
+
+
+def _temperature_check(*, user, workspace, model: str, temperature: float | None) -> None:
+    """Refuse a temperature that `model` cannot take (`providers.routing`: none of its
+    providers accepts it), as its answer would be refused. A model that routes nowhere is
+    not judged here: its answer says so."""
+    if temperature is None or not model:
+        return
+    resolved = candidates_resolve_sync(
+        user=user, workspace=workspace, model=model, temperature=temperature
+    )
+    if resolved.temperature_refused is not None:
+        raise SettingsRefused(
+            param="temperature",
+            said=model_unavailable(resolved).phrase,
+            code="temperature_unsupported",
+        )
 
 
 @transaction.atomic
@@ -90,11 +181,16 @@ def conversation_create(
     temperature: float | None = None,
     max_tokens: int | None = None,
 ) -> Conversation:
-    temperature, max_tokens = _settings_clean(temperature=temperature, max_tokens=max_tokens)
+    """Refuses (SettingsRefused) a temperature or a max tokens it could not take, clamping
+    nothing."""
+    temperature = _temperature_clean(temperature)
+    max_tokens = _max_tokens_clean(max_tokens)
+    model = model or user.default_model
+    _temperature_check(user=user, workspace=workspace, model=model, temperature=temperature)
     return Conversation.objects.create(
         user=user,
         workspace=workspace,
-        model=model or user.default_model,
+        model=model,
         system_prompt=system_prompt,
         temperature=temperature,
         max_tokens=max_tokens,
@@ -109,20 +205,31 @@ def conversation_settings_update(
     temperature=...,
     max_tokens=...,
 ) -> Conversation:
+    """Save the settings given (`...`/None: left as they are). A value that cannot be taken
+    is refused (SettingsRefused) and nothing is saved; nothing is clamped. A temperature is
+    judged against the model when it changes: one saved before stays when the model changes
+    to one that cannot take it (the user is told on the page, and the answer is refused
+    with `temperature_unsupported` until they change one or the other)."""
     values = {}
     if model is not None:
         values["model"] = model
     if system_prompt is not None:
         values["system_prompt"] = system_prompt
-    if temperature is not ... or max_tokens is not ...:
-        values["temperature"], values["max_tokens"] = _settings_clean(
-            temperature=conversation.temperature if temperature is ... else temperature,
-            max_tokens=conversation.max_tokens if max_tokens is ... else max_tokens,
-        )
+    if temperature is not ...:
+        values["temperature"] = _temperature_clean(temperature)
+    if max_tokens is not ...:
+        values["max_tokens"] = _max_tokens_clean(max_tokens)
     # The chat page sends its settings with every message; most of the time they are the
     # ones already saved, and nothing is written, nor a transaction opened (one UPDATE needs
     # none): on SQLite an empty BEGIN IMMEDIATE ... COMMIT took the write lock in every send.
     fields = [name for name, value in values.items() if getattr(conversation, name) != value]
+    if "temperature" in fields:
+        _temperature_check(
+            user=conversation.user,
+            workspace=conversation.workspace,
+            model=values.get("model", conversation.model),
+            temperature=values["temperature"],
+        )
     for name in fields:
         setattr(conversation, name, values[name])
     if fields:
@@ -146,26 +253,29 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 def conversation_title_generated(
     *, conversation_id: int, title: str, usage: dict | None = None
 ) -> None:
-    """`usage` (events.title_usage): what the call that made the title used, for the pages'
-    running total."""
+    """The conversation's automatic title, unless one was typed first (or generated: only
+    the first is kept). `usage` (events.title_usage): what the call that was asked for it
+    used, for the pages' running total; it is announced even when the title did not change
+    ("" when the call gave none), as the call is billed all the same."""
     title = " ".join(title.strip().strip("\"'#*").split())[:TITLE_MAX]
-    if not title:
-        return
-    updated = Conversation.objects.filter(pk=conversation_id, title_final=False).update(
-        title=title, title_final=True
+    updated = bool(title) and bool(
+        Conversation.objects.filter(pk=conversation_id, title_final=False).update(
+            title=title, title_final=True
+        )
     )
-    if updated:
-        conversation = Conversation.objects.only("user_id").get(pk=conversation_id)
-        for group in (
-            events.user_group(conversation.user_id),
-            events.conversation_group(conversation_id),
-        ):
-            _send_on_commit(
-                group,
-                events.conversation_changed(
-                    conversation_id=conversation_id, title=title, title_usage=usage
-                ),
-            )
+    if not updated and usage is None:
+        return
+    row = Conversation.objects.filter(pk=conversation_id).values_list("user_id", "title").first()
+    if row is None:  # deleted meanwhile
+        return
+    user_id, title = row
+    for group in (events.user_group(user_id), events.conversation_group(conversation_id)):
+        _send_on_commit(
+            group,
+            events.conversation_changed(
+                conversation_id=conversation_id, title=title, title_usage=usage
+            ),
+        )
 
 
 @transaction.atomic

@@ -4,13 +4,14 @@ import datetime as dt
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
+from aurax.phrases import phrase_say
 from providers.selectors import model_choices_for
 from workspaces.models import Role
 from workspaces.selectors import (
@@ -258,9 +259,22 @@ def conversation_settings(request, conversation_id: int):
     )
     form = ConversationSettingsForm(request.POST)
     if not form.is_valid():
-        return HttpResponseBadRequest(form.errors.as_text())
-    services.conversation_settings_update(conversation=conversation, **form.cleaned_data)
+        param, errors = next(iter(form.errors.items()))
+        return _settings_refused(param=param, code="invalid", message=errors[0])
+    # What was posted; a setting left out keeps its value.
+    given = {name: value for name, value in form.cleaned_data.items() if name in request.POST}
+    try:
+        services.conversation_settings_update(conversation=conversation, **given)
+    except services.SettingsRefused as refused:
+        return _settings_refused(
+            param=refused.param, code=refused.code, message=phrase_say(refused.said)
+        )
     return HttpResponse(status=204)
+
+
+def _settings_refused(*, param: str, code: str, message: str) -> JsonResponse:
+    """Nothing was saved: why, in the reader's language, for the page to show at `param`."""
+    return JsonResponse({"error": {"code": code, "param": param, "message": message}}, status=400)
 
 
 @login_required
@@ -382,8 +396,6 @@ def public_conversation(request, token: str):
 @require_POST
 def input_estimate(request):
     """JSON for the composer: estimated input tokens and cost of sending what is typed."""
-    from django.http import JsonResponse
-
     from .estimates import input_cost_estimate
 
     membership = page_membership_get(request)

@@ -45,13 +45,22 @@ class GatewayError(Exception):
         if isinstance(error, GatewayError):
             return error
         if isinstance(error, ProviderError):
-            message = error.message
             if error.retry_after:
-                message = _("%(message)s Retry in %(seconds)d s.") % {
-                    "message": message.rstrip(),
-                    "seconds": max(1, round(error.retry_after)),
-                }
-            return cls(error.code, message, status=error.status, retry_after=error.retry_after)
+                # The taxonomy's message (a message id) or the provider's own words, then the
+                # seconds to wait: a phrase, said in the reader's language and number format.
+                return cls.said(
+                    error.code,
+                    phrase(
+                        gettext_noop("%(message)s Retry in %(seconds)s s."),
+                        message=phrase(error.message.rstrip()),
+                        seconds=number(max(1, round(error.retry_after))),
+                    ),
+                    status=error.status,
+                    retry_after=error.retry_after,
+                )
+            return cls(
+                error.code, error.message, status=error.status, retry_after=error.retry_after
+            )
         if isinstance(error, RateLimited):
             return cls(
                 "rate_limited",

@@ -146,15 +146,20 @@
     root.dataset.streaming = on ? "1" : "0";
   }
   // --- Running total -----------------------------------------------------------------------------
-  // The conversation's total counts the call that titled it. The title comes after the
-  // answer, with what its call used (`conversation_changed.title_usage`); the total drawn by
-  // the server says whether that call is in it yet (its ledger row is written just after), and
-  // until it is, the page adds it: when the title comes, and after every redraw of the thread.
-  let titleUsage = null;
+  // The conversation's total counts the calls made for its title. Each comes after an answer,
+  // with what it used (`conversation_changed.title_usage`, named by its `call_id`), whether or
+  // not it changed the title; the total drawn by the server names the calls it holds
+  // (`data-title-calls`: a call's ledger row is written just after), and until it names one
+  // the page adds that call itself: when its usage comes, and after every redraw of the thread.
+  const titleCalls = new Map(); // conversation id → Map(call id → usage)
   const UNITS_PER_DOLLAR = 100000000n; // costs are counted in 1e-8 dollars: no float touches money
   function costUnits(text) {
     const parts = String(text || "0").split(".");
     return BigInt(parts[0] || "0") * UNITS_PER_DOLLAR + BigInt(((parts[1] || "") + "00000000").slice(0, 8));
+  }
+  function unitsExact(units) {
+    const text = units.toString().padStart(9, "0");
+    return text.slice(0, -8) + "." + text.slice(-8);
   }
   // As the `usd` template filter draws it: 5 decimals under a cent, else 4, zeros trimmed.
   function usdText(units) {
@@ -171,21 +176,26 @@
   }
   function titleUsageAdd() {
     const total = thread.querySelector(".thread-total");
-    if (!total || !titleUsage || titleUsage.conversationId !== conversationId) return;
-    if (total.dataset.titleCounted !== "0") return;
-    const usage = titleUsage.usage;
-    const add = function (selector, count) {
-      const el = total.querySelector(selector);
-      el.textContent = String(Number(el.textContent) + count);
-    };
-    add("[data-total-input]", usage.input_tokens || 0);
-    add("[data-total-output]", usage.output_tokens || 0);
-    if (usage.cost !== null && usage.cost !== undefined) {
-      const cost = costUnits(total.dataset.cost) + costUnits(usage.cost);
-      total.querySelector("[data-total-cost]").textContent = usdText(cost);
-    }
-    if (usage.estimated) total.querySelector("[data-total-estimated]").hidden = false;
-    total.dataset.titleCounted = "1";
+    const calls = titleCalls.get(conversationId);
+    if (!total || !calls) return;
+    const counted = new Set((total.dataset.titleCalls || "").split(" ").filter(Boolean));
+    calls.forEach(function (usage, callId) {
+      if (counted.has(callId)) return;
+      const add = function (selector, count) {
+        const el = total.querySelector(selector);
+        el.textContent = String(Number(el.textContent) + count);
+      };
+      add("[data-total-input]", usage.input_tokens || 0);
+      add("[data-total-output]", usage.output_tokens || 0);
+      if (usage.cost !== null && usage.cost !== undefined) {
+        const cost = costUnits(total.dataset.cost) + costUnits(usage.cost);
+        total.dataset.cost = unitsExact(cost);
+        total.querySelector("[data-total-cost]").textContent = usdText(cost);
+      }
+      if (usage.estimated) total.querySelector("[data-total-estimated]").hidden = false;
+      counted.add(callId);
+    });
+    total.dataset.titleCalls = Array.from(counted).join(" ");
   }
 
   function reloadThread() {
@@ -240,6 +250,30 @@
       if (window.htmx) htmx.process(el); // htmx keeps the URL it read; this makes it read again
     });
   }
+
+  // --- Language ------------------------------------------------------------------------------
+  const languageNotice = document.getElementById("language-notice");
+  let leaving = false; // this tab is going (its own language change reloads it, say)
+  window.addEventListener("beforeunload", function () {
+    leaving = true;
+  });
+  window.addEventListener("pageshow", function () {
+    leaving = false; // back from the cache, or a leave cancelled
+  });
+  function pageLanguage() {
+    return (document.documentElement.lang || "").toLowerCase();
+  }
+  function unsavedWork() {
+    if (pending || input.value.trim()) return true;
+    if (Array.prototype.some.call(thread.querySelectorAll(".edit-form"), function (form) { return !form.hidden; })) {
+      return true;
+    }
+    const active = document.activeElement;
+    return !!(active && active.closest && active.closest("#chat-settings-form"));
+  }
+  languageNotice.addEventListener("click", function (e) {
+    if (e.target.closest("[data-reload]")) location.reload();
+  });
 
   // --- Server → client frames ------------------------------------------------------------------
   const handlers = {
@@ -313,8 +347,9 @@
         const title = document.getElementById("thread-title");
         if (title) title.textContent = f.title;
         document.title = f.title + " · AURAX";
-        if (f.title_usage) {
-          titleUsage = { conversationId: f.conversation_id, usage: f.title_usage };
+        if (f.title_usage && f.title_usage.call_id) {
+          if (!titleCalls.has(f.conversation_id)) titleCalls.set(f.conversation_id, new Map());
+          titleCalls.get(f.conversation_id).set(f.title_usage.call_id, f.title_usage);
           titleUsageAdd();
         }
       }
@@ -322,7 +357,16 @@
     error: function (f) {
       if (pending && f.request === "send" && f.request_id === pending.id) pendingRestore();
       if (!streaming || f.code !== "busy") setStreaming(streaming && f.code === "busy");
-      showError(f.message || gettext("Something went wrong."));
+      if (f.param) settingRefused(f.param, f.message);
+      else showError(f.message || gettext("Something went wrong."));
+    },
+    language_changed: function (f) {
+      // The user chose another language (in another tab): this socket already speaks it; the
+      // page's own text is drawn in it by a reload, at once unless that would lose what is
+      // being typed here (then a notice offers it).
+      if (leaving || !f.language || f.language.toLowerCase() === pageLanguage()) return;
+      if (unsavedWork()) languageNotice.hidden = false;
+      else location.reload();
     },
     access_lost: function (f) {
       if (f.conversation_id !== conversationId) return;
@@ -351,12 +395,18 @@
 
   // --- The temperature the chosen model takes ----------------------------------------------------
   // Each menu entry carries the range its providers accept (none when they take any value): the
-  // input follows the entry chosen, and a value out of it is shown invalid and holds the send,
-  // rather than the answer failing once sent. The value itself is left as the user typed it.
+  // input follows the entry chosen, and a value out of it, or out of the 0–2 any conversation
+  // may have, is shown invalid with the reason under it and holds the send, rather than the
+  // answer failing once sent. It is not saved either (the server would refuse it): the value
+  // saved stays until the user types one that fits. Neither is changed behind the user's back:
+  // a model chosen that cannot take the temperature saved says so, the settings opened.
   const modelPicker = document.getElementById("id_model");
   const temperature = document.getElementById("id_temperature");
   const temperatureHint = document.getElementById("temperature-hint");
+  const temperatureError = document.getElementById("temperature-error");
   const temperaturePageBounds = { min: temperature.min, max: temperature.max };
+  const TEMPERATURE_LOW = 0;
+  const TEMPERATURE_HIGH = 2;
   function numberText(value) {
     return Number(value).toLocaleString(document.documentElement.lang || undefined);
   }
@@ -369,19 +419,37 @@
       high: Number(option.dataset.temperatureMax),
     };
   }
-  function temperatureCheck() {
-    const range = temperatureRange();
+  // Why the value typed cannot be saved (as the server says it), or "".
+  function temperatureProblem() {
     const value = temperature.valueAsNumber;
-    const refused = range && !isNaN(value) && (value < range.low || value > range.high);
-    temperature.setCustomValidity(
-      refused
-        ? interpolate(
-            gettext("The model “%(model)s” accepts a temperature from %(low)s to %(high)s, not %(temperature)s."),
-            { model: range.model, low: numberText(range.low), high: numberText(range.high), temperature: numberText(value) },
-            true,
-          )
-        : "",
-    );
+    if (temperature.validity.badInput || (!isNaN(value) && (value < TEMPERATURE_LOW || value > TEMPERATURE_HIGH))) {
+      return interpolate(
+        gettext("The temperature must be a number from %(low)s to %(high)s."),
+        { low: numberText(TEMPERATURE_LOW), high: numberText(TEMPERATURE_HIGH) },
+        true,
+      );
+    }
+    const range = temperatureRange();
+    if (range && !isNaN(value) && (value < range.low || value > range.high)) {
+      return interpolate(
+        gettext("The model “%(model)s” accepts a temperature from %(low)s to %(high)s, not %(temperature)s."),
+        { model: range.model, low: numberText(range.low), high: numberText(range.high), temperature: numberText(value) },
+        true,
+      );
+    }
+    return "";
+  }
+  function temperatureSay(message) {
+    temperature.setCustomValidity(message);
+    temperatureError.textContent = message;
+    temperatureError.hidden = !message;
+  }
+  function temperatureCheck() {
+    temperatureSay(temperatureProblem());
+    return !temperature.validity.customError;
+  }
+  function settingsOpen() {
+    document.getElementById("chat-settings").open = true;
   }
   function temperatureFollowModel() {
     const range = temperatureRange();
@@ -390,17 +458,26 @@
     temperatureHint.textContent = range
       ? interpolate(gettext("%(low)s–%(high)s for this model"), { low: numberText(range.low), high: numberText(range.high) }, true)
       : "";
-    temperatureCheck();
+    if (!temperatureCheck()) settingsOpen(); // the temperature saved does not fit this model
   }
   modelPicker.addEventListener("change", temperatureFollowModel);
   temperature.addEventListener("input", temperatureCheck);
   temperatureFollowModel();
   function temperatureRefused() {
     if (!temperature.validity.customError) return false;
-    document.getElementById("chat-settings").open = true;
+    settingsOpen();
     temperature.reportValidity();
     showError(temperature.validationMessage);
     return true;
+  }
+  // The server refused a setting (nothing was saved): said where it was typed.
+  function settingRefused(param, message) {
+    settingsOpen();
+    if (param === "temperature") {
+      temperatureSay(message);
+      temperature.reportValidity();
+    }
+    showError(message);
   }
 
   composer.addEventListener("submit", function (e) {
@@ -432,6 +509,8 @@
     if (!conversationId) return;
     const body = new URLSearchParams();
     const values = settingsValues();
+    // A temperature shown invalid is left out: the one saved stays (the field says why).
+    if (temperature.validity.customError) delete values.temperature;
     Object.keys(values).forEach(function (k) {
       body.append(k, values[k] === null ? "" : values[k]);
     });
@@ -440,7 +519,15 @@
       body: body,
       headers: { "X-CSRFToken": csrfToken() },
       credentials: "same-origin",
-    });
+    })
+      .then(function (r) {
+        if (r.status !== 400) return;
+        return r.json().then(function (data) {
+          const error = (data && data.error) || {};
+          settingRefused(error.param, error.message || gettext("Something went wrong."));
+        });
+      })
+      .catch(function () {});
   }
   document.addEventListener("change", function (e) {
     if (e.target.closest("#chat-settings")) saveSettings();

@@ -1,4 +1,5 @@
 import asyncio
+import json
 import os
 
 import pytest
@@ -483,24 +484,103 @@ async def test_a_model_whose_provider_keeps_failing_says_so_and_when_to_retry(
     await generation.generations_wait()
 
 
-async def test_a_temperature_the_provider_cannot_take_fails_the_answer_before_any_call(
+async def test_a_send_with_a_temperature_its_model_cannot_take_is_refused_and_nothing_saved(
     alice, anthropic_credential, fake_upstream
 ):
     socket, _, _ = await socket_for(alice)
-    conversation_id, answer_id, _ = await _start(
-        socket, anthropic_credential, "Write a poem", temperature=1.5
+    await socket.send_json_to(
+        {
+            "type": "send",
+            "content": "Write a poem",
+            "model": model_for(anthropic_credential),
+            "temperature": 1.5,
+            "request_id": 3,
+        }
+    )
+    refused = (await frames_until(socket, of_type("error")))[-1]
+    assert refused == {
+        "type": "error",
+        "code": "temperature_unsupported",
+        "param": "temperature",
+        "message": "The model “fake-small (Claude)” accepts a temperature from 0 to 1, not 1.5.",
+        "request": "send",
+        "request_id": 3,
+    }
+    assert not await Conversation.objects.filter(user=alice).aexists()  # nor a message
+
+    # Out of what any conversation may have, or not a number: refused, not clamped.
+    alice.language = "pt-br"
+    await alice.asave(update_fields=["language"])
+    await socket.disconnect()
+    socket, _, _ = await socket_for(alice)
+    conversation = await sync_to_async(_conversation_of)(alice, temperature=0.4)
+    for temperature in (5, "warm", True):
+        await socket.send_json_to(
+            {
+                "type": "send",
+                "conversation_id": conversation.pk,
+                "content": "Write a poem",
+                "temperature": temperature,
+            }
+        )
+        refused = (await frames_until(socket, of_type("error")))[-1]
+        assert (refused["code"], refused["param"], refused["message"]) == (
+            "invalid",
+            "temperature",
+            "A temperatura deve ser um número de 0 a 2.",
+        )
+    await conversation.arefresh_from_db()
+    assert conversation.temperature == 0.4
+    assert not await Message.objects.filter(conversation=conversation).aexists()
+    await socket.disconnect()
+    assert fake_upstream.requests == []
+
+
+def _conversation_of(user, **fields) -> Conversation:
+    from chat import services
+    from workspaces.selectors import personal_workspace_get
+
+    conversation = services.conversation_create(
+        user=user, workspace=personal_workspace_get(user=user)
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(**fields)
+    conversation.refresh_from_db()
+    return conversation
+
+
+async def test_a_saved_temperature_the_model_chosen_since_cannot_take_fails_the_answer(
+    alice, credential, anthropic_credential, fake_upstream
+):
+    """The model changed to one that cannot take the temperature saved with the conversation:
+    the model is saved, the temperature kept (the page says so), and the answer is refused
+    inline before any call, the question kept to retry once one of them is changed."""
+    conversation = await sync_to_async(_conversation_of)(
+        alice, model=model_for(credential), temperature=1.5
+    )
+    socket, _, _ = await socket_for(alice)
+    await socket.send_json_to(
+        {
+            "type": "send",
+            "conversation_id": conversation.pk,
+            "content": "Write a poem",
+            "model": model_for(anthropic_credential),
+            "temperature": 1.5,  # the page sends every setting with the message
+        }
     )
     finished = (await frames_until(socket, of_type("generation_finished")))[-1]
     assert finished["status"] == "error" and finished["error_code"] == "temperature_unsupported"
     assert finished["error_message"] == (
         "The model “fake-small (Claude)” accepts a temperature from 0 to 1, not 1.5."
     )
-    answer = await _message(answer_id)
+    answer = await _message(finished["message_id"])
     assert answer.status == "error" and answer.content == ""
     question = await Message.objects.aget(pk=answer.parent_id)
     assert question.content == "Write a poem"  # the user's message is kept, to retry
-    conversation = await Conversation.objects.aget(pk=conversation_id)
-    assert conversation.temperature == 1.5  # not clamped behind the user's back
+    await conversation.arefresh_from_db()
+    assert (conversation.model, conversation.temperature) == (
+        model_for(anthropic_credential),
+        1.5,  # neither clamped nor dropped behind the user's back
+    )
     await socket.disconnect()
     await generation.generations_wait()
     assert [r for r in fake_upstream.requests if r["path"] == "/v1/messages"] == []
@@ -529,6 +609,66 @@ async def test_the_offline_demo_model_leaves_the_question_as_the_title(alice, se
     # The title was asked for (and billed, as any call), then not used.
     titles = await usage_events(reference=f"chat.title:{conversation_id}")
     assert [event.provider_kind for event in titles] == ["demo"]
+    # What it used reaches the page all the same, for the running total.
+    changed = await _title_usage_frames(socket)
+    assert {f["title"] for f in changed} == {"Plan three days in Lisbon by train"}
+    assert {json.dumps(f["title_usage"]) for f in changed} == {_usage_of(titles[0])}
+    await socket.disconnect()
+
+
+async def _title_usage_frames(socket) -> list[dict]:
+    """The `conversation_changed` frames carrying a title call's usage: one per group the
+    socket is in (the user's, for the sidebar, and the conversation's)."""
+    frames = [
+        f
+        for f in await frames_until(socket, lambda f: "title_usage" in f)
+        if f["type"] == "conversation_changed"
+    ]
+    frames.append(await socket.receive_json_from(timeout=5))
+    assert [f["type"] for f in frames].count("conversation_changed") == 2
+    return [f for f in frames if "title_usage" in f]
+
+
+def _usage_of(call) -> str:
+    return json.dumps(
+        {
+            "call_id": call.uid.hex,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "cost": None if call.cost is None else format(call.cost, "f"),
+            "estimated": call.estimated,
+        }
+    )
+
+
+async def test_a_title_typed_before_the_automatic_one_keeps_and_its_call_is_counted(
+    alice, credential, fake_upstream
+):
+    """Renamed while the first answer streams: the automatic title that comes after is not
+    used, but its call was billed, and its usage reaches the page with the user's title."""
+    from chat import services
+
+    socket, _, _ = await socket_for(alice)
+    conversation_id, _, _ = await _start(
+        socket, credential, '@reply="Owls" @tokens=20 @delay=0.02 tell me about owls'
+    )
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    await sync_to_async(services.conversation_rename)(conversation=conversation, title="Mine")
+    frames = await frames_until(socket, of_type("generation_finished"))
+    renamed = [f for f in frames if f["type"] == "conversation_changed"]
+    assert renamed == [
+        {"type": "conversation_changed", "conversation_id": conversation_id, "title": "Mine"}
+    ]
+
+    changed = await _title_usage_frames(socket)
+
+    await generation.generations_wait()
+    [call] = await usage_events(reference=f"chat.title:{conversation_id}")
+    assert call.input_tokens > 0
+    assert {f["title"] for f in changed} == {"Mine"}
+    assert {json.dumps(f["title_usage"]) for f in changed} == {_usage_of(call)}
+    conversation = await Conversation.objects.aget(pk=conversation_id)
+    assert conversation.title == "Mine"
     await socket.disconnect()
 
 
@@ -644,14 +784,49 @@ async def test_the_title_comes_with_what_its_call_used_for_the_running_total(
     socket, _, _ = await socket_for(alice)
     conversation_id, _, _ = await _start(socket, credential, '@reply="Owls" tell me about owls')
     await frames_until(socket, of_type("generation_finished"))
-    changed = (await frames_until(socket, of_type("conversation_changed")))[-1]
+    changed = await _title_usage_frames(socket)
     [call] = await usage_events(reference=f"chat.title:{conversation_id}")
-    assert changed["title_usage"] == {
-        "input_tokens": call.input_tokens,
-        "output_tokens": call.output_tokens,
-        "cost": None if call.cost is None else format(call.cost, "f"),
-        "estimated": call.estimated,
-    }
+    assert {f["title"] for f in changed} == {"Owls"}
+    assert {json.dumps(f["title_usage"]) for f in changed} == {_usage_of(call)}
     assert call.input_tokens > 0
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_a_provider_s_wait_is_said_in_the_reader_s_language_and_number_format(
+    alice, credential, fake_upstream
+):
+    """A provider's error with the seconds to wait: in the frame that ends the answer and in
+    the page drawn later, in each reader's language and number format."""
+    alice.language = "es"
+    await alice.asave(update_fields=["language"])
+    socket, _, _ = await socket_for(alice)
+    conversation_id, answer_id, _ = await _start(
+        socket, credential, "@status=429 @retry_after=1500"
+    )
+    finished = (await frames_until(socket, of_type("generation_finished")))[-1]
+
+    spanish = (
+        "El proveedor está limitando la frecuencia de las solicitudes. Reintenta en 1\xa0500 s."
+    )
+    assert (finished["error_code"], finished["error_message"]) == ("rate_limited", spanish)
+    assert "error_phrase" not in finished
+    answer = await _message(answer_id)
+    assert answer.error_message == (
+        "The provider is rate limiting requests. Retry in 1,500 s."  # stored in English
+    )
+    assert answer.retry_after == 1500
+    assert spanish in await _page_of(alice, conversation_id)
+    await socket.disconnect()
+    await generation.generations_wait()
+
+    alice.language = "pt-br"
+    await alice.asave(update_fields=["language"])
+    portuguese = "O provedor está limitando a taxa de solicitações. Tente novamente em 1.500 s."
+    assert portuguese in await _page_of(alice, conversation_id)
+    socket, _, _ = await socket_for(alice)
+    await socket.send_json_to({"type": "regenerate", "message_id": answer_id})
+    finished = (await frames_until(socket, of_type("generation_finished")))[-1]
+    assert finished["error_message"] == portuguese
     await socket.disconnect()
     await generation.generations_wait()

@@ -50,3 +50,63 @@ def test_the_one_streaming_answer_rule_interrupts_all_but_the_newest_left_stream
         alone.pk: "streaming",
         done.pk: "complete",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_provider_errors_stored_as_english_text_are_given_their_phrase():
+    """Answers that failed with the seconds to wait before those were kept apart (text only)
+    read as before, now in the reader's number format too; other errors are left alone."""
+    from django.utils import translation
+
+    from chat.selectors import message_error_text
+
+    apps = _migrate([("chat", "0004_answer_error_phrase")])
+    try:
+        User = apps.get_model("accounts", "User")
+        Workspace = apps.get_model("workspaces", "Workspace")
+        Conversation = apps.get_model("chat", "Conversation")
+        Message = apps.get_model("chat", "Message")
+        conversation = Conversation.objects.create(
+            workspace=Workspace.objects.create(name="Old", slug="old"),
+            user=User.objects.create(email="old@example.com"),
+        )
+
+        def failed(message, status="error"):
+            return Message.objects.create(
+                conversation=conversation,
+                role="assistant",
+                status=status,
+                error_code="rate_limited",
+                error_message=message,
+            ).pk
+
+        waited = failed("The provider is rate limiting requests. Retry in 1500 s.")
+        own_words = failed("Too many requests.\nSlow down. Retry in 3 s.")
+        plain = failed("The provider did not answer in time.")
+        said_in_spanish = failed("El proveedor está limitando. Reintenta en 30 s.")
+    finally:
+        apps = _migrate([("chat", "0005_retry_errors_as_phrases")])
+
+    from chat.models import Message
+
+    def said(pk, language):
+        with translation.override(language):
+            return message_error_text(message=Message.objects.get(pk=pk))
+
+    assert said(waited, "en") == "The provider is rate limiting requests. Retry in 1,500 s."
+    assert said(waited, "es") == (
+        "El proveedor está limitando la frecuencia de las solicitudes. Reintenta en 1\xa0500 s."
+    )
+    assert said(waited, "pt-br") == (
+        "O provedor está limitando a taxa de solicitações. Tente novamente em 1.500 s."
+    )
+    assert said(own_words, "es") == "Too many requests.\nSlow down. Reintenta en 3 s."
+    assert said(plain, "es") == "El proveedor no respondió a tiempo."
+    assert said(said_in_spanish, "es") == "El proveedor está limitando. Reintenta en 30 s."
+    assert Message.objects.get(pk=plain).error_phrase is None
+    assert Message.objects.get(pk=waited).error_message == (
+        "The provider is rate limiting requests. Retry in 1500 s."  # the text stays
+    )
+
+    apps = _migrate([("chat", "0004_answer_error_phrase")])  # and back: the phrases go
+    assert not apps.get_model("chat", "Message").objects.filter(error_phrase__isnull=False).exists()

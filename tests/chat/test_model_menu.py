@@ -107,4 +107,7 @@ def test_each_entry_carries_the_temperatures_its_providers_accept(client):
     # An alias takes what one of its providers takes, as routing falls back to it.
     assert 'data-temperature-max="2.0"' in ranges["warm"]
     assert "data-temperature" not in ranges[f"{local.id}:llama"]  # any value
-    assert 'id="id_temperature"' in html and 'aria-describedby="temperature-hint"' in html
+    assert (
+        'id="id_temperature"' in html
+        and 'aria-describedby="temperature-hint temperature-error"' in html
+    )

@@ -67,3 +67,122 @@ def test_a_temperature_the_chosen_model_refuses_holds_the_message_back(server, p
     answer = calls(fake_upstream)[0]  # (a title may be asked for after it)
     assert answer["path"].endswith("/chat/completions")
     assert answer["json"]["temperature"] == 1.5
+
+
+def saved(server) -> list:
+    """The conversation's model (its credential's name) and temperature, as stored."""
+    return server.shell_json(
+        "import json\n"
+        "from chat.models import Conversation\n"
+        "from providers.models import ProviderCredential\n"
+        "c = Conversation.objects.get()\n"
+        "name = ProviderCredential.objects.get(pk=c.model.split(':')[0]).name\n"
+        "print(json.dumps([name, c.temperature]))\n"
+    )
+
+
+def until_saved(page, server, expected: list) -> None:
+    """Wait for the page's save (in the background) to have stored `expected`."""
+    for _ in range(30):
+        if saved(server) == expected:
+            return
+        page.wait_for_timeout(100)
+    assert saved(server) == expected
+
+
+def a_conversation(page, temperature: str = ""):
+    """A conversation with the Fake model (the default), at `temperature`."""
+    if temperature:
+        page.click(".settings-toggle")
+        page.fill("#id_temperature", temperature)
+        page.click(".settings-toggle")
+    page.fill("#composer-input", "hello")
+    page.press("#composer-input", "Enter")
+    page.wait_for_selector(".msg-assistant[data-status=complete]")
+
+
+CLAUDE_REFUSES = "The model “fake-small (Claude)” accepts a temperature from 0 to 1, not 1.5."
+
+
+def test_a_temperature_that_cannot_be_taken_is_not_saved_and_says_why_where_typed(server, page):
+    log_in(page, server)
+    a_conversation(page)
+    page.select_option("#id_model", label="fake-small (Claude)")
+    page.click(".settings-toggle")
+    temperature, error = page.locator("#id_temperature"), page.locator("#temperature-error")
+    expect(error).to_be_hidden()
+
+    temperature.fill("1.5")
+    temperature.press("Tab")  # a change: the page saves its settings
+
+    expect(error).to_have_text(CLAUDE_REFUSES)
+    expect(temperature).to_have_value("1.5")  # as typed, to be fixed by the user
+    until_saved(page, server, ["Claude", None])  # the model saved, the temperature not
+
+    temperature.fill("0.5")
+    temperature.press("Tab")
+    expect(error).to_be_hidden()
+    until_saved(page, server, ["Claude", 0.5])
+
+    # Out of what any conversation may have: the same, with its own reason.
+    page.select_option("#id_model", label="fake-small (Fake)")
+    temperature.fill("3")
+    temperature.press("Tab")
+    expect(error).to_have_text("The temperature must be a number from 0 to 2.")
+    until_saved(page, server, ["Fake", 0.5])
+    page.reload()
+    page.wait_for_selector("#chat[data-socket=open]")
+    expect(page.locator("#id_temperature")).to_have_value("0.5")  # what was saved
+
+
+def test_a_refusal_from_the_server_is_shown_where_the_temperature_was_typed(server, page):
+    """A page whose menu does not know the model's range (drawn before it changed, say): the
+    server refuses the temperature, and the page says why under it."""
+    log_in(page, server)
+    a_conversation(page)
+    page.select_option("#id_model", label="fake-small (Claude)")
+    page.evaluate(
+        """() => {
+        const option = document.querySelector("#id_model").selectedOptions[0];
+        delete option.dataset.temperatureMin;
+        delete option.dataset.temperatureMax;
+      }"""
+    )
+    page.click(".settings-toggle")
+    temperature = page.locator("#id_temperature")
+    temperature.fill("1.5")
+    temperature.press("Tab")
+
+    expect(page.locator("#temperature-error")).to_have_text(CLAUDE_REFUSES)
+    expect(page.locator("#chat-error")).to_have_text(CLAUDE_REFUSES)
+    until_saved(page, server, ["Claude", None])
+
+
+def test_a_model_that_cannot_take_the_saved_temperature_says_so_and_keeps_it(
+    server, page, fake_upstream
+):
+    log_in(page, server)
+    a_conversation(page, temperature="1.5")
+    assert saved(server) == ["Fake", 1.5]
+    settings, error = page.locator("#chat-settings"), page.locator("#temperature-error")
+    expect(settings).not_to_have_attribute("open", "")
+
+    page.select_option("#id_model", label="fake-small (Claude)")
+
+    # Told at once, where the temperature is; nothing changed behind the user's back.
+    expect(settings).to_have_attribute("open", "")
+    expect(error).to_have_text(CLAUDE_REFUSES)
+    expect(page.locator("#id_temperature")).to_have_value("1.5")
+    until_saved(page, server, ["Claude", 1.5])
+
+    # And again when the page is drawn anew; the send is held back until one of them changes.
+    page.reload()
+    page.wait_for_selector("#chat[data-socket=open]")
+    expect(page.locator("#chat-settings")).to_have_attribute("open", "")
+    expect(page.locator("#temperature-error")).to_have_text(CLAUDE_REFUSES)
+    requests = len(calls(fake_upstream))
+    page.fill("#composer-input", "again")
+    page.press("#composer-input", "Enter")
+    expect(page.locator("#chat-error")).to_have_text(CLAUDE_REFUSES)
+    expect(page.locator(".msg-user")).to_have_count(1)
+    assert len(calls(fake_upstream)) == requests

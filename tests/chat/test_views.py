@@ -1,6 +1,7 @@
 import datetime as dt
 import io
 import json
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -172,24 +173,29 @@ def test_the_running_total_counts_the_call_that_titled_the_conversation(logged_i
     Message.objects.filter(conversation=conversation, role="assistant").update(
         cost=Decimal("0.0300")
     )
+    calls = []
     for reference, cost in ((f"chat.title:{conversation.pk}", "0.0600"), ("chat.title:0", "9")):
-        UsageEvent.objects.create(
-            workspace=conversation.workspace,
-            user=user,
-            provider_kind="openai",
-            model="m",
-            input_tokens=50,
-            output_tokens=6,
-            cost=Decimal(cost),
-            reference=reference,
+        calls.append(
+            UsageEvent.objects.create(
+                workspace=conversation.workspace,
+                user=user,
+                provider_kind="openai",
+                model="m",
+                input_tokens=50,
+                output_tokens=6,
+                cost=Decimal(cost),
+                reference=reference,
+                uid=uuid.uuid4(),
+            )
         )
 
     html = logged_in_client.get(f"/c/{conversation.pk}/").content.decode()
 
     assert "10/4 tok" in html  # the answer's own badge
     assert _running_total(html) == "60 / 10 tokens · $0.09"
-    # The page adds a title's call that comes later only while this says it is not in yet.
-    assert 'data-cost="0.09000000" data-title-counted="1"' in html
+    # The page adds a title's call that comes later (`title_usage.call_id`) only while this
+    # does not name it.
+    assert f'data-cost="0.09000000" data-title-calls="{calls[0].uid.hex}"' in html
 
 
 def test_settings_are_remembered_per_conversation(logged_in_client, user):
@@ -284,20 +290,49 @@ def _failed(conversation, *, code, message, retry_after=None):
 
 
 def test_an_answer_s_error_is_shown_in_the_reader_s_language(logged_in_client, user):
+    from gateway.errors import GatewayError
+    from providers.types import ProviderRateLimited
+
     user.language = "es"
     user.save(update_fields=["language"])
     waited = _conversation(user, "Waited")
-    _failed(
-        waited,
-        code="rate_limited",
-        message="The provider is rate limiting requests. Retry in 30 s.",
-        retry_after=30,
+    # As the generation stores a provider's error with the seconds to wait: its English
+    # text and its phrase.
+    error = GatewayError.from_exception(ProviderRateLimited(retry_after=1500))
+    assert error.message == "The provider is rate limiting requests. Retry in 1,500 s."
+    _, answer = _exchange(waited)
+    Message.objects.filter(pk=answer.pk).update(
+        status="error",
+        error_code=error.code,
+        error_message=error.message,
+        error_phrase=error.phrase,
+        retry_after=error.retry_after,
     )
     html = logged_in_client.get(f"/c/{waited.pk}/").content.decode()
     assert (
-        "El proveedor está limitando la frecuencia de las solicitudes. Reintenta en 30 s." in html
+        "El proveedor está limitando la frecuencia de las solicitudes. Reintenta en 1\xa0500 s."
+        in html
     )
     assert "Reintentar" in html and "rate limiting" not in html
+    user.language = "pt-br"
+    user.save(update_fields=["language"])
+    html = logged_in_client.get(f"/c/{waited.pk}/").content.decode()
+    assert "O provedor está limitando a taxa de solicitações. Tente novamente em 1.500 s." in html
+    user.language = "es"
+    user.save(update_fields=["language"])
+
+    # A provider's own words are kept as they came, the wait said in the reader's words.
+    with translation.override("en"):  # as the generation's task makes it
+        words = GatewayError.from_exception(
+            ProviderRateLimited("Slow down, please.", retry_after=7.4)
+        )
+    assert words.message == "Slow down, please. Retry in 7 s."
+    _, answer = _exchange(waited)
+    Message.objects.filter(pk=answer.pk).update(
+        status="error", error_message=words.message, error_phrase=words.phrase
+    )
+    html = logged_in_client.get(f"/c/{waited.pk}/").content.decode()
+    assert "Slow down, please. Reintenta en 7 s." in html
 
     restarted = _conversation(user, "Restarted")
     _failed(
