@@ -5,18 +5,10 @@ values are refused naming the field, before any upstream call."""
 import pytest
 
 from tests.api.test_chat_completions import body, post, usage_rows
+from tests.fixtures.sampling import OPENAI_HINTS
 from tests.gateway.conftest import model_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-OPENAI_HINTS = {
-    "seed": 42,
-    "frequency_penalty": 0.25,
-    "presence_penalty": 0.5,
-    "logit_bias": {"50256": -100},
-    "reasoning_effort": "low",
-    "user": "end-user-9",
-}
 
 
 def posted(fake_upstream) -> list[dict]:

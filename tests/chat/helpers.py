@@ -75,3 +75,18 @@ def streamed_text(frames) -> str:
             assert f["offset"] == len(text), "deltas arrive in order without gaps"
             text += f["text"]
     return text
+
+
+def conversation_with(user, **fields):
+    """A new conversation of the user's personal workspace, its fields then set as given
+    (settings the service would refuse included: a stored value from before)."""
+    from chat import services
+    from chat.models import Conversation
+    from workspaces.selectors import personal_workspace_get
+
+    conversation = services.conversation_create(
+        user=user, workspace=personal_workspace_get(user=user)
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(**fields)
+    conversation.refresh_from_db()
+    return conversation

@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 
 from chat import generation
 from chat.models import Conversation, Message
-from tests.chat.helpers import frames_until, of_type, socket_for, streamed_text
+from tests.chat.helpers import conversation_with, frames_until, of_type, socket_for, streamed_text
 from tests.gateway.conftest import model_for, usage_events
 
 pytestmark = [
@@ -513,7 +513,7 @@ async def test_a_send_with_a_temperature_its_model_cannot_take_is_refused_and_no
     await alice.asave(update_fields=["language"])
     await socket.disconnect()
     socket, _, _ = await socket_for(alice)
-    conversation = await sync_to_async(_conversation_of)(alice, temperature=0.4)
+    conversation = await sync_to_async(conversation_with)(alice, temperature=0.4)
     for temperature in (5, "warm", True):
         await socket.send_json_to(
             {
@@ -536,25 +536,13 @@ async def test_a_send_with_a_temperature_its_model_cannot_take_is_refused_and_no
     assert fake_upstream.requests == []
 
 
-def _conversation_of(user, **fields) -> Conversation:
-    from chat import services
-    from workspaces.selectors import personal_workspace_get
-
-    conversation = services.conversation_create(
-        user=user, workspace=personal_workspace_get(user=user)
-    )
-    Conversation.objects.filter(pk=conversation.pk).update(**fields)
-    conversation.refresh_from_db()
-    return conversation
-
-
 async def test_a_saved_temperature_the_model_chosen_since_cannot_take_fails_the_answer(
     alice, credential, anthropic_credential, fake_upstream
 ):
     """The model changed to one that cannot take the temperature saved with the conversation:
     the model is saved, the temperature kept (the page says so), and the answer is refused
     inline before any call, the question kept to retry once one of them is changed."""
-    conversation = await sync_to_async(_conversation_of)(
+    conversation = await sync_to_async(conversation_with)(
         alice, model=model_for(credential), temperature=1.5
     )
     socket, _, _ = await socket_for(alice)

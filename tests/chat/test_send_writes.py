@@ -12,8 +12,8 @@ from django.utils import timezone
 from chat import actions, generation, services
 from chat.models import Conversation, Message
 from chat.selectors import messages_for_prompt
+from tests.chat.helpers import conversation_with
 from tests.factories import UserFactory
-from workspaces.selectors import personal_workspace_get
 
 pytestmark = pytest.mark.django_db
 
@@ -23,22 +23,13 @@ def user():
     return UserFactory()
 
 
-def _conversation(user, **fields):
-    conversation = services.conversation_create(
-        user=user, workspace=personal_workspace_get(user=user)
-    )
-    Conversation.objects.filter(pk=conversation.pk).update(**fields)
-    conversation.refresh_from_db()
-    return conversation
-
-
 def _updates_of(queries, table="chat_conversation") -> list[str]:
     # On PostgreSQL a send's writes are one statement (WITH ... UPDATE).
     return [q["sql"] for q in queries if f'UPDATE "{table}"' in q["sql"]]
 
 
 def test_settings_sent_unchanged_are_not_written_nor_a_transaction_opened(user):
-    conversation = _conversation(
+    conversation = conversation_with(
         user, model="fake-small", system_prompt="Be brief.", temperature=0.5, max_tokens=100
     )
 
@@ -55,7 +46,7 @@ def test_settings_sent_unchanged_are_not_written_nor_a_transaction_opened(user):
 
 
 def test_settings_that_changed_are_written_and_only_they(user):
-    conversation = _conversation(user, model="fake-small", system_prompt="Be brief.")
+    conversation = conversation_with(user, model="fake-small", system_prompt="Be brief.")
 
     with CaptureQueriesContext(connection) as queries:
         services.conversation_settings_update(
@@ -69,7 +60,7 @@ def test_settings_that_changed_are_written_and_only_they(user):
 
 
 def test_a_send_with_the_page_settings_writes_the_conversation_once(user):
-    conversation = _conversation(user, title="", model="fake-small")
+    conversation = conversation_with(user, title="", model="fake-small")
     frame = {
         "conversation_id": conversation.pk,
         "content": "What do owls eat at night?",
@@ -90,7 +81,7 @@ def test_a_send_with_the_page_settings_writes_the_conversation_once(user):
 
 
 def test_the_first_message_has_no_history_to_read(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     question, _answer = services.message_send(conversation=conversation, content="Hello")
 
     with CaptureQueriesContext(connection) as queries:
@@ -100,7 +91,7 @@ def test_the_first_message_has_no_history_to_read(user):
 
 
 def test_a_later_message_gets_its_branch_as_history(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     first, answer = services.message_send(conversation=conversation, content="Hello")
     services.message_finish(message_id=answer.pk, content="Hi!", status="complete")
     conversation.refresh_from_db()
@@ -116,7 +107,7 @@ def test_a_later_message_gets_its_branch_as_history(user):
 
 
 def test_finishing_an_answer_writes_it_in_one_update_and_holds_the_conversation(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     _question, answer = services.message_send(conversation=conversation, content="Hello")
 
     with CaptureQueriesContext(connection) as queries:
@@ -145,7 +136,7 @@ def test_finishing_an_answer_writes_it_in_one_update_and_holds_the_conversation(
 
 
 def test_finishing_an_answer_that_is_gone_writes_nothing(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     _question, answer = services.message_send(conversation=conversation, content="Hello")
     conversation.delete()
 
@@ -153,7 +144,7 @@ def test_finishing_an_answer_that_is_gone_writes_nothing(user):
 
 
 def test_history_is_the_branch_only_without_failed_answers(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     q1, a1 = services.message_send(conversation=conversation, content="Hello")
     services.message_finish(message_id=a1.pk, content="", status="error", error_code="x")
     conversation.refresh_from_db()
@@ -172,7 +163,7 @@ def test_history_is_the_branch_only_without_failed_answers(user):
 
 
 def test_a_send_while_an_answer_streams_is_refused_and_writes_nothing(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     services.message_send(conversation=conversation, content="Hello")
 
     with pytest.raises(services.ConversationBusy):
@@ -182,7 +173,7 @@ def test_a_send_while_an_answer_streams_is_refused_and_writes_nothing(user):
 
 
 def test_an_answer_left_streaming_by_a_dead_process_does_not_block_a_send(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     _q, orphan = services.message_send(conversation=conversation, content="Hello")
     Message.objects.filter(pk=orphan.pk).update(
         heartbeat_at=timezone.now() - services.STALE_AFTER - dt.timedelta(seconds=1)
@@ -196,7 +187,7 @@ def test_an_answer_left_streaming_by_a_dead_process_does_not_block_a_send(user):
 
 
 def test_a_send_goes_under_the_stored_leaf_not_the_callers_copy(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     stale_copy = Conversation.objects.get(pk=conversation.pk)
     _q, first = services.message_send(conversation=conversation, content="Hello")
     services.message_finish(message_id=first.pk, content="Hi!", status="complete")
@@ -214,20 +205,20 @@ def test_a_send_goes_under_the_stored_leaf_not_the_callers_copy(user):
 
 
 def test_the_database_refuses_a_second_streaming_answer_in_a_conversation(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     services.message_send(conversation=conversation, content="Hello")
 
     with pytest.raises(IntegrityError), transaction.atomic():
         Message.objects.create(
             conversation=conversation, role=Message.Role.ASSISTANT, status="streaming"
         )
-    other = _conversation(user, title="Cats")
+    other = conversation_with(user, title="Cats")
     services.message_send(conversation=other, content="Hello")  # another conversation may
 
 
 @pytest.mark.django_db(transaction=True)
 def test_sends_at_the_same_moment_in_one_conversation_start_one_answer(user):
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     start = threading.Barrier(6)
     outcomes: list[str] = []
 
@@ -261,7 +252,7 @@ def test_sends_at_the_same_moment_in_one_conversation_start_one_answer(user):
 def test_on_postgresql_a_send_is_its_access_check_and_one_statement(user):
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement send is PostgreSQL's (services mode)")
-    conversation = _conversation(user, title="Owls")
+    conversation = conversation_with(user, title="Owls")
     frame = {"conversation_id": conversation.pk, "content": "Hello"}
 
     with CaptureQueriesContext(connection) as queries:
@@ -276,7 +267,7 @@ def test_on_postgresql_a_send_is_its_access_check_and_one_statement(user):
 def test_on_sqlite_a_send_is_its_access_check_and_three_writes_in_one_transaction(user):
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL's send is one statement")
-    conversation = _conversation(user, title="")
+    conversation = conversation_with(user, title="")
     frame = {"conversation_id": conversation.pk, "content": "Hello"}
 
     with CaptureQueriesContext(connection) as queries:
@@ -293,7 +284,7 @@ def test_on_sqlite_a_send_is_its_access_check_and_three_writes_in_one_transactio
 def test_on_postgresql_a_later_send_reads_its_history_in_the_same_statement(user):
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement send is PostgreSQL's (services mode)")
-    conversation = _conversation(user, title="Owls", system_prompt="Be brief.")
+    conversation = conversation_with(user, title="Owls", system_prompt="Be brief.")
     _, first, _ = actions.send(
         user=user, frame={"conversation_id": conversation.pk, "content": "Hi"}
     )

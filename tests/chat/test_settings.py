@@ -11,6 +11,7 @@ import pytest
 
 from chat import actions, services
 from chat.models import Conversation
+from tests.chat.helpers import conversation_with
 from tests.factories import UserFactory
 from tests.gateway.conftest import model_for
 from workspaces.selectors import personal_workspace_get
@@ -23,15 +24,6 @@ def user():
     return UserFactory()
 
 
-def _conversation(user, **fields) -> Conversation:
-    conversation = services.conversation_create(
-        user=user, workspace=personal_workspace_get(user=user)
-    )
-    Conversation.objects.filter(pk=conversation.pk).update(**fields)
-    conversation.refresh_from_db()
-    return conversation
-
-
 def _saved(conversation) -> tuple:
     conversation.refresh_from_db()
     return conversation.model, conversation.temperature, conversation.max_tokens
@@ -41,7 +33,7 @@ def _saved(conversation) -> tuple:
     "value", [2.5, -0.1, 7, "2.01", "warm", "", True, math.nan, math.inf, "nan", [1], {"t": 1}]
 )
 def test_a_temperature_out_of_0_to_2_or_not_a_number_is_refused_and_nothing_saved(user, value):
-    conversation = _conversation(user, model="m", temperature=0.7, max_tokens=100)
+    conversation = conversation_with(user, model="m", temperature=0.7, max_tokens=100)
     if value == "":  # empty: no temperature (the model's own); not a refusal
         services.conversation_settings_update(conversation=conversation, temperature=value)
         assert _saved(conversation) == ("m", None, 100)
@@ -59,7 +51,7 @@ def test_a_temperature_out_of_0_to_2_or_not_a_number_is_refused_and_nothing_save
 
 @pytest.mark.parametrize("value", [0, 1_000_001, 2.5, "many", True, -3])
 def test_a_max_tokens_out_of_range_or_not_whole_is_refused_and_nothing_saved(user, value):
-    conversation = _conversation(user, model="m", temperature=0.7, max_tokens=100)
+    conversation = conversation_with(user, model="m", temperature=0.7, max_tokens=100)
 
     with pytest.raises(services.SettingsRefused) as refused:
         services.conversation_settings_update(conversation=conversation, max_tokens=value)
@@ -70,7 +62,7 @@ def test_a_max_tokens_out_of_range_or_not_whole_is_refused_and_nothing_saved(use
 
 
 def test_values_in_range_are_saved_as_given(user):
-    conversation = _conversation(user, model="m")
+    conversation = conversation_with(user, model="m")
     services.conversation_settings_update(
         conversation=conversation, temperature="1.95", max_tokens="1000000"
     )
@@ -83,7 +75,7 @@ def test_a_temperature_the_conversation_s_model_cannot_take_is_refused(
     user, anthropic_credential, credential
 ):
     claude, fake = model_for(anthropic_credential), model_for(credential)
-    conversation = _conversation(user, model=claude, temperature=0.7)
+    conversation = conversation_with(user, model=claude, temperature=0.7)
 
     with pytest.raises(services.SettingsRefused) as refused:
         services.conversation_settings_update(conversation=conversation, temperature=1.5)
@@ -102,7 +94,7 @@ def test_a_model_that_cannot_take_the_saved_temperature_is_saved_and_the_tempera
     user, anthropic_credential, credential
 ):
     claude = model_for(anthropic_credential)
-    conversation = _conversation(user, model=model_for(credential), temperature=1.5)
+    conversation = conversation_with(user, model=model_for(credential), temperature=1.5)
 
     # As the page saves it: every setting, the temperature unchanged.
     services.conversation_settings_update(conversation=conversation, model=claude, temperature=1.5)
@@ -128,7 +120,7 @@ def test_a_new_conversation_with_a_temperature_its_model_cannot_take_is_not_crea
 
 
 def test_a_send_frame_s_refused_setting_refuses_the_send(user, anthropic_credential):
-    conversation = _conversation(user, model=model_for(anthropic_credential), temperature=0.2)
+    conversation = conversation_with(user, model=model_for(anthropic_credential), temperature=0.2)
     frame = {"conversation_id": conversation.pk, "content": "Hello", "temperature": 1.5}
 
     with pytest.raises(actions.ActionRefused) as refused:
@@ -153,7 +145,7 @@ def test_the_view_refuses_with_the_reason_in_the_reader_s_language(
     user.save(update_fields=["language"])
     client.force_login(user)
     claude = model_for(anthropic_credential)
-    conversation = _conversation(user, model=claude, temperature=0.5, system_prompt="Brief.")
+    conversation = conversation_with(user, model=claude, temperature=0.5, system_prompt="Brief.")
 
     response = _post(client, conversation, model=claude, system_prompt="Long.", temperature="1.5")
 
@@ -184,7 +176,7 @@ def test_the_view_refuses_with_the_reason_in_the_reader_s_language(
 def test_the_view_leaves_a_setting_not_posted_as_it_is(client, user, credential):
     client.force_login(user)
     fake = model_for(credential)
-    conversation = _conversation(user, model=fake, temperature=1.5, max_tokens=64)
+    conversation = conversation_with(user, model=fake, temperature=1.5, max_tokens=64)
 
     # The page leaves out a temperature it shows invalid.
     response = _post(client, conversation, model=fake, system_prompt="Brief.", max_tokens="")

@@ -289,18 +289,10 @@ def _failed(conversation, *, code, message, retry_after=None):
     )
 
 
-def test_an_answer_s_error_is_shown_in_the_reader_s_language(logged_in_client, user):
-    from gateway.errors import GatewayError
-    from providers.types import ProviderRateLimited
-
-    user.language = "es"
-    user.save(update_fields=["language"])
-    waited = _conversation(user, "Waited")
-    # As the generation stores a provider's error with the seconds to wait: its English
-    # text and its phrase.
-    error = GatewayError.from_exception(ProviderRateLimited(retry_after=1500))
-    assert error.message == "The provider is rate limiting requests. Retry in 1,500 s."
-    _, answer = _exchange(waited)
+def _failed_with(conversation, error) -> None:
+    """An answer failed with a gateway error, stored as the generation stores it: its English
+    text and its phrase."""
+    _, answer = _exchange(conversation)
     Message.objects.filter(pk=answer.pk).update(
         status="error",
         error_code=error.code,
@@ -308,6 +300,18 @@ def test_an_answer_s_error_is_shown_in_the_reader_s_language(logged_in_client, u
         error_phrase=error.phrase,
         retry_after=error.retry_after,
     )
+
+
+def test_an_answer_s_error_is_shown_in_the_reader_s_language(logged_in_client, user):
+    from gateway.errors import GatewayError
+    from providers.types import ProviderRateLimited
+
+    user.language = "es"
+    user.save(update_fields=["language"])
+    waited = _conversation(user, "Waited")
+    error = GatewayError.from_exception(ProviderRateLimited(retry_after=1500))
+    assert error.message == "The provider is rate limiting requests. Retry in 1,500 s."
+    _failed_with(waited, error)
     html = logged_in_client.get(f"/c/{waited.pk}/").content.decode()
     assert (
         "El proveedor está limitando la frecuencia de las solicitudes. Reintenta en 1\xa0500 s."
@@ -360,18 +364,8 @@ def test_an_error_with_values_in_it_is_shown_in_the_reader_s_language(logged_in_
     user.language = "es"
     user.save(update_fields=["language"])
 
-    def stored(conversation, error):
-        _, answer = _exchange(conversation)
-        Message.objects.filter(pk=answer.pk).update(
-            status="error",
-            error_code=error.code,
-            error_message=error.message,
-            error_phrase=error.phrase,
-            retry_after=error.retry_after,
-        )
-
     too_warm = _conversation(user, "Too warm")
-    stored(
+    _failed_with(
         too_warm,
         model_unavailable(
             SimpleNamespace(
@@ -386,7 +380,7 @@ def test_an_error_with_values_in_it_is_shown_in_the_reader_s_language(logged_in_
     assert "El modelo “claude-sonnet (Claude)” acepta una temperatura de 0 a 1, no 1,5." in html
 
     failing = _conversation(user, "Failing")
-    stored(
+    _failed_with(
         failing,
         model_unavailable(
             SimpleNamespace(model_name="fake-small", temperature_refused=None, reopens_in=29.2)

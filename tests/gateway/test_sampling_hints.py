@@ -6,22 +6,13 @@ import pytest
 
 from gateway import pipeline
 from providers.types import Message, TextDelta
+from tests.fixtures.sampling import HINTS
 from tests.gateway.conftest import alias_create, model_for, usage_events
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("_shared_http_client_closed"),
 ]
-
-HINTS = {
-    "seed": 42,
-    "frequency_penalty": 0.25,
-    "presence_penalty": 0.5,
-    "top_k": 7,
-    "logit_bias": {"50256": -100},
-    "reasoning_effort": "low",
-    "end_user_id": "end-user-9",
-}
 
 
 async def answer(caller, model, text='@reply="fine"', **kwargs) -> str:

@@ -7,35 +7,19 @@ import pytest
 
 from providers.adapters import REGISTRY, adapter_for
 from providers.types import Target, TextDelta
+from tests.fixtures.sampling import HINTS, OPENAI_HINTS
 
 from .conftest import chat, target_for
 
 pytestmark = pytest.mark.usefixtures("http_client_closed_after")
 
-HINTS = {
-    "seed": 42,
-    "frequency_penalty": 0.25,
-    "presence_penalty": 0.5,
-    "top_k": 7,
-    "logit_bias": {"50256": -100},
-    "reasoning_effort": "low",
-    "end_user_id": "end-user-9",
-}
-OPENAI = {
-    "seed": 42,
-    "frequency_penalty": 0.25,
-    "presence_penalty": 0.5,
-    "logit_bias": {"50256": -100},
-    "reasoning_effort": "low",
-    "user": "end-user-9",
-}
 PENALTIES = {"frequency_penalty": 0.25, "presence_penalty": 0.5}
 # What each OpenAI-compatible kind receives of HINTS, beside the fields of every request.
 OPENAI_COMPATIBLE = {
-    "openai": OPENAI,
-    "xai": OPENAI,
-    "openai_compatible": OPENAI,
-    "openrouter": {**OPENAI, "top_k": 7},
+    "openai": OPENAI_HINTS,
+    "xai": OPENAI_HINTS,
+    "openai_compatible": OPENAI_HINTS,
+    "openrouter": {**OPENAI_HINTS, "top_k": 7},
     "together": {
         "seed": 42,
         **PENALTIES,
