@@ -12,6 +12,7 @@ from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from .models import User, email_normalize
+from .services import user_language_changed_announce
 from .signals import user_deletion_requested, user_deletion_spared
 
 
@@ -60,6 +61,11 @@ class UserAdmin(BaseUserAdmin):
     )
     actions = ["delete_selected"]
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "language" in form.changed_data:
+            user_language_changed_announce(user=obj)
 
     def get_deleted_objects(self, objs, request):
         """The confirmation page lists, besides the users' own rows, what goes with them in the

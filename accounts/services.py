@@ -32,11 +32,18 @@ def user_update_preferences(
         user.full_clean(validate_unique=False, exclude=["password"])
         user.save(update_fields=fields)
         if language is not None and language != saved_language:
-            transaction.on_commit(
-                lambda: user_language_changed.send(sender=User, user=user, language=language),
-                robust=True,
-            )
+            user_language_changed_announce(user=user)
     return user
+
+
+def user_language_changed_announce(*, user: User) -> None:
+    """Tell the user's open pages (the chat's sockets) of the language just saved, once the
+    transaction that saved it commits: from the preferences, or from the admin site."""
+    language = user.language
+    transaction.on_commit(
+        lambda: user_language_changed.send(sender=User, user=user, language=language),
+        robust=True,
+    )
 
 
 def site_sync(*, using: str = "default") -> None:

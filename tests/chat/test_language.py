@@ -73,6 +73,41 @@ async def test_open_tabs_follow_a_language_chosen_in_another_tab(alice):
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_language_an_administrator_sets_reaches_the_open_tabs(alice):
+    from tests.factories import UserFactory
+
+    socket, _, _ = await socket_for(alice)
+    admin = await sync_to_async(UserFactory)(is_staff=True, is_superuser=True)
+    staff = await _signed_in(admin)
+
+    def change(**fields):
+        return staff.post(
+            f"/admin/accounts/user/{alice.pk}/change/",
+            {
+                "email": alice.email,
+                "theme": "system",
+                "date_joined_0": "2026-01-01",
+                "date_joined_1": "00:00:00",
+                "is_active": "on",
+                **fields,
+            },
+        )
+
+    response = await sync_to_async(change)(language="es")
+    assert response.status_code == 302
+    told = (await frames_until(socket, of_type("language_changed")))[-1]
+    assert told == {"type": "language_changed", "language": "es"}
+    assert await _refusal(socket) == "El mensaje está vacío."
+
+    # Another change of the user, the language as it was: the tab is not told again.
+    response = await sync_to_async(change)(language="es", first_name="Alice")
+    assert response.status_code == 302
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from(timeout=3)) == {"type": "pong"}
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_back_to_the_browser_s_language_the_socket_takes_its_handshake_s(alice):
     alice.language = "es"
     await alice.asave(update_fields=["language"])
