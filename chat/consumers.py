@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from types import SimpleNamespace
+from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -77,6 +78,13 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
                 events.session_group(self.session_key), self.channel_name
             )
         await self.accept()
+        # The page says the language it was drawn in: if the user's is another by now (saved
+        # while the page was loading or its socket reconnecting), it is told as if just saved.
+        page_language = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get(
+            "page_language", [""]
+        )[0]
+        if page_language and page_language.lower() != self.language.lower():
+            await self.send_json({"type": "language_changed", "language": self.language})
 
     async def disconnect(self, code):
         if not getattr(self, "conversations", None) and not hasattr(self, "user"):

@@ -50,7 +50,10 @@
   // --- Socket ------------------------------------------------------------------------------
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
+    // The page's language goes with the handshake: a socket that finds its user's language
+    // changed meanwhile (saved while this tab was reconnecting) says so at once.
+    const path = root.dataset.wsPath + "?page_language=" + encodeURIComponent(pageLanguage());
+    socket = new WebSocket(scheme + location.host + path);
     socket.addEventListener("open", function () {
       attempts = 0;
       banner.hidden = true;

@@ -17,11 +17,13 @@ def session_cookie(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-async def socket_for(user=None, *, origin: str = "http://testserver", extra_headers=()):
+async def socket_for(
+    user=None, *, origin: str = "http://testserver", extra_headers=(), path: str = "/ws/chat/"
+):
     headers = [(b"origin", origin.encode()), (b"host", b"testserver"), *extra_headers]
     if user is not None:
         headers.append((b"cookie", (await session_cookie(user)).encode()))
-    communicator = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
     return communicator, connected, code
 

@@ -108,6 +108,26 @@ async def test_a_language_an_administrator_sets_reaches_the_open_tabs(alice):
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_page_drawn_before_the_change_is_told_when_its_socket_reconnects(alice):
+    # The language was saved while this page's socket was away (reconnecting): the page says
+    # which language it is in, and the new socket tells it at once.
+    alice.language = "es"
+    await alice.asave(update_fields=["language"])
+    socket, _, _ = await socket_for(alice, path="/ws/chat/?page_language=en")
+    assert await socket.receive_json_from(timeout=3) == {
+        "type": "language_changed",
+        "language": "es",
+    }
+    await socket.disconnect()
+
+    # A page already in it is told nothing.
+    socket, _, _ = await socket_for(alice, path="/ws/chat/?page_language=es")
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from(timeout=3) == {"type": "pong"}
+    await socket.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_back_to_the_browser_s_language_the_socket_takes_its_handshake_s(alice):
     alice.language = "es"
     await alice.asave(update_fields=["language"])

@@ -58,3 +58,37 @@ def test_a_tab_with_a_message_being_typed_says_so_and_keeps_it(tabs):
     notice.get_by_role("button", name="Reload this page").click()
     expect(chat.locator("html")).to_have_attribute("lang", "pt-br")
     expect(chat.locator("#send-button")).to_have_text("Enviar")
+
+
+def test_a_tab_whose_socket_was_away_when_the_language_changed_follows_on_reconnecting(
+    start_aurax_server, browser
+):
+    import re
+
+    server = start_aurax_server()
+    server.create_user(EMAIL, PASSWORD)
+    context = browser.new_context(locale="en-US")
+    context.set_default_timeout(10_000)
+    chat = context.new_page()
+    sockets = []
+
+    def relay(socket):  # every chat socket of the page, passed through to the server
+        socket.connect_to_server()
+        sockets.append(socket)
+
+    chat.route_web_socket(re.compile(r"/ws/chat/"), relay)
+    sign_in(chat, server, EMAIL)
+    chat.wait_for_selector("#chat[data-socket=open]")
+    assert "page_language=en" in sockets[-1].url
+
+    # Saved while no socket of the page could hear it (here: with no announcement at all),
+    # then the socket drops and the page reconnects.
+    server.shell(
+        "from accounts.models import User\n"
+        f"User.objects.filter(email={EMAIL!r}).update(language='es')\n"
+    )
+    sockets[-1].close()
+
+    expect(chat.locator("html")).to_have_attribute("lang", "es")
+    expect(chat.locator("#send-button")).to_have_text("Enviar")
+    context.close()
