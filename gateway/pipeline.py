@@ -95,14 +95,8 @@ class _Call:
     source: str
     reference: str | None
     request_id: str
-    # The sampling hints, passed to the adapter unchanged (providers.types.ChatRequest).
-    seed: int | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    top_k: int | None = None
-    logit_bias: dict[str, int] | None = None
-    reasoning_effort: str | None = None
-    end_user_id: str | None = None
+    # The sampling hints given, as providers.types.ChatRequest's keywords: passed unchanged.
+    hints: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     principal: object = None  # callable () -> (user, workspace, api_key_id), see `stream`
     whole: bool = False  # the caller reads the answer to its end: ask the upstream for it whole
@@ -262,13 +256,7 @@ class PipelineStream:
             temperature=call.temperature,
             top_p=call.top_p,
             stop=call.stop,
-            seed=call.seed,
-            frequency_penalty=call.frequency_penalty,
-            presence_penalty=call.presence_penalty,
-            top_k=call.top_k,
-            logit_bias=call.logit_bias,
-            reasoning_effort=call.reasoning_effort,
-            end_user_id=call.end_user_id,
+            **call.hints,
             extra=call.extra,
         )
         self._fallback = routing.stream_with_fallback(self._candidates, request, whole=call.whole)
@@ -489,13 +477,19 @@ def stream(
             temperature=temperature,
             top_p=top_p,
             stop=tuple(stop),
-            seed=seed,
-            frequency_penalty=frequency_penalty,
-            presence_penalty=presence_penalty,
-            top_k=top_k,
-            logit_bias=logit_bias,
-            reasoning_effort=reasoning_effort,
-            end_user_id=end_user_id,
+            hints={
+                name: value
+                for name, value in (
+                    ("seed", seed),
+                    ("frequency_penalty", frequency_penalty),
+                    ("presence_penalty", presence_penalty),
+                    ("top_k", top_k),
+                    ("logit_bias", logit_bias),
+                    ("reasoning_effort", reasoning_effort),
+                    ("end_user_id", end_user_id),
+                )
+                if value is not None
+            },
             api_key_id=api_key_id,
             source=source,
             reference=reference,
