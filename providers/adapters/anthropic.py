@@ -59,6 +59,9 @@ class AnthropicAdapter(Adapter):
     default_base_url = "https://api.anthropic.com"
     price_provider_id = "anthropic"
     temperature_range = (0.0, 1.0)
+    # Of the sampling hints, Anthropic's API has top_k and the end-user id (metadata.user_id,
+    # sent in `body`); it has no seed, penalties, logit bias or reasoning effort.
+    sampling_fields = {"top_k": "top_k"}
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"x-api-key": target.api_key, "anthropic-version": API_VERSION}
@@ -83,11 +86,8 @@ class AnthropicAdapter(Adapter):
             body["top_p"] = request.top_p
         if request.stop:
             body["stop_sequences"] = list(request.stop)
-        # Of the sampling hints, Anthropic's API has top_k and the end-user id; it has no
-        # seed, penalties, logit bias or reasoning effort.
-        if request.top_k is not None:
-            body["top_k"] = request.top_k
-        if request.end_user_id is not None:
+        body.update(self.sampling_hints_sent(request))
+        if request.end_user_id is not None:  # the one hint it takes nested
             body["metadata"] = {"user_id": request.end_user_id}
         body.update(request.extra.get("anthropic", {}))
         return body

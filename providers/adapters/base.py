@@ -214,6 +214,17 @@ class Adapter:
     # any. A request outside them is refused before the call (providers.routing skips the
     # candidate): the provider would refuse it anyway, after a round trip, as a bad request.
     temperature_range: ClassVar[tuple[float, float] | None] = None
+    # The sampling hints of ChatRequest the vendor's API takes, {hint: the vendor's field};
+    # the others are not sent (docs/providers.md, "Sampling hints").
+    sampling_fields: ClassVar[dict[str, str]] = {}
+
+    def sampling_hints_sent(self, request: ChatRequest) -> dict:
+        """The request's hints the vendor takes, under its field names; none sent as null."""
+        return {
+            name: value
+            for hint, name in self.sampling_fields.items()
+            if (value := getattr(request, hint)) is not None
+        }
 
     # --- The interface ------------------------------------------------------------------
 

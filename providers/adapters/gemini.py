@@ -66,6 +66,14 @@ class GeminiAdapter(Adapter):
     price_provider_id = "google"
     supports_embeddings = True
     temperature_range = (0.0, 2.0)
+    # In generationConfig. Gemini has no logit bias, no end-user id and no reasoning effort
+    # (its thinking budget is another setting).
+    sampling_fields = {
+        "seed": "seed",
+        "presence_penalty": "presencePenalty",
+        "frequency_penalty": "frequencyPenalty",
+        "top_k": "topK",
+    }
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"x-goog-api-key": target.api_key}
@@ -90,16 +98,7 @@ class GeminiAdapter(Adapter):
             config["topP"] = request.top_p
         if request.stop:
             config["stopSequences"] = list(request.stop)
-        # Of the sampling hints, generationConfig has these; Gemini has no logit bias, no
-        # end-user id and no reasoning effort (its thinking budget is another setting).
-        if request.seed is not None:
-            config["seed"] = request.seed
-        if request.presence_penalty is not None:
-            config["presencePenalty"] = request.presence_penalty
-        if request.frequency_penalty is not None:
-            config["frequencyPenalty"] = request.frequency_penalty
-        if request.top_k is not None:
-            config["topK"] = request.top_k
+        config.update(self.sampling_hints_sent(request))
         if config:
             body["generationConfig"] = config
         body.update(request.extra.get("gemini", {}))

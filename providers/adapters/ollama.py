@@ -46,6 +46,13 @@ class OllamaAdapter(Adapter):
     needs_api_key = False
     supports_embeddings = True
     temperature_range = None  # a model option: any value is passed to the model
+    # Model options. Ollama has no logit bias, no end-user id and no reasoning effort.
+    sampling_fields = {
+        "seed": "seed",
+        "top_k": "top_k",
+        "presence_penalty": "presence_penalty",
+        "frequency_penalty": "frequency_penalty",
+    }
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
@@ -60,16 +67,7 @@ class OllamaAdapter(Adapter):
             options["top_p"] = request.top_p
         if request.stop:
             options["stop"] = list(request.stop)
-        # Of the sampling hints, these are model options; Ollama has no logit bias, no
-        # end-user id and no reasoning effort.
-        if request.seed is not None:
-            options["seed"] = request.seed
-        if request.top_k is not None:
-            options["top_k"] = request.top_k
-        if request.presence_penalty is not None:
-            options["presence_penalty"] = request.presence_penalty
-        if request.frequency_penalty is not None:
-            options["frequency_penalty"] = request.frequency_penalty
+        options.update(self.sampling_hints_sent(request))
         body: dict = {
             "model": request.model,
             "messages": [_message(m) for m in request.messages],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import ClassVar
 
 from django.utils.translation import gettext_lazy as _
 
@@ -81,7 +80,7 @@ class OpenAICompatibleAdapter(Adapter):
     temperature_range = (0.0, 2.0)
     # OpenAI's own; the kinds below that differ say so (docs/providers.md, "Sampling hints").
     # top_k is not part of OpenAI's API.
-    sampling_fields: ClassVar[dict[str, str]] = OPENAI_SAMPLING_FIELDS
+    sampling_fields = OPENAI_SAMPLING_FIELDS
 
     def headers(self, target: Target) -> dict[str, str]:
         return {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
@@ -102,10 +101,7 @@ class OpenAICompatibleAdapter(Adapter):
             body["top_p"] = request.top_p
         if request.stop:
             body["stop"] = list(request.stop)
-        for hint, name in self.sampling_fields.items():
-            value = getattr(request, hint)
-            if value is not None:
-                body[name] = value
+        body.update(self.sampling_hints_sent(request))
         body.update(request.extra.get("openai", {}))
         return body
 
