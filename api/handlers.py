@@ -150,7 +150,20 @@ def _pipeline_stream(request: ApiRequest, body, *, max_tokens, temperature, top_
         **body.sampling_hints(),
         source="api",
         request_id=request.request_id,
+        cache=body.cache_policy(request.headers.get("cache-control", "")),
     )
+
+
+def _cache_headers(response: ApiResponse, stream) -> ApiResponse:
+    """`x-cache: hit` (with the answer's `age` in seconds) or `miss`, on the answers of
+    requests that use the response cache."""
+    if stream.cache_policy is not None:
+        age = stream.cache_age
+        if age is None:
+            response.headers["x-cache"] = "miss"
+        else:
+            response.headers.update({"x-cache": "hit", "age": str(age)})
+    return response
 
 
 async def _first_event(stream):
@@ -208,7 +221,7 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
     created = int(time.time())
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
-        return ApiResponse.json(
+        completion = ApiResponse.json(
             {
                 "id": completion_id,
                 "object": "chat.completion",
@@ -225,6 +238,7 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
                 "usage": _usage_openai(stream.outcome),
             }
         )
+        return _cache_headers(completion, stream)
 
     first = await _first_event(stream)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -259,7 +273,7 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
             yield f'data: {head}"choices":[],"usage":{usage}}}\n\n'.encode()
         yield b"data: [DONE]\n\n"
 
-    return ApiResponse.sse(events())
+    return _cache_headers(ApiResponse.sse(events()), stream)
 
 
 async def models(request: ApiRequest) -> ApiResponse:
@@ -336,7 +350,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
         outcome = stream.outcome
-        return ApiResponse.json(
+        message = ApiResponse.json(
             {
                 "id": message_id,
                 "type": "message",
@@ -351,6 +365,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
                 },
             }
         )
+        return _cache_headers(message, stream)
 
     first = await _first_event(stream)
 
@@ -407,7 +422,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
         )
         yield _sse({"type": "message_stop"}, "message_stop")
 
-    return ApiResponse.sse(events())
+    return _cache_headers(ApiResponse.sse(events()), stream)
 
 
 async def openapi(request: ApiRequest) -> ApiResponse:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from gateway.response_cache import CachePolicy, policy_from_cache_control, policy_from_options
 from providers.types import ImagePart, Message
 
 from .errors import ApiError
@@ -52,9 +53,48 @@ _TEMPERATURE = (
 )
 
 
+class CacheOptions(_Body):
+    """The response cache's controls in a request body, as the LiteLLM proxy spells them
+    (docs/api.md, "Response cache")."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    no_cache: bool = Field(
+        default=False, alias="no-cache", description="Do not answer from the cache."
+    )
+    no_store: bool = Field(default=False, alias="no-store", description="Do not keep this answer.")
+    ttl: int | None = Field(
+        default=None, ge=0, description="Seconds to keep this answer (capped by the server)."
+    )
+    s_maxage: int | None = Field(
+        default=None,
+        ge=0,
+        alias="s-maxage",
+        description="The oldest cached answer taken, in seconds (0: none).",
+    )
+
+
 class _Request(_Body):
     # {parameter: its values that ask for nothing}; None (absent) always does.
     not_implemented: ClassVar[dict[str, tuple]] = {}
+
+    cache: CacheOptions | None = Field(
+        default=None,
+        description='An extension: use the response cache (docs/api.md, "Response cache"). '
+        "The request's Cache-Control header does the same.",
+    )
+
+    def cache_policy(self, cache_control: str = "") -> CachePolicy | None:
+        """What this request allows of the response cache: its `cache` object, else its
+        `Cache-Control` header; None when it asks for nothing (no lookup, nothing kept)."""
+        if self.cache is not None:
+            return policy_from_options(
+                no_cache=self.cache.no_cache,
+                no_store=self.cache.no_store,
+                ttl=self.cache.ttl,
+                s_maxage=self.cache.s_maxage,
+            )
+        return policy_from_cache_control(cache_control) if cache_control else None
 
     def unsupported_parameter(self) -> str | None:
         """The first parameter given a value this server does not implement, if any."""

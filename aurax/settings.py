@@ -182,17 +182,17 @@ else:
     }
 
 if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "aurax.redis_pool.RedisCache",
-            "LOCATION": REDIS_URL,
-            "OPTIONS": {
-                "socket_connect_timeout": 2,
-                "socket_timeout": 2,
-                "pool_class": "aurax.redis_pool.SharedConnectionPool",
-            },
-        }
+    _redis_cache = {
+        "BACKEND": "aurax.redis_pool.RedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 2,
+            "pool_class": "aurax.redis_pool.SharedConnectionPool",
+        },
     }
+    # `responses`: the response cache (gateway.response_cache), shared by every process.
+    CACHES = {"default": _redis_cache, "responses": {**_redis_cache, "KEY_PREFIX": "responses"}}
     CHANNEL_LAYERS = {
         "default": {
             # Pub/sub: each process queues what it receives for its sockets without a bound
@@ -205,7 +205,14 @@ if REDIS_URL:
     CELERY_BROKER_URL = _from_env_or_file("CELERY_BROKER_URL", REDIS_URL)
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "responses": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "responses",
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        },
+    }
     # channels' in-memory layer, made cheap per frame and loud on overflow (chat/layers.py).
     # A socket's queue holds ~30 s of one stream's frames (~33/s) before dropping any.
     CHANNEL_LAYERS = {
@@ -376,6 +383,10 @@ CELERY_BEAT_SCHEDULE["providers-catalog-refresh"] = {
     "task": "providers.tasks.catalog_refresh_all",
     "schedule": PROVIDER_CATALOG_REFRESH_HOURS * 3600,
 }
+
+# The response cache (gateway.response_cache): the longest an answer is kept, in seconds, for
+# the requests that ask for it (docs/api.md, "Response cache"); 0 turns it off.
+RESPONSE_CACHE_MAX_AGE = env.int("RESPONSE_CACHE_MAX_AGE", default=86400)
 
 # --- Billing -----------------------------------------------------------------------------
 # Raw usage events older than this are deleted once folded into the hourly/daily rollups.

@@ -40,6 +40,7 @@ class UsageStatus(models.TextChoices):
     STOPPED = "stopped", _("Stopped by the user")
     ERROR = "error", _("Failed")
     CLIENT_GONE = "client_gone", _("Client disconnected")
+    CACHED = "cached", _("Served from the response cache")
 
 
 class UsageSource(models.TextChoices):

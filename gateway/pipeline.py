@@ -7,15 +7,18 @@
     s.outcome                      # tokens, cost, TTFT, duration, status, who served
 
 In order: resolve the model or alias to the candidates this user may use, check rate limits,
-reserve budget, call the adapter with retry/fallback before the first token
-(providers.routing), relay its events, and when the stream ends for any reason record exactly
-one usage event (billing) and release what was reserved but not spent:
+reserve budget, look up the response cache when the caller allows it (gateway.response_cache),
+call the adapter with retry/fallback before the first token (providers.routing), relay its
+events, and when the stream ends for any reason record exactly one usage event (billing) and
+release what was reserved but not spent:
 
     finished      the upstream finished                                   status "ok"
     stopped       `s.stop()` was called (the user pressed Stop)            status "stopped"
     client gone   the caller went away: its task was cancelled, or it      status "client_gone"
                   closed the stream early (`aclose()` / break)
     error         the upstream, the budget or a rate limit failed the call status "error"
+    cached        the answer came from the response cache (no tokens,     status "cached"
+                  no cost), then finished
 
 Failures reach the caller as `GatewayError` (code, user-safe message, HTTP status, retry
 after). A request whose model resolves to nothing raises before anything is recorded, counted
@@ -38,7 +41,7 @@ from decimal import Decimal
 
 from aurax.db_threads import db_background, db_call
 from billing.ledger import usage_enqueue
-from billing.pricing import cost_compute, cost_rule
+from billing.pricing import Cost, cost_compute, cost_rule
 from billing.quotas import quota_reserve
 from billing.ratelimits import ratelimit_check_for, ratelimit_settle
 from billing.services import usage_entry_build
@@ -48,6 +51,14 @@ from providers import services as _provider_services  # noqa: F401  (routing cac
 from providers.types import ChatRequest, Completion, Finish, Message, TextDelta, Usage
 
 from .errors import GatewayError, model_unavailable
+from .response_cache import (
+    STORED_FINISH_REASONS,
+    CachedAnswer,
+    CachePolicy,
+    cache_key,
+    cached_answer_get,
+    cached_answer_put,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +68,7 @@ DEFAULT_RESERVED_OUTPUT_TOKENS = 4096
 
 @dataclass
 class Outcome:
-    status: str = "ok"  # ok | stopped | client_gone | error
+    status: str = "ok"  # ok | stopped | client_gone | error | cached
     provider_kind: str = ""
     model: str = ""  # the provider's model id that served (or was last tried)
     credential_id: int | None = None
@@ -70,6 +81,7 @@ class Outcome:
     finish_reason: str = ""
     error_code: str = ""
     usage_uid: str = ""  # the ledger row's uid (written shortly after, in a batch)
+    cache_age: int | None = None  # seconds since a cached answer was stored (status cached)
 
 
 class CallerRejected(Exception):
@@ -100,6 +112,22 @@ class _Call:
     extra: dict = field(default_factory=dict)
     principal: object = None  # callable () -> (user, workspace, api_key_id), see `stream`
     whole: bool = False  # the caller reads the answer to its end: ask the upstream for it whole
+    cache: CachePolicy | None = None  # what the caller allows of the response cache
+
+    def cache_request(self) -> dict:
+        """What the call asks of the model, as the response cache's key takes it."""
+        return {
+            "messages": [
+                [m.role, m.content, [[i.url, i.media_type] for i in m.images]]
+                for m in self.messages
+            ],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": list(self.stop),
+            "hints": self.hints,
+            "extra": self.extra,
+        }
 
 
 class PipelineStream:
@@ -124,9 +152,22 @@ class PipelineStream:
         self._admitted = False
         self._admission_error: BaseException | None = None
         self._cost_rule = None
+        self._cache_key: str | None = None  # set when the caller's policy stores the answer
+        self._cached: CachedAnswer | None = None
+        self._finish_reason = ""
         self.outcome: Outcome | None = None
 
     # --- Public -----------------------------------------------------------------------
+
+    @property
+    def cache_policy(self) -> CachePolicy | None:
+        return self._call.cache
+
+    @property
+    def cache_age(self) -> int | None:
+        """Once admitted: the age in seconds of the cached answer this stream replays; None
+        when it is not served from the response cache."""
+        return self._cached.age if self._cached is not None else None
 
     def stop(self) -> None:
         """End the stream now, closing the upstream connection; bills what was produced."""
@@ -194,6 +235,8 @@ class PipelineStream:
             self._parts.append(event.text)
         elif isinstance(event, Usage):
             self._usage = event
+        elif isinstance(event, Finish):
+            self._finish_reason = event.reason
         return event
 
     async def aclose(self) -> None:
@@ -246,8 +289,21 @@ class PipelineStream:
             input_tokens=self._input_estimate,
             max_output_tokens=call.max_tokens,
         )
+        policy = call.cache
+        if policy is not None and policy.active:
+            key = cache_key(
+                workspace_id=call.workspace.pk, candidate=first, request=call.cache_request()
+            )
+            if policy.lookup:
+                self._cached = cached_answer_get(key, max_age=policy.max_age)
+            if policy.store and self._cached is None:
+                self._cache_key = key
 
     async def _upstream(self):
+        if self._cached is not None:
+            async for event in self._replayed(self._cached):
+                yield event
+            return
         call = self._call
         request = ChatRequest(
             model=self._candidates[0].model_id,
@@ -264,6 +320,12 @@ class PipelineStream:
             async for event in events:
                 yield event
 
+    @staticmethod
+    async def _replayed(answer: CachedAnswer):
+        yield TextDelta(answer.text)
+        yield Usage(input_tokens=0, output_tokens=0)
+        yield Finish(answer.finish_reason)
+
     async def _end(self, status: str, *, error_code: str = "") -> None:
         if self._ended and self.outcome is not None:
             return
@@ -271,6 +333,9 @@ class PipelineStream:
         if self._events is not None:
             with contextlib.suppress(BaseException):
                 await self._events.aclose()
+        if self._cached is not None:
+            await self._end_cached(status)
+            return
         served = self._served
         fallback = self._fallback
         if fallback is not None:
@@ -331,6 +396,55 @@ class PipelineStream:
                 self._enqueue(outcome, call, cost)
                 raise
         self._enqueue(outcome, call, cost)
+        if (
+            self._cache_key is not None
+            and status == "ok"
+            and self._finish_reason in STORED_FINISH_REASONS
+            and served is self._served  # routed to first: a fallback's answer is not kept
+        ):
+            await self._cache_store(text, served)
+
+    async def _cache_store(self, text: str, served) -> None:
+        answer = CachedAnswer(
+            text=text,
+            finish_reason=self._finish_reason,
+            provider_kind=served.kind,
+            model=served.model_id,
+            credential_id=served.credential_id,
+            stored_at=time.time(),
+        )
+        # Awaited (shielded): the caller's next identical request finds it.
+        storing = asyncio.ensure_future(
+            db_background(
+                cached_answer_put,
+                self._cache_key,
+                answer,
+                seconds=self._call.cache.store_seconds(),
+            )
+        )
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(storing)
+
+    async def _end_cached(self, status: str) -> None:
+        """A call answered from the response cache: no tokens, no cost, attributed to the
+        provider and model that produced the answer."""
+        answer, now = self._cached, time.monotonic()
+        outcome = Outcome(
+            status="cached" if status == "ok" else status,
+            provider_kind=answer.provider_kind,
+            model=answer.model,
+            credential_id=answer.credential_id,
+            ttft_ms=round((self._first_token - self._started) * 1000)
+            if self._first_token
+            else None,
+            duration_ms=round((now - self._started) * 1000),
+            finish_reason=answer.finish_reason,
+            cache_age=answer.age,
+        )
+        self.outcome = outcome
+        if self._ratelimit_charge is not None:
+            await _ratelimit_settle(self._ratelimit_charge, tokens=0)
+        self._enqueue(outcome, self._call, Cost(Decimal(0), known=True))
 
     def _enqueue(self, outcome: Outcome, call: _Call, cost) -> None:
         # Queued, not written: the ledger writer batches rows off this path (billing.ledger).
@@ -455,6 +569,7 @@ def stream(
     extra: dict | None = None,
     principal=None,
     whole: bool = False,
+    cache: CachePolicy | None = None,
 ) -> PipelineStream:
     """The sampling hints (`seed` … `end_user_id`, as in providers.types.ChatRequest) reach
     whichever adapter serves the call unchanged; each sends those its vendor's API has, and
@@ -466,7 +581,10 @@ def stream(
 
     `whole`: the caller only wants the finished answer (`complete`, a non-streaming API
     call), so the upstream is asked for it in one non-streaming response, not token by token;
-    the events are the same (the text arrives as one delta, so TTFT is the whole duration)."""
+    the events are the same (the text arrives as one delta, so TTFT is the whole duration).
+
+    `cache`: what the caller allows of the response cache (gateway.response_cache); None
+    (the default) neither looks an answer up nor keeps one."""
     return PipelineStream(
         _Call(
             user=user,
@@ -497,6 +615,7 @@ def stream(
             extra=extra or {},
             principal=principal,
             whole=whole,
+            cache=cache,
         )
     )
 

@@ -413,3 +413,41 @@ def test_openai_sdk_is_told_tool_results_are_not_supported(live, oai):
     assert refused.value.param == "messages[3].role"
     assert "The role 'tool' (messages[3].role) is not supported" in refused.value.message
     assert not posted(live["fake"])
+
+
+def test_openai_sdk_asks_for_the_response_cache_with_a_header_or_extra_body(live, oai):
+    live["fake"].reset()
+    ask = {"model": "fake-small", "messages": [{"role": "user", "content": '@reply="kept"'}]}
+
+    first = oai.chat.completions.with_raw_response.create(
+        **ask, extra_headers={"Cache-Control": "max-age=3600"}
+    )
+    second = oai.chat.completions.with_raw_response.create(
+        **ask, extra_body={"cache": {"s-maxage": 3600}}
+    )
+    streamed = oai.chat.completions.with_raw_response.create(
+        **ask, stream=True, extra_headers={"Cache-Control": "max-age=3600"}
+    )
+
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+    assert streamed.headers["x-cache"] == "hit"
+    assert second.parse().choices[0].message.content == "kept"
+    chunks = list(streamed.parse())
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "kept"
+    assert len([r for r in live["fake"].requests if r["method"] == "POST"]) == 1
+
+
+def test_anthropic_sdk_asks_for_the_response_cache_with_a_header(live, claude):
+    live["fake"].reset()
+    ask = {
+        "model": "fake-small",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": '@reply="gardé"'}],
+        "extra_headers": {"Cache-Control": "max-age=3600"},
+    }
+    first = claude.messages.with_raw_response.create(**ask)
+    second = claude.messages.with_raw_response.create(**ask)
+
+    assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
+    assert second.parse().content[0].text == "gardé"
+    assert len([r for r in live["fake"].requests if r["method"] == "POST"]) == 1
