@@ -421,6 +421,9 @@ class UsageRollup(models.Model):
     model = models.CharField(max_length=200)
     requests = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
+    cached_requests = models.PositiveIntegerField(
+        default=0, help_text=_("Requests answered from the response cache.")
+    )
     estimated_requests = models.PositiveIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)

@@ -27,6 +27,7 @@ def _hour_aggregates():
     return {
         "n_requests": Count("id"),
         "n_errors": Count("id", filter=Q(status=UsageStatus.ERROR)),
+        "n_cached": Count("id", filter=Q(status=UsageStatus.CACHED)),
         "n_estimated": Count("id", filter=Q(estimated=True)),
         "sum_input": Sum("input_tokens"),
         "sum_output": Sum("output_tokens"),
@@ -49,6 +50,7 @@ def _rows(granularity: str, queryset) -> list[UsageRollup]:
             model=row["model"],
             requests=row["n_requests"],
             errors=row["n_errors"],
+            cached_requests=row["n_cached"],
             estimated_requests=row["n_estimated"],
             input_tokens=row["sum_input"] or 0,
             output_tokens=row["sum_output"] or 0,
@@ -107,6 +109,7 @@ def usage_rollup_run() -> dict:
             .annotate(
                 n_requests=Sum("requests"),
                 n_errors=Sum("errors"),
+                n_cached=Sum("cached_requests"),
                 n_estimated=Sum("estimated_requests"),
                 sum_input=Sum("input_tokens"),
                 sum_output=Sum("output_tokens"),

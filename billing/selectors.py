@@ -32,6 +32,7 @@ class UsageRow:
     key: tuple
     requests: int = 0
     errors: int = 0
+    cached: int = 0  # answered from the response cache
     input_tokens: int = 0
     output_tokens: int = 0
     cost: Decimal = Decimal(0)
@@ -84,6 +85,7 @@ def usage_summary(
             row = rows.setdefault(key, UsageRow(key=key))
             row.requests += v["r"] or 0
             row.errors += v["e"] or 0
+            row.cached += v["h"] or 0
             row.input_tokens += v["i"] or 0
             row.output_tokens += v["o"] or 0
             row.cost += v["c"] or Decimal(0)
@@ -93,6 +95,7 @@ def usage_summary(
         .annotate(
             r=Sum("requests"),
             e=Sum("errors"),
+            h=Sum("cached_requests"),
             i=Sum("input_tokens"),
             o=Sum("output_tokens"),
             c=Sum("cost"),
@@ -104,6 +107,7 @@ def usage_summary(
         .annotate(
             r=Count("id"),
             e=Count("id", filter=Q(status=UsageStatus.ERROR)),
+            h=Count("id", filter=Q(status=UsageStatus.CACHED)),
             i=Sum("input_tokens"),
             o=Sum("output_tokens"),
             c=Sum("cost"),

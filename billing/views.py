@@ -95,6 +95,7 @@ def usage_page(request):
     context["total_tokens"] = sum(r.tokens for r in totals)
     context["total_requests"] = sum(r.requests for r in totals)
     context["total_errors"] = sum(r.errors for r in totals)
+    context["total_cached"] = sum(r.cached for r in totals)
     return render(request, "billing/usage.html", context)
 
 
@@ -116,6 +117,7 @@ def usage_export(request):
             "model",
             "requests",
             "errors",
+            "cached",
             "input_tokens",
             "output_tokens",
             "cost_usd",
@@ -130,6 +132,7 @@ def usage_export(request):
                 model,
                 r.requests,
                 r.errors,
+                r.cached,
                 r.input_tokens,
                 r.output_tokens,
                 _csv_cost(r.cost),

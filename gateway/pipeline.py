@@ -413,17 +413,16 @@ class PipelineStream:
             credential_id=served.credential_id,
             stored_at=time.time(),
         )
-        # Awaited (shielded): the caller's next identical request finds it.
-        storing = asyncio.ensure_future(
-            db_background(
+        # Awaited, so that the caller's next identical request finds it; shielded, so that a
+        # caller cancelled meanwhile still leaves it kept (cached_answer_put raises nothing).
+        await asyncio.shield(
+            db_call(
                 cached_answer_put,
                 self._cache_key,
                 answer,
                 seconds=self._call.cache.store_seconds(),
             )
         )
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(storing)
 
     async def _end_cached(self, status: str) -> None:
         """A call answered from the response cache: no tokens, no cost, attributed to the

@@ -100,6 +100,25 @@ def test_the_summary_reads_the_tail_not_yet_rolled_up(workspace, owner):
     assert sum(r.requests for r in summary) == 1
 
 
+def test_answers_from_the_response_cache_are_counted_in_the_rollups_and_the_tail(workspace, owner):
+    now = timezone.now()
+    record(workspace, owner, "gpt-4o", 100, 100, now - timedelta(hours=2))
+    for _ in range(2):
+        record(workspace, owner, "gpt-4o", 0, 0, now - timedelta(hours=2), status="cached")
+    tasks.usage_rollup()  # in-process: the three above are rolled up
+    record(workspace, owner, "gpt-4o", 0, 0, status="cached")  # the tail
+
+    def cached(granularity):
+        rows = UsageRollup.objects.filter(granularity=granularity)
+        return rows.aggregate(c=Sum("cached_requests"), r=Sum("requests"))
+
+    assert cached("hour") == cached("day") == {"c": 2, "r": 3}
+    [row] = usage_summary(
+        workspace.id, now - timedelta(hours=3), now + timedelta(hours=1), group_by="model"
+    )
+    assert (row.requests, row.cached, row.errors) == (4, 3, 0)
+
+
 def test_pruning_keeps_events_not_yet_rolled_up(workspace, owner, settings):
     settings.USAGE_RETENTION_DAYS = 30
     old = timezone.now() - timedelta(days=40)

@@ -36,6 +36,20 @@ def test_a_workspace_admin_sees_cost_charts_and_breakdowns(client, team):
     assert f"<td>{admin.email}</td>" in body  # a member is named by e-mail alone
 
 
+def test_the_page_counts_the_answers_from_the_response_cache(client, team):
+    workspace, admin = team
+    for _ in range(2):
+        record_call(workspace, admin, status="cached")
+    client.force_login(admin)
+
+    body = client.get(f"/usage/?workspace={workspace.slug}&range=day").content.decode()
+
+    assert "From cache: <strong>2</strong>" in body
+    assert "Requests: <strong>3</strong>" in body
+    # The by-model row: requests, errors, from cache, tokens.
+    assert "<td>openai / gpt-4o-mini</td><td>3</td><td>0</td><td>2</td><td>2000</td>" in body
+
+
 def charts(body):
     """The SVG charts of a page, each as its text."""
     return re.findall(r'<svg class="usage-chart".*?</svg>', body, re.S)
@@ -123,6 +137,7 @@ def test_the_csv_export_has_one_row_per_day_and_model(client, team):
         provider_kind="openai", model="m", input_per_mtok=1, output_per_mtok=1
     )
     record_call(workspace, admin, model="m", output_tokens=15)  # $0.000015
+    record_call(workspace, admin, model="m", status="cached")  # from the response cache: $0
     client.force_login(admin)
 
     response = client.get(f"/usage/export.csv?workspace={workspace.slug}")
@@ -135,6 +150,7 @@ def test_the_csv_export_has_one_row_per_day_and_model(client, team):
         "model",
         "requests",
         "errors",
+        "cached",
         "input_tokens",
         "output_tokens",
         "cost_usd",
@@ -144,10 +160,10 @@ def test_the_csv_export_has_one_row_per_day_and_model(client, team):
         [day, "openai", "gpt-4o-mini", "1"],
         [day, "openai", "m", "2"],
         [today, "openai", "gpt-4o-mini", "1"],
-        [today, "openai", "m", "1"],
+        [today, "openai", "m", "2"],
     ]
-    assert rows[-1][5:] == ["0", "15", "0.000015"]
-    assert all(re.fullmatch(r"\d+\.\d{6}", row[7]) for row in rows[1:]), rows
+    assert rows[-1][4:] == ["0", "1", "0", "15", "0.000015"]
+    assert all(re.fullmatch(r"\d+\.\d{6}", row[8]) for row in rows[1:]), rows
 
 
 def test_an_admin_sets_the_workspace_budget(client, team):
