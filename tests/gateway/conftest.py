@@ -67,6 +67,21 @@ def anthropic_credential(transactional_db, fake_upstream):
     )
 
 
+@pytest.fixture
+def fake_small_priced(transactional_db):
+    """$1,000 per million tokens in and out for the fake upstream's fake-small."""
+    from decimal import Decimal
+
+    from billing.models import ModelPriceOverride
+
+    return ModelPriceOverride.objects.create(
+        provider_kind="openai",
+        model="fake-small",
+        input_per_mtok=Decimal(1000),
+        output_per_mtok=Decimal(1000),
+    )
+
+
 @sync_to_async
 def alias_create(name: str, *targets) -> None:
     """A global alias over (credential, model id) targets, in order."""

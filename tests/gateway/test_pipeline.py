@@ -110,21 +110,6 @@ async def test_an_upstream_error_is_raised_typed_and_recorded_once(caller, crede
     assert event.output_tokens == 0
 
 
-@pytest.fixture
-def fake_small_priced(transactional_db):
-    """$1,000 per million tokens in and out for the fake upstream's fake-small."""
-    from decimal import Decimal
-
-    from billing.models import ModelPriceOverride
-
-    return ModelPriceOverride.objects.create(
-        provider_kind="openai",
-        model="fake-small",
-        input_per_mtok=Decimal(1000),
-        output_per_mtok=Decimal(1000),
-    )
-
-
 async def test_a_call_the_provider_answered_costs_its_tokens(caller, credential, fake_small_priced):
     [e async for e in ask(caller, credential, '@reply="one two three"')]
     [event] = await usage_events()

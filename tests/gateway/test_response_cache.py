@@ -37,20 +37,6 @@ async def answer(caller, model, text='@reply="kept answer"', **kwargs):
     return text, s
 
 
-@pytest.fixture
-def priced(transactional_db):
-    from decimal import Decimal
-
-    from billing.models import ModelPriceOverride
-
-    return ModelPriceOverride.objects.create(
-        provider_kind="openai",
-        model="fake-small",
-        input_per_mtok=Decimal(1000),
-        output_per_mtok=Decimal(1000),
-    )
-
-
 @sync_to_async
 def other_caller():
     from workspaces.selectors import personal_workspace_get
@@ -80,7 +66,7 @@ def _keys(cache):
 
 
 async def test_an_identical_request_is_answered_from_the_cache_without_an_upstream_call(
-    caller, credential, fake_upstream, priced
+    caller, credential, fake_upstream, fake_small_priced
 ):
     first, s1 = await answer(caller, model_for(credential))
     second, s2 = await answer(caller, model_for(credential))
