@@ -10,7 +10,7 @@ class ApiConfig(AppConfig):
     def ready(self) -> None:
         from django.db import transaction
 
-        from workspaces.signals import member_removed
+        from workspaces.signals import member_removed, response_cache_switched
 
         from .services import api_keys_changed
 
@@ -18,5 +18,12 @@ class ApiConfig(AppConfig):
         member_removed.connect(
             lambda **kwargs: transaction.on_commit(api_keys_changed, robust=True),
             dispatch_uid="api_keys_member_removed",
+            weak=False,
+        )
+        # A key keeps its workspace for a few seconds (api.auth): a workspace whose response
+        # cache was turned off or on is read again by every server at once.
+        response_cache_switched.connect(
+            lambda **kwargs: api_keys_changed(),
+            dispatch_uid="api_keys_response_cache_switched",
             weak=False,
         )

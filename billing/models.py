@@ -421,8 +421,10 @@ class UsageRollup(models.Model):
     model = models.CharField(max_length=200)
     requests = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
+    # A default in the database too: a worker still on the release before it rolls up
+    # without the column while an upgrade rolls out.
     cached_requests = models.PositiveIntegerField(
-        default=0, help_text=_("Requests answered from the response cache.")
+        default=0, db_default=0, help_text=_("Requests answered from the response cache.")
     )
     estimated_requests = models.PositiveIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)

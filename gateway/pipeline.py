@@ -289,13 +289,15 @@ class PipelineStream:
             input_tokens=self._input_estimate,
             max_output_tokens=call.max_tokens,
         )
-        policy = call.cache
-        if policy is not None and policy.active:
+        policy, workspace = call.cache, call.workspace
+        if policy is not None and policy.active and workspace.response_cache_enabled:
             key = cache_key(
-                workspace_id=call.workspace.pk, candidate=first, request=call.cache_request()
+                workspace_id=workspace.pk, candidate=first, request=call.cache_request()
             )
             if policy.lookup:
-                self._cached = cached_answer_get(key, max_age=policy.max_age)
+                self._cached = cached_answer_get(
+                    key, max_age=policy.max_age, not_before=workspace.response_cache_reset_at
+                )
             if policy.store and self._cached is None:
                 self._cache_key = key
 

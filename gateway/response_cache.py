@@ -3,7 +3,9 @@ for it, and an identical request that allows a cached answer gets it without an 
 
 Only requests that say so take part (`CachePolicy`; the /v1 API reads it from the request's
 `Cache-Control` header or its `cache` object, docs/api.md "Response cache"); the chat does not,
-since a chat answer, and above all a regenerated one, is meant to be generated. An entry is
+since a chat answer, and above all a regenerated one, is meant to be generated. A workspace's
+admins may turn the cache off for it (`Workspace.response_cache_enabled`); turned off or on
+again, no answer kept before is served. An entry is
 found again only by the same workspace, for the same model of the same credential, with the
 same messages and settings: the key is a hash of all of them, so nothing crosses workspaces.
 
@@ -23,6 +25,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.cache import caches
@@ -88,8 +91,11 @@ def cache_key(*, workspace_id, candidate, request: dict) -> str:
     return "answer:" + hashlib.sha256(material.encode()).hexdigest()
 
 
-def cached_answer_get(key: str, *, max_age: int | None) -> CachedAnswer | None:
-    """Sync. The entry under `key` if it is no older than `max_age`; None on a miss, and when
+def cached_answer_get(
+    key: str, *, max_age: int | None, not_before: datetime | None = None
+) -> CachedAnswer | None:
+    """Sync. The entry under `key` if it is no older than `max_age` and was kept after
+    `not_before` (the workspace's cache was turned off or on then); None on a miss, and when
     the cache does not answer (logged)."""
     try:
         value = caches[CACHE_ALIAS].get(key)
@@ -103,6 +109,8 @@ def cached_answer_get(key: str, *, max_age: int | None) -> CachedAnswer | None:
     except TypeError:  # an entry of another shape (an older release): a miss
         return None
     if max_age is not None and answer.age > max_age:
+        return None
+    if not_before is not None and answer.stored_at < not_before.timestamp():
         return None
     return answer
 

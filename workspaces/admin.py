@@ -3,6 +3,7 @@ from django.contrib import admin
 from aurax.admin_base import ViewOnlyAdmin
 
 from .models import AuditEvent, Invitation, Membership, Workspace
+from .services import workspace_response_cache_switched
 
 
 class MembershipInline(admin.TabularInline):
@@ -21,9 +22,14 @@ class WorkspaceAdmin(admin.ModelAdmin):
         "public_links_enabled",
         "created_at",
     ]
-    list_filter = ["is_personal", "public_links_enabled"]
+    list_filter = ["is_personal", "public_links_enabled", "response_cache_enabled"]
     search_fields = ["name", "slug", "memberships__user__email"]
     inlines = [MembershipInline]
+
+    def save_model(self, request, obj, form, change):
+        if change and "response_cache_enabled" in form.changed_data:
+            workspace_response_cache_switched(obj)
+        super().save_model(request, obj, form, change)
 
     @admin.display(description="members")
     def member_count(self, obj):

@@ -33,7 +33,13 @@ class WorkspaceSettingsForm(WorkspaceForm):
     default_model = forms.ChoiceField(label=_("Default model"), required=False)
 
     class Meta(WorkspaceForm.Meta):
-        fields = ["name", "color", "default_model", "public_links_enabled"]
+        fields = [
+            "name",
+            "color",
+            "default_model",
+            "public_links_enabled",
+            "response_cache_enabled",
+        ]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

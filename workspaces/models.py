@@ -32,6 +32,20 @@ class Workspace(models.Model):
         default="",
         help_text=_("Preselected in new chats of members who have not chosen their own."),
     )
+    # A default in the database too: processes still on the release before it insert rows
+    # without the column while an upgrade rolls out.
+    response_cache_enabled = models.BooleanField(
+        _("Allow the response cache"),
+        default=True,
+        db_default=True,
+        help_text=_(
+            "API requests that ask for it may be answered with the answer to an identical "
+            "earlier request of this workspace, without a new call or charge. Turning this off, "
+            "or on again, drops every answer kept before."
+        ),
+    )
+    # When the response cache was last turned off or on: no answer kept before is served.
+    response_cache_reset_at = models.DateTimeField(null=True, blank=True, editable=False)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
     )
@@ -127,6 +141,7 @@ _WORKSPACE_FIELD_LABELS = {
     "color": _("Colour"),
     "default_model": _("Default model"),
     "public_links_enabled": _("Allow public links"),
+    "response_cache_enabled": _("Allow the response cache"),
 }
 
 

@@ -24,6 +24,7 @@ from .selectors import (
     roles_assignable_by,
     workspace_list_deleted_with,
 )
+from .signals import response_cache_switched
 
 INVITATION_TTL = timedelta(days=getattr(settings, "INVITATION_TTL_DAYS", 7))
 
@@ -102,6 +103,7 @@ def workspace_update(
     color: str | None = None,
     default_model: str | None = None,
     public_links_enabled: bool | None = None,
+    response_cache_enabled: bool | None = None,
     ip: str | None = None,
 ) -> Workspace:
     if not membership.has_role(Role.ADMIN):
@@ -113,12 +115,16 @@ def workspace_update(
         ("color", color),
         ("default_model", default_model),
         ("public_links_enabled", public_links_enabled),
+        ("response_cache_enabled", response_cache_enabled),
     ):
         if value is not None and getattr(workspace, field) != value:
             changes[field] = [getattr(workspace, field), value]
             setattr(workspace, field, value)
     if changes:
-        workspace.save(update_fields=list(changes))
+        fields = list(changes)
+        if "response_cache_enabled" in changes:
+            fields.append(workspace_response_cache_switched(workspace))
+        workspace.save(update_fields=fields)
         audit_record(
             workspace=workspace,
             actor=membership.user,
@@ -128,6 +134,18 @@ def workspace_update(
             ip=ip,
         )
     return workspace
+
+
+def workspace_response_cache_switched(workspace: Workspace) -> str:
+    """The workspace's response cache is being turned off or on (the caller saves it): no
+    answer kept before is served any more, and once this commits every server's API keys
+    see the change (`response_cache_switched`). Returns the field to save as well."""
+    workspace.response_cache_reset_at = timezone.now()
+    transaction.on_commit(
+        lambda: response_cache_switched.send(sender=Workspace, workspace=workspace),
+        robust=True,
+    )
+    return "response_cache_reset_at"
 
 
 @transaction.atomic

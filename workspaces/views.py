@@ -95,6 +95,7 @@ def workspace_settings(request, slug):
             color=data["color"],
             default_model=data["default_model"],
             public_links_enabled=data["public_links_enabled"],
+            response_cache_enabled=data["response_cache_enabled"],
             ip=services.request_ip(request),
         )
         messages.success(request, _("Workspace settings saved."))

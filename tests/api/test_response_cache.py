@@ -164,3 +164,68 @@ async def test_the_api_page_says_how_to_ask_in_the_readers_language(api_key):
     await user.asave(update_fields=["language"])
     page = await sync_to_async(api_docs_page)(user)
     assert "Caché de respuestas" in page and "sin llamar al proveedor" in page
+
+
+@sync_to_async
+def settings_saved(user, workspace, **changes):
+    """The workspace's settings page, saved by `user` with `changes` (checkboxes: absent is
+    off, as a browser sends them)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    form = {"name": workspace.name, "color": workspace.color, "default_model": ""}
+    form.update({name: "on" for name, on in changes.items() if on})
+    response = client.post(f"/w/{workspace.slug}/settings/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+
+
+async def test_an_admin_turning_the_cache_off_takes_effect_at_once_for_keys_in_use(
+    api_key, auth, fake_upstream
+):
+    key = api_key[0]
+    ask = {**auth, "Cache-Control": "max-age=600"}
+    await post("/v1/chat/completions", body(), ask)
+    assert (await post("/v1/chat/completions", body(), ask)).headers["x-cache"] == "hit"
+
+    await settings_saved(key.user, key.workspace, response_cache_enabled=False)
+    off = await post("/v1/chat/completions", body(), ask)
+    await settings_saved(key.user, key.workspace, response_cache_enabled=True)
+    back_on = await post("/v1/chat/completions", body(), ask)
+    again = await post("/v1/chat/completions", body(), ask)
+
+    # Off: not served; on again: what was kept before is not served either, the new one is.
+    assert [r.headers["x-cache"] for r in (off, back_on, again)] == ["miss", "miss", "hit"]
+    assert upstream_calls(fake_upstream) == 3
+
+
+async def test_the_admin_site_switch_does_the_same(api_key, auth, fake_upstream, admin_client):
+    from django.urls import reverse
+
+    workspace = api_key[0].workspace
+    ask = {**auth, "Cache-Control": "max-age=600"}
+    await post("/v1/chat/completions", body(), ask)
+
+    @sync_to_async
+    def admin_saves(enabled: bool):
+        form = {
+            "name": workspace.name,
+            "slug": workspace.slug,
+            "color": workspace.color,
+            "default_model": "",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        }
+        if enabled:
+            form["response_cache_enabled"] = "on"
+        url = reverse("admin:workspaces_workspace_change", args=[workspace.pk])
+        response = admin_client.post(url, form)
+        assert response.status_code == 302, response.content.decode()[:3000]
+
+    await admin_saves(False)
+    off = await post("/v1/chat/completions", body(), ask)
+    await admin_saves(True)
+    back_on = await post("/v1/chat/completions", body(), ask)
+
+    assert [r.headers["x-cache"] for r in (off, back_on)] == ["miss", "miss"]
+    assert upstream_calls(fake_upstream) == 3

@@ -312,3 +312,42 @@ async def test_a_hit_is_recorded_once_even_when_its_caller_goes_away(
     assert (live.status, gone.status) == ("ok", "client_gone")
     assert (gone.input_tokens, gone.output_tokens, gone.cost) == (0, 0, 0)
     assert len(posted(fake_upstream)) == 1
+
+
+@sync_to_async
+def response_cache_switch(caller, enabled: bool) -> None:
+    """The workspace's owner turns its response cache off or on in its settings."""
+    from workspaces.models import Membership
+    from workspaces.services import workspace_update
+
+    membership = Membership.objects.select_related("workspace").get(
+        user=caller["user"], workspace=caller["workspace"]
+    )
+    caller["workspace"] = workspace_update(membership=membership, response_cache_enabled=enabled)
+
+
+async def test_a_workspace_whose_cache_is_off_neither_reads_nor_keeps(
+    caller, credential, fake_upstream
+):
+    await answer(caller, model_for(credential))
+    await response_cache_switch(caller, False)
+
+    for _ in range(2):
+        _text, s = await answer(caller, model_for(credential))
+        assert s.cache_age is None
+    assert len(posted(fake_upstream)) == 3
+    assert len(await sync_to_async(_keys)(caches["responses"])) == 1  # the one kept before
+
+
+async def test_turned_off_and_on_again_no_answer_kept_before_is_served(
+    caller, credential, fake_upstream
+):
+    await answer(caller, model_for(credential))
+    await response_cache_switch(caller, False)
+    await response_cache_switch(caller, True)
+
+    _text, after = await answer(caller, model_for(credential))
+    _text, again = await answer(caller, model_for(credential))
+
+    assert (after.cache_age, again.cache_age) == (None, 0)  # kept anew, then served
+    assert len(posted(fake_upstream)) == 2
