@@ -5,9 +5,11 @@ Only requests that say so take part (`CachePolicy`; the /v1 API reads it from th
 `Cache-Control` header or its `cache` object, docs/api.md "Response cache"); the chat does not,
 since a chat answer, and above all a regenerated one, is meant to be generated. A workspace's
 admins may turn the cache off for it (`Workspace.response_cache_enabled`); turned off or on
-again, no answer kept before is served. An entry is
-found again only by the same workspace, for the same model of the same credential, with the
-same messages and settings: the key is a hash of all of them, so nothing crosses workspaces.
+again, no answer kept before is served.
+
+An entry is found again only by the same workspace, for the same model of the same credential,
+with the same messages and settings: the key is a hash of all of them, so nothing crosses
+workspaces.
 
 Admission (rate limits, budget) runs before the lookup, as for any call: a caller over its
 limits is refused even when the answer is cached. A hit is recorded as usage with status
@@ -158,11 +160,11 @@ def policy_from_options(
     )
 
 
-def _seconds(value) -> int | None:
-    if value is None or isinstance(value, bool):
+def _seconds(value: str | None) -> int | None:
+    """A directive's seconds; None when absent or not a number (ignored, as HTTP says)."""
+    if value is None:
         return None
     try:
-        seconds = int(value)
-    except (TypeError, ValueError):
+        return max(0, int(value))
+    except ValueError:
         return None
-    return max(0, seconds)

@@ -351,3 +351,21 @@ async def test_turned_off_and_on_again_no_answer_kept_before_is_served(
 
     assert (after.cache_age, again.cache_age) == (None, 0)  # kept anew, then served
     assert len(posted(fake_upstream)) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "policy"),
+    [
+        ("max-age=60", CachePolicy(lookup=True, store=True, max_age=60)),
+        ('Max-Age="60", no-store', CachePolicy(lookup=True, store=False, max_age=60)),
+        ("no-cache", CachePolicy(lookup=False, store=True)),
+        ("max-age=0", CachePolicy(lookup=False, store=True)),
+        ("no-store", None),  # asks for nothing to be used
+        ("max-age=soon", None),  # not a number: ignored, as HTTP says
+        ("private, must-revalidate", None),
+    ],
+)
+def test_cache_control_is_read_as_http_says(header, policy):
+    from gateway.response_cache import policy_from_cache_control
+
+    assert policy_from_cache_control(header) == policy
