@@ -5,7 +5,8 @@ from django.dispatch import Signal
 # Sent inside the transaction, before the membership row is deleted: workspace=, user=.
 member_removed = Signal()
 
-# Sent once the workspace's response cache was turned off or on has committed: workspace=.
+# Sent once a change that turns a workspace's response cache off or on has committed:
+# workspace=.
 response_cache_switched = Signal()
 
 # Sent to learn which models a workspace's members may pick: workspace=. Each receiver returns
