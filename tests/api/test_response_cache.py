@@ -102,6 +102,21 @@ async def test_the_cache_object_in_the_body_does_the_same(auth, fake_upstream):
     assert upstream_calls(fake_upstream) == 2
 
 
+async def test_a_cache_object_asks_for_the_cache_by_being_there(auth, fake_upstream):
+    nothing_kept = await post("/v1/chat/completions", body(cache={"no-store": True}), auth)
+    first = await post("/v1/chat/completions", body(cache={}), auth)
+    second = await post("/v1/chat/completions", body(cache={}), auth)
+    no_store = await post("/v1/chat/completions", body(cache={"no-store": True}), auth)
+
+    assert [r.headers["x-cache"] for r in (nothing_kept, first, second, no_store)] == [
+        "miss",
+        "miss",
+        "hit",
+        "hit",
+    ]
+    assert upstream_calls(fake_upstream) == 2
+
+
 @pytest.mark.parametrize(
     ("cache", "param"),
     [({"ttl": -1}, "cache.ttl"), ({"s-maxage": "soon"}, "cache.s-maxage"), ("yes", "cache")],
