@@ -14,6 +14,10 @@ the text received, not chunks) and latency
 percentiles (for streams: time to the last byte). `--baseline URL` measures the fake upstream
 directly with the same requests first, so the figures include the latency AURAX adds.
 Bounded: every run stops after --requests requests or --seconds seconds.
+
+`--header "Cache-Control: max-age=3600"` (repeatable) adds a header to the gateways' requests:
+with it every request after the first is answered from AURAX's response cache (the requests
+are identical), which measures a hit.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def one(session, url, key, model, tokens, stream) -> tuple[float, int, bool]:
+async def one(session, url, key, model, tokens, stream, headers) -> tuple[float, int, bool]:
     body = {
         "model": model,
         "messages": [{"role": "user", "content": f"@tokens={tokens}"}],
@@ -46,7 +50,7 @@ async def one(session, url, key, model, tokens, stream) -> tuple[float, int, boo
     started = time.perf_counter()
     received = 0
     async with session.post(
-        f"{url}/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        f"{url}/chat/completions", json=body, headers={"Authorization": f"Bearer {key}", **headers}
     ) as response:
         if response.status != 200:
             await response.read()
@@ -68,7 +72,8 @@ async def one(session, url, key, model, tokens, stream) -> tuple[float, int, boo
     return time.perf_counter() - started, received, True
 
 
-async def run(url, key, model, tokens, stream, concurrency, total, seconds) -> dict:
+async def run(url, key, model, tokens, stream, concurrency, total, seconds, headers=None) -> dict:
+    headers = headers or {}
     connector = aiohttp.TCPConnector(limit=concurrency * 2)
     latencies: list[float] = []
     tokens_seen = 0
@@ -78,14 +83,14 @@ async def run(url, key, model, tokens, stream, concurrency, total, seconds) -> d
     async with aiohttp.ClientSession(connector=connector) as session:
         # Warm-up: connections, caches.
         await asyncio.gather(
-            *(one(session, url, key, model, tokens, stream) for _ in range(concurrency))
+            *(one(session, url, key, model, tokens, stream, headers) for _ in range(concurrency))
         )
 
         async def worker():
             nonlocal tokens_seen, errors, issued
             while issued < total and time.perf_counter() < deadline:
                 issued += 1
-                latency, received, ok = await one(session, url, key, model, tokens, stream)
+                latency, received, ok = await one(session, url, key, model, tokens, stream, headers)
                 if ok:
                     latencies.append(latency)
                     tokens_seen += received
@@ -122,6 +127,13 @@ def main() -> None:
     parser.add_argument("--baseline", help="the fake upstream's own /v1 URL, measured first")
     parser.add_argument("--label", default="target")
     parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a header for every request to the gateways (repeatable; not to --baseline)",
+    )
+    parser.add_argument(
         "--target",
         nargs=4,
         action="append",
@@ -134,6 +146,8 @@ def main() -> None:
         help="default: stream with --stream, else non-stream",
     )
     args = parser.parse_args()
+    headers = dict(h.split(":", 1) for h in args.header)
+    headers = {name.strip(): value.strip() for name, value in headers.items()}
     targets = args.target or [(args.label, args.url, args.key, args.model)]
     if any(url is None for _label, url, _key, _model in targets):
         parser.error("give --url or --target")
@@ -174,6 +188,7 @@ def main() -> None:
                         concurrency,
                         args.requests,
                         args.seconds,
+                        headers,
                     )
                 )
                 line = (
