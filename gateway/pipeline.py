@@ -322,6 +322,11 @@ class PipelineStream:
             async for event in events:
                 yield event
 
+    def _ttft_ms(self) -> int | None:
+        if self._first_token is None:
+            return None
+        return round((self._first_token - self._started) * 1000)
+
     @staticmethod
     async def _replayed(answer: CachedAnswer):
         yield TextDelta(answer.text)
@@ -367,10 +372,9 @@ class PipelineStream:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             estimated=estimated,
-            ttft_ms=round((self._first_token - self._started) * 1000)
-            if self._first_token
-            else None,
+            ttft_ms=self._ttft_ms(),
             duration_ms=round((now - self._started) * 1000),
+            finish_reason=self._finish_reason,
             error_code=error_code,
         )
         self.outcome = outcome
@@ -401,7 +405,7 @@ class PipelineStream:
         if (
             self._cache_key is not None
             and status == "ok"
-            and self._finish_reason in STORED_FINISH_REASONS
+            and outcome.finish_reason in STORED_FINISH_REASONS
             and served is self._served  # routed to first: a fallback's answer is not kept
         ):
             await self._cache_store(text, served)
@@ -435,9 +439,7 @@ class PipelineStream:
             provider_kind=answer.provider_kind,
             model=answer.model,
             credential_id=answer.credential_id,
-            ttft_ms=round((self._first_token - self._started) * 1000)
-            if self._first_token
-            else None,
+            ttft_ms=self._ttft_ms(),
             duration_ms=round((now - self._started) * 1000),
             finish_reason=answer.finish_reason,
             cache_age=answer.age,

@@ -172,7 +172,7 @@ async def test_unknown_fields_are_ignored_as_openai_does(auth, fake_upstream):
     }
     response = await post("/v1/chat/completions", body(**ignored), auth)
     assert response.status_code == 200
-    [sent] = [r for r in fake_upstream.requests if r["method"] == "POST"]
+    [sent] = fake_upstream.posted()
     assert not ignored.keys() & sent["json"].keys()
 
 

@@ -11,10 +11,6 @@ from tests.gateway.conftest import model_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def posted(fake_upstream) -> list[dict]:
-    return [r for r in fake_upstream.requests if r["method"] == "POST"]
-
-
 def messages_body(model="fake-small", **extra):
     return {
         "model": model,
@@ -30,7 +26,7 @@ async def test_chat_completions_hints_reach_an_openai_provider(auth, fake_upstre
     response = await post("/v1/chat/completions", payload, auth)
 
     assert response.status_code == 200, response.content
-    [sent] = posted(fake_upstream)
+    [sent] = fake_upstream.posted()
     assert sent["path"] == "/v1/chat/completions"
     assert {name: sent["json"].get(name) for name in OPENAI_HINTS} == OPENAI_HINTS
     assert "top_k" not in sent["json"]  # not part of OpenAI's API
@@ -44,7 +40,7 @@ async def test_chat_completions_hints_reach_anthropic_in_its_fields(
     response = await post("/v1/chat/completions", payload, auth)
 
     assert response.status_code == 200, response.content
-    [sent] = posted(fake_upstream)
+    [sent] = fake_upstream.posted()
     assert sent["path"] == "/v1/messages"
     assert sent["json"]["top_k"] == 7
     assert sent["json"]["metadata"] == {"user_id": "end-user-9"}
@@ -60,7 +56,7 @@ async def test_messages_top_k_and_user_id_reach_anthropic(
     response = await post("/v1/messages", payload, auth)
 
     assert response.status_code == 200, response.content
-    [sent] = posted(fake_upstream)
+    [sent] = fake_upstream.posted()
     assert sent["path"] == "/v1/messages"
     assert (sent["json"]["top_k"], sent["json"]["metadata"]) == (5, {"user_id": "end-user-3"})
 
@@ -70,7 +66,7 @@ async def test_messages_user_id_reaches_an_openai_provider_as_user(auth, fake_up
     response = await post("/v1/messages", payload, auth)
 
     assert response.status_code == 200, response.content
-    [sent] = posted(fake_upstream)
+    [sent] = fake_upstream.posted()
     assert sent["path"] == "/v1/chat/completions" and sent["json"]["user"] == "end-user-3"
     assert "top_k" not in sent["json"] and "metadata" not in sent["json"]
 
@@ -79,7 +75,7 @@ async def test_without_hints_nothing_extra_reaches_the_provider(auth, fake_upstr
     response = await post("/v1/chat/completions", body('@reply="fine"'), auth)
 
     assert response.status_code == 200, response.content
-    [sent] = posted(fake_upstream)
+    [sent] = fake_upstream.posted()
     assert set(sent["json"]) == {"model", "messages", "stream"}
 
 
@@ -100,7 +96,7 @@ async def test_a_hint_out_of_range_is_refused_naming_it(auth, fake_upstream, ext
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert error["code"] == "invalid_request" and error["param"] == param
-    assert posted(fake_upstream) == [] and await usage_rows() == []
+    assert fake_upstream.posted() == [] and await usage_rows() == []
 
 
 async def test_messages_refuses_a_metadata_user_id_of_the_wrong_type(auth, fake_upstream):
@@ -108,7 +104,7 @@ async def test_messages_refuses_a_metadata_user_id_of_the_wrong_type(auth, fake_
 
     assert response.status_code == 400, response.content
     assert "metadata.user_id" in response.json()["error"]["message"]
-    assert posted(fake_upstream) == []
+    assert fake_upstream.posted() == []
 
 
 async def test_the_openapi_document_says_where_the_hints_go(credential):

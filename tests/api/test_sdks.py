@@ -190,7 +190,7 @@ def test_openai_sdk_is_told_which_parameter_is_not_supported(live, oai, kwargs, 
         )
     assert refused.value.param == param and refused.value.code == "unsupported_parameter"
     assert "not supported by this server" in refused.value.message
-    assert not [r for r in live["fake"].requests if r["method"] == "POST"]
+    assert not live["fake"].posted()
 
 
 def test_openai_sdk_structured_output_parsing_is_refused_not_answered_in_prose(live, oai):
@@ -231,7 +231,7 @@ def test_anthropic_sdk_tools_are_refused(live, claude):
         )
     assert refused.value.body["error"]["type"] == "invalid_request_error"
     assert "'tools' is not supported by this server" in refused.value.body["error"]["message"]
-    assert not [r for r in live["fake"].requests if r["method"] == "POST"]
+    assert not live["fake"].posted()
 
 
 def test_openai_sdk_is_told_the_temperature_range_of_an_anthropic_model(live, oai):
@@ -242,7 +242,7 @@ def test_openai_sdk_is_told_the_temperature_range_of_an_anthropic_model(live, oa
         )
     assert refused.value.param == "temperature" and refused.value.code == "temperature_unsupported"
     assert "accepts a temperature from 0 to 1, not 1.5" in refused.value.message
-    assert not [r for r in live["fake"].requests if r["method"] == "POST"]
+    assert not live["fake"].posted()
     warm = oai.chat.completions.create(
         model="claude-only",
         messages=[{"role": "user", "content": '@reply="ok"'}],
@@ -322,10 +322,6 @@ def test_openai_sdk_retrieves_a_model(oai, live):
         narrow.models.retrieve("fake-small")
 
 
-def posted(fake) -> list[dict]:
-    return [r for r in fake.requests if r["method"] == "POST"]
-
-
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
 def test_openai_sdk_sampling_hints_reach_an_openai_compatible_upstream(live, oai, stream):
     live["fake"].reset()
@@ -344,7 +340,7 @@ def test_openai_sdk_sampling_hints_reach_an_openai_compatible_upstream(live, oai
     else:
         text = result.choices[0].message.content
     assert text == "seeded"
-    [sent] = posted(live["fake"])
+    [sent] = live["fake"].posted()
     assert sent["path"] == "/v1/chat/completions" and sent["model"] == "fake-small"
     hints = ("seed", "presence_penalty", "frequency_penalty", "logit_bias", "user")
     assert {name: sent["json"].get(name) for name in hints} == {
@@ -361,7 +357,7 @@ def test_openai_sdk_without_hints_sends_none_upstream(live, oai):
     oai.chat.completions.create(
         model="fake-small", messages=[{"role": "user", "content": '@reply="plain"'}]
     )
-    [sent] = posted(live["fake"])
+    [sent] = live["fake"].posted()
     assert set(sent["json"]) == {"model", "messages", "stream"}
 
 
@@ -377,7 +373,7 @@ def test_anthropic_sdk_top_k_and_user_id_reach_an_anthropic_upstream(live, claud
         extra_body={"top_k": 5},
     )
     assert message.content[0].text == "sampled"
-    [sent] = posted(live["fake"])
+    [sent] = live["fake"].posted()
     assert sent["path"] == "/v1/messages"
     assert sent["json"]["top_k"] == 5
     assert sent["json"]["metadata"] == {"user_id": "end-user-3"}
@@ -391,7 +387,7 @@ def test_openai_sdk_user_reaches_an_anthropic_upstream_as_its_user_id(live, oai)
         user="end-user-9",
         seed=42,
     )
-    [sent] = posted(live["fake"])
+    [sent] = live["fake"].posted()
     assert sent["path"] == "/v1/messages"
     assert sent["json"]["metadata"] == {"user_id": "end-user-9"}
     assert "seed" not in sent["json"]  # Anthropic's API has none
@@ -412,7 +408,7 @@ def test_openai_sdk_is_told_tool_results_are_not_supported(live, oai):
     assert refused.value.code == "unsupported_parameter"
     assert refused.value.param == "messages[3].role"
     assert "The role 'tool' (messages[3].role) is not supported" in refused.value.message
-    assert not posted(live["fake"])
+    assert not live["fake"].posted()
 
 
 def test_openai_sdk_asks_for_the_response_cache_with_a_header_or_extra_body(live, oai):
@@ -434,7 +430,7 @@ def test_openai_sdk_asks_for_the_response_cache_with_a_header_or_extra_body(live
     assert second.parse().choices[0].message.content == "kept"
     chunks = list(streamed.parse())
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "kept"
-    assert len([r for r in live["fake"].requests if r["method"] == "POST"]) == 1
+    assert len(live["fake"].posted()) == 1
 
 
 def test_anthropic_sdk_asks_for_the_response_cache_with_a_header(live, claude):
@@ -450,4 +446,4 @@ def test_anthropic_sdk_asks_for_the_response_cache_with_a_header(live, claude):
 
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
     assert second.parse().content[0].text == "gardé"
-    assert len([r for r in live["fake"].requests if r["method"] == "POST"]) == 1
+    assert len(live["fake"].posted()) == 1

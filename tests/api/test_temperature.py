@@ -32,7 +32,7 @@ async def test_a_temperature_anthropic_cannot_take_is_a_400_on_the_temperature(
     assert error["message"] == (
         "The model “fake-small (Claude)” accepts a temperature from 0 to 1, not 1.5."
     )
-    assert [r for r in fake_upstream.requests if r["method"] == "POST"] == []
+    assert fake_upstream.posted() == []
     assert await usage_rows() == []
 
 
@@ -42,7 +42,7 @@ async def test_within_its_range_the_temperature_reaches_anthropic_unchanged(
     response = await post("/v1/chat/completions", body(model_for(anthropic_credential), 1), auth)
 
     assert response.status_code == 200, response.content
-    [sent] = [r for r in fake_upstream.requests if r["method"] == "POST"]
+    [sent] = fake_upstream.posted()
     assert sent["path"] == "/v1/messages" and sent["json"]["temperature"] == 1
 
 
@@ -55,7 +55,7 @@ async def test_an_alias_is_served_by_a_provider_that_takes_the_temperature(
 
     assert response.status_code == 200, response.content
     assert response.json()["choices"][0]["message"]["content"] == "warm"
-    [sent] = [r for r in fake_upstream.requests if r["method"] == "POST"]
+    [sent] = fake_upstream.posted()
     assert sent["path"] == "/v1/chat/completions" and sent["json"]["temperature"] == 1.8
     [row] = await usage_rows()
     assert row.provider_kind == "openai" and row.status == "ok"
@@ -82,5 +82,5 @@ async def test_messages_says_it_in_anthropics_shape(
             "not 0.9.",
         },
     }
-    assert [r for r in fake_upstream.requests if r["method"] == "POST"] == []
+    assert fake_upstream.posted() == []
     assert await usage_rows() == []

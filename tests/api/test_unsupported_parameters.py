@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def upstream_calls(fake_upstream):
-    return [r for r in fake_upstream.requests if r["method"] == "POST"]
+    return fake_upstream.posted()
 
 
 TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}

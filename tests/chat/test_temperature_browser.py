@@ -32,7 +32,7 @@ def server(start_aurax_server, fake_upstream):
 
 
 def calls(fake_upstream) -> list[dict]:
-    return [r for r in fake_upstream.requests if r["method"] == "POST"]
+    return fake_upstream.posted()
 
 
 def test_a_temperature_the_chosen_model_refuses_holds_the_message_back(server, page, fake_upstream):

@@ -34,8 +34,7 @@ def caller(transactional_db):
     return {"user": user, "workspace": personal_workspace_get(user=user)}
 
 
-@pytest.fixture
-def credential(transactional_db, fake_upstream):
+def openai_credential_create(fake_upstream, *, name="Fake", api_key="sk-test-key-1234"):
     """A global OpenAI-compatible credential pointing at the fake upstream."""
     from providers.services import credential_create
 
@@ -43,11 +42,17 @@ def credential(transactional_db, fake_upstream):
         actor=None,
         scope=Scope.GLOBAL,
         kind="openai",
-        name="Fake",
-        api_key="sk-test-key-1234",
+        name=name,
+        api_key=api_key,
         base_url=fake_upstream.base_url("openai"),
         allow_private_network=True,
     )
+
+
+@pytest.fixture
+def credential(transactional_db, fake_upstream):
+    """A global OpenAI-compatible credential pointing at the fake upstream."""
+    return openai_credential_create(fake_upstream)
 
 
 @pytest.fixture

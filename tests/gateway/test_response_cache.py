@@ -14,7 +14,12 @@ from gateway.errors import GatewayError
 from gateway.response_cache import CachePolicy
 from providers.types import Message, TextDelta
 from tests.factories import UserFactory
-from tests.gateway.conftest import alias_create, model_for, usage_events
+from tests.gateway.conftest import (
+    alias_create,
+    model_for,
+    openai_credential_create,
+    usage_events,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -22,10 +27,6 @@ pytestmark = [
 ]
 
 USE = CachePolicy()  # look up any entry still kept, keep the answer
-
-
-def posted(fake_upstream) -> list[dict]:
-    return [r for r in fake_upstream.requests if r["method"] == "POST"]
 
 
 async def answer(caller, model, text='@reply="kept answer"', **kwargs):
@@ -72,7 +73,7 @@ async def test_an_identical_request_is_answered_from_the_cache_without_an_upstre
     second, s2 = await answer(caller, model_for(credential))
 
     assert first == second == "kept answer"
-    assert len(posted(fake_upstream)) == 1
+    assert len(fake_upstream.posted()) == 1
     assert (s1.cache_age, s2.cache_age) == (None, 0)
     live, cached = await usage_events()
     assert live.status == "ok" and live.output_tokens > 0 and live.cost > 0
@@ -94,7 +95,7 @@ async def test_a_caller_that_does_not_ask_neither_reads_nor_keeps(
     await answer(caller, model_for(credential))
     await answer(caller, model_for(credential), cache=None)
 
-    assert len(posted(fake_upstream)) == 3
+    assert len(fake_upstream.posted()) == 3
     assert [e.status for e in await usage_events()] == ["ok", "ok", "ok"]
 
 
@@ -104,7 +105,7 @@ async def test_another_workspace_never_gets_the_answer(caller, credential, fake_
     text, s = await answer(stranger, model_for(credential))
 
     assert text == "kept answer" and s.cache_age is None
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
     assert [e.status for e in await usage_events()] == ["ok", "ok"]
 
 
@@ -126,26 +127,17 @@ async def test_a_request_asking_anything_else_of_the_model_misses(
     await answer(caller, model_for(credential))
     await answer(caller, model_for(credential), **change)
 
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
 
 
 async def test_another_credential_for_the_same_model_misses(caller, credential, fake_upstream):
-    from providers.models import Scope
-    from providers.services import credential_create
-
-    second = await sync_to_async(credential_create)(
-        actor=None,
-        scope=Scope.GLOBAL,
-        kind="openai",
-        name="Fake two",
-        api_key="sk-test-key-5678",
-        base_url=fake_upstream.base_url("openai"),
-        allow_private_network=True,
+    second = await sync_to_async(openai_credential_create)(
+        fake_upstream, name="Fake two", api_key="sk-test-key-5678"
     )
     await answer(caller, model_for(credential))
     await answer(caller, model_for(second))
 
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
 
 
 async def test_an_answer_older_than_the_request_takes_is_not_used_and_is_replaced(
@@ -155,10 +147,10 @@ async def test_an_answer_older_than_the_request_takes_is_not_used_and_is_replace
     assert await entries_aged(120) == 1
 
     _, too_old = await answer(caller, model_for(credential), cache=CachePolicy(max_age=60))
-    assert too_old.cache_age is None and len(posted(fake_upstream)) == 2
+    assert too_old.cache_age is None and len(fake_upstream.posted()) == 2
     _, fresh = await answer(caller, model_for(credential), cache=CachePolicy(max_age=60))
     assert fresh.cache_age is not None and fresh.cache_age < 60
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
 
 
 async def test_any_age_is_taken_when_the_request_sets_no_limit(caller, credential, fake_upstream):
@@ -166,7 +158,7 @@ async def test_any_age_is_taken_when_the_request_sets_no_limit(caller, credentia
     await entries_aged(3600)
 
     _, s = await answer(caller, model_for(credential))
-    assert s.cache_age >= 3600 and len(posted(fake_upstream)) == 1
+    assert s.cache_age >= 3600 and len(fake_upstream.posted()) == 1
 
 
 async def test_no_lookup_calls_the_upstream_and_keeps_the_new_answer(
@@ -177,14 +169,14 @@ async def test_no_lookup_calls_the_upstream_and_keeps_the_new_answer(
     _, reused = await answer(caller, model_for(credential))
 
     assert refreshed.cache_age is None and reused.cache_age == 0
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
 
 
 async def test_no_store_keeps_nothing(caller, credential, fake_upstream):
     await answer(caller, model_for(credential), cache=CachePolicy(store=False))
     await answer(caller, model_for(credential))
 
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
 
 
 async def test_an_answer_is_kept_no_longer_than_its_ttl(caller, credential, fake_upstream):
@@ -192,7 +184,7 @@ async def test_an_answer_is_kept_no_longer_than_its_ttl(caller, credential, fake
     await asyncio.sleep(1.3)
     await answer(caller, model_for(credential))
 
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
 
 
 async def test_the_server_setting_caps_the_ttl_and_zero_turns_the_cache_off(
@@ -202,12 +194,12 @@ async def test_the_server_setting_caps_the_ttl_and_zero_turns_the_cache_off(
     await answer(caller, model_for(credential), cache=CachePolicy(ttl=3600))
     await asyncio.sleep(1.3)
     await answer(caller, model_for(credential))
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
 
     settings.RESPONSE_CACHE_MAX_AGE = 0
     await answer(caller, model_for(credential))
     await answer(caller, model_for(credential))
-    assert len(posted(fake_upstream)) == 4
+    assert len(fake_upstream.posted()) == 4
 
 
 @pytest.mark.parametrize(
@@ -281,7 +273,7 @@ async def test_a_cache_that_does_not_answer_is_a_miss_not_a_failure(
         text, s = await answer(caller, model_for(credential))
         assert text == "kept answer" and s.outcome.status == "ok"
 
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
     assert "response cache not read" in caplog.text
     assert "response cache not written" in caplog.text
 
@@ -291,7 +283,7 @@ async def test_whole_and_streamed_requests_share_an_entry(caller, credential, fa
     text, s = await answer(caller, model_for(credential))
 
     assert text == "kept answer" and s.cache_age == 0
-    assert len(posted(fake_upstream)) == 1
+    assert len(fake_upstream.posted()) == 1
 
 
 async def test_a_hit_is_recorded_once_even_when_its_caller_goes_away(
@@ -311,7 +303,7 @@ async def test_a_hit_is_recorded_once_even_when_its_caller_goes_away(
     [live, gone] = await usage_events()
     assert (live.status, gone.status) == ("ok", "client_gone")
     assert (gone.input_tokens, gone.output_tokens, gone.cost) == (0, 0, 0)
-    assert len(posted(fake_upstream)) == 1
+    assert len(fake_upstream.posted()) == 1
 
 
 @sync_to_async
@@ -335,7 +327,7 @@ async def test_a_workspace_whose_cache_is_off_neither_reads_nor_keeps(
     for _ in range(2):
         _text, s = await answer(caller, model_for(credential))
         assert s.cache_age is None
-    assert len(posted(fake_upstream)) == 3
+    assert len(fake_upstream.posted()) == 3
     assert len(await sync_to_async(_keys)(caches["responses"])) == 1  # the one kept before
 
 
@@ -350,7 +342,7 @@ async def test_turned_off_and_on_again_no_answer_kept_before_is_served(
     _text, again = await answer(caller, model_for(credential))
 
     assert (after.cache_age, again.cache_age) == (None, 0)  # kept anew, then served
-    assert len(posted(fake_upstream)) == 2
+    assert len(fake_upstream.posted()) == 2
 
 
 @pytest.mark.parametrize(

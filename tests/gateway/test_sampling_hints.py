@@ -22,17 +22,13 @@ async def answer(caller, model, text='@reply="fine"', **kwargs) -> str:
     return "".join([e.text async for e in s if isinstance(e, TextDelta)])
 
 
-def posted(fake_upstream) -> list[dict]:
-    return [r for r in fake_upstream.requests if r["method"] == "POST"]
-
-
 @pytest.mark.parametrize("whole", [False, True], ids=["stream", "whole"])
 async def test_the_hints_reach_the_openai_adapter_unchanged(
     caller, credential, fake_upstream, whole
 ):
     assert await answer(caller, model_for(credential), whole=whole, **HINTS) == "fine"
 
-    [request] = posted(fake_upstream)
+    [request] = fake_upstream.posted()
     body = request["json"]
     assert body["stream"] is not whole
     assert {k: body.get(k) for k in ("seed", "frequency_penalty", "presence_penalty")} == {
@@ -50,7 +46,7 @@ async def test_the_hints_reach_the_anthropic_adapter_in_its_fields(
 ):
     assert await answer(caller, model_for(anthropic_credential), **HINTS) == "fine"
 
-    [request] = posted(fake_upstream)
+    [request] = fake_upstream.posted()
     body = request["json"]
     assert body["top_k"] == 7 and body["metadata"] == {"user_id": "end-user-9"}
     assert not {"seed", "frequency_penalty", "presence_penalty", "logit_bias"} & body.keys()
@@ -66,7 +62,7 @@ async def test_a_fallback_gets_them_in_its_own_fields(
     )
 
     assert text == "fine"
-    anthropic, openai = posted(fake_upstream)[0], posted(fake_upstream)[-1]
+    anthropic, openai = fake_upstream.posted()[0], fake_upstream.posted()[-1]
     assert anthropic["path"] == "/v1/messages" and anthropic["json"]["top_k"] == 7
     assert openai["path"] == "/v1/chat/completions"
     assert (openai["json"]["seed"], openai["json"]["user"]) == (42, "end-user-9")
@@ -77,5 +73,5 @@ async def test_a_fallback_gets_them_in_its_own_fields(
 async def test_a_caller_without_hints_sends_nothing_extra(caller, credential, fake_upstream):
     assert await answer(caller, model_for(credential)) == "fine"
 
-    [request] = posted(fake_upstream)
+    [request] = fake_upstream.posted()
     assert set(request["json"]) == {"model", "messages", "stream", "stream_options"}

@@ -56,7 +56,7 @@ async def sent(kind, fake_upstream, *, whole=False, **hints) -> dict:
     else:
         events = [e async for e in adapter.stream(target, request)]
         assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "fine"
-    [received] = [r for r in fake_upstream.requests if r["method"] == "POST"]
+    [received] = fake_upstream.posted()
     assert not nulls(received["json"])
     return received["json"]
 
