@@ -409,6 +409,16 @@ CELERY_BEAT_SCHEDULE["billing-invoices-monthly"] = {
 STRIPE_SECRET_KEY = _from_env_or_file("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = _from_env_or_file("STRIPE_WEBHOOK_SECRET")
 
+# --- Chat --------------------------------------------------------------------------------
+# Files attached to chat messages (chat.attachments): the largest one accepted, in bytes, and
+# how long one uploaded but never sent is kept.
+CHAT_ATTACHMENT_MAX_BYTES = env.int("CHAT_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
+CHAT_ATTACHMENT_UNSENT_HOURS = env.float("CHAT_ATTACHMENT_UNSENT_HOURS", default=24.0)
+CELERY_BEAT_SCHEDULE["chat-attachments-unsent-delete"] = {
+    "task": "chat.attachments_unsent_delete",
+    "schedule": 3600.0,
+}
+
 # --- Logging -----------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -11,14 +11,17 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.utils.translation import gettext_noop
 
+from aurax.phrases import number, phrase
 from workspaces.models import Role
 from workspaces.selectors import current_membership_get, membership_get
 
 from . import services
+from .attachments import MAX_PER_MESSAGE
 from .models import Message
 from .selectors import (
     READ,
     WRITE,
+    attachments_unsent_get,
     conversation_get_for_user,
     message_get_for_user,
     message_streaming_for_conversation,
@@ -39,8 +42,11 @@ class ActionRefused(Exception):
         self.param = param
 
 
-def _content_clean(content) -> str:
-    if not isinstance(content, str) or not content.strip():
+def _content_clean(content, *, files: bool = False) -> str:
+    """The message's text; it may be empty when files go with it."""
+    if content is None and files:
+        content = ""
+    if not isinstance(content, str) or not (content.strip() or files):
         raise ActionRefused("invalid", gettext_noop("The message is empty."))
     if len(content) > MAX_CONTENT:
         raise ActionRefused("invalid", gettext_noop("The message is too long."))
@@ -94,31 +100,67 @@ def _workspace_for_new_conversation(*, user, frame: dict, session):
     return membership.workspace
 
 
+def _attachment_ids(frame: dict) -> list:
+    ids = frame.get("attachments") or []
+    if not isinstance(ids, list):
+        raise ActionRefused("invalid", gettext_noop("The attached files are not a list."))
+    if len(ids) > MAX_PER_MESSAGE:
+        raise ActionRefused(
+            "invalid",
+            phrase(
+                gettext_noop("A message can carry at most %(count)s files."),
+                count=number(MAX_PER_MESSAGE),
+            ),
+        )
+    return ids
+
+
+ATTACHMENTS_GONE = ActionRefused(
+    "attachment_not_found",
+    gettext_noop("An attached file is no longer there (sent from another tab?): attach it again."),
+)
+
+
 def send(*, user, frame: dict, session=None) -> tuple[int, Message, bool]:
-    """(conversation id, the streaming answer, whether the conversation is new)."""
-    content = _content_clean(frame.get("content"))
+    """(conversation id, the streaming answer, whether the conversation is new). The files
+    are checked before a new conversation is made: a refused send leaves nothing behind."""
+    attachment_ids = _attachment_ids(frame)
+    content = _content_clean(frame.get("content"), files=bool(attachment_ids))
     settings = _settings_from(frame)
     try:
+        conversation = None
         if frame.get("conversation_id"):
             conversation = conversation_get_for_user(
                 user=user, conversation_id=frame["conversation_id"], access=WRITE
             )
-            created = False
-            if settings:
-                services.conversation_settings_update(conversation=conversation, **settings)
+            workspace = conversation.workspace
         else:
-            conversation = services.conversation_create(
-                user=user,
-                workspace=_workspace_for_new_conversation(user=user, frame=frame, session=session),
-                **settings,
-            )
-            created = True
-        _question, answer = services.message_send(conversation=conversation, content=content)
+            workspace = _workspace_for_new_conversation(user=user, frame=frame, session=session)
+        files = _attachments_get(user=user, workspace=workspace, attachment_ids=attachment_ids)
+        created = conversation is None
+        if created:
+            conversation = services.conversation_create(user=user, workspace=workspace, **settings)
+        elif settings:
+            services.conversation_settings_update(conversation=conversation, **settings)
+        _question, answer = services.message_send(
+            conversation=conversation, content=content, attachments=files
+        )
     except services.ConversationBusy:
         raise _busy() from None
+    except services.AttachmentsGone:
+        raise ATTACHMENTS_GONE from None
     except services.SettingsRefused as refused:  # nothing was saved, nor sent
         raise ActionRefused(refused.code, refused.said, param=refused.param) from None
     return conversation.pk, answer, created
+
+
+def _attachments_get(*, user, workspace, attachment_ids: list) -> list:
+    if not attachment_ids:
+        return []
+    try:
+        return attachments_unsent_get(user=user, workspace=workspace, attachment_ids=attachment_ids)
+    except Http404:
+        raise ATTACHMENTS_GONE from None
 
 
 def regenerate(*, user, frame: dict) -> tuple[int, Message]:

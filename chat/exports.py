@@ -22,6 +22,9 @@ def conversation_markdown(*, conversation: Conversation, path: list[Message]) ->
             else f"Assistant ({message.served_model or message.model})"
         )
         lines += [f"## {who}", "", message.content, ""]
+        if message.attachments:
+            names = ", ".join(f"`{a['name']}`" for a in message.attachments)
+            lines += [f"_Attached: {names}_", ""]
         if message.status not in (Message.Status.COMPLETE, Message.Status.STREAMING):
             lines += [f"_({message.get_status_display()})_", ""]
     return "\n".join(lines)
@@ -52,6 +55,10 @@ def conversation_json(*, conversation: Conversation, path: list[Message]) -> str
                 "ttft_ms": m.ttft_ms,
                 "duration_ms": m.duration_ms,
                 "error_code": m.error_code or None,
+                # Named, not included: the files are downloaded from the conversation's page.
+                "attachments": [
+                    {k: a[k] for k in ("name", "kind", "media_type", "size")} for a in m.attachments
+                ],
                 "created_at": _iso(m.created_at),
             }
             for m in path

@@ -36,12 +36,12 @@ from aurax.eager import task_started
 from billing.tokens import tokens_remember
 from gateway import pipeline
 from gateway.errors import GatewayError, store_unreachable
+from providers.types import ImagePart, TextDelta
 from providers.types import Message as PromptMessage
-from providers.types import TextDelta
 
-from . import events, services
-from .models import Conversation, Message
-from .selectors import messages_for_prompt
+from . import attachments, events, services
+from .models import Attachment, Conversation, Message
+from .selectors import attachments_for_prompt, messages_for_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -416,8 +416,12 @@ def _context_of(answer: Message) -> dict:
     prompt = []
     if conversation.system_prompt.strip():
         prompt.append(PromptMessage(role="system", content=conversation.system_prompt))
-    for m in messages_for_prompt(message=answer.parent):
-        if m.content or m.role == Message.Role.USER:
+    branch = messages_for_prompt(message=answer.parent)
+    files = attachments_for_prompt(conversation_id=conversation.pk, messages=branch)
+    for m in branch:
+        if m.attachments:
+            prompt.append(_with_attachments(m, files))
+        elif m.content or m.role == Message.Role.USER:
             prompt.append(PromptMessage(role=m.role, content=m.content))
     return {
         "conversation_id": conversation.pk,
@@ -431,6 +435,27 @@ def _context_of(answer: Message) -> dict:
         "needs_title": not conversation.title_final and answer.parent.parent_id is None,
         "question": answer.parent.content,
     }
+
+
+def _with_attachments(message: Message, files: dict) -> PromptMessage:
+    """A user message with its files: images as images, documents' text after its own. A file
+    gone meanwhile (its conversation copied before it was read, say) is left out."""
+    found = [files[d["id"]] for d in message.attachments if d["id"] in files]
+    return PromptMessage(
+        role=message.role,
+        content=attachments.prompt_text(
+            content=message.content,
+            documents=[(a.name, a.text) for a in found if a.kind == Attachment.Kind.DOCUMENT],
+        ),
+        images=tuple(
+            ImagePart(
+                url=attachments.data_url(media_type=a.media_type, data=bytes(a.data)),
+                media_type=a.media_type,
+            )
+            for a in found
+            if a.kind == Attachment.Kind.IMAGE
+        ),
+    )
 
 
 async def _not_started(message_id: int, conversation_id: int) -> None:

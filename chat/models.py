@@ -80,6 +80,10 @@ class Message(models.Model):
     # Refreshed whenever a streaming answer's text is saved: a streaming row whose heartbeat is
     # old belongs to a process that died.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The files sent with a user message, as {"id", "name", "kind", "media_type", "size"} of
+    # its Attachment rows: kept on the row so that drawing a thread, and building the prompt of
+    # a conversation without files, read nothing more. An edited copy lists the same files.
+    attachments = models.JSONField(default=list, blank=True, db_default=[])
 
     class Meta:
         indexes = [
@@ -117,3 +121,58 @@ class PublicLink(models.Model):
 
     def __str__(self) -> str:
         return f"Public link to {self.conversation}"
+
+
+class Attachment(models.Model):
+    """A file attached to a chat message: an image the model looks at, or a document whose text
+    it reads (chat.attachments). Uploaded before its message is sent, with no conversation
+    until then: a first message creates its conversation as it is sent. Read through the
+    conversation's access once sent, by its uploader alone before."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", _("Image")
+        DOCUMENT = "document", _("Document")
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    conversation = models.ForeignKey(
+        Conversation,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="attachments",
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    name = models.CharField(max_length=255)
+    # Read from the file itself, never taken from the browser.
+    media_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    # In the database, not on a disk: every web process of a deployment reads it.
+    data = models.BinaryField()
+    # A document's text, read once at upload: what the model is given.
+    text = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(conversation__isnull=True),
+                name="chat_attachment_unsent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def described(self) -> dict:
+        """As its message lists it (Message.attachments)."""
+        return {
+            "id": self.pk,
+            "name": self.name,
+            "kind": self.kind,
+            "media_type": self.media_type,
+            "size": self.size,
+        }

@@ -16,7 +16,7 @@ from aurax.phrases import phrase_say
 from billing.models import UsageEvent
 from workspaces.models import ROLE_RANK, Membership, Role
 
-from .models import Conversation, Message, PublicLink
+from .models import Attachment, Conversation, Message, PublicLink
 
 SIDEBAR_PAGE_SIZE = 50
 
@@ -338,12 +338,13 @@ def message_streaming_for_conversation(*, conversation_id: int) -> Message | Non
     )
 
 
-BRANCH_COLUMNS = ("id", "parent_id", "role", "content", "status")
+BRANCH_COLUMNS = ("id", "parent_id", "role", "content", "status", "attachments")
 
 
 def branch_cte(start: str) -> str:
-    """`branch(id, parent_id, role, content, status, depth)`, for a WITH RECURSIVE: the message
-    whose id the SQL `start` gives (depth 0) and its ancestors up to the conversation's first."""
+    """`branch(id, parent_id, role, content, status, attachments, depth)`, for a WITH
+    RECURSIVE: the message whose id the SQL `start` gives (depth 0) and its ancestors up to the
+    conversation's first."""
     table = Message._meta.db_table
     columns = ", ".join(BRANCH_COLUMNS)
     return (
@@ -375,3 +376,58 @@ def messages_for_prompt(*, message: Message) -> list[Message]:
             [message.pk],
         )
     return [m for m in branch if m.role == Message.Role.USER or m.status != Message.Status.ERROR]
+
+
+# --- Attachments ------------------------------------------------------------------------------
+
+
+def attachment_get_for_user(*, user, attachment_id) -> Attachment:
+    """The access helper for attachments: a sent file is read by whoever may read its
+    conversation; one not sent yet by its uploader alone, while a member of its workspace.
+    Everyone else gets 404, as for a missing file."""
+    attachment_id = _id(attachment_id)
+    if not user.is_authenticated:
+        raise Http404
+    attachment = Attachment.objects.filter(pk=attachment_id).first()
+    if attachment is None:
+        raise Http404
+    if attachment.conversation_id is not None:
+        conversation_get_for_user(
+            user=user, conversation_id=attachment.conversation_id, access=READ
+        )
+    elif (
+        attachment.uploaded_by_id != user.pk
+        or not Membership.objects.filter(workspace_id=attachment.workspace_id, user=user).exists()
+    ):
+        raise Http404
+    return attachment
+
+
+def attachments_unsent_get(*, user, workspace, attachment_ids) -> list[Attachment]:
+    """The files `user` uploaded in `workspace` and has not sent, in the order asked for
+    (without their bytes); Http404 if one is not that (another's, sent, deleted)."""
+    ids = [_id(value) for value in attachment_ids]
+    found = {
+        a.pk: a
+        for a in Attachment.objects.defer("data", "text").filter(
+            pk__in=ids, uploaded_by=user, workspace=workspace, conversation__isnull=True
+        )
+    }
+    if len(found) != len(set(ids)):
+        raise Http404
+    return [found[pk] for pk in dict.fromkeys(ids)]
+
+
+def attachments_for_prompt(
+    *, conversation_id: int, messages: list[Message]
+) -> dict[int, Attachment]:
+    """The files the `messages` of a conversation carry, by id: read only when one carries any."""
+    ids = {d["id"] for m in messages for d in m.attachments}
+    if not ids:
+        return {}
+    return {
+        a.pk: a
+        for a in Attachment.objects.filter(pk__in=ids, conversation_id=conversation_id).only(
+            "kind", "name", "media_type", "data", "text"
+        )
+    }

@@ -24,7 +24,8 @@ from workspaces.models import Membership, Role
 from workspaces.services import audit_record
 
 from . import events
-from .models import Conversation, Message, PublicLink
+from .attachments import upload_read
+from .models import Attachment, Conversation, Message, PublicLink
 from .selectors import (
     BRANCH_COLUMNS,
     branch_cte,
@@ -46,6 +47,10 @@ class MessageNotEditable(Exception):
 
 class SharingRefused(Exception):
     """A sharing change the workspace does not allow; the message is for the user."""
+
+
+class AttachmentsGone(Exception):
+    """A file to send was sent meanwhile (from another tab) or deleted."""
 
 
 def _send_on_commit(group: str, event: dict) -> None:
@@ -366,11 +371,17 @@ def _lock(conversation: Conversation) -> Conversation:
     return locked
 
 
-def _question_insert(*, conversation: Conversation, parent_id: int | None, content: str):
+def _question_insert(
+    *, conversation: Conversation, parent_id: int | None, content: str, attachments=()
+):
     """The user's message, under `parent_id` (None: the conversation's first)."""
     return statements.insert(
         Message(
-            conversation=conversation, parent_id=parent_id, role=Message.Role.USER, content=content
+            conversation=conversation,
+            parent_id=parent_id,
+            role=Message.Role.USER,
+            content=content,
+            attachments=list(attachments),
         )
     )
 
@@ -396,8 +407,13 @@ def _assistant_placeholder(
     return answer
 
 
-def message_send(*, conversation: Conversation, content: str) -> tuple[Message, Message]:
+def message_send(
+    *, conversation: Conversation, content: str, attachments: Sequence[Attachment] = ()
+) -> tuple[Message, Message]:
     """The user's message at the end of the branch on screen, and the (streaming) answer.
+    `attachments`: files its uploader has not sent yet (chat.selectors.attachments_unsent_get),
+    sent with it in one transaction: AttachmentsGone if one was sent meanwhile.
+
 
     First without reading the conversation again: the database refuses a second streaming
     answer in a conversation (the `chat_msg_one_streaming` index), so an answer streaming
@@ -407,20 +423,46 @@ def message_send(*, conversation: Conversation, content: str) -> tuple[Message, 
     trip instead of seven); elsewhere (SQLite) three, in a transaction holding the database's
     write lock (five statements instead of seven). A send waits for this work before its
     answer can start (bench/README.md)."""
+    if attachments:
+        with transaction.atomic():
+            question, answer = _message_send(
+                conversation=conversation,
+                content=content,
+                attachments=[a.described() for a in attachments],
+            )
+            claimed = Attachment.objects.filter(
+                pk__in=[a.pk for a in attachments], conversation__isnull=True
+            ).update(conversation=conversation)
+            if claimed != len(attachments):
+                raise AttachmentsGone
+            return question, answer
+    return _message_send(conversation=conversation, content=content)
+
+
+def _message_send(
+    *, conversation: Conversation, content: str, attachments: list[dict] | None = None
+) -> tuple[Message, Message]:
     try:
         if connection.vendor == "postgresql":
             # A savepoint only inside a transaction: alone, one statement is atomic.
             with transaction.atomic() if connection.in_atomic_block else nullcontext():
-                return _send_statement(conversation=conversation, content=content)
+                return _send_statement(
+                    conversation=conversation, content=content, attachments=attachments
+                )
         if connection.features.can_return_columns_from_insert:
             with transaction.atomic():
-                return _send_statement(conversation=conversation, content=content)
+                return _send_statement(
+                    conversation=conversation, content=content, attachments=attachments
+                )
     except IntegrityError:
         pass
     with transaction.atomic():
         conversation = _lock(conversation)
         question = _question_insert(
-            conversation=conversation, parent_id=conversation.current_leaf_id, content=content
+            conversation=conversation,
+            parent_id=conversation.current_leaf_id,
+            content=content,
+            attachments=attachments or (),
         )
         changed = []
         if not conversation.title:
@@ -478,11 +520,18 @@ def _send_sql(alias: str) -> tuple[tuple[str, ...], tuple]:
     return (sql,), fields
 
 
-def _send_statement(*, conversation: Conversation, content: str) -> tuple[Message, Message]:
+def _send_statement(
+    *, conversation: Conversation, content: str, attachments: list[dict] | None
+) -> tuple[Message, Message]:
     alias = connection.alias
     sqls, fields = _send_sql(alias)
     now = timezone.now()
-    question = Message(conversation=conversation, role=Message.Role.USER, content=content)
+    question = Message(
+        conversation=conversation,
+        role=Message.Role.USER,
+        content=content,
+        attachments=attachments or [],
+    )
     answer = Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
@@ -547,7 +596,10 @@ def message_edit(*, message: Message, content: str) -> tuple[Message, Message]:
         raise MessageNotEditable
     conversation = _lock(message.conversation)
     question = _question_insert(
-        conversation=conversation, parent_id=message.parent_id, content=content
+        conversation=conversation,
+        parent_id=message.parent_id,
+        content=content,
+        attachments=message.attachments,
     )
     return question, _assistant_placeholder(conversation=conversation, parent=question)
 
@@ -812,11 +864,20 @@ def conversation_copy(*, conversation: Conversation, user) -> Conversation:
         "ttft_ms",
         "duration_ms",
     )
+    copies: dict[int, dict] = {}  # the original's attachments, by id → their copies
     for message in message_path(conversation=conversation):
         if message.status == Message.Status.STREAMING:
             break
+        for described in message.attachments:
+            if described["id"] not in copies:
+                copies[described["id"]] = _attachment_copy(
+                    attachment_id=described["id"], conversation=copy, user=user
+                )
         parent = Message.objects.create(
-            conversation=copy, parent=parent, **{name: getattr(message, name) for name in copied}
+            conversation=copy,
+            parent=parent,
+            attachments=[copies[d["id"]] for d in message.attachments if copies[d["id"]]],
+            **{name: getattr(message, name) for name in copied},
         )
     copy.current_leaf = parent
     copy.save(update_fields=["current_leaf"])
@@ -825,6 +886,17 @@ def conversation_copy(*, conversation: Conversation, user) -> Conversation:
         events.conversation_changed(conversation_id=copy.pk, title=copy.title),
     )
     return copy
+
+
+def _attachment_copy(*, attachment_id: int, conversation: Conversation, user) -> dict | None:
+    original = Attachment.objects.filter(pk=attachment_id).first()
+    if original is None:
+        return None
+    original.pk = None
+    original.conversation = conversation
+    original.uploaded_by = user
+    original.save(force_insert=True)
+    return original.described()
 
 
 @transaction.atomic
@@ -839,6 +911,9 @@ def conversations_member_removed(*, workspace, user) -> None:
             events.stop_request(conversation_id=conversation_id),
         )
     mine.filter(shared_at__isnull=True).delete()
+    Attachment.objects.filter(
+        workspace=workspace, uploaded_by=user, conversation__isnull=True
+    ).delete()
     owner = (
         Membership.objects.filter(workspace=workspace, role=Role.OWNER)
         .exclude(user=user)
@@ -861,3 +936,40 @@ def conversations_member_removed(*, workspace, user) -> None:
         events.user_group(user.pk),
         events.access_changed(conversation_id=None, reason=events.ACCESS_LOST_MEMBERSHIP_ENDED),
     )
+
+
+# --- Attachments (chat.attachments) -------------------------------------------------------
+
+
+@transaction.atomic
+def attachment_create(*, workspace, user, name: str, data: bytes) -> Attachment:
+    """A file uploaded to be sent with the next message, or AttachmentRefused (nothing kept)."""
+    read = upload_read(name=name, data=data)
+    return Attachment.objects.create(
+        workspace=workspace,
+        uploaded_by=user,
+        kind=read.kind,
+        name=name[:255] or "file",
+        media_type=read.media_type,
+        size=len(data),
+        data=data,
+        text=read.text,
+    )
+
+
+@transaction.atomic
+def attachment_delete(*, attachment: Attachment) -> None:
+    """An upload taken back before its message was sent. A sent file stays with its message
+    (it goes with the conversation)."""
+    if attachment.conversation_id is not None:
+        raise MessageNotEditable
+    attachment.delete()
+
+
+def attachments_unsent_delete(*, older_than: dt.timedelta) -> int:
+    """Uploads never sent (a tab closed with files attached): deleted after `older_than`."""
+    cutoff = timezone.now() - older_than
+    deleted, _ = Attachment.objects.filter(
+        conversation__isnull=True, created_at__lt=cutoff
+    ).delete()
+    return deleted

@@ -26,6 +26,18 @@ urlpatterns = [
     ),
     path("c/<int:conversation_id>/copy/", views.conversation_copy, name="chat_copy"),
     path("p/<str:token>/", views.public_conversation, name="chat_public"),
+    path(
+        "p/<str:token>/files/<int:attachment_id>/",
+        views.public_attachment_file,
+        name="chat_public_attachment",
+    ),
+    path("chat/attachments/", views.attachment_upload, name="chat_attachment_upload"),
+    path("chat/attachments/<int:attachment_id>/", views.attachment_file, name="chat_attachment"),
+    path(
+        "chat/attachments/<int:attachment_id>/delete/",
+        views.attachment_delete,
+        name="chat_attachment_delete",
+    ),
     path("chat/sidebar/", views.sidebar, name="chat_sidebar"),
     path("chat/estimate/", views.input_estimate, name="chat_input_estimate"),
 ]

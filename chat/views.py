@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -9,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from aurax.phrases import phrase_say
@@ -22,11 +24,14 @@ from workspaces.selectors import (
 from workspaces.services import request_ip
 
 from . import exports, services
+from .attachments import AttachmentRefused, size_check
 from .forms import BranchSelectForm, ConversationRenameForm, ConversationSettingsForm
+from .models import Attachment
 from .selectors import (
     COPY,
     READ,
     WRITE,
+    attachment_get_for_user,
     conversation_day_label,
     conversation_get_for_user,
     conversation_list_for_user,
@@ -110,10 +115,11 @@ def _model_choices(request, workspace, conversation=None) -> tuple[list[dict], s
     return choices, selected
 
 
-def _thread_context(conversation, *, public: bool = False):
+def _thread_context(conversation, *, public: bool = False, public_token: str = ""):
     path = message_path(conversation=conversation)
     can_write = not public and getattr(conversation, "can_write", False)
     return {
+        "public_token": public_token,
         "public_link": public_link_active_for(conversation=conversation) if can_write else None,
         "conversation": conversation,
         # What the controls on screen may offer; the access helpers enforce it either way.
@@ -157,6 +163,7 @@ def _page(request, conversation=None):
         "settings_form": ConversationSettingsForm(initial=initial),
         "model_choices": model_choices,
         "selected_model": selected_model,
+        "attachment_max_bytes": django_settings.CHAT_ATTACHMENT_MAX_BYTES,
         **_sidebar_context(
             request, membership=membership, active_id=conversation.pk if conversation else None
         ),
@@ -385,7 +392,11 @@ def conversation_copy(request, conversation_id: int):
 def public_conversation(request, token: str):
     """Read-only, without login; only the conversation, nothing else of the workspace."""
     link = public_link_get_by_token(token=token)
-    response = render(request, "chat/public.html", _thread_context(link.conversation, public=True))
+    response = render(
+        request,
+        "chat/public.html",
+        _thread_context(link.conversation, public=True, public_token=token),
+    )
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "private, no-store"
@@ -412,3 +423,98 @@ def input_estimate(request):
         conversation=conversation,
     )
     return JsonResponse(estimate)
+
+
+# --- Attachments (chat.attachments) ------------------------------------------------------
+
+
+def _attachment_refused(*, code: str, message: str, status: int = 400) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+@login_required
+@require_POST
+def attachment_upload(request):
+    """JSON: a file for the next message of the page's workspace ({"id", "name", "kind",
+    "media_type", "size", "url"}, 201), or why it was refused (400, nothing kept)."""
+    membership = page_membership_get(request)
+    if not membership.has_role(Role.MEMBER):
+        return _attachment_refused(
+            code="forbidden",
+            message=gettext("As a viewer of this workspace you cannot attach files."),
+            status=403,
+        )
+    upload = request.FILES.get("file")
+    if upload is None:
+        return _attachment_refused(code="invalid", message=gettext("No file was sent."))
+    try:
+        size_check(upload.size)
+        attachment = services.attachment_create(
+            workspace=membership.workspace,
+            user=request.user,
+            name=upload.name or "",
+            data=upload.read(),
+        )
+    except AttachmentRefused as refused:
+        return _attachment_refused(code="attachment_refused", message=phrase_say(refused.message))
+    described = attachment.described()
+    described["url"] = reverse("chat_attachment", args=[attachment.pk])
+    return JsonResponse(described, status=201)
+
+
+def _attachment_response(attachment: Attachment) -> HttpResponse:
+    """The file as uploaded. Images are shown in the page; anything else is downloaded, never
+    opened on this site's origin. Nothing in it may run (the CSP of a sandbox)."""
+    content_type = attachment.media_type
+    if content_type.startswith("text/"):
+        content_type += "; charset=utf-8"
+    response = HttpResponse(bytes(attachment.data), content_type=content_type)
+    inline = attachment.kind == Attachment.Kind.IMAGE
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=not inline, filename=attachment.name
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_GET
+def attachment_file(request, attachment_id: int):
+    return _attachment_response(
+        attachment_get_for_user(user=request.user, attachment_id=attachment_id)
+    )
+
+
+@login_required
+@require_POST
+def attachment_delete(request, attachment_id: int):
+    """An upload taken back before its message was sent (204); a sent file stays (409)."""
+    attachment = attachment_get_for_user(user=request.user, attachment_id=attachment_id)
+    if attachment.uploaded_by_id != request.user.pk:
+        raise Http404
+    try:
+        services.attachment_delete(attachment=attachment)
+    except services.MessageNotEditable:
+        return _attachment_refused(
+            code="sent",
+            message=gettext("This file was sent with a message and stays with it."),
+            status=409,
+        )
+    return HttpResponse(status=204)
+
+
+@require_GET
+def public_attachment_file(request, token: str, attachment_id: int):
+    """A file of a conversation shown by a public link, while the link works."""
+    link = public_link_get_by_token(token=token)
+    attachment = Attachment.objects.filter(
+        pk=attachment_id, conversation_id=link.conversation_id
+    ).first()
+    if attachment is None:
+        raise Http404
+    response = _attachment_response(attachment)
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response

@@ -35,6 +35,9 @@
   // The last `send` until its answer starts (the question is saved then): refused, or with
   // the socket lost before that, its text goes back into the composer if that is empty.
   let pending = null;
+  // The files for the next message: { name, state: "uploading" | "ready" | "failed", id, kind,
+  // url, error } (see "Files for the next message" below).
+  let files = [];
 
   function urlFor(template, id) {
     return template.replace("/0/", "/" + id + "/");
@@ -84,8 +87,12 @@
       setTimeout(connect, delay);
     });
   }
-  function pendingRestore() {
+  function pendingRestore(keepFiles) {
     if (pending && !input.value) composerSet(pending.content);
+    if (pending && keepFiles !== false && !files.length && pending.files.length) {
+      files = pending.files;
+      drawFiles();
+    }
     pending = null;
   }
   function send(frame) {
@@ -144,7 +151,7 @@
   }
   function setStreaming(on) {
     streaming = on;
-    sendButton.disabled = on;
+    sendButton.disabled = on || filesUploading();
     stopButton.hidden = !on;
     root.dataset.streaming = on ? "1" : "0";
   }
@@ -267,7 +274,7 @@
     return (document.documentElement.lang || "").toLowerCase();
   }
   function unsavedWork() {
-    if (pending || input.value.trim()) return true;
+    if (pending || input.value.trim() || files.length) return true;
     if (Array.prototype.some.call(thread.querySelectorAll(".edit-form"), function (form) { return !form.hidden; })) {
       return true;
     }
@@ -358,7 +365,9 @@
       }
     },
     error: function (f) {
-      if (pending && f.request === "send" && f.request_id === pending.id) pendingRestore();
+      if (pending && f.request === "send" && f.request_id === pending.id) {
+        pendingRestore(f.code !== "attachment_not_found"); // those files cannot be sent again
+      }
       if (!streaming || f.code !== "busy") setStreaming(streaming && f.code === "busy");
       if (f.param) settingRefused(f.param, f.message);
       else showError(f.message || gettext("Something went wrong."));
@@ -483,16 +492,148 @@
     showError(message);
   }
 
+  // --- Files for the next message (chat.attachments) --------------------------------------------
+  // Each is uploaded as soon as it is chosen, dropped or pasted; the message then names them
+  // by id. The server says what it accepts and why it refuses a file; the size is checked here
+  // first only to spare a long upload.
+  const fileInput = document.getElementById("composer-file");
+  const fileList = document.getElementById("composer-files");
+  function filesUploading() {
+    return files.some(function (f) { return f.state === "uploading"; });
+  }
+  function drawFiles() {
+    fileList.replaceChildren();
+    files.forEach(function (f, index) {
+      const item = document.createElement("li");
+      item.className = "composer-file " + f.state;
+      item.dataset.state = f.state;
+      if (f.state === "ready" && f.kind === "image") {
+        const img = document.createElement("img");
+        img.src = f.url;
+        img.alt = "";
+        item.appendChild(img);
+      }
+      const name = document.createElement("span");
+      name.className = "file-name";
+      name.textContent = f.name;
+      item.appendChild(name);
+      if (f.state !== "ready") {
+        const state = document.createElement("span");
+        state.className = "file-state";
+        state.textContent = f.state === "uploading" ? gettext("uploading…") : f.error;
+        if (f.state === "failed") state.setAttribute("role", "alert");
+        item.appendChild(state);
+      }
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "small";
+      remove.dataset.fileRemove = String(index);
+      remove.setAttribute("aria-label", interpolate(gettext("Remove %(name)s"), { name: f.name }, true));
+      remove.textContent = "×";
+      item.appendChild(remove);
+      fileList.appendChild(item);
+    });
+    fileList.hidden = !files.length;
+    sendButton.disabled = streaming || filesUploading();
+  }
+  function fileUpload(file) {
+    const entry = { name: file.name || gettext("pasted image"), state: "uploading" };
+    files.push(entry);
+    if (file.size > Number(composer.dataset.maxBytes)) {
+      entry.state = "failed";
+      entry.error = gettext("The file is too large.");
+      drawFiles();
+      return;
+    }
+    drawFiles();
+    const body = new FormData();
+    body.append("file", file, entry.name);
+    body.append("workspace", root.dataset.workspace);
+    fetch(composer.dataset.uploadUrl, {
+      method: "POST",
+      body: body,
+      headers: { "X-CSRFToken": csrfToken() },
+      credentials: "same-origin",
+    })
+      .then(function (r) {
+        return r.json().then(function (data) {
+          if (!r.ok) throw new Error((data.error && data.error.message) || String(r.status));
+          Object.assign(entry, { state: "ready", id: data.id, kind: data.kind, url: data.url });
+        });
+      })
+      .catch(function (err) {
+        entry.state = "failed";
+        entry.error = err instanceof SyntaxError || err instanceof TypeError
+          ? gettext("The upload failed; check the connection and try again.")
+          : err.message;
+      })
+      .then(drawFiles);
+  }
+  function filesAdd(list) {
+    Array.prototype.forEach.call(list, fileUpload);
+  }
+  document.getElementById("attach-button").addEventListener("click", function () {
+    fileInput.click();
+  });
+  fileInput.addEventListener("change", function () {
+    filesAdd(fileInput.files);
+    fileInput.value = "";
+  });
+  fileList.addEventListener("click", function (e) {
+    const button = e.target.closest("[data-file-remove]");
+    if (!button) return;
+    const [removed] = files.splice(Number(button.dataset.fileRemove), 1);
+    drawFiles();
+    if (removed && removed.id) {
+      // Not kept for nothing: an upload taken back is deleted (else it goes after a day).
+      fetch(urlFor(composer.dataset.deleteUrl, removed.id), {
+        method: "POST",
+        headers: { "X-CSRFToken": csrfToken() },
+        credentials: "same-origin",
+      }).catch(function () {});
+    }
+    input.focus();
+  });
+  input.addEventListener("paste", function (e) {
+    const pasted = e.clipboardData && e.clipboardData.files;
+    if (pasted && pasted.length) {
+      e.preventDefault();
+      filesAdd(pasted);
+    }
+  });
+  composer.addEventListener("dragover", function (e) {
+    if (!e.dataTransfer || Array.prototype.indexOf.call(e.dataTransfer.types, "Files") < 0) return;
+    e.preventDefault();
+    composer.classList.add("dropping");
+  });
+  composer.addEventListener("dragleave", function () {
+    composer.classList.remove("dropping");
+  });
+  composer.addEventListener("drop", function (e) {
+    composer.classList.remove("dropping");
+    if (!e.dataTransfer || !e.dataTransfer.files.length) return;
+    e.preventDefault();
+    filesAdd(e.dataTransfer.files);
+  });
+
   composer.addEventListener("submit", function (e) {
     e.preventDefault();
     const content = input.value;
-    if (!content.trim() || streaming || temperatureRefused()) return;
+    const ready = files.filter(function (f) { return f.state === "ready"; });
+    if ((!content.trim() && !ready.length) || streaming || temperatureRefused()) return;
+    if (filesUploading()) {
+      showError(gettext("Wait until the files are uploaded."));
+      return;
+    }
     const frame = Object.assign({ type: "send", content: content, request_id: ++requestCounter }, settingsValues());
+    if (ready.length) frame.attachments = ready.map(function (f) { return f.id; });
     if (conversationId) frame.conversation_id = conversationId;
     else frame.workspace = root.dataset.workspace; // a new conversation lives where the page is
     if (send(frame)) {
-      pending = { id: frame.request_id, content: content };
+      pending = { id: frame.request_id, content: content, files: ready };
       composerSet("");
+      files = [];
+      drawFiles();
       setStreaming(true);
     }
   });

@@ -1,0 +1,149 @@
+"""What a file attached to a chat message is, read from its bytes (never from the name or the
+type the browser claims), and how the model is given it.
+
+- Images (PNG, JPEG, GIF, WebP), checked by Pillow: sent to the model as images.
+- PDFs, their text read by pypdf, and text files (UTF-8: plain text, Markdown, CSV, JSON,
+  source code…): the model is given their text, after the message's own.
+
+Anything else, or a file that cannot be read as what it says it is, is refused with a message
+that says why; nothing is kept of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext_noop
+
+from aurax.phrases import phrase
+
+logger = logging.getLogger(__name__)
+
+# The most files one message may carry.
+MAX_PER_MESSAGE = 10
+# Images as Pillow names their format, and the media type the providers are told.
+IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+# A document's text beyond this is cut (with a note saying so): no model reads more at once.
+MAX_TEXT_CHARS = 1_000_000
+
+
+class AttachmentRefused(Exception):
+    """`message`: a message id marked for the catalog, or a phrase with values; kept as a
+    phrase (aurax.phrases), said in the reader's language by `phrase_say`."""
+
+    def __init__(self, message: str | dict):
+        super().__init__(message)
+        self.message = phrase(message) if isinstance(message, str) else message
+
+
+def size_check(size: int) -> None:
+    limit = settings.CHAT_ATTACHMENT_MAX_BYTES
+    if size > limit:
+        raise AttachmentRefused(
+            phrase(gettext_noop("The file is larger than %(limit)s."), limit=filesizeformat(limit))
+        )
+
+
+@dataclass(frozen=True)
+class Read:
+    kind: str  # Attachment.Kind
+    media_type: str
+    text: str = ""
+
+
+def upload_read(*, name: str, data: bytes) -> Read:
+    """What `data` is, or AttachmentRefused."""
+    if not data:
+        raise AttachmentRefused(gettext_noop("The file is empty."))
+    size_check(len(data))
+    if data.startswith(b"%PDF-"):
+        return Read("document", "application/pdf", _pdf_text(data))
+    image = _image_type(data)
+    if image:
+        return Read("image", image)
+    text = _plain_text(data)
+    if text is None:
+        raise AttachmentRefused(
+            phrase(
+                gettext_noop(
+                    "“%(name)s” cannot be attached: only images (PNG, JPEG, GIF, WebP), PDFs "
+                    "and text files can."
+                ),
+                name=name,
+            )
+        )
+    return Read("document", "text/plain", text)
+
+
+def _image_type(data: bytes) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            media_type = IMAGE_TYPES.get(image.format or "")
+            if media_type is None:
+                return None
+            image.verify()  # the whole file, not only its header
+    except UnidentifiedImageError:
+        return None
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken file
+        raise AttachmentRefused(
+            gettext_noop("The image is damaged or incomplete and cannot be read.")
+        ) from None
+    return media_type
+
+
+def _pdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise AttachmentRefused(
+                gettext_noop("The PDF is protected by a password; attach one without.")
+            )
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except AttachmentRefused:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        logger.info("chat attachment: unreadable PDF (%s)", exc)
+        raise AttachmentRefused(gettext_noop("The PDF is damaged and cannot be read.")) from None
+    text = "\n\n".join(page.strip() for page in pages if page.strip())
+    if not text:
+        raise AttachmentRefused(
+            gettext_noop(
+                "The PDF has no text to read (a scan, perhaps): attach its pages as images."
+            )
+        )
+    return text
+
+
+def _plain_text(data: bytes) -> str | None:
+    if b"\x00" in data:
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    return text.replace("\r\n", "\n")
+
+
+def prompt_text(*, content: str, documents: list[tuple[str, str]]) -> str:
+    """A user message's text with its documents' after it, each between lines naming it."""
+    parts = [content] if content else []
+    for name, text in documents:
+        if len(text) > MAX_TEXT_CHARS:
+            text = text[:MAX_TEXT_CHARS] + "\n[…the rest of the file was left out]"
+        quoted = name.replace('"', "'")
+        parts.append(f'<file name="{quoted}">\n{text}\n</file>')
+    return "\n\n".join(parts)
+
+
+def data_url(*, media_type: str, data: bytes) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"

@@ -1,0 +1,377 @@
+"""Files attached to chat messages: what is accepted and refused, who may read them, and what
+happens to them with their conversation (chat.attachments)."""
+
+import datetime as dt
+import json
+import struct
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.utils import timezone
+
+from chat import actions, services, tasks
+from chat.attachments import AttachmentRefused, upload_read
+from chat.models import Attachment, Conversation, Message
+from tests.chat.files import pdf, png
+from tests.factories import UserFactory
+from workspaces import services as workspace_services
+from workspaces.models import Membership, Role
+from workspaces.selectors import personal_workspace_get
+
+pytestmark = pytest.mark.django_db
+
+
+def _refusal(name: str, data: bytes) -> str:
+    with pytest.raises(AttachmentRefused) as refused:
+        upload_read(name=name, data=data)
+    return refused.value.message["text"] % refused.value.message.get("values", {})
+
+
+# --- What a file is -----------------------------------------------------------------------
+
+
+def test_an_image_is_known_by_its_bytes_not_its_name():
+    read = upload_read(name="notes.txt", data=png())
+    assert (read.kind, read.media_type, read.text) == ("image", "image/png", "")
+
+
+def test_a_cut_off_image_is_refused_as_damaged():
+    data = png(64, 64)
+    assert "damaged" in _refusal("photo.png", data[: len(data) // 2])
+
+
+def test_a_text_file_is_a_document_whose_text_the_model_reads():
+    read = upload_read(name="notes.md", data="\ufeff# Owls\r\nThey eat mice.\r\n".encode())
+    assert (read.kind, read.media_type) == ("document", "text/plain")
+    assert read.text == "# Owls\nThey eat mice.\n"
+
+
+def test_a_pdf_s_text_is_read_from_every_page():
+    read = upload_read(name="report.pdf", data=pdf("Revenue rose 12 percent", "Costs fell"))
+    assert (read.kind, read.media_type) == ("document", "application/pdf")
+    assert read.text == "Revenue rose 12 percent\n\nCosts fell"
+
+
+def test_a_damaged_pdf_is_refused():
+    assert "damaged" in _refusal("report.pdf", b"%PDF-1.4\nthis is not a PDF at all")
+
+
+def test_a_pdf_without_text_is_refused_with_what_to_do_instead():
+    assert "attach its pages as images" in _refusal("scan.pdf", pdf())
+
+
+def test_a_binary_file_is_refused_naming_what_may_be_attached():
+    archive = b"PK\x03\x04" + struct.pack("<10I", *range(10)) + b"\x00" * 20
+    said = _refusal("backup.zip", archive)
+    assert said.startswith("“backup.zip” cannot be attached") and "PDFs" in said
+
+
+def test_an_empty_file_is_refused():
+    assert _refusal("empty.txt", b"") == "The file is empty."
+
+
+def test_a_file_over_the_limit_is_refused(settings):
+    settings.CHAT_ATTACHMENT_MAX_BYTES = 1000
+    assert _refusal("big.txt", b"a" * 1001) == "The file is larger than 1000\xa0bytes."
+    assert upload_read(name="fits.txt", data=b"a" * 1000).kind == "document"
+
+
+# --- Uploading, reading, taking back --------------------------------------------------------
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _upload(client, name: str, data: bytes, **extra):
+    return client.post("/chat/attachments/", {"file": SimpleUploadedFile(name, data), **extra})
+
+
+def test_an_upload_answers_what_was_kept_and_the_file_reads_back_as_uploaded():
+    alice = UserFactory()
+    client = _client(alice)
+    response = _upload(client, "owl.png", png())
+    assert response.status_code == 201
+    body = response.json()
+    assert body["kind"] == "image" and body["media_type"] == "image/png"
+    assert body["name"] == "owl.png" and body["size"] == len(png())
+    attachment = Attachment.objects.get(pk=body["id"])
+    assert attachment.workspace == personal_workspace_get(user=alice)
+    assert attachment.conversation is None
+    got = client.get(body["url"])
+    assert got.status_code == 200 and got.content == png()
+    assert got["Content-Type"] == "image/png"
+    assert got["Content-Disposition"].startswith("inline")
+    assert got["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in got["Content-Security-Policy"]
+
+
+def test_a_document_is_downloaded_not_opened_on_the_site():
+    client = _client(UserFactory())
+    body = _upload(client, "notes.txt", b"hoot").json()
+    got = client.get(body["url"])
+    assert got["Content-Type"] == "text/plain; charset=utf-8"
+    assert got["Content-Disposition"] == 'attachment; filename="notes.txt"'
+
+
+def test_a_refused_upload_says_why_and_keeps_nothing():
+    response = _upload(_client(UserFactory()), "tool.exe", b"MZ\x90\x00\x03\x00\x00\x00")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "attachment_refused"
+    assert "cannot be attached" in response.json()["error"]["message"]
+    assert not Attachment.objects.exists()
+
+
+def test_an_upload_without_a_file_is_refused():
+    response = _client(UserFactory()).post("/chat/attachments/", {})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "No file was sent."
+
+
+def test_nobody_else_reads_or_deletes_an_upload_not_sent():
+    alice, mallory = UserFactory(), UserFactory()
+    body = _upload(_client(alice), "owl.png", png()).json()
+    intruder = _client(mallory)
+    assert intruder.get(body["url"]).status_code == 404
+    assert intruder.post(f"/chat/attachments/{body['id']}/delete/").status_code == 404
+    assert Attachment.objects.filter(pk=body["id"]).exists()
+
+
+def test_an_upload_goes_only_to_a_workspace_of_the_uploader():
+    alice, bob = UserFactory(), UserFactory()
+    elsewhere = personal_workspace_get(user=bob)
+    response = _upload(_client(alice), "owl.png", png(), workspace=elsewhere.slug)
+    assert response.status_code == 404
+    assert not Attachment.objects.exists()
+
+
+def test_a_viewer_cannot_attach_files():
+    owner, viewer = UserFactory(), UserFactory()
+    workspace = workspace_services.workspace_create(owner=owner, name="Owl team")
+    Membership.objects.create(workspace=workspace, user=viewer, role=Role.VIEWER)
+    response = _upload(_client(viewer), "owl.png", png(), workspace=workspace.slug)
+    assert response.status_code == 403
+    assert not Attachment.objects.exists()
+
+
+def test_an_upload_taken_back_is_deleted_but_a_sent_one_stays():
+    alice = UserFactory()
+    client = _client(alice)
+    taken_back = _upload(client, "a.txt", b"first").json()
+    assert client.post(f"/chat/attachments/{taken_back['id']}/delete/").status_code == 204
+    assert not Attachment.objects.filter(pk=taken_back["id"]).exists()
+    sent = _upload(client, "b.txt", b"second").json()
+    actions.send(user=alice, frame={"content": "", "attachments": [sent["id"]]})
+    response = client.post(f"/chat/attachments/{sent['id']}/delete/")
+    assert response.status_code == 409
+    assert Attachment.objects.filter(pk=sent["id"]).exists()
+
+
+# --- Sending ----------------------------------------------------------------------------------
+
+
+def _uploaded(user, name="owl.png", data=None, workspace=None) -> Attachment:
+    return services.attachment_create(
+        workspace=workspace or personal_workspace_get(user=user),
+        user=user,
+        name=name,
+        data=png() if data is None else data,
+    )
+
+
+def test_a_message_is_sent_with_its_files_which_then_belong_to_its_conversation():
+    alice = UserFactory()
+    image, notes = _uploaded(alice), _uploaded(alice, "notes.txt", b"hoot")
+    conversation_id, answer, created = actions.send(
+        user=alice, frame={"content": "What is this?", "attachments": [image.pk, notes.pk]}
+    )
+    assert created
+    question = answer.parent
+    question.refresh_from_db()
+    assert [a["name"] for a in question.attachments] == ["owl.png", "notes.txt"]
+    assert question.attachments[0] == {
+        "id": image.pk,
+        "name": "owl.png",
+        "kind": "image",
+        "media_type": "image/png",
+        "size": len(png()),
+    }
+    assert set(
+        Attachment.objects.filter(conversation_id=conversation_id).values_list("pk", flat=True)
+    ) == {image.pk, notes.pk}
+
+
+def test_files_alone_make_a_message_but_nothing_at_all_does_not():
+    alice = UserFactory()
+    _cid, answer, _ = actions.send(
+        user=alice, frame={"content": "", "attachments": [_uploaded(alice).pk]}
+    )
+    assert answer.parent.content == ""
+    with pytest.raises(actions.ActionRefused) as refused:
+        actions.send(user=alice, frame={"content": " ", "attachments": []})
+    assert refused.value.message == "The message is empty."
+
+
+@pytest.mark.parametrize("whose", ["another user's", "already sent"])
+def test_a_file_that_is_not_the_sender_s_to_send_is_refused_and_nothing_is_made(whose):
+    alice, mallory = UserFactory(), UserFactory()
+    if whose == "another user's":
+        file = _uploaded(alice)
+    else:
+        file = _uploaded(mallory)
+        actions.send(user=mallory, frame={"content": "first", "attachments": [file.pk]})
+    conversations = Conversation.objects.count()
+    messages = Message.objects.count()
+    with pytest.raises(actions.ActionRefused) as refused:
+        actions.send(user=mallory, frame={"content": "mine now", "attachments": [file.pk]})
+    assert refused.value.code == "attachment_not_found"
+    assert (Conversation.objects.count(), Message.objects.count()) == (conversations, messages)
+
+
+def test_a_file_sent_meanwhile_from_another_tab_undoes_the_send():
+    alice = UserFactory()
+    file = _uploaded(alice)
+    conversation = services.conversation_create(
+        user=alice, workspace=personal_workspace_get(user=alice)
+    )
+    Attachment.objects.filter(pk=file.pk).update(conversation=conversation)  # the other tab
+    with pytest.raises(services.AttachmentsGone):
+        services.message_send(conversation=conversation, content="hi", attachments=[file])
+    assert not Message.objects.filter(conversation=conversation).exists()
+
+
+def test_a_message_carries_at_most_ten_files():
+    alice = UserFactory()
+    with pytest.raises(actions.ActionRefused) as refused:
+        actions.send(user=alice, frame={"content": "x", "attachments": list(range(1, 12))})
+    assert refused.value.message["text"] == "A message can carry at most %(count)s files."
+
+
+def test_an_edited_message_keeps_its_files():
+    alice = UserFactory()
+    file = _uploaded(alice)
+    _cid, answer, _ = actions.send(
+        user=alice, frame={"content": "What is it?", "attachments": [file.pk]}
+    )
+    services.message_finish(message_id=answer.pk, content="An owl.", status="complete")
+    _question, second = services.message_edit(message=answer.parent, content="Which bird?")
+    assert second.parent.attachments == answer.parent.attachments
+
+
+# --- With their conversation -----------------------------------------------------------------
+
+
+def test_files_go_with_their_conversation():
+    alice = UserFactory()
+    conversation_id, _answer, _ = actions.send(
+        user=alice, frame={"content": "x", "attachments": [_uploaded(alice).pk]}
+    )
+    services.conversation_delete(conversation=Conversation.objects.get(pk=conversation_id))
+    assert not Attachment.objects.exists()
+
+
+def test_uploads_never_sent_are_deleted_after_a_day_by_the_beat_task(settings):
+    alice = UserFactory()
+    old, recent = _uploaded(alice, "old.txt", b"old"), _uploaded(alice, "new.txt", b"new")
+    sent = _uploaded(alice, "sent.txt", b"sent")
+    actions.send(user=alice, frame={"content": "x", "attachments": [sent.pk]})
+    day_ago = timezone.now() - dt.timedelta(hours=25)
+    Attachment.objects.filter(pk__in=[old.pk, sent.pk]).update(created_at=day_ago)
+    assert "chat.attachments_unsent_delete" in {
+        entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    assert tasks.attachments_unsent_delete() == 1
+    assert set(Attachment.objects.values_list("name", flat=True)) == {"new.txt", "sent.txt"}
+
+
+def test_a_copy_of_a_shared_conversation_has_its_own_copies_of_the_files():
+    owner, member = UserFactory(), UserFactory()
+    workspace = workspace_services.workspace_create(owner=owner, name="Owl team")
+    Membership.objects.create(workspace=workspace, user=member, role=Role.MEMBER)
+    file = _uploaded(owner, workspace=workspace)
+    conversation = services.conversation_create(user=owner, workspace=workspace)
+    _q, answer = services.message_send(conversation=conversation, content="x", attachments=[file])
+    services.message_finish(message_id=answer.pk, content="An owl.", status="complete")
+    services.conversation_share(conversation=conversation, actor=owner)
+    copy = services.conversation_copy(conversation=conversation, user=member)
+    services.conversation_delete(conversation=conversation)
+    question = copy.messages.get(role="user")
+    (described,) = question.attachments
+    assert described["id"] != file.pk and described["name"] == "owl.png"
+    copied = Attachment.objects.get(pk=described["id"])
+    assert copied.conversation == copy and bytes(copied.data) == png()
+    assert _client(member).get(f"/chat/attachments/{copied.pk}/").content == png()
+
+
+def test_a_shared_conversation_s_files_are_read_by_members_until_it_is_unshared():
+    owner, member, outsider = UserFactory(), UserFactory(), UserFactory()
+    workspace = workspace_services.workspace_create(owner=owner, name="Owl team")
+    Membership.objects.create(workspace=workspace, user=member, role=Role.MEMBER)
+    file = _uploaded(owner, workspace=workspace)
+    conversation = services.conversation_create(user=owner, workspace=workspace)
+    services.message_send(conversation=conversation, content="x", attachments=[file])
+    url = f"/chat/attachments/{file.pk}/"
+    assert _client(member).get(url).status_code == 404  # not shared yet
+    services.conversation_share(conversation=conversation, actor=owner)
+    assert _client(member).get(url).status_code == 200
+    assert _client(outsider).get(url).status_code == 404
+    services.conversation_unshare(conversation=conversation, actor=owner)
+    assert _client(member).get(url).status_code == 404
+
+
+def test_a_public_link_shows_the_conversation_s_files_and_only_those_while_it_works():
+    alice = UserFactory()
+    workspace = personal_workspace_get(user=alice)
+    workspace.public_links_enabled = True
+    workspace.save()
+    file, elsewhere = _uploaded(alice), _uploaded(alice, "other.png")
+    conversation = services.conversation_create(user=alice, workspace=workspace)
+    services.message_send(conversation=conversation, content="x", attachments=[file])
+    link = services.public_link_create(conversation=conversation, actor=alice)
+    anonymous = Client()
+    page = anonymous.get(f"/p/{link.token}/").content.decode()
+    assert f'src="/p/{link.token}/files/{file.pk}/"' in page
+    got = anonymous.get(f"/p/{link.token}/files/{file.pk}/")
+    assert got.status_code == 200 and got.content == png()
+    assert anonymous.get(f"/p/{link.token}/files/{elsewhere.pk}/").status_code == 404
+    services.public_link_revoke(conversation=conversation, actor=alice)
+    assert anonymous.get(f"/p/{link.token}/files/{file.pk}/").status_code == 404
+
+
+def test_a_member_who_leaves_loses_their_uploads_not_sent():
+    owner, member = UserFactory(), UserFactory()
+    workspace = workspace_services.workspace_create(owner=owner, name="Owl team")
+    Membership.objects.create(workspace=workspace, user=member, role=Role.MEMBER)
+    _uploaded(member, workspace=workspace)
+    kept = _uploaded(member)  # in their personal workspace
+    workspace_services.member_remove(
+        actor_membership=Membership.objects.get(workspace=workspace, user=owner),
+        target=Membership.objects.get(workspace=workspace, user=member),
+    )
+    assert list(Attachment.objects.all()) == [kept]
+
+
+# --- Shown and exported ---------------------------------------------------------------------
+
+
+def test_the_thread_shows_images_and_links_documents_and_exports_name_them():
+    alice = UserFactory()
+    image, notes = _uploaded(alice), _uploaded(alice, "notes.txt", b"hoot")
+    conversation_id, answer, _ = actions.send(
+        user=alice, frame={"content": "Look", "attachments": [image.pk, notes.pk]}
+    )
+    services.message_finish(message_id=answer.pk, content="Seen.", status="complete")
+    client = _client(alice)
+    html = client.get(f"/c/{conversation_id}/thread/").content.decode()
+    assert f'<img src="/chat/attachments/{image.pk}/" alt="owl.png"' in html
+    assert f'<a href="/chat/attachments/{notes.pk}/" download>notes.txt</a>' in html
+    markdown = client.get(f"/c/{conversation_id}/export.md").content.decode()
+    assert "_Attached: `owl.png`, `notes.txt`_" in markdown
+    exported = json.loads(client.get(f"/c/{conversation_id}/export.json").content)
+    assert exported["messages"][0]["attachments"] == [
+        {"name": "owl.png", "kind": "image", "media_type": "image/png", "size": len(png())},
+        {"name": "notes.txt", "kind": "document", "media_type": "text/plain", "size": 4},
+    ]
