@@ -98,15 +98,31 @@ def _tokens_remembered(text: str) -> int:
 def _field(message: Any, name: str) -> str:
     value = message.get(name, "") if isinstance(message, dict) else getattr(message, name, "")
     if isinstance(value, list):  # OpenAI-style content parts
-        return " ".join(p.get("text", "") for p in value if isinstance(p, dict))
+        return " ".join(p["text"] for p in value if isinstance(p, dict) and "text" in p)
     return value or ""
 
 
+# What one image in a prompt is counted as before a provider says: OpenAI's count for a
+# 1024×1024 image in detail (85 + 4 tiles of 170), about Anthropic's for the same (1,398).
+TOKENS_PER_IMAGE = 765
+
+
+def _images(message: Any) -> int:
+    if isinstance(message, dict):
+        content = message.get("content")
+        if not isinstance(content, list):
+            return 0
+        return sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+    return len(getattr(message, "images", ()) or ())
+
+
 def messages_tokens_estimate(messages: Iterable[Any], *, model: str = "") -> int:
-    """Approximate prompt tokens of a chat: dicts or objects with `role` and `content`."""
+    """Approximate prompt tokens of a chat: dicts or objects with `role` and `content` (and
+    images: `images`, or OpenAI-style `image_url` parts)."""
     total = TOKENS_PER_REPLY
     for message in messages:
         total += TOKENS_PER_MESSAGE
         total += tokens_estimate(text=_field(message, "role"), model=model)
         total += tokens_estimate(text=_field(message, "content"), model=model)
+        total += TOKENS_PER_IMAGE * _images(message)
     return total

@@ -31,6 +31,22 @@ def test_objects_with_role_and_content_are_accepted():
     )
 
 
+def test_each_image_of_a_prompt_counts_as_a_detailed_1024_pixel_image():
+    from providers.types import ImagePart
+    from providers.types import Message as PromptMessage
+
+    text_only = messages_tokens_estimate([{"role": "user", "content": "What is it?"}])
+    parts = [
+        {"type": "text", "text": "What is it?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/owl.png"}},
+    ]
+    assert messages_tokens_estimate([{"role": "user", "content": parts}]) == text_only + 2 * 765
+    images = (ImagePart(url="data:image/png;base64,AAAA"),)
+    with_image = PromptMessage(role="user", content="What is it?", images=images)
+    assert messages_tokens_estimate([with_image]) == text_only + 765
+
+
 def test_remembered_counts_keep_the_most_recently_used(monkeypatch):
     monkeypatch.setattr(tokens, "REMEMBERED_TEXTS", 3)
     monkeypatch.setattr(tokens, "_remembered", OrderedDict())

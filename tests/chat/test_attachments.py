@@ -275,7 +275,8 @@ def test_files_go_with_their_conversation():
 
 def test_uploads_never_sent_are_deleted_after_a_day_by_the_beat_task(settings):
     alice = UserFactory()
-    old, recent = _uploaded(alice, "old.txt", b"old"), _uploaded(alice, "new.txt", b"new")
+    old = _uploaded(alice, "old.txt", b"old")
+    _uploaded(alice, "new.txt", b"new")
     sent = _uploaded(alice, "sent.txt", b"sent")
     actions.send(user=alice, frame={"content": "x", "attachments": [sent.pk]})
     day_ago = timezone.now() - dt.timedelta(hours=25)

@@ -391,3 +391,34 @@ def test_the_running_total_counts_the_title_when_it_arrives(chat_page, chat_serv
     chat_page.reload()
     chat_page.wait_for_selector("#chat[data-socket=open]")
     assert figures() == live
+
+
+def test_a_file_attached_in_the_composer_reaches_the_model_and_shows_in_the_thread(
+    chat_page, fake_upstream, tmp_path
+):
+    from tests.chat.files import png
+
+    picture = tmp_path / "owl.png"
+    picture.write_bytes(png(6, 6, (90, 60, 30)))
+    tool = tmp_path / "tool.exe"
+    tool.write_bytes(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00")
+    chat_page.set_input_files("#composer-file", [str(picture), str(tool)])
+    files = chat_page.locator(".composer-file")
+    expect(files).to_have_count(2)
+    expect(files.nth(0)).to_have_attribute("data-state", "ready")
+    expect(files.nth(0).locator("img")).to_be_visible()
+    expect(files.nth(1)).to_have_attribute("data-state", "failed")
+    expect(files.nth(1)).to_contain_text("“tool.exe” cannot be attached")
+    files.nth(1).locator("[data-file-remove]").click()
+    expect(files).to_have_count(1)
+    ask(chat_page, '@reply="A brown owl."')
+    expect(files).to_have_count(0)  # sent with the message
+    chat_page.wait_for_selector(".msg-assistant[data-status=complete]")
+    expect(last_answer(chat_page)).to_contain_text("A brown owl.")
+    shown = chat_page.locator(".msg-user .msg-file img")
+    expect(shown).to_have_attribute("alt", "owl.png")
+    assert shown.evaluate("img => img.complete && img.naturalWidth") == 6  # loaded, not broken
+    answer_request = fake_upstream.posted()[0]  # then the title's
+    parts = answer_request["json"]["messages"][-1]["content"]
+    assert parts[0] == {"type": "text", "text": '@reply="A brown owl."'}
+    assert parts[1]["image_url"]["url"].startswith("data:image/png;base64,")
