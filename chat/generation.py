@@ -433,7 +433,8 @@ def _context_of(answer: Message) -> dict:
         "prompt": prompt,
         "parent_id": answer.parent_id,
         "needs_title": not conversation.title_final and answer.parent.parent_id is None,
-        "question": answer.parent.content,
+        "question": answer.parent.content
+        or ", ".join(a["name"] for a in answer.parent.attachments),
     }
 
 

@@ -78,8 +78,9 @@ def sockets_language_set(*, user_id: int, language: str) -> None:
     _send_on_commit(events.user_group(user_id), events.language_changed(language=language))
 
 
-def _provisional_title(text: str) -> str:
-    line = " ".join(text.split())
+def _provisional_title(text: str, attachments: list[dict] | None = None) -> str:
+    """The question's first words; for files sent without a word, their names."""
+    line = " ".join(text.split()) or ", ".join(a["name"] for a in attachments or ())
     return line[:60] + ("…" if len(line) > 60 else "")
 
 
@@ -466,7 +467,7 @@ def _message_send(
         )
         changed = []
         if not conversation.title:
-            conversation.title = _provisional_title(content)
+            conversation.title = _provisional_title(content, attachments)
             changed.append("title")  # saved with the new leaf, in one UPDATE
         return question, _assistant_placeholder(
             conversation=conversation, parent=question, changed=changed
@@ -548,7 +549,7 @@ def _send_statement(
         for f, value in zip(fields, statements.insert_params(answer, fields, alias), strict=True)
         if f.attname != "parent_id"
     ]
-    leaf_set = [now, _provisional_title(content), conversation.pk]
+    leaf_set = [now, _provisional_title(content, attachments), conversation.pk]
     with connection.cursor() as cursor:
         if len(sqls) == 1:
             cursor.execute(sqls[0], [conversation.pk, *asked, *answered, *leaf_set])

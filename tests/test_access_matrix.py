@@ -59,6 +59,23 @@ def _conversation(w: World, *, shared: bool = False):
     return w.objects[key]
 
 
+def _attachment(w: World, *, sent: bool = True):
+    """A file of the owner's: sent in their private conversation, or uploaded and not sent."""
+    from chat import services
+
+    key = "attachment_sent" if sent else "attachment"
+    if key not in w.objects:
+        attachment = services.attachment_create(
+            workspace=w.team, user=w.owner, name="plans.txt", data=b"Secret plans"
+        )
+        if sent:
+            services.message_send(
+                conversation=_conversation(w), content="Read this", attachments=[attachment]
+            )
+        w.objects[key] = attachment
+    return w.objects[key]
+
+
 def _credential(w: World):
     from providers.models import Scope
     from providers.services import credential_create
@@ -232,6 +249,12 @@ CASES: dict[str, Case] = {
         lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True
     ),
     "chat_copy": Case(lambda w: {"conversation_id": _conversation(w, shared=True).pk}, write=True),
+    "chat_attachment": Case(
+        lambda w: {"attachment_id": _attachment(w).pk}, write=False, viewer_may_read=False
+    ),
+    "chat_attachment_delete": Case(
+        lambda w: {"attachment_id": _attachment(w, sent=False).pk}, write=True
+    ),
 }
 
 EXEMPT = {
@@ -246,6 +269,10 @@ EXEMPT = {
     "chat_public": (
         "a public read-only link by design, addressed by a random revocable token; "
         "checked in tests/chat/test_sharing.py"
+    ),
+    "chat_public_attachment": (
+        "a file of a conversation shown by a public link, addressed by the link's token; "
+        "checked in tests/chat/test_attachments.py"
     ),
 }
 

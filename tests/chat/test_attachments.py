@@ -210,6 +210,8 @@ def test_files_alone_make_a_message_but_nothing_at_all_does_not():
         user=alice, frame={"content": "", "attachments": [_uploaded(alice).pk]}
     )
     assert answer.parent.content == ""
+    conversation = Conversation.objects.get(pk=_cid)
+    assert conversation.title == "owl.png"  # until a title is generated: the files' names
     with pytest.raises(actions.ActionRefused) as refused:
         actions.send(user=alice, frame={"content": " ", "attachments": []})
     assert refused.value.message == "The message is empty."
