@@ -415,7 +415,6 @@ def message_send(
     `attachments`: files its uploader has not sent yet (chat.selectors.attachments_unsent_get),
     sent with it in one transaction: AttachmentsGone if one was sent meanwhile.
 
-
     First without reading the conversation again: the database refuses a second streaming
     answer in a conversation (the `chat_msg_one_streaming` index), so an answer streaming
     meanwhile makes it fail, and the send is then done under the conversation's lock, which
