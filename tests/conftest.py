@@ -68,6 +68,15 @@ def _ledger_written(request):
     leases_return()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last, when one run holds both (`pytest` with no `-m`): Playwright's sync
+    API leaves its event loop marked as running in the main thread for the rest of the
+    session, and every asyncio test after it then fails to start its own loop ("Runner.run()
+    cannot be called from a running event loop"). `make test` runs them in their own process
+    anyway."""
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
 def pytest_report_header(config):
     mode = "services (PostgreSQL/Redis)" if SERVICES_MODE else "embedded (SQLite, in-memory)"
     return f"aurax mode: {mode}"
