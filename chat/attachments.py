@@ -2,8 +2,9 @@
 type the browser claims), and how the model is given it.
 
 - Images (PNG, JPEG, GIF, WebP), checked by Pillow: sent to the model as images.
-- PDFs, their text read by pypdf, and text files (UTF-8: plain text, Markdown, CSV, JSON,
-  source code…): the model is given their text, after the message's own.
+- PDFs (their text read by pypdf), Word documents (.docx, by python-docx) and text files
+  (UTF-8: plain text, Markdown, CSV, JSON, source code…): the model is given their text,
+  after the message's own.
 
 Anything else, or a file that cannot be read as what it says it is, is refused with a message
 that says why; nothing is kept of it.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import zipfile
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -28,6 +30,9 @@ logger = logging.getLogger(__name__)
 MAX_PER_MESSAGE = 10
 # Images as Pillow names their format, and the media type the providers are told.
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+# A Word document whose parts unpack to more than this is refused.
+MAX_UNPACKED_BYTES = 200 * 1024 * 1024
 # A document's text beyond this is cut (with a note saying so): no model reads more at once.
 MAX_TEXT_CHARS = 1_000_000
 
@@ -63,6 +68,8 @@ def upload_read(*, name: str, data: bytes) -> Read:
     size_check(len(data))
     if data.startswith(b"%PDF-"):
         return Read("document", "application/pdf", _pdf_text(data))
+    if data.startswith(b"PK\x03\x04") and _is_docx(data):
+        return Read("document", DOCX, _docx_text(data))
     image = _image_type(data)
     if image:
         return Read("image", image)
@@ -71,8 +78,8 @@ def upload_read(*, name: str, data: bytes) -> Read:
         raise AttachmentRefused(
             phrase(
                 gettext_noop(
-                    "“%(name)s” cannot be attached: only images (PNG, JPEG, GIF, WebP), PDFs "
-                    "and text files can."
+                    "“%(name)s” cannot be attached: only images (PNG, JPEG, GIF, WebP), PDFs, "
+                    "Word documents and text files can."
                 ),
                 name=name,
             )
@@ -121,6 +128,42 @@ def _pdf_text(data: bytes) -> str:
                 "The PDF has no text to read (a scan, perhaps): attach its pages as images."
             )
         )
+    return text
+
+
+def _is_docx(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "word/document.xml" in archive.namelist()
+    except zipfile.BadZipFile:
+        return False
+
+
+def _docx_text(data: bytes) -> str:
+    """Paragraphs and tables (a row a line, its cells between " | "), in the document's order."""
+    from docx import Document
+    from docx.table import Table
+
+    damaged = AttachmentRefused(gettext_noop("The Word document is damaged and cannot be read."))
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(member.file_size for member in archive.infolist())
+        if unpacked > MAX_UNPACKED_BYTES:  # a zip bomb, or a document no model reads whole
+            raise damaged
+        lines = []
+        for block in Document(io.BytesIO(data)).iter_inner_content():
+            if isinstance(block, Table):
+                lines += [" | ".join(cell.text for cell in row.cells) for row in block.rows]
+            else:
+                lines.append(block.text)
+    except AttachmentRefused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - python-docx and lxml raise many kinds
+        logger.info("chat attachment: unreadable Word document (%s)", exc)
+        raise damaged from None
+    text = "\n".join(lines).strip()
+    if not text:
+        raise AttachmentRefused(gettext_noop("The Word document has no text to read."))
     return text
 
 

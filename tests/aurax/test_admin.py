@@ -37,3 +37,22 @@ def test_every_app_has_its_own_section_name_in_the_admin(staff_client):
     names = [str(app["name"]) for app in apps]
     assert len(names) == len(set(names)), names
     assert "Users" in names
+
+
+def test_attachment_admin_lists_files_by_size_without_their_content(staff_client, user):
+    from chat import services
+    from workspaces.models import Membership
+
+    services.attachment_create(
+        workspace=Membership.objects.get(user=user).workspace,
+        user=user,
+        name="minutes.txt",
+        data=b"the private minutes " * 100,
+    )
+    listing = staff_client.get(reverse("admin:chat_attachment_changelist")).content.decode()
+    assert "minutes.txt" in listing and "2.0\xa0KB" in listing
+    assert "the private minutes" not in listing
+    attachment_id = services.Attachment.objects.get().pk
+    page = staff_client.get(reverse("admin:chat_attachment_change", args=[attachment_id]))
+    html = page.content.decode()
+    assert "minutes.txt" in html and "the private minutes" not in html

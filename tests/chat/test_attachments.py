@@ -2,8 +2,10 @@
 happens to them with their conversation (chat.attachments)."""
 
 import datetime as dt
+import io
 import json
 import struct
+import zipfile
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -13,7 +15,7 @@ from django.utils import timezone
 from chat import actions, services, tasks
 from chat.attachments import AttachmentRefused, upload_read
 from chat.models import Attachment, Conversation, Message
-from tests.chat.files import pdf, png
+from tests.chat.files import docx, pdf, png
 from tests.factories import UserFactory
 from workspaces import services as workspace_services
 from workspaces.models import Membership, Role
@@ -59,6 +61,27 @@ def test_a_damaged_pdf_is_refused():
 
 def test_a_pdf_without_text_is_refused_with_what_to_do_instead():
     assert "attach its pages as images" in _refusal("scan.pdf", pdf())
+
+
+def test_a_word_document_s_paragraphs_and_tables_are_read_in_order():
+    data = docx("Minutes", "Owls were discussed.", table=[["Owl", "Prey"], ["Barn", "Mice"]])
+    read = upload_read(name="minutes.docx", data=data)
+    assert read.kind == "document" and read.media_type.endswith("wordprocessingml.document")
+    assert read.text == "Minutes\nOwls were discussed.\nOwl | Prey\nBarn | Mice"
+
+
+def test_a_damaged_word_document_is_refused():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("word/document.xml", "<not-closed")
+    assert "damaged" in _refusal("minutes.docx", out.getvalue())
+
+
+def test_an_office_file_that_is_not_a_word_document_is_refused():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    assert "cannot be attached" in _refusal("sheet.xlsx", out.getvalue())
 
 
 def test_a_binary_file_is_refused_naming_what_may_be_attached():
