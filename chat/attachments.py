@@ -1,7 +1,8 @@
 """What a file attached to a chat message is, read from its bytes (never from the name or the
 type the browser claims), and how the model is given it.
 
-- Images (PNG, JPEG, GIF, WebP), checked by Pillow: sent to the model as images.
+- Images (PNG, JPEG, GIF, WebP), checked by Pillow: sent to the model as images; a copy
+  turned upright and brought within what every provider takes is made for it when needed.
 - PDFs (their text read by pypdf), Word documents (.docx, by python-docx) and text files
   (UTF-8: plain text, Markdown, CSV, JSON, source code…): the model is given their text,
   after the message's own.
@@ -31,6 +32,12 @@ MAX_PER_MESSAGE = 10
 # Images as Pillow names their format, and the media type the providers are told.
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+# What the model is sent of an image at most: its long side in pixels (OpenAI scales a
+# larger one down to this anyway, Anthropic to 1568), and its bytes (Anthropic refuses an
+# image over 5 MB, counted in base64: 3.75 MB before).
+MODEL_IMAGE_SIDE = 2048
+MODEL_IMAGE_BYTES = 3_750_000
+ORIENTATION_TAG = 0x0112
 # A Word document whose parts unpack to more than this is refused.
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
 # A document's text beyond this is cut (with a note saying so): no model reads more at once.
@@ -59,6 +66,9 @@ class Read:
     kind: str  # Attachment.Kind
     media_type: str
     text: str = ""
+    # An image's copy for the model, when the file cannot go as it is (`image_for_model`).
+    model_data: bytes | None = None
+    model_media_type: str = ""
 
 
 def upload_read(*, name: str, data: bytes) -> Read:
@@ -72,7 +82,10 @@ def upload_read(*, name: str, data: bytes) -> Read:
         return Read("document", DOCX, _docx_text(data))
     image = _image_type(data)
     if image:
-        return Read("image", image)
+        copy = _image_for_model(data)
+        if copy is None:
+            return Read("image", image)
+        return Read("image", image, model_data=copy[0], model_media_type=copy[1])
     text = _plain_text(data)
     if text is None:
         raise AttachmentRefused(
@@ -103,6 +116,46 @@ def _image_type(data: bytes) -> str | None:
             gettext_noop("The image is damaged or incomplete and cannot be read.")
         ) from None
     return media_type
+
+
+def _image_for_model(data: bytes) -> tuple[bytes, str] | None:
+    """A copy of the image for the model (its bytes and media type), or None when the file
+    goes as it is: one turned by its EXIF orientation (as phones save photos: the model would
+    see it sideways), or larger than MODEL_IMAGE_SIDE or MODEL_IMAGE_BYTES, is turned upright
+    and scaled down to fit."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            turned = image.getexif().get(ORIENTATION_TAG, 1) != 1
+            if not turned and max(image.size) <= MODEL_IMAGE_SIDE:
+                if len(data) <= MODEL_IMAGE_BYTES:
+                    return None
+            kind = image.format
+            copy = ImageOps.exif_transpose(image)
+            copy.thumbnail((MODEL_IMAGE_SIDE, MODEL_IMAGE_SIDE))
+            encoded = _image_encoded(copy, kind)
+            if len(encoded[0]) > MODEL_IMAGE_BYTES:  # a large PNG of a photo, say
+                encoded = _image_encoded(copy, "JPEG")
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken file
+        raise AttachmentRefused(
+            gettext_noop("The image is damaged or incomplete and cannot be read.")
+        ) from None
+    return encoded
+
+
+def _image_encoded(image, kind: str) -> tuple[bytes, str]:
+    out = io.BytesIO()
+    if kind == "JPEG":
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        image.save(out, format="JPEG", quality=85)
+    elif kind == "WEBP":
+        image.save(out, format="WEBP", quality=85)
+    else:  # PNG, and a GIF's first frame
+        image.save(out, format="PNG", optimize=True)
+        kind = "PNG"
+    return out.getvalue(), IMAGE_TYPES[kind]
 
 
 def _pdf_text(data: bytes) -> str:

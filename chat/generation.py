@@ -450,8 +450,8 @@ def _with_attachments(message: Message, files: dict) -> PromptMessage:
         ),
         images=tuple(
             ImagePart(
-                url=attachments.data_url(media_type=a.media_type, data=bytes(a.data)),
-                media_type=a.media_type,
+                url=attachments.data_url(media_type=a.sent_media_type, data=bytes(a.sent_data)),
+                media_type=a.sent_media_type,
             )
             for a in found
             if a.kind == Attachment.Kind.IMAGE

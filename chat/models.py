@@ -153,6 +153,10 @@ class Attachment(models.Model):
     data = models.BinaryField()
     # A document's text, read once at upload: what the model is given.
     text = models.TextField(blank=True, default="")
+    # An image's copy for the model, when the file itself cannot go as it is (turned by its
+    # EXIF orientation, too large: chat.attachments); null: the file goes.
+    model_data = models.BinaryField(null=True, blank=True)
+    model_media_type = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied
 from django.db import connections, router
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce, NullIf
 from django.http import Http404
 from django.utils import formats, timezone
 
@@ -425,9 +426,13 @@ def attachments_for_prompt(
     ids = {d["id"] for m in messages for d in m.attachments}
     if not ids:
         return {}
-    return {
-        a.pk: a
-        for a in Attachment.objects.filter(pk__in=ids, conversation_id=conversation_id).only(
-            "kind", "name", "media_type", "data", "text"
+    found = (
+        Attachment.objects.filter(pk__in=ids, conversation_id=conversation_id)
+        .only("kind", "name", "text")
+        # What goes to the model: an image's copy made for it, else the file.
+        .annotate(
+            sent_data=Coalesce("model_data", "data"),
+            sent_media_type=Coalesce(NullIf("model_media_type", Value("")), "media_type"),
         )
-    }
+    )
+    return {a.pk: a for a in found}

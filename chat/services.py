@@ -954,6 +954,8 @@ def attachment_create(*, workspace, user, name: str, data: bytes) -> Attachment:
         size=len(data),
         data=data,
         text=read.text,
+        model_data=read.model_data,
+        model_media_type=read.model_media_type,
     )
 
 

@@ -38,6 +38,8 @@ class Migration(migrations.Migration):
                 ("size", models.PositiveIntegerField()),
                 ("data", models.BinaryField()),
                 ("text", models.TextField(blank=True, default="")),
+                ("model_data", models.BinaryField(blank=True, null=True)),
+                ("model_media_type", models.CharField(blank=True, default="", max_length=100)),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 (
                     "conversation",

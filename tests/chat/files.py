@@ -61,3 +61,25 @@ def docx(*paragraphs: str, table: list[list[str]] | None = None) -> bytes:
     out = io.BytesIO()
     document.save(out)
     return out.getvalue()
+
+
+def jpeg(width: int, height: int, *, orientation: int = 1) -> bytes:
+    """A JPEG as a phone saves it: pixels as the sensor read them, and the EXIF orientation
+    that says how to turn them (6: a quarter turn clockwise)."""
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (width, height), (20, 140, 60)).save(out, format="JPEG", exif=exif)
+    return out.getvalue()
+
+
+def noise_png(width: int, height: int) -> bytes:
+    """A PNG that compresses badly (as photos saved as PNG do)."""
+    import random
+
+    rng = random.Random(7)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (width, height), rng.randbytes(width * height * 3)).save(
+        out, format="PNG"
+    )
+    return out.getvalue()

@@ -15,7 +15,7 @@ from django.utils import timezone
 from chat import actions, services, tasks
 from chat.attachments import AttachmentRefused, upload_read
 from chat.models import Attachment, Conversation, Message
-from tests.chat.files import docx, pdf, png
+from tests.chat.files import docx, jpeg, noise_png, pdf, png
 from tests.factories import UserFactory
 from workspaces import services as workspace_services
 from workspaces.models import Membership, Role
@@ -36,6 +36,42 @@ def _refusal(name: str, data: bytes) -> str:
 def test_an_image_is_known_by_its_bytes_not_its_name():
     read = upload_read(name="notes.txt", data=png())
     assert (read.kind, read.media_type, read.text) == ("image", "image/png", "")
+
+
+def _size(data: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as image:
+        return image.size
+
+
+def test_an_image_that_fits_goes_to_the_model_as_it_is():
+    assert upload_read(name="owl.png", data=png(300, 200)).model_data is None
+
+
+def test_a_photo_turned_by_its_exif_orientation_goes_to_the_model_upright():
+    read = upload_read(name="photo.jpg", data=jpeg(40, 30, orientation=6))
+    assert read.media_type == "image/jpeg" and read.model_media_type == "image/jpeg"
+    assert _size(read.model_data) == (30, 40)
+
+
+def test_a_large_image_goes_to_the_model_scaled_down_and_is_kept_whole():
+    data = png(3000, 1000)
+    read = upload_read(name="panorama.png", data=data)
+    assert _size(read.model_data) == (2048, 683) and read.model_media_type == "image/png"
+    client = _client(UserFactory())
+    body = _upload(client, "panorama.png", data).json()
+    assert client.get(body["url"]).content == data  # the file itself, as uploaded
+
+
+def test_an_image_too_heavy_for_the_providers_goes_to_the_model_as_a_jpeg(monkeypatch):
+    from chat import attachments
+
+    monkeypatch.setattr(attachments, "MODEL_IMAGE_BYTES", 30_000)
+    data = noise_png(120, 120)
+    assert len(data) > 30_000
+    read = upload_read(name="screenshot.png", data=data)
+    assert read.model_media_type == "image/jpeg" and _size(read.model_data) == (120, 120)
 
 
 def test_a_cut_off_image_is_refused_as_damaged():

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from chat import generation, services
 from chat.models import Conversation, Message
-from tests.chat.files import pdf, png
+from tests.chat.files import jpeg, pdf, png
 from tests.chat.helpers import frames_until, of_type, socket_for
 from tests.factories import UserFactory
 from tests.gateway.conftest import model_for
@@ -125,3 +125,19 @@ async def test_another_user_s_file_is_refused_and_nothing_is_sent_or_saved(
     assert not await Message.objects.filter(conversation__user=mallory).aexists()
     assert not await Conversation.objects.filter(user=mallory).aexists()
     await socket.disconnect()
+
+
+async def test_a_sideways_photo_reaches_the_model_upright(alice, credential, fake_upstream):
+    import io
+
+    from PIL import Image
+
+    photo = await _upload(alice, "photo.jpg", jpeg(40, 30, orientation=6))
+    socket, _connected, _ = await socket_for(alice)
+    await _ask(socket, credential, "@reply=Trees.", [photo])
+    url = fake_upstream.posted()[0]["json"]["messages"][-1]["content"][1]["image_url"]["url"]
+    assert url.startswith("data:image/jpeg;base64,")
+    with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as sent:
+        assert sent.size == (30, 40)
+    await socket.disconnect()
+    await generation.generations_wait()
