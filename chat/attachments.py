@@ -27,8 +27,9 @@ from aurax.phrases import phrase
 
 logger = logging.getLogger(__name__)
 
-# The most files one message may carry.
+# The most files one message may carry, and one user may have uploaded and not sent.
 MAX_PER_MESSAGE = 10
+MAX_UNSENT = 50
 # Images as Pillow names their format, and the media type the providers are told.
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"

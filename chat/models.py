@@ -134,8 +134,10 @@ class Attachment(models.Model):
         DOCUMENT = "document", _("Document")
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    # Null once the account is deleted: a file sent stays with its conversation, which may have
+    # passed to the workspace's owner (chat.services.conversations_member_removed).
     uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     conversation = models.ForeignKey(
         Conversation,

@@ -24,7 +24,7 @@ from workspaces.models import Membership, Role
 from workspaces.services import audit_record
 
 from . import events
-from .attachments import upload_read
+from .attachments import MAX_UNSENT, AttachmentRefused, upload_read
 from .models import Attachment, Conversation, Message, PublicLink
 from .selectors import (
     BRANCH_COLUMNS,
@@ -944,6 +944,16 @@ def conversations_member_removed(*, workspace, user) -> None:
 @transaction.atomic
 def attachment_create(*, workspace, user, name: str, data: bytes) -> Attachment:
     """A file uploaded to be sent with the next message, or AttachmentRefused (nothing kept)."""
+    unsent = Attachment.objects.filter(uploaded_by=user, conversation__isnull=True)
+    if unsent.count() >= MAX_UNSENT:
+        raise AttachmentRefused(
+            phrase(
+                gettext_noop(
+                    "You have %(count)s files waiting to be sent: send or remove some first."
+                ),
+                count=number(MAX_UNSENT),
+            )
+        )
     read = upload_read(name=name, data=data)
     return Attachment.objects.create(
         workspace=workspace,

@@ -437,3 +437,36 @@ def test_the_thread_shows_images_and_links_documents_and_exports_name_them():
         {"name": "owl.png", "kind": "image", "media_type": "image/png", "size": len(png())},
         {"name": "notes.txt", "kind": "document", "media_type": "text/plain", "size": 4},
     ]
+
+
+def test_a_shared_conversation_passing_on_keeps_its_files_when_the_uploader_s_account_goes(
+    staff_client,
+):
+    from django.urls import reverse
+
+    leaver, member = UserFactory(), UserFactory()
+    workspace = workspace_services.workspace_create(owner=leaver, name="Owl team")
+    Membership.objects.create(workspace=workspace, user=member, role=Role.ADMIN)
+    file = _uploaded(leaver, workspace=workspace)
+    conversation = services.conversation_create(user=leaver, workspace=workspace)
+    services.message_send(conversation=conversation, content="x", attachments=[file])
+    services.conversation_share(conversation=conversation, actor=leaver)
+    staff_client.post(reverse("admin:accounts_user_delete", args=[leaver.pk]), {"post": "yes"})
+    conversation.refresh_from_db()
+    assert conversation.user == member
+    assert _client(member).get(f"/chat/attachments/{file.pk}/").content == png()
+
+
+def test_a_user_with_many_files_waiting_is_told_to_send_or_remove_some(monkeypatch):
+    monkeypatch.setattr(services, "MAX_UNSENT", 2)
+    alice = UserFactory()
+    client = _client(alice)
+    assert _upload(client, "a.txt", b"a").status_code == 201
+    assert _upload(client, "b.txt", b"b").status_code == 201
+    refused = _upload(client, "c.txt", b"c")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == (
+        "You have 2 files waiting to be sent: send or remove some first."
+    )
+    actions.send(user=alice, frame={"content": "x", "attachments": [Attachment.objects.first().pk]})
+    assert _upload(client, "c.txt", b"c").status_code == 201  # one was sent: room again
