@@ -24,6 +24,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_noop
 
 from aurax.phrases import phrase
+from providers.types import ImagePart
+from providers.types import Message as PromptMessage
 
 logger = logging.getLogger(__name__)
 
@@ -229,6 +231,22 @@ def _plain_text(data: bytes) -> str | None:
     except UnicodeDecodeError:
         return None
     return text.replace("\r\n", "\n")
+
+
+def prompt_message(*, content: str, files, image_part=None) -> PromptMessage:
+    """A user message as the model is given it with its `files` (Attachment rows): their
+    documents' text after its own, their images as images. `image_part(attachment)` makes an
+    image's part; without it an image is only counted (a cost estimate reads no bytes)."""
+    return PromptMessage(
+        role="user",
+        content=prompt_text(
+            content=content,
+            documents=[(a.name, a.text) for a in files if a.kind == "document"],
+        ),
+        images=tuple(
+            image_part(a) if image_part else ImagePart(url="") for a in files if a.kind == "image"
+        ),
+    )
 
 
 def prompt_text(*, content: str, documents: list[tuple[str, str]]) -> str:

@@ -7,23 +7,52 @@ from billing.tokens import messages_tokens_estimate
 from providers.routing import candidates_resolve_sync
 from providers.types import Message as PromptMessage
 
-from .models import Conversation
+from .attachments import MAX_PER_MESSAGE, prompt_message
+from .models import Attachment, Conversation
 from .selectors import message_path
 
 
+def _files(queryset) -> dict[int, Attachment]:
+    return {a.pk: a for a in queryset.only("kind", "name", "text")}
+
+
 def input_cost_estimate(
-    *, user, workspace, model: str, content: str, conversation: Conversation | None
+    *,
+    user,
+    workspace,
+    model: str,
+    content: str,
+    conversation: Conversation | None,
+    attachment_ids=(),
 ) -> dict:
     """Tokens and cost of the prompt the model would receive (system prompt, the branch on
-    screen and the new text), priced for the first provider the model resolves to."""
+    screen and the new text with the files attached to it: `attachment_ids`, uploads of the
+    user's not sent yet), priced for the first provider the model resolves to. Files count as
+    the model is given them: a document's text, an image as TOKENS_PER_IMAGE."""
     prompt: list[PromptMessage] = []
     if conversation is not None:
         if conversation.system_prompt:
             prompt.append(PromptMessage("system", conversation.system_prompt))
-        prompt += [
-            PromptMessage(m.role, m.content) for m in message_path(conversation=conversation)
-        ]
-    prompt.append(PromptMessage("user", content))
+        path = message_path(conversation=conversation)
+        sent = _files(
+            Attachment.objects.filter(
+                conversation=conversation, pk__in={d["id"] for m in path for d in m.attachments}
+            )
+        )
+        for m in path:
+            if m.attachments:
+                files = [sent[d["id"]] for d in m.attachments if d["id"] in sent]
+                prompt.append(prompt_message(content=m.content, files=files))
+            else:
+                prompt.append(PromptMessage(m.role, m.content))
+    waiting = _files(
+        Attachment.objects.filter(
+            pk__in=[i for i in attachment_ids if str(i).isdigit()][:MAX_PER_MESSAGE],
+            uploaded_by=user,
+            conversation__isnull=True,
+        )
+    )
+    prompt.append(prompt_message(content=content, files=list(waiting.values())))
     candidates = (
         candidates_resolve_sync(user=user, workspace=workspace, model=model) if model else []
     )

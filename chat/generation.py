@@ -40,7 +40,7 @@ from providers.types import ImagePart, TextDelta
 from providers.types import Message as PromptMessage
 
 from . import attachments, events, services
-from .models import Attachment, Conversation, Message
+from .models import Conversation, Message
 from .selectors import attachments_for_prompt, messages_for_prompt
 
 logger = logging.getLogger(__name__)
@@ -441,20 +441,12 @@ def _context_of(answer: Message) -> dict:
 def _with_attachments(message: Message, files: dict) -> PromptMessage:
     """A user message with its files: images as images, documents' text after its own. A file
     gone meanwhile (its conversation copied before it was read, say) is left out."""
-    found = [files[d["id"]] for d in message.attachments if d["id"] in files]
-    return PromptMessage(
-        role=message.role,
-        content=attachments.prompt_text(
-            content=message.content,
-            documents=[(a.name, a.text) for a in found if a.kind == Attachment.Kind.DOCUMENT],
-        ),
-        images=tuple(
-            ImagePart(
-                url=attachments.data_url(media_type=a.sent_media_type, data=bytes(a.sent_data)),
-                media_type=a.sent_media_type,
-            )
-            for a in found
-            if a.kind == Attachment.Kind.IMAGE
+    return attachments.prompt_message(
+        content=message.content,
+        files=[files[d["id"]] for d in message.attachments if d["id"] in files],
+        image_part=lambda a: ImagePart(
+            url=attachments.data_url(media_type=a.sent_media_type, data=bytes(a.sent_data)),
+            media_type=a.sent_media_type,
         ),
     )
 

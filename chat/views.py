@@ -421,6 +421,7 @@ def input_estimate(request):
         model=request.POST.get("model", ""),
         content=request.POST.get("content", "")[:200_000],
         conversation=conversation,
+        attachment_ids=request.POST.getlist("attachments"),
     )
     return JsonResponse(estimate)
 

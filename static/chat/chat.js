@@ -507,6 +507,7 @@
       const item = document.createElement("li");
       item.className = "composer-file " + f.state;
       item.dataset.state = f.state;
+      if (f.state === "ready") item.dataset.attachmentId = String(f.id); // read by estimate.js
       if (f.state === "ready" && f.kind === "image") {
         const img = document.createElement("img");
         img.src = f.url;
@@ -535,6 +536,7 @@
     });
     fileList.hidden = !files.length;
     sendButton.disabled = streaming || filesUploading();
+    document.dispatchEvent(new CustomEvent("chat:files-changed"));
   }
   function fileUpload(file) {
     const entry = { name: file.name || gettext("pasted image"), state: "uploading" };

@@ -1,4 +1,5 @@
-// Under the composer: what sending the typed text would cost, before sending it.
+// Under the composer: what sending the typed text (and the files attached) would cost,
+// before sending it.
 (function () {
   "use strict";
   const gettext = window.gettext || function (text) { return text; };
@@ -15,7 +16,11 @@
 
   function refresh() {
     const text = input.value;
-    if (!text.trim()) { sequence++; output.textContent = ""; return; } // (and drop any on its way)
+    const files = Array.prototype.map.call(
+      document.querySelectorAll("#composer-files [data-attachment-id]"),
+      function (chip) { return chip.dataset.attachmentId; },
+    );
+    if (!text.trim() && !files.length) { sequence++; output.textContent = ""; return; } // (and drop any on its way)
     const chat = document.getElementById("chat");
     const model = document.getElementById("id_model");
     const body = new URLSearchParams({
@@ -24,6 +29,7 @@
       conversation_id: (chat && chat.dataset.conversationId) || "",
       workspace: (chat && chat.dataset.workspace) || "",
     });
+    files.forEach(function (id) { body.append("attachments", id); });
     const mine = ++sequence;
     fetch(output.dataset.url, {
       method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrf() },
@@ -41,4 +47,5 @@
   document.addEventListener("change", function (event) {
     if (event.target.id === "id_model") refresh();
   });
+  document.addEventListener("chat:files-changed", refresh);
 })();

@@ -411,6 +411,8 @@ def test_a_file_attached_in_the_composer_reaches_the_model_and_shows_in_the_thre
     expect(files.nth(1)).to_contain_text("“tool.exe” cannot be attached")
     files.nth(1).locator("[data-file-remove]").click()
     expect(files).to_have_count(1)
+    # What sending it would cost, the image counted, before a word is typed.
+    expect(chat_page.locator("#composer-estimate")).to_contain_text("input tokens")
     ask(chat_page, '@reply="A brown owl."')
     expect(files).to_have_count(0)  # sent with the message
     chat_page.wait_for_selector(".msg-assistant[data-status=complete]")

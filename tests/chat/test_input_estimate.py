@@ -68,3 +68,41 @@ def test_an_unknown_price_is_said_and_a_foreign_conversation_is_not_found(
         ).status_code
         == 404
     )
+
+
+def test_the_files_attached_count_as_the_model_is_given_them(logged_in_client, user, credential):
+    from billing.tokens import TOKENS_PER_IMAGE, tokens_estimate
+    from chat import services
+    from tests.chat.files import png
+
+    workspace = Membership.objects.get(user=user).workspace
+    report = "Revenue rose twelve percent in the third quarter. " * 40
+    document = services.attachment_create(
+        workspace=workspace, user=user, name="report.txt", data=report.encode()
+    )
+    image = services.attachment_create(workspace=workspace, user=user, name="owl.png", data=png())
+    stranger = UserFactory()
+    theirs = services.attachment_create(
+        workspace=Membership.objects.get(user=stranger).workspace,
+        user=stranger,
+        name="secret.txt",
+        data=b"word " * 500,
+    )
+    url = reverse("chat_input_estimate")
+
+    def tokens(*files, **extra):
+        body = {"model": "gpt-4o-mini", "content": "Sum it up", "attachments": files, **extra}
+        return logged_in_client.post(url, body).json()["tokens"]
+
+    alone = tokens()
+    assert tokens(document.pk) >= alone + tokens_estimate(text=report)
+    assert tokens(image.pk) == alone + TOKENS_PER_IMAGE
+    assert tokens(theirs.pk) == alone  # another's file is not read, nor counted
+    # Once sent, the files count with the conversation they are in.
+    conversation = services.conversation_create(user=user, workspace=workspace)
+    _question, answer = services.message_send(
+        conversation=conversation, content="Sum it up", attachments=[document, image]
+    )
+    services.message_finish(message_id=answer.pk, content="Up.", status="complete")
+    within = tokens(conversation_id=conversation.pk)
+    assert within >= alone + tokens_estimate(text=report) + TOKENS_PER_IMAGE
