@@ -871,7 +871,7 @@ def conversation_copy(*, conversation: Conversation, user) -> Conversation:
         for described in message.attachments:
             if described["id"] not in copies:
                 copies[described["id"]] = _attachment_copy(
-                    attachment_id=described["id"], conversation=copy, user=user
+                    attachment_id=described["id"], source=conversation, copy=copy, user=user
                 )
         parent = Message.objects.create(
             conversation=copy,
@@ -888,12 +888,14 @@ def conversation_copy(*, conversation: Conversation, user) -> Conversation:
     return copy
 
 
-def _attachment_copy(*, attachment_id: int, conversation: Conversation, user) -> dict | None:
-    original = Attachment.objects.filter(pk=attachment_id).first()
+def _attachment_copy(
+    *, attachment_id: int, source: Conversation, copy: Conversation, user
+) -> dict | None:
+    original = Attachment.objects.filter(pk=attachment_id, conversation=source).first()
     if original is None:
         return None
     original.pk = None
-    original.conversation = conversation
+    original.conversation = copy
     original.uploaded_by = user
     original.save(force_insert=True)
     return original.described()
@@ -941,9 +943,9 @@ def conversations_member_removed(*, workspace, user) -> None:
 # --- Attachments (chat.attachments) -------------------------------------------------------
 
 
-@transaction.atomic
 def attachment_create(*, workspace, user, name: str, data: bytes) -> Attachment:
-    """A file uploaded to be sent with the next message, or AttachmentRefused (nothing kept)."""
+    """A file uploaded to be sent with the next message, or AttachmentRefused (nothing kept).
+    The file is read before the transaction: a long PDF holds no lock meanwhile."""
     unsent = Attachment.objects.filter(uploaded_by=user, conversation__isnull=True)
     if unsent.count() >= MAX_UNSENT:
         raise AttachmentRefused(
