@@ -561,6 +561,7 @@
         return r.json().then(function (data) {
           if (!r.ok) throw new Error((data.error && data.error.message) || String(r.status));
           Object.assign(entry, { state: "ready", id: data.id, kind: data.kind, url: data.url });
+          if (files.indexOf(entry) < 0) fileDelete(entry); // removed while it was uploading
         });
       })
       .catch(function (err) {
@@ -586,16 +587,17 @@
     if (!button) return;
     const [removed] = files.splice(Number(button.dataset.fileRemove), 1);
     drawFiles();
-    if (removed && removed.id) {
-      // Not kept for nothing: an upload taken back is deleted (else it goes after a day).
-      fetch(urlFor(composer.dataset.deleteUrl, removed.id), {
-        method: "POST",
-        headers: { "X-CSRFToken": csrfToken() },
-        credentials: "same-origin",
-      }).catch(function () {});
-    }
+    if (removed && removed.id) fileDelete(removed);
     input.focus();
   });
+  // Not kept for nothing: an upload taken back is deleted (else it goes after a day).
+  function fileDelete(entry) {
+    fetch(urlFor(composer.dataset.deleteUrl, entry.id), {
+      method: "POST",
+      headers: { "X-CSRFToken": csrfToken() },
+      credentials: "same-origin",
+    }).catch(function () {});
+  }
   input.addEventListener("paste", function (e) {
     const pasted = e.clipboardData && e.clipboardData.files;
     if (pasted && pasted.length) {

@@ -411,6 +411,21 @@ def test_a_file_attached_in_the_composer_reaches_the_model_and_shows_in_the_thre
     expect(files.nth(1)).to_contain_text("“tool.exe” cannot be attached")
     files.nth(1).locator("[data-file-remove]").click()
     expect(files).to_have_count(1)
+    # An upload taken back is deleted on the server.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("first draft")
+    chat_page.set_input_files("#composer-file", [str(notes)])
+    expect(files.nth(1)).to_have_attribute("data-state", "ready")
+    url = f"/chat/attachments/{files.nth(1).get_attribute('data-attachment-id')}/"
+    assert chat_page.evaluate("url => fetch(url).then(r => r.status)", url) == 200
+    files.nth(1).locator("[data-file-remove]").click()
+    expect(files).to_have_count(1)
+    for _ in range(50):  # the delete is sent as the chip goes
+        if chat_page.evaluate("u => fetch(u, {cache: 'no-store'}).then(r => r.status)", url) == 404:
+            break
+        chat_page.wait_for_timeout(100)
+    else:
+        raise AssertionError("the upload taken back is still on the server")
     # What sending it would cost, the image counted, before a word is typed.
     expect(chat_page.locator("#composer-estimate")).to_contain_text("input tokens")
     ask(chat_page, '@reply="A brown owl."')
