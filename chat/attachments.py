@@ -103,6 +103,10 @@ def upload_read(*, name: str, data: bytes) -> Read:
     return Read("document", "text/plain", text)
 
 
+def _image_damaged() -> AttachmentRefused:
+    return AttachmentRefused(gettext_noop("The image is damaged or incomplete and cannot be read."))
+
+
 def _image_type(data: bytes) -> str | None:
     from PIL import Image, UnidentifiedImageError
 
@@ -115,9 +119,7 @@ def _image_type(data: bytes) -> str | None:
     except UnidentifiedImageError:
         return None
     except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken file
-        raise AttachmentRefused(
-            gettext_noop("The image is damaged or incomplete and cannot be read.")
-        ) from None
+        raise _image_damaged() from None
     return media_type
 
 
@@ -141,9 +143,7 @@ def _image_for_model(data: bytes) -> tuple[bytes, str] | None:
             if len(encoded[0]) > MODEL_IMAGE_BYTES:  # a large PNG of a photo, say
                 encoded = _image_encoded(copy, "JPEG")
     except Exception:  # noqa: BLE001 - Pillow raises many kinds for a broken file
-        raise AttachmentRefused(
-            gettext_noop("The image is damaged or incomplete and cannot be read.")
-        ) from None
+        raise _image_damaged() from None
     return encoded
 
 

@@ -8,12 +8,8 @@ from providers.routing import candidates_resolve_sync
 from providers.types import Message as PromptMessage
 
 from .attachments import MAX_PER_MESSAGE, prompt_message
-from .models import Attachment, Conversation
-from .selectors import message_path
-
-
-def _files(queryset) -> dict[int, Attachment]:
-    return {a.pk: a for a in queryset.only("kind", "name", "text")}
+from .models import Conversation
+from .selectors import attachments_for_prompt, attachments_unsent, message_path
 
 
 def input_cost_estimate(
@@ -34,10 +30,8 @@ def input_cost_estimate(
         if conversation.system_prompt:
             prompt.append(PromptMessage("system", conversation.system_prompt))
         path = message_path(conversation=conversation)
-        sent = _files(
-            Attachment.objects.filter(
-                conversation=conversation, pk__in={d["id"] for m in path for d in m.attachments}
-            )
+        sent = attachments_for_prompt(
+            conversation_id=conversation.pk, messages=path, with_bytes=False
         )
         for m in path:
             if m.attachments:
@@ -45,14 +39,10 @@ def input_cost_estimate(
                 prompt.append(prompt_message(content=m.content, files=files))
             else:
                 prompt.append(PromptMessage(m.role, m.content))
-    waiting = _files(
-        Attachment.objects.filter(
-            pk__in=[i for i in attachment_ids if str(i).isdigit()][:MAX_PER_MESSAGE],
-            uploaded_by=user,
-            conversation__isnull=True,
-        )
+    waiting = attachments_unsent(user=user).filter(
+        pk__in=[i for i in attachment_ids if str(i).isdigit()][:MAX_PER_MESSAGE]
     )
-    prompt.append(prompt_message(content=content, files=list(waiting.values())))
+    prompt.append(prompt_message(content=content, files=list(waiting.only("kind", "name", "text"))))
     candidates = (
         candidates_resolve_sync(user=user, workspace=workspace, model=model) if model else []
     )

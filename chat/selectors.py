@@ -16,6 +16,7 @@ from aurax import statements
 from aurax.phrases import phrase_say
 from billing.models import UsageEvent
 from workspaces.models import ROLE_RANK, Membership, Role
+from workspaces.selectors import membership_get_by_workspace_id
 
 from .models import Attachment, Conversation, Message, PublicLink
 
@@ -396,12 +397,16 @@ def attachment_get_for_user(*, user, attachment_id) -> Attachment:
         conversation_get_for_user(
             user=user, conversation_id=attachment.conversation_id, access=READ
         )
-    elif (
-        attachment.uploaded_by_id != user.pk
-        or not Membership.objects.filter(workspace_id=attachment.workspace_id, user=user).exists()
-    ):
+    elif attachment.uploaded_by_id != user.pk:
         raise Http404
+    else:
+        membership_get_by_workspace_id(user=user, workspace_id=attachment.workspace_id)
     return attachment
+
+
+def attachments_unsent(*, user):
+    """The files `user` uploaded and has not sent yet (in any workspace)."""
+    return Attachment.objects.filter(uploaded_by=user, conversation__isnull=True)
 
 
 def attachments_unsent_get(*, user, workspace, attachment_ids) -> list[Attachment]:
@@ -410,9 +415,9 @@ def attachments_unsent_get(*, user, workspace, attachment_ids) -> list[Attachmen
     ids = [_id(value) for value in attachment_ids]
     found = {
         a.pk: a
-        for a in Attachment.objects.defer("data", "text").filter(
-            pk__in=ids, uploaded_by=user, workspace=workspace, conversation__isnull=True
-        )
+        for a in attachments_unsent(user=user)
+        .defer("data", "text")
+        .filter(pk__in=ids, workspace=workspace)
     }
     if len(found) != len(set(ids)):
         raise Http404
@@ -420,19 +425,19 @@ def attachments_unsent_get(*, user, workspace, attachment_ids) -> list[Attachmen
 
 
 def attachments_for_prompt(
-    *, conversation_id: int, messages: list[Message]
+    *, conversation_id: int, messages: list[Message], with_bytes: bool = True
 ) -> dict[int, Attachment]:
-    """The files the `messages` of a conversation carry, by id: read only when one carries any."""
+    """The files the `messages` of a conversation carry, by id: read only when one carries any.
+    Without `with_bytes` (a cost estimate), not an image's bytes."""
     ids = {d["id"] for m in messages for d in m.attachments}
     if not ids:
         return {}
-    found = (
-        Attachment.objects.filter(pk__in=ids, conversation_id=conversation_id)
-        .only("kind", "name", "text")
-        # What goes to the model: an image's copy made for it, else the file.
-        .annotate(
+    found = Attachment.objects.filter(pk__in=ids, conversation_id=conversation_id).only(
+        "kind", "name", "text"
+    )
+    if with_bytes:  # what goes to the model: an image's copy made for it, else the file
+        found = found.annotate(
             sent_data=Coalesce("model_data", "data"),
             sent_media_type=Coalesce(NullIf("model_media_type", Value("")), "media_type"),
         )
-    )
     return {a.pk: a for a in found}

@@ -28,6 +28,7 @@ from .attachments import MAX_UNSENT, AttachmentRefused, upload_read
 from .models import Attachment, Conversation, Message, PublicLink
 from .selectors import (
     BRANCH_COLUMNS,
+    attachments_unsent,
     branch_cte,
     conversation_list_passing_to_owner,
     message_latest_leaf,
@@ -946,8 +947,7 @@ def conversations_member_removed(*, workspace, user) -> None:
 def attachment_create(*, workspace, user, name: str, data: bytes) -> Attachment:
     """A file uploaded to be sent with the next message, or AttachmentRefused (nothing kept).
     The file is read before the transaction: a long PDF holds no lock meanwhile."""
-    unsent = Attachment.objects.filter(uploaded_by=user, conversation__isnull=True)
-    if unsent.count() >= MAX_UNSENT:
+    if attachments_unsent(user=user).count() >= MAX_UNSENT:
         raise AttachmentRefused(
             phrase(
                 gettext_noop(

@@ -267,21 +267,25 @@ def conversation_settings(request, conversation_id: int):
     form = ConversationSettingsForm(request.POST)
     if not form.is_valid():
         param, errors = next(iter(form.errors.items()))
-        return _settings_refused(param=param, code="invalid", message=errors[0])
+        return _refused(code="invalid", message=errors[0], param=param)
     # What was posted; a setting left out keeps its value.
     given = {name: value for name, value in form.cleaned_data.items() if name in request.POST}
     try:
         services.conversation_settings_update(conversation=conversation, **given)
     except services.SettingsRefused as refused:
-        return _settings_refused(
-            param=refused.param, code=refused.code, message=phrase_say(refused.said)
-        )
+        return _refused(code=refused.code, message=phrase_say(refused.said), param=refused.param)
     return HttpResponse(status=204)
 
 
-def _settings_refused(*, param: str, code: str, message: str) -> JsonResponse:
-    """Nothing was saved: why, in the reader's language, for the page to show at `param`."""
-    return JsonResponse({"error": {"code": code, "param": param, "message": message}}, status=400)
+def _refused(
+    *, code: str, message: str, param: str | None = None, status: int = 400
+) -> JsonResponse:
+    """Nothing was done: why, in the reader's language, for the page to show (at `param`, the
+    setting at fault, when it is one)."""
+    error = {"code": code, "message": message}
+    if param is not None:
+        error["param"] = param
+    return JsonResponse({"error": error}, status=status)
 
 
 @login_required
@@ -397,10 +401,15 @@ def public_conversation(request, token: str):
         "chat/public.html",
         _thread_context(link.conversation, public=True, public_token=token),
     )
-    response["X-Robots-Tag"] = "noindex, nofollow"
-    response["Referrer-Policy"] = "no-referrer"
+    _unindexed(response)
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def _unindexed(response: HttpResponse) -> None:
+    """What a public link serves: kept out of search engines, its address out of referrers."""
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Referrer-Policy"] = "no-referrer"
 
 
 @login_required
@@ -429,10 +438,6 @@ def input_estimate(request):
 # --- Attachments (chat.attachments) ------------------------------------------------------
 
 
-def _attachment_refused(*, code: str, message: str, status: int = 400) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
-
-
 @login_required
 @require_POST
 def attachment_upload(request):
@@ -440,14 +445,14 @@ def attachment_upload(request):
     "media_type", "size", "url"}, 201), or why it was refused (400, nothing kept)."""
     membership = page_membership_get(request)
     if not membership.has_role(Role.MEMBER):
-        return _attachment_refused(
+        return _refused(
             code="forbidden",
             message=gettext("As a viewer of this workspace you cannot attach files."),
             status=403,
         )
     upload = request.FILES.get("file")
     if upload is None:
-        return _attachment_refused(code="invalid", message=gettext("No file was sent."))
+        return _refused(code="invalid", message=gettext("No file was sent."))
     try:
         size_check(upload.size)
         attachment = services.attachment_create(
@@ -457,7 +462,7 @@ def attachment_upload(request):
             data=upload.read(),
         )
     except AttachmentRefused as refused:
-        return _attachment_refused(code="attachment_refused", message=phrase_say(refused.message))
+        return _refused(code="attachment_refused", message=phrase_say(refused.message))
     described = attachment.described()
     described["url"] = reverse("chat_attachment", args=[attachment.pk])
     return JsonResponse(described, status=201)
@@ -498,7 +503,7 @@ def attachment_delete(request, attachment_id: int):
     try:
         services.attachment_delete(attachment=attachment)
     except services.MessageNotEditable:
-        return _attachment_refused(
+        return _refused(
             code="sent",
             message=gettext("This file was sent with a message and stays with it."),
             status=409,
@@ -516,6 +521,5 @@ def public_attachment_file(request, token: str, attachment_id: int):
     if attachment is None:
         raise Http404
     response = _attachment_response(attachment)
-    response["Referrer-Policy"] = "no-referrer"
-    response["X-Robots-Tag"] = "noindex, nofollow"
+    _unindexed(response)
     return response
