@@ -10,12 +10,13 @@ import asyncio
 import contextlib
 import logging
 import time
+from urllib.parse import parse_qsl
 
 from aurax.logging import request_id_for, request_id_var
 from gateway.errors import GatewayError, service_unavailable, store_unreachable
 
 from .errors import ApiError
-from .handlers import MAX_BODY_BYTES, ApiRequest, ApiResponse, route_for
+from .handlers import MAX_BODY_BYTES, ApiRequest, ApiResponse, route_match
 
 logger = logging.getLogger("aurax.request")
 
@@ -35,6 +36,11 @@ async def _read_body(receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def _query(query_string: bytes) -> dict[str, str]:
+    """The query's parameters, the last of each name."""
+    return dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
 
 
 async def _send_response(response: ApiResponse, send, receive, request_id: str) -> None:
@@ -86,7 +92,7 @@ async def application(scope, receive, send) -> None:
     token = request_id_var.set(request_id)
     started = time.perf_counter()
     path = scope["path"].rstrip("/") or "/"
-    route = route_for(path)
+    route, params = route_match(path, scope["method"])
     flavour = (
         route.flavour if route else "anthropic" if path.startswith("/v1/messages") else "openai"
     )
@@ -103,15 +109,22 @@ async def application(scope, receive, send) -> None:
                     f"{scope['method']} is not allowed on {path}: use {allowed}.",
                     headers={"allow": allowed},
                 )
+            limit = route.max_body() if route.max_body else MAX_BODY_BYTES
             declared = int(headers.get("content-length") or 0)
-            if declared > MAX_BODY_BYTES:
+            if declared > limit:
                 raise ApiError(
-                    413,
-                    "request_too_large",
-                    f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+                    413, "request_too_large", f"The request body is larger than {limit} bytes."
                 )
-            body = await _read_body(receive, MAX_BODY_BYTES)
-            request = ApiRequest(scope["method"], path, headers, body, request_id)
+            body = await _read_body(receive, limit)
+            request = ApiRequest(
+                scope["method"],
+                path,
+                headers,
+                body,
+                request_id,
+                query=_query(scope.get("query_string", b"")),
+                params=params,
+            )
             response = await route.handler(request)
         except ApiError as exc:
             response = ApiResponse.error(exc, flavour)

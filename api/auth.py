@@ -28,8 +28,8 @@ def api_key_from_headers(headers) -> str:
     return headers.get("x-api-key", "").strip()
 
 
-def _load(digest: str) -> ApiKey | None:
-    key = ApiKey.objects.select_related("user", "workspace").filter(key_hash=digest).first()
+def _load(**lookup) -> ApiKey | None:
+    key = ApiKey.objects.select_related("user", "workspace").filter(**lookup).first()
     if key is not None:
         key.is_member = key.workspace.memberships.filter(user_id=key.user_id).exists()
     return key
@@ -49,12 +49,26 @@ def api_key_authenticate(raw: str) -> ApiKey:
     if cached is not None and cached[2] == generation and now - cached[1] < LOCAL_TTL:
         key = cached[0]
     else:
-        key = _load(digest)
+        key = _load(key_hash=digest)
         if key is None:
             raise ApiError(401, "authentication", "Invalid API key.")
         if len(_local) > 10_000:
             _local.clear()
         _local[digest] = (key, now, generation)
+    return _usable(key)
+
+
+def api_key_recheck(key_id: int) -> ApiKey:
+    """The key with this id, read again from the database, if it may still be used: work
+    done later on a key's behalf (a batch's requests) stops once the key is revoked or has
+    expired, or its owner has left the workspace. ApiError(401) otherwise."""
+    key = _load(pk=key_id)
+    if key is None:
+        raise ApiError(401, "authentication", "This API key has been deleted.")
+    return _usable(key)
+
+
+def _usable(key: ApiKey) -> ApiKey:
     if key.revoked_at is not None:
         raise ApiError(401, "authentication", "This API key has been revoked.")
     if key.expires_at is not None and key.expires_at <= timezone.now():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 import secrets
 import struct
 import time
@@ -61,6 +62,9 @@ class ApiRequest:
     headers: dict[str, str]  # lower-cased names
     body: bytes = b""
     request_id: str = ""
+    query: dict[str, str] = field(default_factory=dict)
+    # What a route's pattern captured of the path (`routes_register`).
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,12 +102,12 @@ def _authenticated(headers):
     return key
 
 
-async def _authenticate(headers):
+async def authenticate(headers):
     return await db_call(_authenticated, headers)
 
 
 async def _admit(request: ApiRequest, schema):
-    key = await _authenticate(request.headers)
+    key = await authenticate(request.headers)
     if schema is None:
         return key, None
     body = schemas.parse(schema, request.body)
@@ -121,12 +125,12 @@ async def _parse_for_completion(request: ApiRequest, schema):
     try:
         return schemas.parse(schema, request.body)
     except ApiError:
-        await _authenticate(request.headers)
+        await authenticate(request.headers)
         raise
 
 
 def _principal(request: ApiRequest, body):
-    def authenticate():
+    def check():
         key = _authenticated(request.headers)
         if not key.allows_model(body.model):
             raise ApiError(
@@ -134,7 +138,7 @@ def _principal(request: ApiRequest, body):
             )
         return key.user, key.workspace, key.pk
 
-    return authenticate
+    return check
 
 
 def _pipeline_stream(request: ApiRequest, body, *, max_tokens, temperature, top_p, stop):
@@ -152,6 +156,55 @@ def _pipeline_stream(request: ApiRequest, body, *, max_tokens, temperature, top_
         request_id=request.request_id,
         cache=body.cache_policy(request.headers.get("cache-control", "")),
     )
+
+
+def chat_completion_stream(
+    body: schemas.ChatCompletionRequest,
+    *,
+    principal,
+    request_id: str,
+    source: str,
+    reference: str | None = None,
+    cache_control: str = "",
+):
+    """The pipeline's stream for a /v1/chat/completions body, whoever asks: the endpoint, or
+    a batch's request (batches.runner)."""
+    return pipeline.stream(
+        whole=not body.stream,
+        principal=principal,
+        model=body.model,
+        messages=body.provider_messages(),
+        max_tokens=body.output_limit,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=body.stop_sequences,
+        **body.sampling_hints(),
+        source=source,
+        reference=reference,
+        request_id=request_id,
+        cache=body.cache_policy(cache_control),
+    )
+
+
+def chat_completion_object(
+    *, completion_id: str, created: int, model: str, text: str, finish: str, outcome
+) -> dict:
+    """A non-streaming chat completion, as OpenAI answers it."""
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": _FINISH_OPENAI.get(finish, "stop"),
+                "logprobs": None,
+            }
+        ],
+        "usage": _usage_openai(outcome),
+    }
 
 
 def _cache_headers(response: ApiResponse, stream) -> ApiResponse:
@@ -192,7 +245,7 @@ def _sse(data: dict, event: str | None = None) -> bytes:
     return f"{head}data: {_json_encode(data)}\n\n".encode()
 
 
-def _completion_id(prefix: str) -> str:
+def completion_id_new(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(12)}"
 
 
@@ -209,34 +262,26 @@ def _usage_openai(outcome) -> dict:
 
 async def chat_completions(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.ChatCompletionRequest)
-    stream = _pipeline_stream(
-        request,
+    stream = chat_completion_stream(
         body,
-        max_tokens=body.output_limit,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        stop=body.stop_sequences,
+        principal=_principal(request, body),
+        request_id=request.request_id,
+        source="api",
+        cache_control=request.headers.get("cache-control", ""),
     )
-    completion_id = _completion_id("chatcmpl-")
+    completion_id = completion_id_new("chatcmpl-")
     created = int(time.time())
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
         completion = ApiResponse.json(
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": body.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": _FINISH_OPENAI.get(finish, "stop"),
-                        "logprobs": None,
-                    }
-                ],
-                "usage": _usage_openai(stream.outcome),
-            }
+            chat_completion_object(
+                completion_id=completion_id,
+                created=created,
+                model=body.model,
+                text=text,
+                finish=finish,
+                outcome=stream.outcome,
+            )
         )
         return _cache_headers(completion, stream)
 
@@ -346,7 +391,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
         top_p=body.top_p,
         stop=tuple(body.stop_sequences or ()),
     )
-    message_id = _completion_id("msg_")
+    message_id = completion_id_new("msg_")
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
         outcome = stream.outcome
@@ -436,6 +481,8 @@ class Route:
     handler: Callable[[ApiRequest], Awaitable[ApiResponse]]
     flavour: str  # the error shape: "openai" or "anthropic"
     methods: tuple[str, ...]
+    # The largest body it reads (None: MAX_BODY_BYTES).
+    max_body: Callable[[], int] | None = None
 
 
 ROUTES = {
@@ -448,12 +495,37 @@ ROUTES = {
 # Model ids may hold "/" (the path arrives decoded), so the rest of the path is the id.
 MODEL_PATH_PREFIX = "/v1/models/"
 _MODEL_ROUTE = Route(model, "openai", ("GET",))
+# Routes with parts of the path in them (`/v1/batches/{batch_id}`): (pattern, methods' routes).
+_PATTERNS: list[tuple[re.Pattern, dict[str, Route]]] = []
 
 
-def route_for(path: str) -> Route | None:
+def routes_register(routes: dict[str, dict[str, Route]]) -> None:
+    """Serve more of /v1 from an app above this one (batches/): {path: {method: route}},
+    where a path may name parts as `{name}` (any characters but "/"), which the handler finds
+    in `request.params`. One path may have a different route for each method."""
+    for path, by_method in routes.items():
+        pattern = re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$")
+        if all(known.pattern != pattern.pattern for known, _ in _PATTERNS):
+            _PATTERNS.append((pattern, by_method))
+
+
+def route_match(path: str, method: str) -> tuple[Route | None, dict[str, str]]:
+    """The route serving `method` on `path` and what its pattern captured. A known path with no
+    route for this method gives a route whose `methods` say which there are."""
     if path.startswith(MODEL_PATH_PREFIX) and len(path) > len(MODEL_PATH_PREFIX):
-        return _MODEL_ROUTE
-    return ROUTES.get(path)
+        return _MODEL_ROUTE, {}
+    route = ROUTES.get(path)
+    if route is not None:
+        return route, {}
+    for pattern, by_method in _PATTERNS:
+        matched = pattern.match(path)
+        if matched:
+            route = by_method.get(method)
+            if route is None:
+                any_route = next(iter(by_method.values()))
+                route = Route(any_route.handler, any_route.flavour, tuple(by_method))
+            return route, matched.groupdict()
+    return None, {}
 
 
 MAX_BODY_BYTES = getattr(settings, "API_MAX_BODY_BYTES", 8 * 1024 * 1024)

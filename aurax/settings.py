@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "chat",
     "api",
     "prompts",
+    "batches",
 ]
 
 SOCIAL_PROVIDERS = []
@@ -418,6 +419,20 @@ CELERY_BEAT_SCHEDULE["chat-attachments-unsent-delete"] = {
     "task": "chat.attachments_unsent_delete",
     "schedule": 3600.0,
 }
+
+# --- Batches -----------------------------------------------------------------------------
+# Batch jobs of the /v1 API (docs/api.md, "Batches"): the largest input file, in bytes, and
+# the most requests in one; how many of a batch's requests run at once; how many times one
+# that is rate limited (or finds a provider overloaded) waits and asks again.
+BATCH_FILE_MAX_BYTES = env.int("BATCH_FILE_MAX_BYTES", default=100 * 1024 * 1024)
+BATCH_MAX_REQUESTS = env.int("BATCH_MAX_REQUESTS", default=50_000)
+BATCH_CONCURRENCY = env.int("BATCH_CONCURRENCY", default=4)
+BATCH_REQUEST_ATTEMPTS = env.int("BATCH_REQUEST_ATTEMPTS", default=5)
+# How often a running batch checks that it is still wanted (cancel, expiry) and says it is
+# alive; a batch not heard of for BATCH_STALE_SECONDS is taken up by another worker.
+BATCH_CHECK_SECONDS = env.float("BATCH_CHECK_SECONDS", default=1.0)
+BATCH_STALE_SECONDS = env.int("BATCH_STALE_SECONDS", default=120)
+CELERY_BEAT_SCHEDULE["batches-resume"] = {"task": "batches.batches_resume", "schedule": 60.0}
 
 # --- Logging -----------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")

@@ -1,0 +1,287 @@
+"""/v1/files and /v1/batches, as OpenAI's Batch API: upload a file of requests, start a batch
+on it, follow its status, download its results. Served by the /v1 ASGI app
+(api.handlers.routes_register)."""
+
+from __future__ import annotations
+
+from io import BytesIO
+
+from django.conf import settings
+from django.core.files.uploadhandler import MemoryFileUploadHandler
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from pydantic import BaseModel, ConfigDict
+
+from api import schemas
+from api.errors import ApiError
+from api.handlers import ApiRequest, ApiResponse, Route, authenticate
+from aurax.db_threads import db_call
+
+from . import selectors, services
+from .models import Batch, BatchFile
+
+# Room for the multipart envelope around the largest file.
+_MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _timestamp(moment) -> int | None:
+    return int(moment.timestamp()) if moment is not None else None
+
+
+def _file_object(file: BatchFile) -> dict:
+    return {
+        "id": file.public_id,
+        "object": "file",
+        "bytes": file.size,
+        "created_at": _timestamp(file.created_at),
+        "expires_at": None,
+        "filename": file.filename,
+        "purpose": file.purpose,
+        "status": "processed",
+        "status_details": None,
+    }
+
+
+def _batch_object(batch: Batch) -> dict:
+    return {
+        "id": batch.public_id,
+        "object": "batch",
+        "endpoint": batch.endpoint,
+        "errors": {"object": "list", "data": batch.errors} if batch.errors else None,
+        "input_file_id": batch.input_file_id,
+        "completion_window": batch.completion_window,
+        "status": batch.status,
+        "output_file_id": batch.output_file.public_id if batch.output_file else None,
+        "error_file_id": batch.error_file.public_id if batch.error_file else None,
+        **{
+            moment: _timestamp(getattr(batch, moment))
+            for moment in (
+                "created_at",
+                "in_progress_at",
+                "expires_at",
+                "finalizing_at",
+                "completed_at",
+                "failed_at",
+                "expired_at",
+                "cancelling_at",
+                "cancelled_at",
+            )
+        },
+        "request_counts": {
+            "total": batch.total,
+            "completed": batch.completed,
+            "failed": batch.failed,
+        },
+        "usage": {
+            "input_tokens": batch.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": batch.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": batch.input_tokens + batch.output_tokens,
+        },
+        "metadata": batch.metadata,
+    }
+
+
+def _list(objects: list, has_more: bool, describe) -> ApiResponse:
+    data = [describe(item) for item in objects]
+    return ApiResponse.json(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
+
+
+def _limit(request: ApiRequest, default: int, most: int) -> int:
+    raw = request.query.get("limit", "")
+    if not raw:
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= most:
+        raise ApiError(400, "invalid_request", f"'limit' must be from 1 to {most}.", param="limit")
+    return limit
+
+
+def _not_found(kind: str, public_id: str, param: str) -> ApiError:
+    return ApiError(404, "not_found", f"No {kind} with the id '{public_id}'.", param=param)
+
+
+# --- Files -------------------------------------------------------------------------------
+
+
+class _KeptInMemory(MemoryFileUploadHandler):
+    """The upload is already in memory (the request's body, capped by the route): keep the
+    file there whatever its size, not only under FILE_UPLOAD_MAX_MEMORY_SIZE."""
+
+    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
+        self.activated = True
+
+
+def _multipart(request: ApiRequest) -> tuple[dict, dict]:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise ApiError(
+            400,
+            "invalid_request",
+            "Upload a file as multipart/form-data, with the fields 'file' and 'purpose'.",
+        )
+    meta = {"CONTENT_TYPE": content_type, "CONTENT_LENGTH": str(len(request.body))}
+    try:
+        fields, files = MultiPartParser(
+            meta, BytesIO(request.body), [_KeptInMemory()], "utf-8"
+        ).parse()
+    except MultiPartParserError as exc:
+        raise ApiError(400, "invalid_request", f"The upload could not be read: {exc}") from None
+    return fields, files
+
+
+def _file_upload(request: ApiRequest, key) -> dict:
+    fields, files = _multipart(request)
+    upload = files.get("file")
+    if upload is None:
+        raise ApiError(400, "invalid_request", "The upload has no 'file' field.", param="file")
+    if upload.size > settings.BATCH_FILE_MAX_BYTES:
+        raise ApiError(
+            413,
+            "file_too_large",
+            f"The file is larger than {settings.BATCH_FILE_MAX_BYTES} bytes.",
+            param="file",
+        )
+    file = services.batch_file_create(
+        key=key, purpose=fields.get("purpose", ""), filename=upload.name, data=upload.read()
+    )
+    return _file_object(file)
+
+
+def _handler(work):
+    """An async handler that authenticates the key, then does `work(request, key)` (sync:
+    database work and parsing) on the pipeline's database threads."""
+
+    async def handle(request: ApiRequest) -> ApiResponse:
+        key = await authenticate(request.headers)
+        result = await db_call(work, request, key)
+        return result if isinstance(result, ApiResponse) else ApiResponse.json(result)
+
+    return handle
+
+
+def _file_mine(request: ApiRequest, key, with_data: bool = False) -> BatchFile:
+    public_id = request.params["file_id"]
+    file = selectors.batch_file_get_for_key(key=key, public_id=public_id, with_data=with_data)
+    if file is None:
+        raise _not_found("file", public_id, "file_id")
+    return file
+
+
+def _file_list(request: ApiRequest, key) -> ApiResponse:
+    order = request.query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, "invalid_request", "'order' is 'asc' or 'desc'.", param="order")
+    files, has_more = selectors.batch_files_for_key(
+        key=key,
+        purpose=request.query.get("purpose") or None,
+        after=request.query.get("after") or None,
+        limit=_limit(request, default=100, most=10_000),
+        newest_first=order == "desc",
+    )
+    return _list(files, has_more, _file_object)
+
+
+def _file_retrieve(request: ApiRequest, key) -> dict:
+    return _file_object(_file_mine(request, key))
+
+
+def _file_delete(request: ApiRequest, key) -> dict:
+    file = _file_mine(request, key)
+    services.batch_file_delete(file=file)
+    return {"id": file.public_id, "object": "file", "deleted": True}
+
+
+def _file_content(request: ApiRequest, key) -> ApiResponse:
+    file = _file_mine(request, key, with_data=True)
+    filename = file.filename.replace('"', "")
+    return ApiResponse(
+        body=bytes(file.data),
+        content_type="application/jsonl",
+        headers={"content-disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+# --- Batches -----------------------------------------------------------------------------
+
+
+class BatchCreateRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    input_file_id: str
+    endpoint: str
+    completion_window: str
+    metadata: dict | None = None
+
+
+def _batch_mine(request: ApiRequest, key) -> Batch:
+    public_id = request.params["batch_id"]
+    batch = selectors.batch_get_for_key(key=key, public_id=public_id)
+    if batch is None:
+        raise _not_found("batch", public_id, "batch_id")
+    return batch
+
+
+def _batch_create(request: ApiRequest, key) -> dict:
+    body = schemas.parse(BatchCreateRequest, request.body)
+    input_file = selectors.batch_file_get_for_key(key=key, public_id=body.input_file_id)
+    if input_file is None:
+        raise _not_found("file", body.input_file_id, "input_file_id")
+    batch = services.batch_create(
+        key=key,
+        input_file=input_file,
+        endpoint=body.endpoint,
+        completion_window=body.completion_window,
+        metadata=body.metadata,
+    )
+    return _batch_object(batch)
+
+
+def _batch_list(request: ApiRequest, key) -> ApiResponse:
+    batches, has_more = selectors.batches_for_key(
+        key=key,
+        after=request.query.get("after") or None,
+        limit=_limit(request, default=20, most=100),
+    )
+    return _list(batches, has_more, _batch_object)
+
+
+def _batch_retrieve(request: ApiRequest, key) -> dict:
+    return _batch_object(_batch_mine(request, key))
+
+
+def _batch_cancel(request: ApiRequest, key) -> dict:
+    batch = services.batch_cancel(batch=_batch_mine(request, key))
+    return _batch_object(selectors.batch_get_for_key(key=key, public_id=batch.public_id))
+
+
+def _route(work, method: str, max_body=None) -> dict[str, Route]:
+    return {method: Route(_handler(work), "openai", (method,), max_body)}
+
+
+ROUTES = {
+    "/v1/files": {
+        **_route(
+            _file_upload,
+            "POST",
+            max_body=lambda: settings.BATCH_FILE_MAX_BYTES + _MULTIPART_OVERHEAD,
+        ),
+        **_route(_file_list, "GET"),
+    },
+    "/v1/files/{file_id}": {**_route(_file_retrieve, "GET"), **_route(_file_delete, "DELETE")},
+    "/v1/files/{file_id}/content": _route(_file_content, "GET"),
+    "/v1/batches": {**_route(_batch_create, "POST"), **_route(_batch_list, "GET")},
+    "/v1/batches/{batch_id}": _route(_batch_retrieve, "GET"),
+    "/v1/batches/{batch_id}/cancel": _route(_batch_cancel, "POST"),
+}

@@ -1,0 +1,150 @@
+"""Running a batch's requests: a few at a time (BATCH_CONCURRENCY), each through the one
+pipeline as the batch's API key, on a worker's private event loop. A watch checks every
+second that the batch is still this runner's and still wanted: a cancelled or expired batch
+stops at once, its requests in flight closing their upstream calls (billed for what they
+produced, and left to be said not run)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from django.conf import settings
+from django.utils import timezone
+
+from api.auth import api_key_recheck
+from api.errors import ApiError
+from api.handlers import chat_completion_object, chat_completion_stream
+from api.schemas import ChatCompletionRequest
+from aurax.db_threads import db_call
+from gateway import pipeline
+from gateway.errors import GatewayError
+from providers.http import run_blocking
+
+from .models import Batch, BatchRequest
+from .selectors import batch_requests_pending
+from .services import batch_heartbeat, batch_request_finish
+
+# Worth waiting for and asking again: a rate limit (ours or the provider's), a provider
+# overloaded, the data store briefly away. An exhausted budget is not (waiting does not help).
+_WAIT_AND_RETRY = {"rate_limited", "overloaded", "unavailable"}
+_WAIT_DEFAULT, _WAIT_MOST = 5.0, 60.0
+
+
+def requests_run(*, batch: Batch, runner: str) -> str:
+    """Run the batch's pending requests: "done" when none is left, else why it stopped
+    ("cancelling", "expired", or "lost" when another runner took the batch over)."""
+    return run_blocking(_run, batch=batch, runner=runner)
+
+
+def _principal(api_key_id: int | None, model: str):
+    def principal():
+        if api_key_id is None:
+            raise ApiError(401, "authentication", "This batch's API key has been deleted.")
+        key = api_key_recheck(api_key_id)
+        if not key.allows_model(model):
+            raise ApiError(
+                403, "model_not_allowed", f"This API key may not use the model '{model}'."
+            )
+        return key.user, key.workspace, key.pk
+
+    return principal
+
+
+async def _request_run(batch: Batch, request: BatchRequest, stopping: asyncio.Event) -> None:
+    body = ChatCompletionRequest.model_validate(request.body)
+    attempts = 0
+    while True:
+        stream = chat_completion_stream(
+            body,
+            principal=_principal(batch.api_key_id, body.model),
+            request_id=request.request_id,
+            source="batch",
+            reference=batch.public_id,
+        )
+        try:
+            text, finish = await pipeline.stream_collect(stream)
+        except (ApiError, GatewayError) as exc:
+            error = exc if isinstance(exc, ApiError) else ApiError.from_gateway(exc)
+            if error.code in _WAIT_AND_RETRY and attempts < settings.BATCH_REQUEST_ATTEMPTS:
+                attempts += 1
+                wait = _WAIT_DEFAULT if error.retry_after is None else error.retry_after
+                wait = min(wait, _WAIT_MOST)
+                try:
+                    await asyncio.wait_for(stopping.wait(), wait)
+                except TimeoutError:
+                    continue
+                return  # the batch stops: the request stays to be said not run
+            await db_call(
+                batch_request_finish,
+                batch_id=batch.pk,
+                request_pk=request.pk,
+                succeeded=False,
+                status_code=error.status,
+                response=error.openai_body(),
+            )
+            return
+        outcome = stream.outcome
+        completion = chat_completion_object(
+            completion_id=f"chatcmpl-{request.request_id.removeprefix('batch_req_')}",
+            created=int(time.time()),
+            model=body.model,
+            text=text,
+            finish=finish,
+            outcome=outcome,
+        )
+        await db_call(
+            batch_request_finish,
+            batch_id=batch.pk,
+            request_pk=request.pk,
+            succeeded=True,
+            status_code=200,
+            response=completion,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+        )
+        return
+
+
+async def _run(*, batch: Batch, runner: str) -> str:
+    pending = await db_call(batch_requests_pending, batch_id=batch.pk)
+    queue = iter(pending)
+    stopping = asyncio.Event()
+    why = "done"
+
+    async def work():
+        for request in queue:
+            if stopping.is_set():
+                return
+            await _request_run(batch, request, stopping)
+
+    async def watch():
+        nonlocal why
+        while True:
+            await asyncio.sleep(settings.BATCH_CHECK_SECONDS)
+            status = await db_call(batch_heartbeat, batch_id=batch.pk, runner=runner)
+            if status is None:
+                why = "lost"
+            elif status != Batch.Status.IN_PROGRESS:
+                why = "cancelling"
+            elif timezone.now() >= batch.expires_at:
+                why = "expired"
+            else:
+                continue
+            stopping.set()
+            return
+
+    workers = [asyncio.ensure_future(work()) for _ in range(settings.BATCH_CONCURRENCY)]
+    watcher = asyncio.ensure_future(watch())
+    everything = asyncio.gather(*workers)
+    await asyncio.wait({everything, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    # The watch stopped the batch (or a request failed in a way no answer says): stop the
+    # requests in flight now, each closing its upstream call on the way out.
+    for task in (*workers, watcher):
+        if not task.done():
+            task.cancel()
+    results = await asyncio.gather(everything, watcher, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result
+    return why

@@ -1,0 +1,467 @@
+"""Writes of batches and their files, and the run of a batch (its requests go through the one
+pipeline: batches.runner)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from api import schemas
+from api.errors import ApiError
+from api.models import ApiKey
+
+from .models import Batch, BatchFile, BatchRequest
+from .selectors import batch_requests_in_order
+
+logger = logging.getLogger(__name__)
+
+ENDPOINTS = ("/v1/chat/completions",)
+COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
+METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
+VALIDATION_ERRORS_SHOWN = 100
+
+
+def _public_id(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(12)}"
+
+
+def _refused(message: str, *, code: str = "invalid_request", param: str | None = None):
+    return ApiError(400, code, message, param=param)
+
+
+# --- Files -------------------------------------------------------------------------------
+
+
+def _input_lines(data: bytes) -> list[tuple[int, dict]]:
+    """A batch input's requests, (line number, object); a file that is not JSON Lines is
+    refused naming the first line at fault."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _refused(
+            "The file is not UTF-8 text: a batch's input is JSON Lines, one request a line.",
+            code="invalid_file",
+            param="file",
+        ) from None
+    lines = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            request = json.loads(raw)
+        except ValueError:
+            raise _refused(
+                f"Line {number} is not valid JSON: a batch's input is JSON Lines, one request "
+                "a line.",
+                code="invalid_file",
+                param="file",
+            ) from None
+        if not isinstance(request, dict):
+            raise _refused(
+                f"Line {number} is not a JSON object.", code="invalid_file", param="file"
+            )
+        lines.append((number, request))
+    if not lines:
+        raise _refused("The file holds no requests.", code="invalid_file", param="file")
+    if len(lines) > settings.BATCH_MAX_REQUESTS:
+        raise _refused(
+            f"The file holds {len(lines)} requests; a batch takes at most "
+            f"{settings.BATCH_MAX_REQUESTS}.",
+            code="invalid_file",
+            param="file",
+        )
+    return lines
+
+
+def batch_file_create(*, key: ApiKey, purpose: str, filename: str, data: bytes) -> BatchFile:
+    if purpose != BatchFile.Purpose.BATCH:
+        raise _refused(
+            f"The purpose '{purpose}' is not supported by this server: only 'batch' is.",
+            param="purpose",
+        )
+    _input_lines(data)
+    return BatchFile.objects.create(
+        public_id=_public_id("file-"),
+        workspace_id=key.workspace_id,
+        user_id=key.user_id,
+        purpose=purpose,
+        filename=(filename or "batch.jsonl")[:255],
+        size=len(data),
+        data=data,
+    )
+
+
+def batch_file_delete(*, file: BatchFile) -> None:
+    """A batch keeps running without its input (its requests were read when it started), and
+    its object keeps the file's id."""
+    file.delete()
+
+
+# --- Batches -----------------------------------------------------------------------------
+
+
+def _metadata_checked(metadata) -> dict | None:
+    if metadata is None:
+        return None
+    if not isinstance(metadata, dict):
+        raise _refused("'metadata' must be an object of strings.", param="metadata")
+    if len(metadata) > METADATA_PAIRS:
+        raise _refused(f"'metadata' holds at most {METADATA_PAIRS} pairs.", param="metadata")
+    for name, value in metadata.items():
+        if len(name) > METADATA_KEY_CHARS or not isinstance(value, str):
+            raise _refused(
+                f"'metadata' takes names of up to {METADATA_KEY_CHARS} characters with string "
+                "values.",
+                param="metadata",
+            )
+        if len(value) > METADATA_VALUE_CHARS:
+            raise _refused(
+                f"A value in 'metadata' has at most {METADATA_VALUE_CHARS} characters.",
+                param="metadata",
+            )
+    return metadata
+
+
+def batch_create(
+    *,
+    key: ApiKey,
+    input_file: BatchFile,
+    endpoint: str,
+    completion_window: str,
+    metadata: dict | None = None,
+) -> Batch:
+    if endpoint not in ENDPOINTS:
+        raise _refused(
+            f"The endpoint '{endpoint}' is not supported in a batch: use {', '.join(ENDPOINTS)}.",
+            code="unsupported_endpoint",
+            param="endpoint",
+        )
+    window = COMPLETION_WINDOWS.get(completion_window)
+    if window is None:
+        raise _refused(
+            f"The completion window '{completion_window}' is not supported: use "
+            f"{', '.join(COMPLETION_WINDOWS)}.",
+            param="completion_window",
+        )
+    if input_file.purpose != BatchFile.Purpose.BATCH:
+        raise _refused(
+            f"The file {input_file.public_id} is not a batch's input (purpose 'batch').",
+            param="input_file_id",
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        batch = Batch.objects.create(
+            public_id=_public_id("batch_"),
+            workspace_id=key.workspace_id,
+            user_id=key.user_id,
+            api_key_id=key.pk,
+            endpoint=endpoint,
+            completion_window=completion_window,
+            input_file_id=input_file.public_id,
+            metadata=_metadata_checked(metadata),
+            created_at=now,
+            expires_at=now + window,
+        )
+        _run_on_commit(batch.pk)
+    return batch
+
+
+def _run_on_commit(batch_id: int) -> None:
+    from .tasks import batch_run
+
+    transaction.on_commit(lambda: batch_run.delay(batch_id))
+
+
+def batch_cancel(*, batch: Batch) -> Batch:
+    """Requests running are stopped (their upstream calls closed, what they produced billed);
+    the results so far are written to the batch's files."""
+    if batch.status not in (Batch.Status.VALIDATING, Batch.Status.IN_PROGRESS):
+        if batch.status in (Batch.Status.CANCELLING, Batch.Status.CANCELLED):
+            return batch
+        raise ApiError(
+            409,
+            "batch_not_cancellable",
+            f"The batch {batch.public_id} is {batch.status}: only a batch validating or in "
+            "progress can be cancelled.",
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Batch.objects.filter(
+            pk=batch.pk, status__in=(Batch.Status.VALIDATING, Batch.Status.IN_PROGRESS)
+        ).update(status=Batch.Status.CANCELLING, cancelling_at=now)
+        if changed:
+            # A worker running it sees the change within a second; this one finishes the job
+            # when none is (the batch was still waiting for a worker, or its worker is gone).
+            _run_on_commit(batch.pk)
+    batch.refresh_from_db()
+    return batch
+
+
+def batch_claim(*, batch_id: int, runner: str) -> Batch | None:
+    """Take the batch for this runner, unless another runner has it and is alive."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.BATCH_STALE_SECONDS)
+    claimed = (
+        Batch.objects.filter(pk=batch_id, status__in=Batch.OPEN)
+        .filter(Q(runner="") | Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale))
+        .update(runner=runner, heartbeat_at=now)
+    )
+    return Batch.objects.get(pk=batch_id) if claimed else None
+
+
+def batch_heartbeat(*, batch_id: int, runner: str) -> str | None:
+    """Note that the runner is alive; the batch's status, or None when the batch is no longer
+    this runner's."""
+    if not Batch.objects.filter(pk=batch_id, runner=runner).update(heartbeat_at=timezone.now()):
+        return None
+    return Batch.objects.filter(pk=batch_id).values_list("status", flat=True).first()
+
+
+def _release(*, batch_id: int, runner: str) -> None:
+    Batch.objects.filter(pk=batch_id, runner=runner).update(runner="")
+
+
+def _request_error(line: int, message: str, *, code: str = "invalid_request", param=None):
+    return {"code": code, "message": message, "param": param, "line": line}
+
+
+def _request_checked(line: int, request: dict, batch: Batch, key: ApiKey | None, seen: set):
+    """The error of one input line, or None."""
+    custom_id = request.get("custom_id")
+    if not isinstance(custom_id, str) or not custom_id:
+        return _request_error(line, "Each request needs a 'custom_id' string.", param="custom_id")
+    if len(custom_id) > 512:
+        return _request_error(line, "A 'custom_id' has at most 512 characters.", param="custom_id")
+    if custom_id in seen:
+        return _request_error(
+            line,
+            f"The custom_id '{custom_id}' is used by an earlier request; each must be unique.",
+            code="duplicate_custom_id",
+            param="custom_id",
+        )
+    seen.add(custom_id)
+    if request.get("method") != "POST":
+        return _request_error(line, "A request's 'method' must be 'POST'.", param="method")
+    if request.get("url") != batch.endpoint:
+        return _request_error(
+            line,
+            f"A request's 'url' must be the batch's endpoint, '{batch.endpoint}'.",
+            code="mismatched_endpoint",
+            param="url",
+        )
+    body = request.get("body")
+    if not isinstance(body, dict):
+        return _request_error(line, "A request's 'body' must be an object.", param="body")
+    try:
+        parsed = schemas.parse(schemas.ChatCompletionRequest, json.dumps(body).encode())
+    except ApiError as exc:
+        return _request_error(line, exc.message, code=exc.code, param=f"body.{exc.param or ''}")
+    if parsed.stream:
+        return _request_error(line, "Streaming is not supported in a batch.", param="body.stream")
+    if key is not None and not key.allows_model(parsed.model):
+        return _request_error(
+            line,
+            f"This API key may not use the model '{parsed.model}'.",
+            code="model_not_allowed",
+            param="body.model",
+        )
+    return None
+
+
+def batch_validate(*, batch: Batch) -> Batch:
+    """Read the input file into the batch's requests (in progress), or fail the batch with
+    what is wrong, line by line."""
+    input_file = BatchFile.objects.filter(public_id=batch.input_file_id).first()
+    key = ApiKey.objects.filter(pk=batch.api_key_id).first()
+    errors: list[dict] = []
+    lines: list[tuple[int, dict]] = []
+    if input_file is None:
+        errors.append(
+            _request_error(
+                None, f"The input file {batch.input_file_id} was deleted.", param="input_file_id"
+            )
+        )
+    else:
+        try:
+            lines = _input_lines(bytes(input_file.data))
+        except ApiError as exc:
+            errors.append(_request_error(None, exc.message, code=exc.code, param="input_file_id"))
+    seen: set[str] = set()
+    for number, request in lines:
+        error = _request_checked(number, request, batch, key, seen)
+        if error is not None:
+            errors.append(error)
+    now = timezone.now()
+    if errors:
+        Batch.objects.filter(pk=batch.pk, status=Batch.Status.VALIDATING).update(
+            status=Batch.Status.FAILED,
+            failed_at=now,
+            errors=errors[:VALIDATION_ERRORS_SHOWN],
+        )
+        batch.refresh_from_db()
+        return batch
+    with transaction.atomic():
+        BatchRequest.objects.bulk_create(
+            (
+                BatchRequest(
+                    batch_id=batch.pk,
+                    line=number,
+                    custom_id=request["custom_id"],
+                    body=request["body"],
+                    request_id=_public_id("batch_req_"),
+                )
+                for number, request in lines
+            ),
+            batch_size=1000,
+        )
+        Batch.objects.filter(pk=batch.pk, status=Batch.Status.VALIDATING).update(
+            status=Batch.Status.IN_PROGRESS, in_progress_at=now, total=len(lines)
+        )
+    batch.refresh_from_db()
+    return batch
+
+
+def batch_request_finish(
+    *,
+    batch_id: int,
+    request_pk: int,
+    succeeded: bool,
+    status_code: int,
+    response: dict,
+    input_tokens: int = 0,
+    output_tokens: int = 0,
+) -> None:
+    with transaction.atomic():
+        finished = BatchRequest.objects.filter(
+            pk=request_pk, status=BatchRequest.Status.PENDING
+        ).update(
+            status=BatchRequest.Status.SUCCEEDED if succeeded else BatchRequest.Status.FAILED,
+            status_code=status_code,
+            response=response,
+            finished_at=timezone.now(),
+        )
+        if finished:
+            counter = "completed" if succeeded else "failed"
+            Batch.objects.filter(pk=batch_id).update(
+                **{counter: F(counter) + 1},
+                input_tokens=F("input_tokens") + input_tokens,
+                output_tokens=F("output_tokens") + output_tokens,
+            )
+
+
+_NOT_RUN = {
+    Batch.Status.CANCELLED: (
+        "batch_cancelled",
+        "This request was not run: the batch was cancelled.",
+    ),
+    Batch.Status.EXPIRED: (
+        "batch_expired",
+        "This request could not be run before the batch's completion window expired.",
+    ),
+}
+
+
+def _result_line(request: BatchRequest, final: str) -> bytes:
+    if request.status == BatchRequest.Status.PENDING:
+        code, message = _NOT_RUN[final]
+        response, error = None, {"code": code, "message": message}
+    else:
+        response = {
+            "status_code": request.status_code,
+            "request_id": request.request_id,
+            "body": request.response,
+        }
+        error = None
+    line = {"id": request.request_id, "custom_id": request.custom_id, "response": response}
+    line["error"] = error
+    return json.dumps(line, ensure_ascii=False).encode() + b"\n"
+
+
+def batch_finalize(*, batch: Batch, final: str) -> Batch:
+    """Write the batch's results: answers to its output file, failures (and requests not run)
+    to its error file, each line naming its request's custom_id, in the input's order."""
+    Batch.objects.filter(pk=batch.pk).update(
+        status=Batch.Status.FINALIZING, finalizing_at=timezone.now()
+    )
+    output, errors = [], []
+    for request in batch_requests_in_order(batch_id=batch.pk):
+        line = _result_line(request, final)
+        (output if request.status == BatchRequest.Status.SUCCEEDED else errors).append(line)
+    with transaction.atomic():
+        files = {}
+        for name, lines in (("output_file", output), ("error_file", errors)):
+            if lines:
+                data = b"".join(lines)
+                files[name] = BatchFile.objects.create(
+                    public_id=_public_id("file-"),
+                    workspace_id=batch.workspace_id,
+                    user_id=batch.user_id,
+                    purpose=BatchFile.Purpose.BATCH_OUTPUT,
+                    filename=f"{batch.public_id}_{name.split('_')[0]}.jsonl",
+                    size=len(data),
+                    data=data,
+                )
+        Batch.objects.filter(pk=batch.pk).update(
+            status=final, runner="", **files, **{f"{final}_at": timezone.now()}
+        )
+    batch.refresh_from_db()
+    return batch
+
+
+def batch_run(*, batch_id: int) -> None:
+    """Everything left to do on a batch, by whichever worker gets it first: validate it, run
+    its requests (a few at a time), write its results. A batch whose runner stops midway
+    (the worker killed) is taken up by another worker, from the requests not yet answered."""
+    from .runner import requests_run
+
+    runner = uuid.uuid4().hex
+    batch = batch_claim(batch_id=batch_id, runner=runner)
+    if batch is None:
+        return
+    try:
+        if batch.status == Batch.Status.VALIDATING:
+            batch = batch_validate(batch=batch)
+        if batch.status == Batch.Status.IN_PROGRESS and timezone.now() < batch.expires_at:
+            if requests_run(batch=batch, runner=runner) == "lost":
+                return  # another runner took it over
+            batch.refresh_from_db()
+        if batch.runner != runner or batch.status not in Batch.OPEN:
+            return
+        pending = batch.requests.filter(status=BatchRequest.Status.PENDING).exists()
+        expired = timezone.now() >= batch.expires_at
+        if batch.status == Batch.Status.CANCELLING:
+            batch_finalize(batch=batch, final=Batch.Status.CANCELLED)
+        elif not pending:
+            batch_finalize(batch=batch, final=Batch.Status.COMPLETED)
+        elif expired:
+            batch_finalize(batch=batch, final=Batch.Status.EXPIRED)
+        elif batch.status == Batch.Status.FINALIZING:
+            # Its runner stopped while writing the results of a batch cancelled with requests
+            # left (before it expired: those left would be said expired).
+            batch_finalize(batch=batch, final=Batch.Status.CANCELLED)
+    finally:
+        _release(batch_id=batch_id, runner=runner)
+
+
+def batches_resume() -> int:
+    """Queue again the open batches no live worker is running (their worker was killed, or
+    its task lost): the number queued."""
+    from .tasks import batch_run as batch_run_task
+
+    stale = timezone.now() - timedelta(seconds=settings.BATCH_STALE_SECONDS)
+    ids = list(
+        Batch.objects.filter(status__in=Batch.OPEN)
+        .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale))
+        .values_list("pk", flat=True)
+    )
+    for batch_id in ids:
+        batch_run_task.delay(batch_id)
+    return len(ids)

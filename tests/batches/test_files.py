@@ -1,0 +1,142 @@
+"""/v1/files: a batch's input uploaded, listed, read back and deleted, by its owner alone."""
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from tests.batches.conftest import chat_line, jsonl, upload, v1
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+INPUT = jsonl(chat_line("a", "hi"), chat_line("b", "there"))
+
+
+@sync_to_async
+def other_key(*, same_user_of=None):
+    """A key of another user, or (same_user_of) of the same user in another workspace."""
+    from api.services import api_key_create
+    from workspaces.models import Membership
+
+    if same_user_of is None:
+        membership = Membership.objects.get(user=UserFactory())
+    else:
+        membership = MembershipFactory(user=same_user_of)
+    return {"Authorization": f"Bearer {api_key_create(membership=membership, name='x')[1]}"}
+
+
+async def test_an_uploaded_file_is_described_listed_and_read_back_as_sent(auth):
+    response = await upload(auth, INPUT, filename="questions.jsonl")
+    assert response.status_code == 200, response.text
+    file = response.json()
+    assert file["id"].startswith("file-")
+    assert file["object"] == "file" and file["purpose"] == "batch"
+    assert file["filename"] == "questions.jsonl" and file["bytes"] == len(INPUT)
+
+    assert (await v1("GET", f"/v1/files/{file['id']}", auth)).json() == file
+    listed = (await v1("GET", "/v1/files", auth)).json()
+    assert [f["id"] for f in listed["data"]] == [file["id"]] and listed["has_more"] is False
+    content = await v1("GET", f"/v1/files/{file['id']}/content", auth)
+    assert content.content == INPUT
+    assert "questions.jsonl" in content.headers["content-disposition"]
+
+
+async def test_a_deleted_file_is_gone(auth):
+    file = (await upload(auth, INPUT)).json()
+    deleted = await v1("DELETE", f"/v1/files/{file['id']}", auth)
+    assert deleted.json() == {"id": file["id"], "object": "file", "deleted": True}
+    assert (await v1("GET", f"/v1/files/{file['id']}", auth)).status_code == 404
+    assert (await v1("GET", "/v1/files", auth)).json()["data"] == []
+
+
+async def test_the_list_pages_newest_first_or_oldest_first(auth):
+    ids = [(await upload(auth, INPUT)).json()["id"] for _ in range(3)]
+    first = (await v1("GET", "/v1/files?limit=2", auth)).json()
+    assert [f["id"] for f in first["data"]] == ids[::-1][:2] and first["has_more"] is True
+    rest = (await v1("GET", f"/v1/files?limit=2&after={first['last_id']}", auth)).json()
+    assert [f["id"] for f in rest["data"]] == [ids[0]] and rest["has_more"] is False
+    oldest = (await v1("GET", "/v1/files?order=asc&limit=1", auth)).json()
+    assert oldest["data"][0]["id"] == ids[0]
+    refused = await v1("GET", "/v1/files?limit=0", auth)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "limit"
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (INPUT + b"{not json\n", "Line 3 is not valid JSON"),
+        (jsonl(chat_line("a", "hi")) + b"[1, 2]\n", "Line 2 is not a JSON object"),
+        (b"\xff\xfe\x00bad", "not UTF-8"),
+        (b"\n\n", "no requests"),
+    ],
+)
+async def test_a_file_that_is_not_json_lines_is_refused_naming_the_line(auth, data, words):
+    response = await upload(auth, data)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert words in error["message"] and error["code"] == "invalid_file"
+    assert (await v1("GET", "/v1/files", auth)).json()["data"] == []
+
+
+async def test_only_a_batch_input_is_taken(auth):
+    response = await upload(auth, INPUT, purpose="fine-tune")
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "purpose"
+    assert "only 'batch'" in response.json()["error"]["message"]
+
+
+async def test_a_file_over_the_limits_is_refused(auth, settings):
+    settings.BATCH_MAX_REQUESTS = 1
+    response = await upload(auth, INPUT)
+    assert response.status_code == 400 and "at most 1" in response.json()["error"]["message"]
+
+    settings.BATCH_MAX_REQUESTS = 100
+    settings.BATCH_FILE_MAX_BYTES = 20
+    response = await upload(auth, INPUT)
+    assert response.status_code == 413
+    # Far larger than the route reads at all: refused from its declared length.
+    response = await upload(auth, INPUT * 2000)
+    assert response.status_code == 413
+    assert (await v1("GET", "/v1/files", auth)).json()["data"] == []
+
+
+async def test_an_upload_that_is_not_multipart_or_has_no_file_is_refused(auth):
+    as_json = await v1("POST", "/v1/files", auth, json={"purpose": "batch"})
+    assert as_json.status_code == 400 and "multipart/form-data" in as_json.text
+    no_file = await v1("POST", "/v1/files", auth, data={"purpose": "batch"}, files={"x": b""})
+    assert no_file.status_code == 400 and no_file.json()["error"]["param"] == "file"
+
+
+async def test_files_need_a_key(auth):
+    assert (await v1("GET", "/v1/files", {})).status_code == 401
+    assert (await upload({"Authorization": "Bearer ax-wrong"}, INPUT)).status_code == 401
+
+
+async def test_a_method_the_path_does_not_take_is_refused_with_those_it_does(auth):
+    response = await v1("PUT", "/v1/files", auth)
+    assert response.status_code == 405 and response.headers["allow"] == "POST, GET"
+
+
+async def test_nobody_else_sees_or_deletes_a_file(auth, api_user):
+    file = (await upload(auth, INPUT)).json()
+    for headers in (await other_key(), await other_key(same_user_of=api_user)):
+        for method, path in (
+            ("GET", f"/v1/files/{file['id']}"),
+            ("GET", f"/v1/files/{file['id']}/content"),
+            ("DELETE", f"/v1/files/{file['id']}"),
+        ):
+            response = await v1(method, path, headers)
+            assert response.status_code == 404, (method, path)
+            assert "batch" not in response.text  # nothing of the file told
+        assert (await v1("GET", "/v1/files", headers)).json()["data"] == []
+        started = await v1(
+            "POST",
+            "/v1/batches",
+            headers,
+            json={
+                "input_file_id": file["id"],
+                "endpoint": "/v1/chat/completions",
+                "completion_window": "24h",
+            },
+        )
+        assert started.status_code == 404
+    assert (await v1("GET", f"/v1/files/{file['id']}", auth)).status_code == 200
