@@ -29,6 +29,7 @@ from .services import batch_heartbeat, batch_request_finish
 # overloaded, the data store briefly away. An exhausted budget is not (waiting does not help).
 _WAIT_AND_RETRY = {"rate_limited", "overloaded", "unavailable"}
 _WAIT_DEFAULT, _WAIT_MOST = 5.0, 60.0
+_STOP_WAIT = 5.0  # seconds for the requests in flight to end once stopped
 
 
 def requests_run(*, batch: Batch, runner: str) -> str:
@@ -51,7 +52,9 @@ def _principal(api_key_id: int | None, model: str):
     return principal
 
 
-async def _request_run(batch: Batch, request: BatchRequest, stopping: asyncio.Event) -> None:
+async def _request_run(
+    batch: Batch, request: BatchRequest, stopping: asyncio.Event, in_flight: set
+) -> None:
     body = ChatCompletionRequest.model_validate(request.body)
     attempts = 0
     while True:
@@ -62,6 +65,7 @@ async def _request_run(batch: Batch, request: BatchRequest, stopping: asyncio.Ev
             source="batch",
             reference=batch.public_id,
         )
+        in_flight.add(stream)
         try:
             text, finish = await pipeline.stream_collect(stream)
         except (ApiError, GatewayError) as exc:
@@ -84,7 +88,11 @@ async def _request_run(batch: Batch, request: BatchRequest, stopping: asyncio.Ev
                 response=error.openai_body(),
             )
             return
+        finally:
+            in_flight.discard(stream)
         outcome = stream.outcome
+        if outcome is not None and outcome.status == "stopped":
+            return  # the batch stopped it: said not run, billed for what it produced
         completion = chat_completion_object(
             completion_id=f"chatcmpl-{request.request_id.removeprefix('batch_req_')}",
             created=int(time.time()),
@@ -110,13 +118,14 @@ async def _run(*, batch: Batch, runner: str) -> str:
     pending = await db_call(batch_requests_pending, batch_id=batch.pk)
     queue = iter(pending)
     stopping = asyncio.Event()
+    in_flight: set = set()
     why = "done"
 
     async def work():
         for request in queue:
             if stopping.is_set():
                 return
-            await _request_run(batch, request, stopping)
+            await _request_run(batch, request, stopping, in_flight)
 
     async def watch():
         nonlocal why
@@ -132,14 +141,19 @@ async def _run(*, batch: Batch, runner: str) -> str:
             else:
                 continue
             stopping.set()
+            # Each request in flight closes its upstream call now and ends as "stopped".
+            for stream in list(in_flight):
+                stream.stop()
             return
 
     workers = [asyncio.ensure_future(work()) for _ in range(settings.BATCH_CONCURRENCY)]
     watcher = asyncio.ensure_future(watch())
     everything = asyncio.gather(*workers)
     await asyncio.wait({everything, watcher}, return_when=asyncio.FIRST_COMPLETED)
-    # The watch stopped the batch (or a request failed in a way no answer says): stop the
-    # requests in flight now, each closing its upstream call on the way out.
+    if watcher.done() and not everything.done():
+        await asyncio.wait(workers, timeout=_STOP_WAIT)
+    # Whatever has not ended by now (a request stuck before its stream began, or the rest of
+    # the batch after a failure no answer says) is cancelled.
     for task in (*workers, watcher):
         if not task.done():
             task.cancel()

@@ -6,99 +6,201 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('workspaces', '0004_response_cache_switch'),
+        ("workspaces", "0004_response_cache_switch"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BatchFile',
+            name="BatchFile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(max_length=40, unique=True)),
-                ('purpose', models.CharField(choices=[('batch', 'Batch input'), ('batch_output', 'Batch output')], max_length=20)),
-                ('filename', models.CharField(max_length=255)),
-                ('size', models.PositiveBigIntegerField()),
-                ('data', models.BinaryField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_id", models.CharField(max_length=40, unique=True)),
+                (
+                    "purpose",
+                    models.CharField(
+                        choices=[("batch", "Batch input"), ("batch_output", "Batch output")],
+                        max_length=20,
+                    ),
+                ),
+                ("filename", models.CharField(max_length=255)),
+                ("size", models.PositiveBigIntegerField()),
+                ("data", models.BinaryField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="workspaces.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Batch',
+            name="Batch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.CharField(max_length=40, unique=True)),
-                ('api_key_id', models.BigIntegerField(blank=True, null=True)),
-                ('endpoint', models.CharField(max_length=100)),
-                ('completion_window', models.CharField(default='24h', max_length=10)),
-                ('input_file_id', models.CharField(max_length=40)),
-                ('status', models.CharField(choices=[('validating', 'Validating'), ('failed', 'Failed'), ('in_progress', 'In progress'), ('finalizing', 'Finalizing'), ('completed', 'Completed'), ('expired', 'Expired'), ('cancelling', 'Cancelling'), ('cancelled', 'Cancelled')], default='validating', max_length=20)),
-                ('errors', models.JSONField(blank=True, null=True)),
-                ('metadata', models.JSONField(blank=True, null=True)),
-                ('total', models.PositiveIntegerField(default=0)),
-                ('completed', models.PositiveIntegerField(default=0)),
-                ('failed', models.PositiveIntegerField(default=0)),
-                ('input_tokens', models.PositiveBigIntegerField(default=0)),
-                ('output_tokens', models.PositiveBigIntegerField(default=0)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('in_progress_at', models.DateTimeField(blank=True, null=True)),
-                ('finalizing_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('failed_at', models.DateTimeField(blank=True, null=True)),
-                ('expired_at', models.DateTimeField(blank=True, null=True)),
-                ('cancelling_at', models.DateTimeField(blank=True, null=True)),
-                ('cancelled_at', models.DateTimeField(blank=True, null=True)),
-                ('runner', models.CharField(blank=True, default='', max_length=40)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workspaces.workspace')),
-                ('error_file', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='batches.batchfile')),
-                ('output_file', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='batches.batchfile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_id", models.CharField(max_length=40, unique=True)),
+                ("api_key_id", models.BigIntegerField(blank=True, null=True)),
+                ("endpoint", models.CharField(max_length=100)),
+                ("completion_window", models.CharField(default="24h", max_length=10)),
+                ("input_file_id", models.CharField(max_length=40)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("validating", "Validating"),
+                            ("failed", "Failed"),
+                            ("in_progress", "In progress"),
+                            ("finalizing", "Finalizing"),
+                            ("completed", "Completed"),
+                            ("expired", "Expired"),
+                            ("cancelling", "Cancelling"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="validating",
+                        max_length=20,
+                    ),
+                ),
+                ("errors", models.JSONField(blank=True, null=True)),
+                ("metadata", models.JSONField(blank=True, null=True)),
+                ("total", models.PositiveIntegerField(default=0)),
+                ("completed", models.PositiveIntegerField(default=0)),
+                ("failed", models.PositiveIntegerField(default=0)),
+                ("input_tokens", models.PositiveBigIntegerField(default=0)),
+                ("output_tokens", models.PositiveBigIntegerField(default=0)),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("in_progress_at", models.DateTimeField(blank=True, null=True)),
+                ("finalizing_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("failed_at", models.DateTimeField(blank=True, null=True)),
+                ("expired_at", models.DateTimeField(blank=True, null=True)),
+                ("cancelling_at", models.DateTimeField(blank=True, null=True)),
+                ("cancelled_at", models.DateTimeField(blank=True, null=True)),
+                ("runner", models.CharField(blank=True, default="", max_length=40)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="workspaces.workspace",
+                    ),
+                ),
+                (
+                    "error_file",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="batches.batchfile",
+                    ),
+                ),
+                (
+                    "output_file",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="batches.batchfile",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'batches',
+                "verbose_name_plural": "batches",
             },
         ),
         migrations.CreateModel(
-            name='BatchRequest',
+            name="BatchRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('line', models.PositiveIntegerField()),
-                ('custom_id', models.CharField(max_length=512)),
-                ('body', models.JSONField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='pending', max_length=10)),
-                ('status_code', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('response', models.JSONField(blank=True, null=True)),
-                ('request_id', models.CharField(blank=True, default='', max_length=40)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('batch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='requests', to='batches.batch')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("line", models.PositiveIntegerField()),
+                ("custom_id", models.CharField(max_length=512)),
+                ("body", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                ("status_code", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("response", models.JSONField(blank=True, null=True)),
+                ("request_id", models.CharField(blank=True, default="", max_length=40)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "batch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="requests",
+                        to="batches.batch",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='batchfile',
-            index=models.Index(fields=['workspace', 'user', '-id'], name='batches_file_list'),
+            model_name="batchfile",
+            index=models.Index(fields=["workspace", "user", "-id"], name="batches_file_list"),
         ),
         migrations.AddIndex(
-            model_name='batch',
-            index=models.Index(fields=['workspace', 'user', '-id'], name='batches_batch_list'),
+            model_name="batch",
+            index=models.Index(fields=["workspace", "user", "-id"], name="batches_batch_list"),
         ),
         migrations.AddIndex(
-            model_name='batch',
-            index=models.Index(fields=['status', 'heartbeat_at'], name='batches_batch_open'),
+            model_name="batch",
+            index=models.Index(fields=["status", "heartbeat_at"], name="batches_batch_open"),
         ),
         migrations.AddIndex(
-            model_name='batchrequest',
-            index=models.Index(fields=['batch', 'status'], name='batches_request_status'),
+            model_name="batchrequest",
+            index=models.Index(fields=["batch", "status"], name="batches_request_status"),
         ),
         migrations.AddConstraint(
-            model_name='batchrequest',
-            constraint=models.UniqueConstraint(fields=('batch', 'line'), name='batches_request_line'),
+            model_name="batchrequest",
+            constraint=models.UniqueConstraint(
+                fields=("batch", "line"), name="batches_request_line"
+            ),
         ),
     ]

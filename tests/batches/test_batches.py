@@ -1,0 +1,337 @@
+"""/v1/batches: a batch's requests run by a real Celery worker through the pipeline against
+the fake upstream over HTTP, its results written to files, billed request by request."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from batches.models import Batch, BatchRequest
+from billing.ledger import ledger_flush
+from billing.models import UsageEvent
+from tests.batches.conftest import batch_start, batch_until, chat_line, file_lines, jsonl, v1
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@sync_to_async
+def usage_rows(reference: str) -> list[UsageEvent]:
+    ledger_flush()
+    return list(UsageEvent.objects.filter(reference=reference).order_by("pk"))
+
+
+async def test_a_batch_runs_every_request_and_writes_the_answers_in_the_inputs_order(
+    auth, api_key, celery_worker, fake_upstream
+):
+    batch = await batch_start(
+        auth,
+        jsonl(
+            chat_line("first", '@reply="Un deux"'),
+            chat_line("second", '@reply="Trois"', max_tokens=50),
+            chat_line("third", '@reply="Quatre cinq six"'),
+        ),
+        metadata={"project": "tests"},
+    )
+    assert batch["status"] == "validating" and batch["id"].startswith("batch_")
+    assert batch["metadata"] == {"project": "tests"}
+
+    done = await batch_until(auth, batch["id"])
+    assert done["status"] == "completed", done
+    assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+    assert done["error_file_id"] is None
+    for moment in ("in_progress_at", "finalizing_at", "completed_at"):
+        assert done[moment] >= done["created_at"]
+
+    lines = await file_lines(auth, done["output_file_id"])
+    assert [line["custom_id"] for line in lines] == ["first", "second", "third"]
+    answers = [line["response"]["body"]["choices"][0]["message"]["content"] for line in lines]
+    assert answers == ["Un deux", "Trois", "Quatre cinq six"]
+    assert all(line["response"]["status_code"] == 200 and line["error"] is None for line in lines)
+    assert lines[0]["response"]["body"]["object"] == "chat.completion"
+
+    # Billed one usage event a request, as the batch's key, and summed on the batch.
+    rows = await usage_rows(done["id"])
+    assert len(rows) == 3
+    assert {(row.source, row.api_key_id, row.status) for row in rows} == {
+        ("batch", api_key[0].pk, "ok")
+    }
+    assert done["usage"]["input_tokens"] == sum(row.input_tokens for row in rows) > 0
+    assert done["usage"]["output_tokens"] == sum(row.output_tokens for row in rows) > 0
+    output = (await v1("GET", f"/v1/files/{done['output_file_id']}", auth)).json()
+    assert output["purpose"] == "batch_output"
+    assert {p["path"] for p in fake_upstream.posted()} == {"/v1/chat/completions"}
+    assert len(fake_upstream.posted()) == 3
+
+
+async def test_a_request_that_fails_goes_to_the_error_file_and_the_rest_still_run(
+    auth, celery_worker
+):
+    batch = await batch_start(
+        auth,
+        jsonl(
+            chat_line("good", '@reply="Fine"'),
+            chat_line("refused", "@error=context"),
+            chat_line("unknown", "hi", model="no-such-model"),
+        ),
+    )
+    done = await batch_until(auth, batch["id"])
+    assert done["status"] == "completed"
+    assert done["request_counts"] == {"total": 3, "completed": 1, "failed": 2}
+    [good] = await file_lines(auth, done["output_file_id"])
+    assert good["custom_id"] == "good"
+    errors = {line["custom_id"]: line for line in await file_lines(auth, done["error_file_id"])}
+    assert set(errors) == {"refused", "unknown"}
+    refused = errors["refused"]["response"]
+    assert refused["status_code"] == 400
+    assert refused["body"]["error"]["code"] == "context_too_long"
+    assert errors["unknown"]["response"]["body"]["error"]["code"] == "model_unavailable"
+
+
+async def test_a_rate_limited_request_waits_and_is_asked_again(auth, celery_worker, fake_upstream):
+    batch = await batch_start(
+        auth, jsonl(chat_line("patient", '@status=429 @retry_after=0.2 @times=1 @reply="Done"'))
+    )
+    done = await batch_until(auth, batch["id"])
+    assert done["request_counts"]["completed"] == 1, done
+    [line] = await file_lines(auth, done["output_file_id"])
+    assert line["response"]["body"]["choices"][0]["message"]["content"] == "Done"
+    assert len(fake_upstream.posted()) == 2
+
+
+async def test_a_batch_whose_requests_are_wrong_fails_naming_each_line(auth, celery_worker):
+    from api.models import ApiKey
+
+    await ApiKey.objects.aupdate(allowed_models=["fake-small"])
+    from api.services import api_keys_changed
+
+    await sync_to_async(api_keys_changed)()
+    batch = await batch_start(
+        auth,
+        jsonl(
+            chat_line("a", "hi"),
+            chat_line("a", "again"),
+            {**chat_line("b", "hi"), "url": "/v1/embeddings"},
+            chat_line("c", "hi", stream=True),
+            chat_line("d", "hi", model="fake-large"),
+            {**chat_line("e", "hi"), "body": {"model": "fake-small", "messages": "nope"}},
+            {"method": "POST", "url": "/v1/chat/completions", "body": {}},
+        ),
+    )
+    done = await batch_until(auth, batch["id"])
+    assert done["status"] == "failed" and done["failed_at"] is not None
+    assert done["output_file_id"] is None and done["request_counts"]["total"] == 0
+    by_line = {error["line"]: error for error in done["errors"]["data"]}
+    assert sorted(by_line) == [2, 3, 4, 5, 6, 7]
+    assert by_line[2]["code"] == "duplicate_custom_id"
+    assert by_line[3]["code"] == "mismatched_endpoint"
+    assert "Streaming" in by_line[4]["message"]
+    assert by_line[5]["code"] == "model_not_allowed"
+    assert by_line[6]["param"] == "body.messages"
+    assert by_line[7]["param"] == "custom_id"
+
+
+async def test_a_cancelled_batch_stops_its_upstream_calls_and_keeps_what_was_answered(
+    auth, celery_worker, fake_upstream, settings
+):
+    settings.BATCH_CONCURRENCY = 1
+    batch = await batch_start(
+        auth,
+        jsonl(
+            chat_line("quick", '@reply="Quick"'),
+            chat_line("slow", "@hang"),
+            chat_line("never", '@reply="Never"'),
+        ),
+    )
+    assert await fake_upstream.until(lambda: len(fake_upstream.posted()) == 2, timeout=20)
+    await asyncio.sleep(0.3)
+    cancelled = await v1("POST", f"/v1/batches/{batch['id']}/cancel", auth)
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] in ("cancelling", "cancelled")
+
+    done = await batch_until(auth, batch["id"])
+    assert done["status"] == "cancelled" and done["cancelled_at"] is not None
+    slow = fake_upstream.posted()[1]
+    assert await fake_upstream.until(lambda: slow["disconnected"], timeout=5)
+    assert len(fake_upstream.posted()) == 2  # "never" was never asked
+    [quick] = await file_lines(auth, done["output_file_id"])
+    assert quick["custom_id"] == "quick"
+    not_run = await file_lines(auth, done["error_file_id"])
+    assert [(line["custom_id"], line["error"]["code"]) for line in not_run] == [
+        ("slow", "batch_cancelled"),
+        ("never", "batch_cancelled"),
+    ]
+    # The stopped request is on the ledger, as the chat's stop is.
+    statuses = sorted(row.status for row in await usage_rows(batch["id"]))
+    assert statuses == ["ok", "stopped"]
+    again = await v1("POST", f"/v1/batches/{batch['id']}/cancel", auth)
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+
+
+async def test_a_finished_batch_cannot_be_cancelled(auth, celery_worker):
+    batch = await batch_start(auth, jsonl(chat_line("a", "hi")))
+    await batch_until(auth, batch["id"])
+    refused = await v1("POST", f"/v1/batches/{batch['id']}/cancel", auth)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "batch_not_cancellable"
+
+
+@pytest.fixture
+def task_lost(monkeypatch):
+    """Batches created while this is on get no task queued, as if their task were lost (the
+    broker restarted empty): only the resume task, or a direct run, takes them up."""
+    monkeypatch.setattr("batches.services._run_on_commit", lambda batch_id: None)
+    return monkeypatch
+
+
+run_here = sync_to_async(lambda public_id: _run(public_id))
+
+
+def _run(public_id: str) -> None:
+    from batches.services import batch_run
+
+    batch_run(batch_id=Batch.objects.get(public_id=public_id).pk)
+
+
+def _revoke(key) -> None:
+    from api.services import api_key_revoke
+    from workspaces.models import Membership
+
+    membership = Membership.objects.get(user_id=key.user_id, workspace_id=key.workspace_id)
+    api_key_revoke(membership=membership, key=key)
+
+
+async def test_requests_fail_once_the_batchs_key_is_revoked(auth, api_key, task_lost):
+    batch = await batch_start(auth, jsonl(chat_line("a", "hi"), chat_line("b", "hi")))
+    await sync_to_async(_revoke)(api_key[0])
+    await run_here(batch["id"])
+    done = await sync_to_async(Batch.objects.get)(public_id=batch["id"])
+    assert (done.status, done.completed, done.failed) == ("completed", 0, 2)
+    requests = await sync_to_async(list)(done.requests.all())
+    assert {r.status_code for r in requests} == {401}
+    assert all("revoked" in r.response["error"]["message"] for r in requests)
+
+
+async def test_a_batch_left_by_a_dead_worker_is_taken_up_from_where_it_stopped(
+    auth, celery_worker, fake_upstream, task_lost
+):
+    from batches.services import batches_resume
+
+    batch = await batch_start(auth, jsonl(chat_line("a", '@reply="A"'), chat_line("b", "@reply=B")))
+    task_lost.undo()
+    # A worker is running it: the resume task leaves it alone, a second run does nothing.
+    await sync_to_async(_left_by_worker)(batch["id"], minutes_ago=0)
+    assert await sync_to_async(batches_resume)() == 0
+    await run_here(batch["id"])
+    assert fake_upstream.posted() == []
+
+    # Its worker went silent: the resume task queues it, and the worker finishes it.
+    await sync_to_async(_left_by_worker)(batch["id"], minutes_ago=10)
+    assert await sync_to_async(batches_resume)() == 1
+    done = await batch_until(auth, batch["id"])
+    assert done["status"] == "completed"
+    assert done["request_counts"] == {"total": 2, "completed": 2, "failed": 0}
+    lines = await file_lines(auth, done["output_file_id"])
+    assert lines[0]["response"]["body"] == {"kept": True}  # answered before: not asked again
+    assert lines[1]["response"]["body"]["choices"][0]["message"]["content"] == "B"
+    assert len(fake_upstream.posted()) == 1
+
+
+def _left_by_worker(public_id: str, *, minutes_ago: int) -> None:
+    """The state a worker leaves that answered the first request and then was killed."""
+    from batches.services import batch_validate
+
+    batch = Batch.objects.get(public_id=public_id)
+    if batch.status == Batch.Status.VALIDATING:
+        batch_validate(batch=batch)
+        BatchRequest.objects.filter(batch=batch, custom_id="a").update(
+            status="succeeded", status_code=200, response={"kept": True}
+        )
+    Batch.objects.filter(pk=batch.pk).update(
+        completed=1,
+        runner="another",
+        heartbeat_at=timezone.now() - timedelta(minutes=minutes_ago),
+    )
+
+
+async def test_a_batch_past_its_window_expires_with_its_requests_said_not_run(
+    auth, fake_upstream, task_lost
+):
+    batch = await batch_start(auth, jsonl(chat_line("a", "hi"), chat_line("b", "hi")))
+    await Batch.objects.filter(public_id=batch["id"]).aupdate(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    await run_here(batch["id"])
+    done = (await v1("GET", f"/v1/batches/{batch['id']}", auth)).json()
+    assert done["status"] == "expired" and done["expired_at"] is not None
+    assert done["output_file_id"] is None
+    lines = await file_lines(auth, done["error_file_id"])
+    assert [(line["custom_id"], line["error"]["code"]) for line in lines] == [
+        ("a", "batch_expired"),
+        ("b", "batch_expired"),
+    ]
+    assert fake_upstream.posted() == []
+
+
+async def test_batches_are_listed_newest_first_and_nobody_else_sees_them(auth, task_lost):
+    from tests.batches.test_files import other_key
+
+    first = await batch_start(auth, jsonl(chat_line("a", "hi")))
+    second = await batch_start(auth, jsonl(chat_line("a", "hi")))
+    listed = (await v1("GET", "/v1/batches?limit=1", auth)).json()
+    assert [b["id"] for b in listed["data"]] == [second["id"]] and listed["has_more"]
+    rest = (await v1("GET", f"/v1/batches?after={second['id']}", auth)).json()
+    assert [b["id"] for b in rest["data"]] == [first["id"]] and not rest["has_more"]
+
+    stranger = await other_key()
+    assert (await v1("GET", "/v1/batches", stranger)).json()["data"] == []
+    for method, path in (
+        ("GET", f"/v1/batches/{first['id']}"),
+        ("POST", f"/v1/batches/{first['id']}/cancel"),
+    ):
+        assert (await v1(method, path, stranger)).status_code == 404
+    still = (await v1("GET", f"/v1/batches/{first['id']}", auth)).json()
+    assert still["status"] == "validating"
+
+
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"endpoint": "/v1/embeddings"}, "endpoint"),
+        ({"completion_window": "1h"}, "completion_window"),
+        ({"metadata": {"k": 5}}, "metadata"),
+        ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
+        ({"input_file_id": "file-nothere"}, "input_file_id"),
+    ],
+)
+async def test_a_batch_asked_wrongly_is_refused_before_it_starts(auth, task_lost, fields, param):
+    from tests.batches.conftest import upload
+
+    file = (await upload(auth, jsonl(chat_line("a", "hi")))).json()
+    body = {
+        "input_file_id": file["id"],
+        "endpoint": "/v1/chat/completions",
+        "completion_window": "24h",
+        **fields,
+    }
+    response = await v1("POST", "/v1/batches", auth, json=body)
+    assert response.status_code in (400, 404)
+    assert response.json()["error"]["param"] == param
+    assert await Batch.objects.acount() == 0
+
+
+async def test_an_output_file_cannot_start_a_batch(auth, celery_worker):
+    batch = await batch_start(auth, jsonl(chat_line("a", "hi")))
+    done = await batch_until(auth, batch["id"])
+    response = await v1(
+        "POST",
+        "/v1/batches",
+        auth,
+        json={
+            "input_file_id": done["output_file_id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+    )
+    assert response.status_code == 400 and response.json()["error"]["param"] == "input_file_id"
