@@ -16,6 +16,14 @@ def _batches_quick(settings):
     settings.PROVIDER_TRUST_ENV = False
 
 
+@pytest.fixture
+def task_lost(monkeypatch):
+    """Batches created while this is on get no task queued, as if their task were lost (the
+    broker restarted empty): only the resume task, or a direct run, takes them up."""
+    monkeypatch.setattr("batches.services._run_on_commit", lambda batch_id: None)
+    return monkeypatch
+
+
 async def v1(method: str, path: str, headers: dict, **kwargs) -> httpx.Response:
     """A call to the /v1 ASGI app in this process."""
     from aurax.asgi import application

@@ -177,14 +177,6 @@ async def test_a_finished_batch_cannot_be_cancelled(auth, celery_worker):
     assert refused.json()["error"]["code"] == "batch_not_cancellable"
 
 
-@pytest.fixture
-def task_lost(monkeypatch):
-    """Batches created while this is on get no task queued, as if their task were lost (the
-    broker restarted empty): only the resume task, or a direct run, takes them up."""
-    monkeypatch.setattr("batches.services._run_on_commit", lambda batch_id: None)
-    return monkeypatch
-
-
 run_here = sync_to_async(lambda public_id: _run(public_id))
 
 
