@@ -12,6 +12,16 @@ def _error_response(description: str, schema: str = "Error") -> dict:
     }
 
 
+# What apps above this one serve under /v1 (batches/): {path: operations}, and their schemas.
+_more_paths: dict[str, dict] = {}
+_more_schemas: dict[str, type] = {}
+
+
+def paths_register(paths: dict[str, dict], schemas_used: dict[str, type]) -> None:
+    _more_paths.update(paths)
+    _more_schemas.update(schemas_used)
+
+
 @cache
 def openapi_document() -> dict:
     components = {}
@@ -19,6 +29,7 @@ def openapi_document() -> dict:
         "ChatCompletionRequest": schemas.ChatCompletionRequest,
         "AnthropicMessagesRequest": schemas.AnthropicMessagesRequest,
         "EmbeddingsRequest": schemas.EmbeddingsRequest,
+        **_more_schemas,
     }.items():
         document = schema.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(document.pop("$defs", {}))
@@ -173,6 +184,7 @@ def openapi_document() -> dict:
                     },
                 }
             },
+            **_more_paths,
         },
         "components": {
             "schemas": components,

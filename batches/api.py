@@ -285,3 +285,72 @@ ROUTES = {
     "/v1/batches/{batch_id}": _route(_batch_retrieve, "GET"),
     "/v1/batches/{batch_id}/cancel": _route(_batch_cancel, "POST"),
 }
+
+
+def _operation(summary: str, *, path_id: str = "", body: dict | None = None, **extra) -> dict:
+    operation = {"summary": summary, "responses": {"200": {"description": "OK"}}, **extra}
+    responses = operation["responses"]
+    responses["401"] = {"description": "Missing, invalid, revoked or expired key"}
+    if path_id:
+        operation["parameters"] = [
+            {"name": path_id, "in": "path", "required": True, "schema": {"type": "string"}}
+        ]
+        responses["404"] = {"description": "No such id among this key's user's"}
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": body}
+        responses["400"] = {"description": "Invalid request (the message names what)"}
+    return operation
+
+
+def _listing(summary: str, *names: str) -> dict:
+    return _operation(
+        summary,
+        parameters=[
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+            for name in ("limit", "after", *names)
+        ],
+    )
+
+
+OPENAPI_PATHS = {
+    "/files": {
+        "post": _operation(
+            "Upload a batch's input (JSON Lines, purpose 'batch')",
+            body={
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file", "purpose"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "purpose": {"const": "batch"},
+                        },
+                    }
+                }
+            },
+        ),
+        "get": _listing("List this key's user's files, newest first", "order", "purpose"),
+    },
+    "/files/{file_id}": {
+        "get": _operation("Retrieve a file's description", path_id="file_id"),
+        "delete": _operation("Delete a file", path_id="file_id"),
+    },
+    "/files/{file_id}/content": {
+        "get": _operation("Download a file's content", path_id="file_id"),
+    },
+    "/batches": {
+        "post": _operation(
+            "Create a batch on an uploaded file; it runs on the workers",
+            body={
+                "application/json": {"schema": {"$ref": "#/components/schemas/BatchCreateRequest"}}
+            },
+        ),
+        "get": _listing("List this key's user's batches, newest first"),
+    },
+    "/batches/{batch_id}": {"get": _operation("Retrieve a batch", path_id="batch_id")},
+    "/batches/{batch_id}/cancel": {
+        "post": _operation(
+            "Cancel a batch (409 batch_not_cancellable once finished)", path_id="batch_id"
+        )
+    },
+}

@@ -7,7 +7,9 @@ class BatchesConfig(AppConfig):
 
     def ready(self) -> None:
         from api.handlers import routes_register
+        from api.openapi import paths_register
 
-        from .api import ROUTES
+        from .api import OPENAPI_PATHS, ROUTES, BatchCreateRequest
 
         routes_register(ROUTES)
+        paths_register(OPENAPI_PATHS, {"BatchCreateRequest": BatchCreateRequest})

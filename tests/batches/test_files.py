@@ -140,3 +140,12 @@ async def test_nobody_else_sees_or_deletes_a_file(auth, api_user):
         )
         assert started.status_code == 404
     assert (await v1("GET", f"/v1/files/{file['id']}", auth)).status_code == 200
+
+
+async def test_the_openapi_document_describes_files_and_batches(auth):
+    document = (await v1("GET", "/v1/openapi.json", auth)).json()
+    assert set(document["paths"]["/files"]) == {"get", "post"}
+    assert set(document["paths"]["/files/{file_id}"]) == {"get", "delete"}
+    assert "post" in document["paths"]["/batches/{batch_id}/cancel"]
+    created = document["components"]["schemas"]["BatchCreateRequest"]
+    assert set(created["required"]) == {"input_file_id", "endpoint", "completion_window"}
