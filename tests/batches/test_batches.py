@@ -327,3 +327,21 @@ async def test_an_output_file_cannot_start_a_batch(auth, celery_worker):
         },
     )
     assert response.status_code == 400 and response.json()["error"]["param"] == "input_file_id"
+
+
+async def test_the_api_docs_batch_line_runs_as_pasted(api_user, auth, celery_worker):
+    import html
+    import re
+
+    from django.test import Client
+
+    @sync_to_async
+    def docs():
+        client = Client()
+        client.force_login(api_user)
+        return client.get("/settings/api-docs/").content.decode()
+
+    line = re.search(r'<code class="batch-line">(.*?)</code>', await docs()).group(1)
+    batch = await batch_start(auth, html.unescape(line).encode() + b"\n")
+    done = await batch_until(auth, batch["id"])
+    assert done["request_counts"] == {"total": 1, "completed": 1, "failed": 0}, done
