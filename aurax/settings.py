@@ -432,6 +432,8 @@ BATCH_REQUEST_ATTEMPTS = env.int("BATCH_REQUEST_ATTEMPTS", default=5)
 # alive; a batch not heard of for BATCH_STALE_SECONDS is taken up by another worker.
 BATCH_CHECK_SECONDS = env.float("BATCH_CHECK_SECONDS", default=1.0)
 BATCH_STALE_SECONDS = env.int("BATCH_STALE_SECONDS", default=120)
+# A batch runs this long, then queues itself again behind the tasks that came meanwhile.
+BATCH_SLICE_SECONDS = env.float("BATCH_SLICE_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE["batches-resume"] = {"task": "batches.batches_resume", "schedule": 60.0}
 
 # --- Logging -----------------------------------------------------------------------------

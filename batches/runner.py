@@ -7,6 +7,7 @@ produced, and left to be said not run)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 
 from django.conf import settings
@@ -33,8 +34,9 @@ _STOP_WAIT = 5.0  # seconds for the requests in flight to end once stopped
 
 
 def requests_run(*, batch: Batch, runner: str) -> str:
-    """Run the batch's pending requests: "done" when none is left, else why it stopped
-    ("cancelling", "expired", or "lost" when another runner took the batch over)."""
+    """Run the batch's pending requests for up to BATCH_SLICE_SECONDS: "done" when none is
+    left, else why it stopped ("slice" when its time is up, "cancelling", "expired", or
+    "lost" when another runner took the batch over)."""
     return run_blocking(_run, batch=batch, runner=runner)
 
 
@@ -115,17 +117,17 @@ async def _request_run(
 
 
 async def _run(*, batch: Batch, runner: str) -> str:
-    pending = await db_call(batch_requests_pending, batch_id=batch.pk)
-    queue = iter(pending)
+    queue = collections.deque(await db_call(batch_requests_pending, batch_id=batch.pk))
     stopping = asyncio.Event()
     in_flight: set = set()
+    slice_end = time.monotonic() + settings.BATCH_SLICE_SECONDS
     why = "done"
 
     async def work():
-        for request in queue:
-            if stopping.is_set():
+        while queue and not stopping.is_set():
+            await _request_run(batch, queue.popleft(), stopping, in_flight)
+            if time.monotonic() >= slice_end:
                 return
-            await _request_run(batch, request, stopping, in_flight)
 
     async def watch():
         nonlocal why
@@ -161,4 +163,4 @@ async def _run(*, batch: Batch, runner: str) -> str:
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
             raise result
-    return why
+    return "slice" if why == "done" and queue else why

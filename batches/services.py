@@ -175,9 +175,13 @@ def batch_create(
 
 
 def _run_on_commit(batch_id: int) -> None:
-    from .tasks import batch_run
+    transaction.on_commit(lambda: _run_now(batch_id))
 
-    transaction.on_commit(lambda: batch_run.delay(batch_id))
+
+def _run_now(batch_id: int) -> None:
+    from .tasks import batch_run as batch_run_task
+
+    batch_run_task.delay(batch_id)
 
 
 def batch_cancel(*, batch: Batch) -> Batch:
@@ -418,8 +422,9 @@ def batch_finalize(*, batch: Batch, final: str) -> Batch:
 
 def batch_run(*, batch_id: int) -> None:
     """Everything left to do on a batch, by whichever worker gets it first: validate it, run
-    its requests (a few at a time), write its results. A batch whose runner stops midway
-    (the worker killed) is taken up by another worker, from the requests not yet answered."""
+    its requests (a few at a time, for BATCH_SLICE_SECONDS before it queues itself again),
+    write its results. A batch whose runner stops midway (the worker killed) is taken up by
+    another worker, from the requests not yet answered."""
     from .runner import requests_run
 
     runner = uuid.uuid4().hex
@@ -430,8 +435,15 @@ def batch_run(*, batch_id: int) -> None:
         if batch.status == Batch.Status.VALIDATING:
             batch = batch_validate(batch=batch)
         if batch.status == Batch.Status.IN_PROGRESS and timezone.now() < batch.expires_at:
-            if requests_run(batch=batch, runner=runner) == "lost":
+            why = requests_run(batch=batch, runner=runner)
+            if why == "lost":
                 return  # another runner took it over
+            if why == "slice":
+                # Its time is up: it goes to the back of the queue, so that a long batch does
+                # not hold a worker from every other task (usage rollups, e-mails, batches).
+                _release(batch_id=batch_id, runner=runner)
+                _run_now(batch_id)
+                return
             batch.refresh_from_db()
         if batch.runner != runner or batch.status not in Batch.OPEN:
             return

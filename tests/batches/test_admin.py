@@ -42,13 +42,15 @@ async def test_the_batch_list_shows_what_each_batch_cost(auth, celery_worker, st
         auth, jsonl(chat_line("a", "@tokens=20"), chat_line("b", "@tokens=20"))
     )
     await batch_until(auth, batch["id"])
-    ledger_flush()
-    total = await sync_to_async(
-        lambda: UsageEvent.objects.filter(reference=batch["id"]).aggregate(c=Sum("cost"))["c"]
-    )()
+    total = await sync_to_async(_cost)(batch["id"])
     assert total > 0
     listed = await sync_to_async(staff_client.get)("/admin/batches/batch/")
     assert usd_text(total) in listed.content.decode()
+
+
+def _cost(reference: str):
+    ledger_flush()  # what this process's ledger holds is written
+    return UsageEvent.objects.filter(reference=reference).aggregate(c=Sum("cost"))["c"]
 
 
 async def test_staff_cancel_a_batch_and_a_finished_one_stays_as_it_is(

@@ -345,3 +345,29 @@ async def test_the_api_docs_batch_line_runs_as_pasted(api_user, auth, celery_wor
     batch = await batch_start(auth, html.unescape(line).encode() + b"\n")
     done = await batch_until(auth, batch["id"])
     assert done["request_counts"] == {"total": 1, "completed": 1, "failed": 0}, done
+
+
+async def test_a_long_batch_runs_in_slices_each_its_own_task(auth, celery_worker, settings):
+    from celery.signals import task_prerun
+
+    settings.BATCH_SLICE_SECONDS = 0  # one request a slice
+    settings.BATCH_CONCURRENCY = 1
+    runs = []
+
+    def counted(sender=None, **kwargs):
+        if sender.name == "batches.batch_run":
+            runs.append(kwargs["task_id"])
+
+    task_prerun.connect(counted, weak=False)
+    try:
+        lines = [chat_line(f"q{n}", f'@reply="A{n}"') for n in range(3)]
+        done = await batch_until(auth, (await batch_start(auth, jsonl(*lines)))["id"])
+    finally:
+        task_prerun.disconnect(counted)
+    assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+    assert len(set(runs)) == 3  # a slice a request (the last one writes the results)
+    answers = [
+        line["response"]["body"]["choices"][0]["message"]["content"]
+        for line in await file_lines(auth, done["output_file_id"])
+    ]
+    assert answers == ["A0", "A1", "A2"]
