@@ -93,7 +93,7 @@ async def _request_run(
         finally:
             in_flight.discard(stream)
         outcome = stream.outcome
-        if outcome is not None and outcome.status == "stopped":
+        if outcome is None or outcome.status == "stopped":
             return  # the batch stopped it: said not run, billed for what it produced
         completion = chat_completion_object(
             completion_id=f"chatcmpl-{request.request_id.removeprefix('batch_req_')}",
