@@ -19,6 +19,7 @@ urlpatterns = [
     path("settings/keys/", include("providers.urls")),
     path("settings/", include("accounts.urls")),
     path("settings/", include("api.settings_urls")),
+    path("settings/", include("batches.urls")),
     path("prompts/", include("prompts.urls")),
     path("", include("workspaces.urls")),
     path("", include("billing.urls")),

@@ -1,6 +1,7 @@
 """Reads of batches and their files. A key sees what its user made in its workspace: the same
 key, or any other key acting as that user there (a workspace key acts as the admin who made
-it). Whatever else is as unknown as an id that does not exist."""
+it); in the browser, that user sees them while working in that workspace. Whatever else is as
+unknown as an id that does not exist."""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ _FILE_FIELDS = ("id", "public_id", "purpose", "filename", "size", "created_at")
 
 def _mine(queryset, key: ApiKey):
     return queryset.filter(workspace_id=key.workspace_id, user_id=key.user_id)
+
+
+def batches_for_user(*, user, workspace, limit: int = 100) -> list[Batch]:
+    return list(
+        Batch.objects.filter(workspace=workspace, user=user)
+        .select_related("output_file", "error_file")
+        .defer("output_file__data", "error_file__data")
+        .order_by("-pk")[:limit]
+    )
+
+
+def batch_get_for_user(*, user, workspace, public_id: str) -> Batch | None:
+    return Batch.objects.filter(workspace=workspace, user=user, public_id=public_id).first()
+
+
+def batch_file_get_for_user(*, user, workspace, public_id: str) -> BatchFile | None:
+    return BatchFile.objects.filter(workspace=workspace, user=user, public_id=public_id).first()
 
 
 def batch_file_get_for_key(*, key: ApiKey, public_id: str, with_data: bool = False):

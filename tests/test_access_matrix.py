@@ -123,6 +123,34 @@ def _api_key(w: World):
     return w.objects["api_key"]
 
 
+def _batch(w: World):
+    """A batch of the team's owner, its input file and its (finished) output."""
+    from batches.models import Batch, BatchFile
+
+    if "batch" not in w.objects:
+        now = timezone.now()
+        common = {"workspace": w.team, "user": w.owner}
+        output = BatchFile.objects.create(
+            public_id="file-matrixout",
+            purpose="batch_output",
+            filename="out.jsonl",
+            size=6,
+            data=b"secret",
+            **common,
+        )
+        w.objects["batch_file"] = output
+        w.objects["batch"] = Batch.objects.create(
+            public_id="batch_matrix",
+            endpoint="/v1/chat/completions",
+            input_file_id="file-x",
+            output_file=output,
+            created_at=now,
+            expires_at=now + timedelta(hours=24),
+            **common,
+        )
+    return w.objects["batch"]
+
+
 def _template(w: World):
     from prompts.models import PromptTemplate
 
@@ -217,6 +245,10 @@ CASES: dict[str, Case] = {
     "providers:credential_delete": Case(lambda w: {"credential_id": _credential(w).pk}, write=True),
     # API keys, prompt templates
     "api_key_revoke": Case(lambda w: {"key_id": _api_key(w).pk}, write=True),
+    "batch_cancel": Case(lambda w: {"batch_id": _batch(w).public_id}, write=True),
+    "batch_file": Case(
+        lambda w: {"file_id": _batch(w).output_file.public_id}, write=False, viewer_may_read=False
+    ),
     "prompt_template_edit": Case(lambda w: {"template_id": _template(w).pk}, write=True),
     "prompt_template_delete": Case(lambda w: {"template_id": _template(w).pk}, write=True),
     # billing

@@ -1,0 +1,118 @@
+"""The batches page: a user's batches in the current workspace, with progress, cost, result
+files to download and a cancel button; nobody else's."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from batches.models import Batch, BatchFile
+from billing.models import UsageEvent
+from tests.factories import MembershipFactory, UserFactory
+from workspaces.models import Membership
+
+pytestmark = pytest.mark.django_db
+
+
+def make_batch(user, workspace=None, *, status="completed", **fields) -> Batch:
+    workspace = workspace or Membership.objects.get(user=user).workspace
+    now = timezone.now()
+    output = BatchFile.objects.create(
+        public_id=f"file-out{Batch.objects.count()}",
+        workspace=workspace,
+        user=user,
+        purpose="batch_output",
+        filename="batch_x_output.jsonl",
+        size=len(b'{"custom_id": "q1"}\n'),
+        data=b'{"custom_id": "q1"}\n',
+    )
+    return Batch.objects.create(
+        public_id=f"batch_page{Batch.objects.count()}",
+        workspace=workspace,
+        user=user,
+        endpoint="/v1/chat/completions",
+        input_file_id="file-in",
+        output_file=output if status == "completed" else None,
+        status=status,
+        created_at=now,
+        expires_at=now + timedelta(hours=24),
+        **fields,
+    )
+
+
+def test_the_page_shows_my_batches_progress_cost_and_results(logged_in_client, user):
+    batch = make_batch(user, total=3, completed=2, failed=1, metadata={"job": "nightly"})
+    UsageEvent.objects.create(
+        workspace=batch.workspace,
+        user=user,
+        provider_kind="openai",
+        model="fake-small",
+        reference=batch.public_id,
+        source="batch",
+        cost=Decimal("0.0123"),
+    )
+    page = logged_in_client.get("/settings/batches/").content.decode()
+    assert batch.public_id in page and "job: nightly" in page
+    assert "2 answered, 1 failed of 3" in page
+    assert "$0.0123" in page
+    assert f"/settings/batches/files/{batch.output_file.public_id}/" in page
+    assert "hx-trigger" not in page  # nothing running: the page does not poll
+
+    download = logged_in_client.get(f"/settings/batches/files/{batch.output_file.public_id}/")
+    assert download.content == b'{"custom_id": "q1"}\n'
+    assert "attachment" in download["Content-Disposition"]
+
+
+def test_a_running_batch_can_be_cancelled_and_the_page_follows_it(logged_in_client, user):
+    batch = make_batch(user, status="in_progress")
+    page = logged_in_client.get("/settings/batches/").content.decode()
+    assert 'hx-trigger="every 3s"' in page
+    assert f"/settings/batches/{batch.public_id}/cancel/" in page
+
+    response = logged_in_client.post(f"/settings/batches/{batch.public_id}/cancel/", follow=True)
+    batch.refresh_from_db()
+    assert batch.status == "cancelling"
+    assert "Batch cancelled" in response.content.decode()
+
+
+def test_a_finished_batch_is_not_cancelled(logged_in_client, user):
+    batch = make_batch(user)
+    page = logged_in_client.get("/settings/batches/").content.decode()
+    assert "/cancel/" not in page
+    response = logged_in_client.post(f"/settings/batches/{batch.public_id}/cancel/", follow=True)
+    assert "already finished" in response.content.decode()
+    batch.refresh_from_db()
+    assert batch.status == "completed"
+
+
+def test_a_failed_batch_says_why_line_by_line(logged_in_client, user):
+    make_batch(
+        user,
+        status="failed",
+        errors=[
+            {"code": "duplicate_custom_id", "message": "Used twice.", "param": None, "line": 4}
+        ],
+    )
+    page = logged_in_client.get("/settings/batches/").content.decode()
+    assert "line 4:" in page and "Used twice." in page
+
+
+def test_nobody_else_sees_my_batches_or_their_files(client, user):
+    batch = make_batch(user)
+    teammate = UserFactory()
+    MembershipFactory(user=teammate, workspace=batch.workspace)
+    for other in (UserFactory(), teammate):
+        client.force_login(other)
+        assert batch.public_id not in client.get("/settings/batches/").content.decode()
+        download = client.get(f"/settings/batches/files/{batch.output_file.public_id}/")
+        assert download.status_code == 404
+        assert client.post(f"/settings/batches/{batch.public_id}/cancel/").status_code == 404
+
+
+def test_the_page_shows_only_the_current_workspaces_batches(logged_in_client, user):
+    mine = make_batch(user)
+    team = MembershipFactory(user=user).workspace
+    elsewhere = make_batch(user, team)
+    page = logged_in_client.get("/settings/batches/").content.decode()
+    assert mine.public_id in page and elsewhere.public_id not in page
