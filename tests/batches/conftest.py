@@ -3,17 +3,20 @@ import json
 import httpx
 import pytest
 
-from tests.api.conftest import api_key, api_user, auth, credential  # noqa: F401
+from tests.api.conftest import (  # noqa: F401  the /v1 API's keys, and its quick providers
+    _fast_providers,
+    _shared_http_client_closed,
+    api_key,
+    api_user,
+    auth,
+    credential,
+)
 from tests.billing.conftest import celery_worker  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
 def _batches_quick(settings):
     settings.BATCH_CHECK_SECONDS = 0.05
-    settings.PROVIDER_RETRY_ATTEMPTS = 1
-    settings.PROVIDER_RETRY_BASE_DELAY = 0.01
-    settings.PROVIDER_READ_TIMEOUT = 5.0
-    settings.PROVIDER_TRUST_ENV = False
 
 
 @pytest.fixture
