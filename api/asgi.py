@@ -16,7 +16,7 @@ from aurax.logging import request_id_for, request_id_var
 from gateway.errors import GatewayError, service_unavailable, store_unreachable
 
 from .errors import ApiError
-from .handlers import MAX_BODY_BYTES, ApiRequest, ApiResponse, route_match
+from .handlers import MAX_BODY_BYTES, ApiRequest, ApiResponse, authenticate, route_match
 
 logger = logging.getLogger("aurax.request")
 
@@ -110,6 +110,9 @@ async def application(scope, receive, send) -> None:
                     headers={"allow": allowed},
                 )
             limit = route.max_body() if route.max_body else MAX_BODY_BYTES
+            if limit > MAX_BODY_BYTES:
+                # A large upload is read into memory only for a caller with a valid key.
+                await authenticate(headers)
             declared = int(headers.get("content-length") or 0)
             if declared > limit:
                 raise ApiError(

@@ -245,7 +245,7 @@ def _sse(data: dict, event: str | None = None) -> bytes:
     return f"{head}data: {_json_encode(data)}\n\n".encode()
 
 
-def completion_id_new(prefix: str) -> str:
+def _completion_id(prefix: str) -> str:
     return f"{prefix}{secrets.token_hex(12)}"
 
 
@@ -269,7 +269,7 @@ async def chat_completions(request: ApiRequest) -> ApiResponse:
         source="api",
         cache_control=request.headers.get("cache-control", ""),
     )
-    completion_id = completion_id_new("chatcmpl-")
+    completion_id = _completion_id("chatcmpl-")
     created = int(time.time())
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
@@ -391,7 +391,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
         top_p=body.top_p,
         stop=tuple(body.stop_sequences or ()),
     )
-    message_id = completion_id_new("msg_")
+    message_id = _completion_id("msg_")
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
         outcome = stream.outcome

@@ -106,9 +106,15 @@ async def test_an_upload_that_is_not_multipart_or_has_no_file_is_refused(auth):
     assert no_file.status_code == 400 and no_file.json()["error"]["param"] == "file"
 
 
-async def test_files_need_a_key(auth):
+async def test_files_need_a_key(auth, settings):
     assert (await v1("GET", "/v1/files", {})).status_code == 401
     assert (await upload({"Authorization": "Bearer ax-wrong"}, INPUT)).status_code == 401
+    # An upload larger than other /v1 bodies may be is read only for a valid key: refused
+    # for the key first (401), for its size only with one (413).
+    settings.BATCH_FILE_MAX_BYTES = 9 * 1024 * 1024
+    too_large = INPUT * (10 * 1024 * 1024 // len(INPUT))
+    assert (await upload({"Authorization": "Bearer ax-wrong"}, too_large)).status_code == 401
+    assert (await upload(auth, too_large)).status_code == 413
 
 
 async def test_a_method_the_path_does_not_take_is_refused_with_those_it_does(auth):
