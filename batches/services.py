@@ -181,7 +181,12 @@ def _run_on_commit(batch_id: int) -> None:
 def _run_now(batch_id: int) -> None:
     from .tasks import batch_run as batch_run_task
 
-    batch_run_task.delay(batch_id)
+    try:
+        batch_run_task.delay(batch_id)
+    except Exception:
+        # The broker is away: the batch is saved, and the resume task queues it once it is
+        # back (batches_resume), so the caller is not told of a failure that loses nothing.
+        logger.warning("could not queue batch %s; the resume task will", batch_id, exc_info=True)
 
 
 def batch_cancel(*, batch: Batch) -> Batch:

@@ -371,3 +371,28 @@ async def test_a_long_batch_runs_in_slices_each_its_own_task(auth, celery_worker
         for line in await file_lines(auth, done["output_file_id"])
     ]
     assert answers == ["A0", "A1", "A2"]
+
+
+async def test_a_batch_made_while_the_broker_is_away_is_kept_and_run_once_it_is_back(
+    auth, celery_worker
+):
+    from aurax.celery import app
+    from batches.services import batches_resume
+    from tests.billing.conftest import _reset_connection_pool
+
+    working = app.conf.broker_url, app.conf.broker_transport_options
+    app.conf.broker_url, app.conf.broker_transport_options = "redis://127.0.0.1:1/0", {}
+    _reset_connection_pool()
+    try:
+        batch = await batch_start(auth, jsonl(chat_line("a", '@reply="Later"')))
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options = working
+        _reset_connection_pool()
+    assert batch["status"] == "validating"
+
+    await Batch.objects.filter(public_id=batch["id"]).aupdate(
+        created_at=timezone.now() - timedelta(minutes=10)
+    )
+    assert await sync_to_async(batches_resume)() == 1
+    done = await batch_until(auth, batch["id"])
+    assert done["request_counts"]["completed"] == 1
