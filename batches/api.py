@@ -9,6 +9,7 @@ from io import BytesIO
 from django.conf import settings
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.utils.http import content_disposition_header
 from pydantic import BaseModel, ConfigDict
 
 from api import schemas
@@ -205,11 +206,10 @@ def _file_delete(request: ApiRequest, key) -> dict:
 
 def _file_content(request: ApiRequest, key) -> ApiResponse:
     file = _file_mine(request, key, with_data=True)
-    filename = file.filename.replace('"', "")
     return ApiResponse(
         body=bytes(file.data),
         content_type="application/jsonl",
-        headers={"content-disposition": f'attachment; filename="{filename}"'},
+        headers={"content-disposition": content_disposition_header(True, file.filename)},
     )
 
 

@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -45,7 +46,7 @@ def batch_file_download(request, file_id: str):
     if file is None:
         raise Http404
     response = HttpResponse(bytes(file.data), content_type="application/jsonl")
-    response["Content-Disposition"] = f'attachment; filename="{file.filename}"'
+    response["Content-Disposition"] = content_disposition_header(True, file.filename)
     response["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -37,7 +37,14 @@ async def test_an_uploaded_file_is_described_listed_and_read_back_as_sent(auth):
     assert [f["id"] for f in listed["data"]] == [file["id"]] and listed["has_more"] is False
     content = await v1("GET", f"/v1/files/{file['id']}/content", auth)
     assert content.content == INPUT
-    assert "questions.jsonl" in content.headers["content-disposition"]
+    assert content.headers["content-disposition"] == 'attachment; filename="questions.jsonl"'
+    accented = (await upload(auth, INPUT, filename="résumé.jsonl")).json()
+    assert accented["filename"] == "résumé.jsonl"
+    named = await v1("GET", f"/v1/files/{accented['id']}/content", auth)
+    assert (
+        named.headers["content-disposition"]
+        == "attachment; filename*=utf-8''r%C3%A9sum%C3%A9.jsonl"
+    )
 
 
 async def test_a_deleted_file_is_gone(auth):

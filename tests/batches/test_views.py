@@ -61,7 +61,16 @@ def test_the_page_shows_my_batches_progress_cost_and_results(logged_in_client, u
 
     download = logged_in_client.get(f"/settings/batches/files/{batch.output_file.public_id}/")
     assert download.content == b'{"custom_id": "q1"}\n'
-    assert "attachment" in download["Content-Disposition"]
+    assert download["Content-Disposition"] == 'attachment; filename="batch_x_output.jsonl"'
+
+
+def test_a_file_name_with_quotes_or_accents_is_downloaded_under_that_name(logged_in_client, user):
+    batch = make_batch(user)
+    BatchFile.objects.filter(pk=batch.output_file_id).update(filename='ré"sumé.jsonl')
+    download = logged_in_client.get(f"/settings/batches/files/{batch.output_file.public_id}/")
+    assert download["Content-Disposition"] == (
+        "attachment; filename*=utf-8''r%C3%A9%22sum%C3%A9.jsonl"
+    )
 
 
 def test_a_running_batch_can_be_cancelled_and_the_page_follows_it(logged_in_client, user):
