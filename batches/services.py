@@ -470,15 +470,17 @@ def batch_run(*, batch_id: int) -> None:
 
 def batches_resume() -> int:
     """Queue again the open batches no live worker is running (their worker was killed, or
-    its task lost): the number queued."""
-    from .tasks import batch_run as batch_run_task
-
-    stale = timezone.now() - timedelta(seconds=settings.BATCH_STALE_SECONDS)
-    ids = list(
-        Batch.objects.filter(status__in=Batch.OPEN)
-        .filter(Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale))
-        .values_list("pk", flat=True)
-    )
-    for batch_id in ids:
-        batch_run_task.delay(batch_id)
-    return len(ids)
+    its task lost): the number queued. Each is marked as just queued, so that one still
+    waiting behind a long queue is not queued again at every check."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.BATCH_STALE_SECONDS)
+    silent = Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+    queued = 0
+    for batch_id in Batch.objects.filter(silent, status__in=Batch.OPEN).values_list(
+        "pk", flat=True
+    ):
+        # Its silent runner, if it ever wakes, finds the batch no longer its own and stops.
+        if Batch.objects.filter(silent, pk=batch_id).update(runner="", heartbeat_at=now):
+            _run_now(batch_id)
+            queued += 1
+    return queued

@@ -221,6 +221,7 @@ async def test_a_batch_left_by_a_dead_worker_is_taken_up_from_where_it_stopped(
     # Its worker went silent: the resume task queues it, and the worker finishes it.
     await sync_to_async(_left_by_worker)(batch["id"], minutes_ago=10)
     assert await sync_to_async(batches_resume)() == 1
+    assert await sync_to_async(batches_resume)() == 0  # queued: not again at the next check
     done = await batch_until(auth, batch["id"])
     assert done["status"] == "completed"
     assert done["request_counts"] == {"total": 2, "completed": 2, "failed": 0}
