@@ -68,6 +68,12 @@ def api_key_recheck(key_id: int) -> ApiKey:
     return _usable(key)
 
 
+def api_key_model_check(key: ApiKey, model: str) -> None:
+    """ApiError(403) unless the key's allow-list takes the model."""
+    if not key.allows_model(model):
+        raise ApiError(403, "model_not_allowed", f"This API key may not use the model '{model}'.")
+
+
 def _usable(key: ApiKey) -> ApiKey:
     if key.revoked_at is not None:
         raise ApiError(401, "authentication", "This API key has been revoked.")

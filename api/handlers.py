@@ -29,7 +29,7 @@ from gateway.errors import GatewayError
 from providers.types import Finish, TextDelta
 
 from . import schemas
-from .auth import api_key_authenticate, api_key_from_headers
+from .auth import api_key_authenticate, api_key_from_headers, api_key_model_check
 from .errors import ApiError
 from .selectors import api_model_for_key, api_models_for_key
 from .services import api_key_touch
@@ -111,10 +111,7 @@ async def _admit(request: ApiRequest, schema):
     if schema is None:
         return key, None
     body = schemas.parse(schema, request.body)
-    if not key.allows_model(body.model):
-        raise ApiError(
-            403, "model_not_allowed", f"This API key may not use the model '{body.model}'."
-        )
+    api_key_model_check(key, body.model)
     return key, body
 
 
@@ -132,10 +129,7 @@ async def _parse_for_completion(request: ApiRequest, schema):
 def _principal(request: ApiRequest, body):
     def check():
         key = _authenticated(request.headers)
-        if not key.allows_model(body.model):
-            raise ApiError(
-                403, "model_not_allowed", f"This API key may not use the model '{body.model}'."
-            )
+        api_key_model_check(key, body.model)
         return key.user, key.workspace, key.pk
 
     return check

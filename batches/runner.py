@@ -13,7 +13,7 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
-from api.auth import api_key_recheck
+from api.auth import api_key_model_check, api_key_recheck
 from api.errors import ApiError
 from api.handlers import chat_completion_object, chat_completion_stream
 from api.schemas import ChatCompletionRequest
@@ -45,10 +45,7 @@ def _principal(api_key_id: int | None, model: str):
         if api_key_id is None:
             raise ApiError(401, "authentication", "This batch's API key has been deleted.")
         key = api_key_recheck(api_key_id)
-        if not key.allows_model(model):
-            raise ApiError(
-                403, "model_not_allowed", f"This API key may not use the model '{model}'."
-            )
+        api_key_model_check(key, model)
         return key.user, key.workspace, key.pk
 
     return principal

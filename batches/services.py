@@ -15,6 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from api import schemas
+from api.auth import api_key_model_check
 from api.errors import ApiError
 from api.models import ApiKey
 
@@ -275,13 +276,11 @@ def _request_checked(line: int, request: dict, batch: Batch, key: ApiKey | None,
         return _request_error(line, exc.message, code=exc.code, param=f"body.{exc.param or ''}")
     if parsed.stream:
         return _request_error(line, "Streaming is not supported in a batch.", param="body.stream")
-    if key is not None and not key.allows_model(parsed.model):
-        return _request_error(
-            line,
-            f"This API key may not use the model '{parsed.model}'.",
-            code="model_not_allowed",
-            param="body.model",
-        )
+    if key is not None:
+        try:
+            api_key_model_check(key, parsed.model)
+        except ApiError as exc:
+            return _request_error(line, exc.message, code=exc.code, param="body.model")
     return None
 
 
