@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "api",
     "prompts",
     "batches",
+    "compare",
 ]
 
 SOCIAL_PROVIDERS = []

@@ -21,6 +21,7 @@ urlpatterns = [
     path("settings/", include("api.settings_urls")),
     path("settings/", include("batches.urls")),
     path("prompts/", include("prompts.urls")),
+    path("compare/", include("compare.urls")),
     path("", include("workspaces.urls")),
     path("", include("billing.urls")),
     path("", include("chat.urls")),

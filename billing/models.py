@@ -47,6 +47,7 @@ class UsageSource(models.TextChoices):
     CHAT = "chat", _("Chat")
     API = "api", _("API")
     BATCH = "batch", _("Batch")
+    COMPARE = "compare", _("Comparison")
 
 
 class UsageEvent(models.Model):

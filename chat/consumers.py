@@ -40,7 +40,7 @@ def _started(action, /, **kwargs):
     return result, generation.generation_prepare(answer=result[1])
 
 
-def _socket_language(scope, language: str) -> str:
+def socket_language(scope, language: str) -> str:
     """The language the user's pages are in: `language`, the one saved in their account, else
     Django's choice from the socket's handshake (the language cookie, then Accept-Language)."""
     if language:
@@ -69,7 +69,7 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.conversations: set[int] = set()
-        self.language = _socket_language(self.scope, self.user.language)
+        self.language = socket_language(self.scope, self.user.language)
         session = self.scope.get("session")
         self.session_key = getattr(session, "session_key", None)
         await self.channel_layer.group_add(events.user_group(self.user.pk), self.channel_name)
@@ -274,7 +274,7 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
     async def chat_language_changed(self, event):
         """The user saved another language (in another tab, say): later frames are said in it,
         and the page is told (it draws its own text again)."""
-        self.language = _socket_language(self.scope, event.get("language", ""))
+        self.language = socket_language(self.scope, event.get("language", ""))
         await self.send_json({"type": "language_changed", "language": self.language})
 
     async def chat_signed_out(self, event):

@@ -161,6 +161,12 @@ def _max_tokens_clean(value) -> int | None:
     )
 
 
+def conversation_settings_clean(*, temperature, max_tokens) -> tuple[float | None, int | None]:
+    """A temperature and a max tokens as a new conversation takes them, else SettingsRefused:
+    what a comparison of models checks before it asks them (compare.actions)."""
+    return _temperature_clean(temperature), _max_tokens_clean(max_tokens)
+
+
 def _temperature_check(*, user, workspace, model: str, temperature: float | None) -> None:
     """Refuse a temperature that `model` cannot take (`providers.routing`: none of its
     providers accepts it), as its answer would be refused. A model that routes nowhere is
@@ -830,6 +836,68 @@ def public_link_revoke(*, conversation: Conversation, actor, ip: str | None = No
             ip=ip,
         )
     return revoked
+
+
+ANSWER_FIELDS = (
+    "status",
+    "served_model",
+    "provider_kind",
+    "input_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "cost",
+    "ttft_ms",
+    "duration_ms",
+)
+
+
+@transaction.atomic
+def conversation_create_with_answers(
+    *,
+    user,
+    workspace,
+    question: str,
+    answers: Sequence[dict],
+    kept: int,
+    system_prompt: str = "",
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> Conversation:
+    """A new conversation of `user` in `workspace` holding one question and several answers
+    to it (a side-by-side comparison kept: compare.comparisons), ready to be continued. Each
+    answer: {"model", "content"} and the fields of ANSWER_FIELDS; `answers[kept]` is the
+    one on screen and the conversation's model, the others are a flip away."""
+    chosen = answers[kept]
+    conversation = Conversation.objects.create(
+        user=user,
+        workspace=workspace,
+        title=_provisional_title(question),
+        model=chosen["model"],
+        system_prompt=system_prompt,
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
+    asked = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content=question
+    )
+    rows = [
+        Message.objects.create(
+            conversation=conversation,
+            parent=asked,
+            role=Message.Role.ASSISTANT,
+            model=answer["model"],
+            content=answer["content"],
+            **{name: answer[name] for name in ANSWER_FIELDS if answer.get(name) is not None},
+        )
+        for answer in answers
+    ]
+    conversation.current_leaf = rows[kept]
+    conversation.save(update_fields=["current_leaf"])
+    _send_on_commit(
+        events.user_group(user.pk),
+        events.conversation_changed(conversation_id=conversation.pk, title=conversation.title),
+    )
+    return conversation
 
 
 @transaction.atomic

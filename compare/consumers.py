@@ -1,0 +1,184 @@
+"""The comparison socket (/ws/compare/) is transport only: it authenticates, turns client
+frames into actions (compare.actions) and sends the frames of the socket's comparison
+(compare.comparisons). docs/websocket.md, "Comparing models", describes every frame."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from aurax.db_threads import db_call
+from aurax.phrases import phrase_say
+from chat import events
+from chat.actions import ActionRefused
+from chat.consumers import CLOSE_UNAUTHENTICATED, socket_language
+from chat.selectors import answer_error_text
+from chat.templatetags.chat_tags import usd
+from gateway.errors import service_unavailable, store_unreachable
+
+from . import actions
+from .comparisons import Comparison
+
+logger = logging.getLogger(__name__)
+
+CLIENT_FRAMES = ("compare", "stop", "keep", "ping")
+
+
+class CompareConsumer(AsyncJsonWebsocketConsumer):
+    comparison: Comparison | None = None
+    running: asyncio.Task | None = None
+
+    async def connect(self):
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.accept()  # then closed with a code the page understands (chat.consumers)
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.language = socket_language(self.scope, self.user.language)
+        self.session_key = getattr(self.scope.get("session"), "session_key", None)
+        # Signed out or deactivated elsewhere: the socket closes (chat_signed_out).
+        self.groups_joined = [events.user_group(self.user.pk)]
+        if self.session_key:
+            self.groups_joined.append(events.session_group(self.session_key))
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        if self.running is not None and not self.running.done():
+            # The answers end now: their upstream calls close, each billed for what it used.
+            self.running.cancel()
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def dispatch(self, message):
+        # The user's group also carries the chat's events (titles, sidebar changes): not ours.
+        if message["type"].startswith("chat.") and not hasattr(
+            self, message["type"].replace(".", "_")
+        ):
+            return
+        await super().dispatch(message)
+
+    # --- client → server ----------------------------------------------------------------
+
+    async def receive_json(self, content, **kwargs):
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind not in CLIENT_FRAMES:
+            await self._refuse({}, "invalid", gettext_noop("Unknown frame."))
+            return
+        try:
+            await getattr(self, f"frame_{kind}")(content)
+        except Http404:
+            await self._refuse(content, "not_found", gettext_noop("Not found."))
+        except PermissionDenied:
+            await self._refuse(
+                content,
+                "forbidden",
+                gettext_noop("Viewers of a workspace may read what is shared, not ask models."),
+            )
+        except ActionRefused as refused:
+            await self._refuse(content, refused.code, refused.message, param=refused.param)
+        except Exception as error:
+            if not store_unreachable(error):
+                raise
+            logger.warning("%s frame refused: %s", kind, error)
+            await self._refuse(content, "unavailable", service_unavailable().message)
+
+    async def _refuse(self, frame, code, message, *, param=None):
+        with translation.override(self.language):
+            message = phrase_say(message) if isinstance(message, dict) else _(message)
+        refusal = {
+            "type": "error",
+            "code": code,
+            "message": message,
+            "request": frame.get("type"),
+            "request_id": frame.get("request_id"),
+        }
+        if param is not None:
+            refusal["param"] = param
+        await self.send_json(refusal)
+
+    def _comparison_named(self, frame) -> Comparison:
+        if self.comparison is None or frame.get("comparison_id") != self.comparison.id:
+            raise Http404  # another socket's, or one this socket replaced
+        return self.comparison
+
+    async def frame_ping(self, frame):
+        await self.send_json({"type": "pong"})
+
+    async def frame_compare(self, frame):
+        if self.comparison is not None and self.comparison.running:
+            raise ActionRefused(
+                "busy", gettext_noop("A comparison is still running: stop it or wait for it.")
+            )
+        request = await db_call(actions.comparison_request, user=self.user, frame=frame)
+        self.comparison = Comparison(**request, send=self._send_frame)
+        await self.send_json(
+            {
+                "type": "comparison_started",
+                "comparison_id": self.comparison.id,
+                "request_id": frame.get("request_id"),
+                "models": request["models"],
+            }
+        )
+        self.running = self.comparison.start()
+
+    async def frame_stop(self, frame):
+        comparison = self._comparison_named(frame)
+        slot = frame.get("slot")
+        if slot is not None and slot not in range(len(comparison.answers)):
+            raise ActionRefused("invalid", gettext_noop("No such answer."), param="slot")
+        comparison.stop(slot)
+
+    async def frame_keep(self, frame):
+        comparison = self._comparison_named(frame)
+        if comparison.running:
+            raise ActionRefused(
+                "busy", gettext_noop("Wait until every answer has ended, or stop them.")
+            )
+        if comparison.kept_conversation_id is None:
+            comparison.kept_conversation_id = await db_call(
+                actions.comparison_keep,
+                user=self.user,
+                comparison=comparison,
+                slot=frame.get("slot"),
+            )
+        conversation_id = comparison.kept_conversation_id
+        await self.send_json(
+            {
+                "type": "kept",
+                "comparison_id": comparison.id,
+                "request_id": frame.get("request_id"),
+                "conversation_id": conversation_id,
+                "url": reverse("chat_conversation", args=[conversation_id]),
+            }
+        )
+
+    # --- the comparison → client ----------------------------------------------------------
+
+    async def _send_frame(self, frame: dict) -> None:
+        if frame["type"] == "answer_finished":
+            frame["cost_text"] = usd(frame["cost"])
+            said = frame.pop("error_phrase", None)
+            if frame["error_message"] or said:
+                with translation.override(self.language):
+                    frame["error_message"] = answer_error_text(
+                        error_message=frame["error_message"], error_phrase=said
+                    )
+        await self.send_json(frame)
+
+    # --- channel layer → client -----------------------------------------------------------
+
+    async def chat_signed_out(self, event):
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def chat_language_changed(self, event):
+        self.language = socket_language(self.scope, event.get("language", ""))
