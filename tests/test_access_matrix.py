@@ -401,7 +401,11 @@ def test_a_viewer_cannot_read_what_is_not_for_viewers(world, name):
 
 # --- WebSocket routes ----------------------------------------------------------------------
 
-WS_CASES = {"ws/chat/": "chat"}
+WS_CASES = {
+    "ws/chat/": "chat",
+    # Also: another socket's comparison (tests/compare/test_consumer.py).
+    "ws/compare/": "a comparison in another workspace",
+}
 
 
 def test_every_websocket_route_has_a_case():
@@ -451,4 +455,39 @@ async def test_a_user_from_another_workspace_cannot_reach_a_conversation_over_th
         reply = await communicator.receive_json_from(timeout=5)
         assert reply["type"] == "error" and reply["code"] == "not_found", (frame, reply)
         assert "Secret plans" not in str(reply)
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_user_from_another_workspace_cannot_compare_models_in_it():
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+
+    from aurax.asgi import application
+
+    @sync_to_async
+    def setup():
+        owner, stranger = UserFactory(), UserFactory()
+        team = workspace_create(owner=owner, name="Team A")
+        client = Client()
+        client.force_login(stranger)
+        return team.slug, client.cookies["sessionid"].value
+
+    slug, session = await setup()
+    communicator = WebsocketCommunicator(
+        application,
+        "/ws/compare/",
+        headers=[
+            (b"cookie", f"sessionid={session}".encode()),
+            (b"origin", b"http://testserver"),
+            (b"host", b"testserver"),
+        ],
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_json_to(
+        {"type": "compare", "workspace": slug, "models": ["a", "b"], "content": "hi"}
+    )
+    reply = await communicator.receive_json_from(timeout=5)
+    assert reply["type"] == "error" and reply["code"] == "not_found", reply
     await communicator.disconnect()
