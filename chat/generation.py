@@ -707,6 +707,21 @@ async def _logged(awaitable, what: str, message_id: int) -> None:
         logger.exception(what + " failed", message_id)
 
 
+def title_generate_start(
+    *, conversation_id: int, user, workspace, model: str, question: str, answer: str
+) -> asyncio.Task:
+    """Title a conversation made whole, not answered here (a comparison kept: compare), as
+    a first exchange is titled once its answer is saved."""
+    context = {
+        "conversation_id": conversation_id,
+        "user": user,
+        "workspace": workspace,
+        "model": model,
+        "question": question,
+    }
+    return _spawn(_title_generate(context, answer=answer))
+
+
 async def _title_generate(context: dict, *, answer: str) -> None:
     prompt = [
         PromptMessage(role="system", content=TITLE_PROMPT),

@@ -72,7 +72,9 @@ def comparison_keep(*, user, comparison: Comparison, slot) -> int:
         user=user, workspace_id=comparison.workspace.pk, minimum_role=Role.MEMBER
     )
     answers = comparison.kept_answers()
-    kept = next((i for i, a in enumerate(answers) if a["slot"] == slot), None)
+    kept = None
+    if isinstance(slot, int) and not isinstance(slot, bool):
+        kept = next((i for i, a in enumerate(answers) if a["slot"] == slot), None)
     if kept is None:
         raise ActionRefused(
             "invalid",

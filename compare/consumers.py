@@ -17,7 +17,7 @@ from django.utils.translation import gettext_noop
 
 from aurax.db_threads import db_call
 from aurax.phrases import phrase_say
-from chat import events
+from chat import events, generation
 from chat.actions import ActionRefused
 from chat.consumers import CLOSE_UNAUTHENTICATED, socket_language
 from chat.selectors import answer_error_text
@@ -134,7 +134,11 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
     async def frame_stop(self, frame):
         comparison = self._comparison_named(frame)
         slot = frame.get("slot")
-        if slot is not None and slot not in range(len(comparison.answers)):
+        if slot is not None and (
+            not isinstance(slot, int)
+            or isinstance(slot, bool)
+            or slot not in range(len(comparison.answers))
+        ):
             raise ActionRefused("invalid", gettext_noop("No such answer."), param="slot")
         comparison.stop(slot)
 
@@ -150,6 +154,15 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
                 user=self.user,
                 comparison=comparison,
                 slot=frame.get("slot"),
+            )
+            kept = comparison.answers[frame["slot"]]
+            generation.title_generate_start(
+                conversation_id=comparison.kept_conversation_id,
+                user=self.user,
+                workspace=comparison.workspace,
+                model=kept.model,
+                question=comparison.question,
+                answer=kept.text,
             )
         conversation_id = comparison.kept_conversation_id
         await self.send_json(

@@ -17,11 +17,12 @@ def compare_server(start_aurax_server, fake_upstream):
     server = start_aurax_server(PROVIDER_TRUST_ENV="false", PROVIDER_RETRY_ATTEMPTS="1")
     server.create_user(EMAIL, PASSWORD)
     server.credential_id = server.shell_json(
-        "from providers.services import credential_create\n"
+        "from providers.services import catalog_refresh, credential_create\n"
         "from accounts.models import User\n"
         "c = credential_create(actor=None, scope='global', kind='openai', name='Fake', "
         f"api_key='sk-test-key-1234', base_url={fake_upstream.base_url('openai')!r}, "
         "allow_private_network=True)\n"
+        "assert catalog_refresh(c.id).ok\n"  # the pickers list the catalog's models
         f"User.objects.filter(email={EMAIL!r}).update(default_model=f'{{c.id}}:fake-small')\n"
         "print(c.id)\n"
     )

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 
+from chat import generation
 from chat.models import Conversation, Message
 from compare import comparisons
 from tests.chat.helpers import frames_until, of_type, socket_for
@@ -199,7 +200,7 @@ async def test_keeping_an_answer_makes_a_conversation_with_every_answer_a_flip_a
     assert conversation.user_id == alice.pk and conversation.model == models[1]
     assert conversation.system_prompt == "Be brief." and conversation.temperature == 0.5
     assert conversation.max_tokens == 50
-    assert conversation.title == "@tokens=8 Which is best?"
+    assert conversation.title == "@tokens=8 Which is best?"  # until its title comes
     answers = [
         m
         async for m in Message.objects.filter(conversation=conversation, role="assistant").order_by(
@@ -215,6 +216,14 @@ async def test_keeping_an_answer_makes_a_conversation_with_every_answer_a_flip_a
     assert all(a.status == "complete" and a.output_tokens for a in answers)
     question = await Message.objects.aget(pk=answers[0].parent_id)
     assert question.content == "@tokens=8 Which is best?" and question.parent_id is None
+
+    # Titled as a chat's first exchange is, by the kept answer's model, the call counted
+    # in the conversation's total.
+    await generation.generations_wait()
+    await conversation.arefresh_from_db()
+    assert conversation.title_final and conversation.title != question.content
+    [title_call] = await usage_events(reference=f"chat.title:{conversation.pk}")
+    assert title_call.model == "fake-large"
 
     # Asked again, the same conversation: keeping is done once.
     await socket.send_json_to(
@@ -241,6 +250,7 @@ async def test_the_kept_conversation_page_shows_the_kept_answer_and_its_siblings
     )
     kept = (await frames_until(socket, of_type("kept")))[-1]
     await socket.disconnect()
+    await generation.generations_wait()
 
     def page() -> str:
         client = Client()
