@@ -52,10 +52,13 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
-    async def disconnect(self, code):
+    def _end(self) -> None:
         if self.running is not None and not self.running.done():
             # The answers end now: their upstream calls close, each billed for what it used.
             self.running.cancel()
+
+    async def disconnect(self, code):
+        self._end()
         for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -191,6 +194,9 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
     # --- channel layer → client -----------------------------------------------------------
 
     async def chat_signed_out(self, event):
+        """Signed out in another tab, or the account deactivated or deleted: the comparison
+        ends now, and the socket closes."""
+        self._end()
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def chat_language_changed(self, event):

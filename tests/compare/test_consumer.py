@@ -377,3 +377,26 @@ async def test_an_unknown_frame_is_refused(alice):
     await socket.send_json_to({"type": "ping"})
     assert await socket.receive_json_from(timeout=5) == {"type": "pong"}
     await socket.disconnect()
+
+
+async def test_deactivating_the_account_ends_its_comparison_and_closes_the_socket(
+    alice, credential, fake_upstream
+):
+    socket, _, _ = await socket_for(alice, path=PATH)
+    fake_upstream.requests.clear()
+    models = [model_for(credential, "fake-small"), model_for(credential, "fake-large")]
+    await _compare(socket, alice, models, "@tokens=400 @delay=0.02")
+    await frames_until(socket, of_type("delta"))
+
+    alice.is_active = False
+    await alice.asave(update_fields=["is_active"])
+
+    while (output := await socket.receive_output(timeout=3))["type"] != "websocket.close":
+        pass
+    assert output["code"] == 4401
+    await comparisons.comparisons_wait()
+    assert await sync_to_async(fake_upstream.wait_for)(
+        lambda: all(r["disconnected"] for r in fake_upstream.requests), timeout=5
+    )
+    events = await usage_events(source="compare")
+    assert [e.status for e in events] == ["client_gone", "client_gone"]
