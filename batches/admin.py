@@ -6,7 +6,7 @@ from django.utils.translation import ngettext
 from api.errors import ApiError
 from aurax.admin_base import ViewOnlyAdmin
 from aurax.phrases import usd_text
-from billing.selectors import usage_total_for_references
+from billing.selectors import usage_cost_of_reference
 
 from .models import Batch, BatchFile
 from .services import batch_cancel
@@ -63,11 +63,15 @@ class BatchAdmin(ViewOnlyAdmin):
     readonly_fields = fields
     actions = ["cancel"]
 
+    def get_queryset(self, request):
+        # What its requests cost so far, from the usage ledger, in the list's own query.
+        return (
+            super().get_queryset(request).annotate(cost_total=usage_cost_of_reference("public_id"))
+        )
+
     @admin.display(description=_("cost"))
     def cost(self, obj: Batch) -> str:
-        """What its requests cost so far, from the usage ledger."""
-        total = usage_total_for_references([obj.public_id]).get(obj.public_id)
-        return usd_text(total["cost"]) if total else "—"
+        return "—" if obj.cost_total is None else usd_text(obj.cost_total)
 
     @admin.action(description=_("Cancel the selected batches"))
     def cancel(self, request, queryset):

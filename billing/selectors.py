@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -258,6 +258,18 @@ def usage_total_for_references(references: list[str]) -> dict[str, dict]:
         }
         for r in rows
     }
+
+
+def usage_cost_of_reference(field: str) -> Subquery:
+    """The summed cost of the ledger rows whose reference is the outer row's `field`: a
+    list annotates its rows with it in its own query, not one query per row."""
+    return Subquery(
+        UsageEvent.objects.filter(reference=OuterRef(field))
+        .order_by()
+        .values("reference")
+        .annotate(total=Sum("cost"))
+        .values("total")[:1]
+    )
 
 
 def top_spenders(start: datetime, end: datetime, limit: int = 10) -> list[dict]:

@@ -1,8 +1,12 @@
 """The admin lists batches and their files (never a file's content) and cancels a batch."""
 
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.db.models import Sum
+from django.utils import timezone
 
 from aurax.phrases import usd_text
 from batches.models import Batch, BatchFile
@@ -28,8 +32,6 @@ async def test_staff_see_batches_and_files_but_never_a_files_content(auth, task_
 
 
 async def test_the_batch_list_shows_what_each_batch_cost(auth, celery_worker, staff_client):
-    from decimal import Decimal
-
     from billing.models import ModelPriceOverride
 
     await ModelPriceOverride.objects.acreate(
@@ -74,3 +76,47 @@ async def test_staff_cancel_a_batch_and_a_finished_one_stays_as_it_is(
         async for b in Batch.objects.filter(pk__in=pks).only("public_id", "status")
     }
     assert statuses == {running["id"]: "cancelling", finished["id"]: "completed"}
+
+
+def test_the_batch_list_costs_the_same_queries_for_one_batch_or_many(staff_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import UserFactory
+    from workspaces.models import Membership
+
+    owner = UserFactory()
+    workspace = Membership.objects.get(user=owner).workspace
+
+    def batch(n: int) -> None:
+        now = timezone.now()
+        Batch.objects.create(
+            created_at=now,
+            expires_at=now + timedelta(hours=24),
+            public_id=f"batch_{n}",
+            workspace=workspace,
+            user=owner,
+            endpoint="/v1/chat/completions",
+            input_file_id="file-x",
+        )
+        UsageEvent.objects.create(
+            workspace=workspace,
+            user=owner,
+            provider_kind="openai",
+            model="m",
+            reference=f"batch_{n}",
+            cost=n,
+            status="ok",
+            source="batch",
+        )
+
+    batch(1)
+    with CaptureQueriesContext(connection) as one:
+        first = staff_client.get("/admin/batches/batch/").content.decode()
+    for n in range(2, 7):
+        batch(n)
+    with CaptureQueriesContext(connection) as six:
+        listed = staff_client.get("/admin/batches/batch/").content.decode()
+    assert len(six.captured_queries) == len(one.captured_queries)
+    assert usd_text(Decimal(1)) in first
+    assert all(usd_text(Decimal(n)) in listed for n in range(1, 7))
