@@ -351,19 +351,22 @@ async def embeddings(request: ApiRequest) -> ApiResponse:
             source="api",
             request_id=request.request_id,
         )
+    return ApiResponse.json(embeddings_object(body, result))
+
+
+def embeddings_object(body: schemas.EmbeddingsRequest, result) -> dict:
+    """An embeddings response body, as OpenAI's (also a batch's answer: batches.runner)."""
     data = []
     for index, vector in enumerate(result.vectors):
         if body.encoding_format == "base64":
             vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
         data.append({"object": "embedding", "index": index, "embedding": vector})
-    return ApiResponse.json(
-        {
-            "object": "list",
-            "data": data,
-            "model": body.model,
-            "usage": {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens},
-        }
-    )
+    return {
+        "object": "list",
+        "data": data,
+        "model": body.model,
+        "usage": {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens},
+    }
 
 
 # --- Anthropic ---------------------------------------------------------------------------

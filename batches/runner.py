@@ -1,5 +1,6 @@
-"""Running a batch's requests: a few at a time (BATCH_CONCURRENCY), each through the one
-pipeline as the batch's API key, on a worker's private event loop. A watch checks every
+"""Running a batch's requests: a few at a time (BATCH_CONCURRENCY), each as the batch's API
+key through the one pipeline (chat completions) or the embeddings gate (gateway.embeddings),
+on a worker's private event loop. A watch checks every
 second that the batch is still this runner's and still wanted: a cancelled or expired batch
 stops at once, its requests in flight closing their upstream calls (billed for what they
 produced, and left to be said not run)."""
@@ -10,15 +11,17 @@ import asyncio
 import collections
 import time
 
+from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.utils import timezone
 
 from api.auth import api_key_model_check, api_key_recheck
 from api.errors import ApiError
-from api.handlers import chat_completion_object, chat_completion_stream
-from api.schemas import ChatCompletionRequest
+from api.handlers import chat_completion_object, chat_completion_stream, embeddings_object
+from api.schemas import ChatCompletionRequest, EmbeddingsRequest
 from aurax.db_threads import db_call
 from gateway import pipeline
+from gateway.embeddings import embed
 from gateway.errors import GatewayError
 from providers.http import run_blocking
 
@@ -51,22 +54,67 @@ def _principal(api_key_id: int | None, model: str):
     return principal
 
 
+async def _completion(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
+    """A chat completion request: (its answer, input tokens, output tokens), or None when the
+    batch stopped it (billed for what it produced)."""
+    body = ChatCompletionRequest.model_validate(request.body)
+    stream = chat_completion_stream(
+        body,
+        principal=_principal(batch.api_key_id, body.model),
+        request_id=request.request_id,
+        source="batch",
+        reference=batch.public_id,
+    )
+    in_flight.add(stream)
+    try:
+        text, finish = await pipeline.stream_collect(stream)
+    finally:
+        in_flight.discard(stream)
+    outcome = stream.outcome
+    if outcome is None or outcome.status == "stopped":
+        return None
+    completion = chat_completion_object(
+        completion_id=f"chatcmpl-{request.request_id.removeprefix('batch_req_')}",
+        created=int(time.time()),
+        model=body.model,
+        text=text,
+        finish=finish,
+        outcome=outcome,
+    )
+    return completion, outcome.input_tokens, outcome.output_tokens
+
+
+async def _embedding(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
+    """An embeddings request: (its answer, input tokens, 0). Short: a stop lets it end."""
+    body = EmbeddingsRequest.model_validate(request.body)
+    user, workspace, key_id = await db_call(_principal(batch.api_key_id, body.model))
+    # `embed` resolves its candidates through `database_sync_to_async`: in a context of its
+    # own, the requests in flight do not queue on one shared thread (as api.handlers).
+    async with ThreadSensitiveContext():
+        result = await embed(
+            user=user,
+            workspace=workspace,
+            model=body.model,
+            inputs=body.inputs,
+            api_key_id=key_id,
+            source="batch",
+            reference=batch.public_id,
+            request_id=request.request_id,
+        )
+    return embeddings_object(body, result), result.input_tokens, 0
+
+
+_CALLS = {"/v1/chat/completions": _completion, "/v1/embeddings": _embedding}
+
+
 async def _request_run(
     batch: Batch, request: BatchRequest, stopping: asyncio.Event, in_flight: set
 ) -> None:
-    body = ChatCompletionRequest.model_validate(request.body)
+    call = _CALLS[batch.endpoint]
     attempts = 0
     while True:
-        stream = chat_completion_stream(
-            body,
-            principal=_principal(batch.api_key_id, body.model),
-            request_id=request.request_id,
-            source="batch",
-            reference=batch.public_id,
-        )
-        in_flight.add(stream)
         try:
-            text, finish = await pipeline.stream_collect(stream)
+            answered = await call(batch, request, in_flight)
         except (ApiError, GatewayError) as exc:
             error = exc if isinstance(exc, ApiError) else ApiError.from_gateway(exc)
             if error.code in _WAIT_AND_RETRY and attempts < settings.BATCH_REQUEST_ATTEMPTS:
@@ -87,28 +135,18 @@ async def _request_run(
                 response=error.openai_body(),
             )
             return
-        finally:
-            in_flight.discard(stream)
-        outcome = stream.outcome
-        if outcome is None or outcome.status == "stopped":
+        if answered is None:
             return  # the batch stopped it: said not run, billed for what it produced
-        completion = chat_completion_object(
-            completion_id=f"chatcmpl-{request.request_id.removeprefix('batch_req_')}",
-            created=int(time.time()),
-            model=body.model,
-            text=text,
-            finish=finish,
-            outcome=outcome,
-        )
+        response, input_tokens, output_tokens = answered
         await db_call(
             batch_request_finish,
             batch_id=batch.pk,
             request_pk=request.pk,
             succeeded=True,
             status_code=200,
-            response=completion,
-            input_tokens=outcome.input_tokens,
-            output_tokens=outcome.output_tokens,
+            response=response,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
         )
         return
 

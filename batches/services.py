@@ -24,7 +24,12 @@ from .selectors import batch_requests_in_order
 
 logger = logging.getLogger(__name__)
 
-ENDPOINTS = ("/v1/chat/completions",)
+# What a batch may ask, and each request body's schema: as the endpoint itself takes it.
+ENDPOINT_SCHEMAS = {
+    "/v1/chat/completions": schemas.ChatCompletionRequest,
+    "/v1/embeddings": schemas.EmbeddingsRequest,
+}
+ENDPOINTS = tuple(ENDPOINT_SCHEMAS)
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
 VALIDATION_ERRORS_SHOWN = 100
@@ -271,10 +276,10 @@ def _request_checked(line: int, request: dict, batch: Batch, key: ApiKey | None,
     if not isinstance(body, dict):
         return _request_error(line, "A request's 'body' must be an object.", param="body")
     try:
-        parsed = schemas.parse(schemas.ChatCompletionRequest, json.dumps(body).encode())
+        parsed = schemas.parse(ENDPOINT_SCHEMAS[batch.endpoint], json.dumps(body).encode())
     except ApiError as exc:
         return _request_error(line, exc.message, code=exc.code, param=f"body.{exc.param or ''}")
-    if parsed.stream:
+    if getattr(parsed, "stream", False):
         return _request_error(line, "Streaming is not supported in a batch.", param="body.stream")
     if key is not None:
         try:

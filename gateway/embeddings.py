@@ -37,6 +37,7 @@ async def embed(
     inputs: list[str],
     api_key_id: int | None = None,
     source: str,
+    reference: str | None = None,
     request_id: str = "",
 ) -> EmbeddingResult:
     candidates = await routing.candidates_resolve(user=user, workspace=workspace, model=model)
@@ -103,6 +104,7 @@ async def embed(
                 duration_ms=round((time.monotonic() - started) * 1000),
                 request_id=request_id,
                 source=source,
+                reference=reference,
                 reservation=reservation,
             )
         )

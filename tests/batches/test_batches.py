@@ -2,6 +2,8 @@
 the fake upstream over HTTP, its results written to files, billed request by request."""
 
 import asyncio
+import base64
+import struct
 from datetime import timedelta
 
 import pytest
@@ -63,6 +65,80 @@ async def test_a_batch_runs_every_request_and_writes_the_answers_in_the_inputs_o
     assert output["purpose"] == "batch_output"
     assert {p["path"] for p in fake_upstream.posted()} == {"/v1/chat/completions"}
     assert len(fake_upstream.posted()) == 3
+
+
+def embedding_line(custom_id: str, text, model: str = "fake-small", **body) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": model, "input": text, **body},
+    }
+
+
+async def test_an_embeddings_batch_answers_as_v1_embeddings_does_each_request_billed(
+    auth, api_key, celery_worker, fake_upstream
+):
+    batch = await batch_start(
+        auth,
+        jsonl(
+            embedding_line("one", "hello world"),
+            embedding_line("two", ["first text", "second"]),
+            embedding_line("three", "hello world", encoding_format="base64"),
+        ),
+        endpoint="/v1/embeddings",
+    )
+    assert batch["endpoint"] == "/v1/embeddings"
+    done = await batch_until(auth, batch["id"])
+    assert done["status"] == "completed", done
+    assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+
+    lines = await file_lines(auth, done["output_file_id"])
+    assert [line["custom_id"] for line in lines] == ["one", "two", "three"]
+    bodies = [line["response"]["body"] for line in lines]
+    assert [b["object"] for b in bodies] == ["list"] * 3
+    assert [len(b["data"]) for b in bodies] == [1, 2, 1]
+    # The same vectors as the endpoint itself gives, in the encoding asked for.
+    direct = (
+        await v1(
+            "POST", "/v1/embeddings", auth, json={"model": "fake-small", "input": "hello world"}
+        )
+    ).json()
+    assert bodies[0]["data"][0]["embedding"] == direct["data"][0]["embedding"]
+    decoded = base64.b64decode(bodies[2]["data"][0]["embedding"])
+    assert struct.unpack(f"<{len(decoded) // 4}f", decoded) == pytest.approx(
+        direct["data"][0]["embedding"]
+    )
+
+    rows = await usage_rows(done["id"])
+    assert len(rows) == 3
+    assert {(row.source, row.api_key_id, row.status, row.output_tokens) for row in rows} == {
+        ("batch", api_key[0].pk, "ok", 0)
+    }
+    assert sorted(row.input_tokens for row in rows) == sorted(
+        b["usage"]["prompt_tokens"] for b in bodies
+    )
+    assert done["usage"]["input_tokens"] == sum(row.input_tokens for row in rows) > 0
+
+
+async def test_an_embeddings_batch_with_a_wrong_request_fails_naming_its_line(auth, celery_worker):
+    batch = await batch_start(
+        auth,
+        jsonl(
+            embedding_line("a", "hi"),
+            chat_line("b", "hi"),
+            embedding_line("c", ""),
+            {**embedding_line("d", "hi"), "url": "/v1/chat/completions"},
+        ),
+        endpoint="/v1/embeddings",
+    )
+    done = await batch_until(auth, batch["id"])
+    assert done["status"] == "failed"
+    by_line = {error["line"]: error for error in done["errors"]["data"]}
+    assert sorted(by_line) == [2, 3, 4]
+    assert by_line[2]["code"] == "mismatched_endpoint"
+    assert by_line[3]["param"] == "body.input"
+    assert by_line[4]["code"] == "mismatched_endpoint"
 
 
 async def test_a_request_that_fails_goes_to_the_error_file_and_the_rest_still_run(
@@ -291,7 +367,7 @@ async def test_batches_are_listed_newest_first_and_nobody_else_sees_them(auth, t
 @pytest.mark.parametrize(
     "fields, param",
     [
-        ({"endpoint": "/v1/embeddings"}, "endpoint"),
+        ({"endpoint": "/v1/responses"}, "endpoint"),
         ({"completion_window": "1h"}, "completion_window"),
         ({"metadata": {"k": 5}}, "metadata"),
         ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
