@@ -435,7 +435,15 @@ BATCH_CHECK_SECONDS = env.float("BATCH_CHECK_SECONDS", default=1.0)
 BATCH_STALE_SECONDS = env.int("BATCH_STALE_SECONDS", default=120)
 # A batch runs this long, then queues itself again behind the tasks that came meanwhile.
 BATCH_SLICE_SECONDS = env.float("BATCH_SLICE_SECONDS", default=60.0)
+# A batch's files (inputs, results) are deleted this long after they were made, unless the
+# upload (`expires_after`) or the batch (`output_expires_after`) says otherwise; 0: kept
+# until deleted.
+BATCH_FILE_EXPIRY_DAYS = env.int("BATCH_FILE_EXPIRY_DAYS", default=30)
 CELERY_BEAT_SCHEDULE["batches-resume"] = {"task": "batches.batches_resume", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["batch-files-expire"] = {
+    "task": "batches.batch_files_expire",
+    "schedule": 3600.0,
+}
 
 # --- Logging -----------------------------------------------------------------------------
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")

@@ -94,11 +94,28 @@ class BatchAdmin(ViewOnlyAdmin):
 class BatchFileAdmin(ViewOnlyAdmin):
     """Batches' input and result files, as metadata: their content is not shown here."""
 
-    list_display = ["public_id", "filename", "purpose", "size_shown", "workspace", "user"]
+    list_display = [
+        "public_id",
+        "filename",
+        "purpose",
+        "size_shown",
+        "workspace",
+        "user",
+        "expires_at",
+    ]
     list_filter = ["purpose"]
     search_fields = ["public_id", "filename", "workspace__name", "user__email"]
     date_hierarchy = "created_at"
-    fields = ["public_id", "filename", "purpose", "size", "workspace", "user", "created_at"]
+    fields = [
+        "public_id",
+        "filename",
+        "purpose",
+        "size",
+        "workspace",
+        "user",
+        "created_at",
+        "expires_at",
+    ]
     readonly_fields = fields
     list_select_related = ["workspace", "user"]
 

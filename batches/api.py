@@ -34,7 +34,7 @@ def _file_object(file: BatchFile) -> dict:
         "object": "file",
         "bytes": file.size,
         "created_at": _timestamp(file.created_at),
-        "expires_at": None,
+        "expires_at": _timestamp(file.expires_at),
         "filename": file.filename,
         "purpose": file.purpose,
         "status": "processed",
@@ -155,9 +155,26 @@ def _file_upload(request: ApiRequest, key) -> dict:
             param="file",
         )
     file = services.batch_file_create(
-        key=key, purpose=fields.get("purpose", ""), filename=upload.name, data=upload.read()
+        key=key,
+        purpose=fields.get("purpose", ""),
+        filename=upload.name,
+        data=upload.read(),
+        expires_after=_expires_after(fields),
     )
     return _file_object(file)
+
+
+def _expires_after(fields) -> dict | None:
+    """`expires_after` as a form sends it (`expires_after[anchor]`, `expires_after[seconds]`:
+    the `openai` SDK's way), for the service to check."""
+    anchor, seconds = fields.get("expires_after[anchor]"), fields.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    try:
+        seconds = int(seconds)
+    except (TypeError, ValueError):
+        pass  # refused by the service, which says what it takes
+    return {"anchor": anchor, "seconds": seconds}
 
 
 def _handler(work):
@@ -223,6 +240,7 @@ class BatchCreateRequest(BaseModel):
     endpoint: str
     completion_window: str
     metadata: dict | None = None
+    output_expires_after: dict | None = None
 
 
 def _batch_mine(request: ApiRequest, key) -> Batch:
@@ -244,6 +262,7 @@ def _batch_create(request: ApiRequest, key) -> dict:
         endpoint=body.endpoint,
         completion_window=body.completion_window,
         metadata=body.metadata,
+        output_expires_after=body.output_expires_after,
     )
     return _batch_object(batch)
 

@@ -6,6 +6,7 @@ acting as that user in that workspace sees them (batches.selectors)."""
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from workspaces.models import Workspace
@@ -28,12 +29,22 @@ class BatchFile(models.Model):
     # In the database, not on a disk: every web process and worker of a deployment reads it.
     data = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Gone from then on (the API and the pages no longer show it; the hourly task deletes it);
+    # null: kept until deleted.
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["workspace", "user", "-id"], name="batches_file_list")]
+        indexes = [
+            models.Index(fields=["workspace", "user", "-id"], name="batches_file_list"),
+            models.Index(fields=["expires_at"], name="batches_file_expiry"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.public_id} ({self.filename})"
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
 class Batch(models.Model):
@@ -70,6 +81,8 @@ class Batch(models.Model):
     # Why validation failed: [{"code", "message", "param", "line"}].
     errors = models.JSONField(null=True, blank=True)
     metadata = models.JSONField(null=True, blank=True)
+    # How long its output and error files are kept once written (`output_expires_after`).
+    output_expires_seconds = models.PositiveIntegerField(null=True, blank=True)
     total = models.PositiveIntegerField(default=0)
     completed = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)

@@ -5,16 +5,24 @@ unknown as an id that does not exist."""
 
 from __future__ import annotations
 
+from django.db.models import Q
+from django.utils import timezone
+
 from api.models import ApiKey
 
 from .models import Batch, BatchFile, BatchRequest
 
 # The columns a file's description needs: never its bytes.
-_FILE_FIELDS = ("id", "public_id", "purpose", "filename", "size", "created_at")
+_FILE_FIELDS = ("id", "public_id", "purpose", "filename", "size", "created_at", "expires_at")
 
 
 def _mine(queryset, key: ApiKey):
     return queryset.filter(workspace_id=key.workspace_id, user_id=key.user_id)
+
+
+def _unexpired(files):
+    """A file past its `expires_at` is gone, whether or not the hourly task deleted it yet."""
+    return files.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
 
 
 def batches_for_user(*, user, workspace, limit: int = 100) -> list[Batch]:
@@ -31,11 +39,13 @@ def batch_get_for_user(*, user, workspace, public_id: str) -> Batch | None:
 
 
 def batch_file_get_for_user(*, user, workspace, public_id: str) -> BatchFile | None:
-    return BatchFile.objects.filter(workspace=workspace, user=user, public_id=public_id).first()
+    return _unexpired(
+        BatchFile.objects.filter(workspace=workspace, user=user, public_id=public_id)
+    ).first()
 
 
 def batch_file_get_for_key(*, key: ApiKey, public_id: str, with_data: bool = False):
-    files = _mine(BatchFile.objects.filter(public_id=public_id), key)
+    files = _unexpired(_mine(BatchFile.objects.filter(public_id=public_id), key))
     return (files if with_data else files.only(*_FILE_FIELDS)).first()
 
 
@@ -43,7 +53,7 @@ def batch_files_for_key(
     *, key: ApiKey, purpose: str | None, after: str | None, limit: int, newest_first: bool
 ) -> tuple[list[BatchFile], bool]:
     """A page of the key's files and whether more follow, after the file `after` (an id)."""
-    files = _mine(BatchFile.objects.only(*_FILE_FIELDS), key)
+    files = _unexpired(_mine(BatchFile.objects.only(*_FILE_FIELDS), key))
     if purpose:
         files = files.filter(purpose=purpose)
     return _page(

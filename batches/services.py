@@ -32,6 +32,7 @@ ENDPOINT_SCHEMAS = {
 ENDPOINTS = tuple(ENDPOINT_SCHEMAS)
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}
 METADATA_PAIRS, METADATA_KEY_CHARS, METADATA_VALUE_CHARS = 16, 64, 512
+EXPIRY_SECONDS = (3600, 30 * 86400)  # what an `expires_after` may ask, as at OpenAI
 VALIDATION_ERRORS_SHOWN = 100
 
 
@@ -87,14 +88,44 @@ def _input_lines(data: bytes) -> list[tuple[int, dict]]:
     return lines
 
 
-def batch_file_create(*, key: ApiKey, purpose: str, filename: str, data: bytes) -> BatchFile:
+def _expiry_seconds(expires_after, *, param: str) -> int | None:
+    """The seconds an `expires_after` object ({"anchor": "created_at", "seconds": N}, as
+    OpenAI's) keeps a file; without one, BATCH_FILE_EXPIRY_DAYS (None: kept until deleted)."""
+    if expires_after is None:
+        days = settings.BATCH_FILE_EXPIRY_DAYS
+        return days * 86400 if days > 0 else None
+    seconds = expires_after.get("seconds") if isinstance(expires_after, dict) else None
+    if (
+        not isinstance(expires_after, dict)
+        or expires_after.get("anchor") != "created_at"
+        or not isinstance(seconds, int)
+        or isinstance(seconds, bool)
+        or not EXPIRY_SECONDS[0] <= seconds <= EXPIRY_SECONDS[1]
+    ):
+        raise _refused(
+            f'\'{param}\' is {{"anchor": "created_at", "seconds": N}} with N from '
+            f"{EXPIRY_SECONDS[0]} (an hour) to {EXPIRY_SECONDS[1]} (30 days).",
+            param=param,
+        )
+    return seconds
+
+
+def _expires_at(seconds: int | None):
+    return None if seconds is None else timezone.now() + timedelta(seconds=seconds)
+
+
+def batch_file_create(
+    *, key: ApiKey, purpose: str, filename: str, data: bytes, expires_after: dict | None = None
+) -> BatchFile:
     if purpose != BatchFile.Purpose.BATCH:
         raise _refused(
             f"The purpose '{purpose}' is not supported by this server: only 'batch' is.",
             param="purpose",
         )
+    expires_at = _expires_at(_expiry_seconds(expires_after, param="expires_after"))
     _input_lines(data)
     return BatchFile.objects.create(
+        expires_at=expires_at,
         public_id=_public_id("file-"),
         workspace_id=key.workspace_id,
         user_id=key.user_id,
@@ -109,6 +140,21 @@ def batch_file_delete(*, file: BatchFile) -> None:
     """A batch keeps running without its input (its requests were read when it started), and
     its object keeps the file's id."""
     file.delete()
+
+
+def batch_files_expire(*, chunk: int = 100) -> int:
+    """Delete the files past their `expires_at` (a batch keeps their ids, as when deleted),
+    a chunk a transaction; how many."""
+    deleted = 0
+    while True:
+        ids = list(
+            BatchFile.objects.filter(expires_at__lte=timezone.now()).values_list("pk", flat=True)[
+                :chunk
+            ]
+        )
+        if not ids:
+            return deleted
+        deleted += BatchFile.objects.filter(pk__in=ids).delete()[1].get("batches.BatchFile", 0)
 
 
 # --- Batches -----------------------------------------------------------------------------
@@ -143,6 +189,7 @@ def batch_create(
     endpoint: str,
     completion_window: str,
     metadata: dict | None = None,
+    output_expires_after: dict | None = None,
 ) -> Batch:
     if endpoint not in ENDPOINTS:
         raise _refused(
@@ -162,9 +209,11 @@ def batch_create(
             f"The file {input_file.public_id} is not a batch's input (purpose 'batch').",
             param="input_file_id",
         )
+    output_expires_seconds = _expiry_seconds(output_expires_after, param="output_expires_after")
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.create(
+            output_expires_seconds=output_expires_seconds,
             public_id=_public_id("batch_"),
             workspace_id=key.workspace_id,
             user_id=key.user_id,
@@ -421,6 +470,7 @@ def batch_finalize(*, batch: Batch, final: str) -> Batch:
                     filename=f"{batch.public_id}_{name.split('_')[0]}.jsonl",
                     size=len(data),
                     data=data,
+                    expires_at=_expires_at(batch.output_expires_seconds),
                 )
         Batch.objects.filter(pk=batch.pk).update(
             status=final, runner="", **files, **{f"{final}_at": timezone.now()}

@@ -11,3 +11,8 @@ def batch_run(batch_id: int) -> None:
 @shared_task(name="batches.batches_resume")
 def batches_resume() -> int:
     return services.batches_resume()
+
+
+@shared_task(name="batches.batch_files_expire")
+def batch_files_expire() -> int:
+    return services.batch_files_expire()

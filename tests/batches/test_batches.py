@@ -372,6 +372,8 @@ async def test_batches_are_listed_newest_first_and_nobody_else_sees_them(auth, t
         ({"metadata": {"k": 5}}, "metadata"),
         ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),
         ({"input_file_id": "file-nothere"}, "input_file_id"),
+        ({"output_expires_after": {"anchor": "created_at", "seconds": 60}}, "output_expires_after"),
+        ({"output_expires_after": {"seconds": 7200}}, "output_expires_after"),
     ],
 )
 async def test_a_batch_asked_wrongly_is_refused_before_it_starts(auth, task_lost, fields, param):
@@ -482,3 +484,25 @@ async def test_a_batch_made_while_the_broker_is_away_is_kept_and_run_once_it_is_
     await run_here(batch["id"])
     done = (await v1("GET", f"/v1/batches/{batch['id']}", auth)).json()
     assert done["status"] == "completed" and done["request_counts"]["completed"] == 1
+
+
+async def test_a_batch_s_results_expire_when_it_says_else_after_30_days(auth, celery_worker):
+    from batches.models import BatchFile
+
+    asked = await batch_start(
+        auth,
+        jsonl(chat_line("a", "hi"), chat_line("b", "hi", model="no-such-model")),
+        output_expires_after={"anchor": "created_at", "seconds": 7200},
+    )
+    plain = await batch_start(auth, jsonl(chat_line("a", "hi")))
+    asked, plain = await batch_until(auth, asked["id"]), await batch_until(auth, plain["id"])
+
+    async def lifetime(file_id: str) -> float:
+        file = await BatchFile.objects.aget(public_id=file_id)
+        described = (await v1("GET", f"/v1/files/{file_id}", auth)).json()
+        assert described["expires_at"] == int(file.expires_at.timestamp())
+        return (file.expires_at - file.created_at).total_seconds()
+
+    assert await lifetime(asked["output_file_id"]) == pytest.approx(7200, abs=2)
+    assert await lifetime(asked["error_file_id"]) == pytest.approx(7200, abs=2)
+    assert await lifetime(plain["output_file_id"]) == pytest.approx(30 * 86400, abs=2)

@@ -1,5 +1,7 @@
 """/v1/files: a batch's input uploaded, listed, read back and deleted, by its owner alone."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -162,3 +164,73 @@ async def test_the_openapi_document_describes_files_and_batches(auth):
     assert "post" in document["paths"]["/batches/{batch_id}/cancel"]
     created = document["components"]["schemas"]["BatchCreateRequest"]
     assert set(created["required"]) == {"input_file_id", "endpoint", "completion_window"}
+
+
+async def _upload_expiring(auth, **fields):
+    return await v1(
+        "POST",
+        "/v1/files",
+        auth,
+        data={"purpose": "batch", **fields},
+        files={"file": ("input.jsonl", INPUT, "application/jsonl")},
+    )
+
+
+async def test_a_file_expires_after_30_days_unless_its_upload_says_otherwise(auth, settings):
+    file = (await upload(auth, INPUT)).json()
+    assert file["expires_at"] == file["created_at"] + 30 * 86400
+
+    asked = await _upload_expiring(
+        auth, **{"expires_after[anchor]": "created_at", "expires_after[seconds]": "3600"}
+    )
+    assert asked.status_code == 200, asked.text
+    assert asked.json()["expires_at"] == asked.json()["created_at"] + 3600
+
+    settings.BATCH_FILE_EXPIRY_DAYS = 0
+    assert (await upload(auth, INPUT)).json()["expires_at"] is None  # kept until deleted
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"expires_after[anchor]": "last_active_at", "expires_after[seconds]": "3600"},
+        {"expires_after[anchor]": "created_at", "expires_after[seconds]": "59"},
+        {"expires_after[anchor]": "created_at", "expires_after[seconds]": str(31 * 86400)},
+        {"expires_after[anchor]": "created_at", "expires_after[seconds]": "soon"},
+        {"expires_after[anchor]": "created_at"},
+    ],
+)
+async def test_an_expiry_it_cannot_take_is_refused_and_nothing_kept(auth, fields):
+    from batches.models import BatchFile
+
+    response = await _upload_expiring(auth, **fields)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "expires_after" and "3600" in error["message"]
+    assert await BatchFile.objects.acount() == 0
+
+
+async def test_an_expired_file_is_gone_at_once_and_deleted_by_the_hourly_task(auth, celery_worker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from batches.models import BatchFile
+    from batches.tasks import batch_files_expire
+
+    expired = (await upload(auth, INPUT)).json()
+    kept = (await upload(auth, INPUT)).json()
+    await BatchFile.objects.filter(public_id=expired["id"]).aupdate(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    for path in (f"/v1/files/{expired['id']}", f"/v1/files/{expired['id']}/content"):
+        assert (await v1("GET", path, auth)).status_code == 404
+    listed = (await v1("GET", "/v1/files", auth)).json()
+    assert [f["id"] for f in listed["data"]] == [kept["id"]]
+
+    await sync_to_async(batch_files_expire.delay)()
+    for _ in range(200):
+        if await BatchFile.objects.acount() == 1:
+            break
+        await asyncio.sleep(0.05)
+    assert [f.public_id async for f in BatchFile.objects.all()] == [kept["id"]]

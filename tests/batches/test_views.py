@@ -125,3 +125,14 @@ def test_the_page_shows_only_the_current_workspaces_batches(logged_in_client, us
     elsewhere = make_batch(user, team)
     page = logged_in_client.get("/settings/batches/").content.decode()
     assert mine.public_id in page and elsewhere.public_id not in page
+
+
+def test_an_expired_result_file_is_neither_offered_nor_downloaded(logged_in_client, user):
+    batch = make_batch(user)
+    path = f"/settings/batches/files/{batch.output_file.public_id}/"
+    assert path in logged_in_client.get("/settings/batches/").content.decode()
+    BatchFile.objects.filter(pk=batch.output_file_id).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert path not in logged_in_client.get("/settings/batches/").content.decode()
+    assert logged_in_client.get(path).status_code == 404
