@@ -53,6 +53,23 @@ def socket_language(scope, language: str) -> str:
     return translation.get_language_from_request(handshake)
 
 
+def refusal(frame: dict, code: str, message, *, language: str, param=None) -> dict:
+    """The `error` frame refusing `frame`. `message` is said in English (marked for the
+    catalog; a phrase when it has values) and told in `language`, the socket user's."""
+    with translation.override(language):
+        message = phrase_say(message) if isinstance(message, dict) else _(message)
+    refused = {
+        "type": "error",
+        "code": code,
+        "message": message,
+        "request": frame.get("type"),
+        "request_id": frame.get("request_id"),
+    }
+    if param is not None:
+        refused["param"] = param  # the setting at fault: the page shows it there
+    return refused
+
+
 class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
     # chat.socket_loop: one long-lived reader task per source, no thread hop per message;
     # the deltas of answers streaming in this process are sent in the turn they leave in.
@@ -132,20 +149,7 @@ class ChatConsumer(LeanLoopMixin, AsyncJsonWebsocketConsumer):
             await self._refuse(content, "unavailable", service_unavailable().message)
 
     async def _refuse(self, frame, code, message, *, param=None):
-        # Said in English (marked for the catalog; a phrase when it has values) and told in
-        # the language of the socket's user, as their pages are.
-        with translation.override(self.language):
-            message = phrase_say(message) if isinstance(message, dict) else _(message)
-        refusal = {
-            "type": "error",
-            "code": code,
-            "message": message,
-            "request": frame.get("type"),
-            "request_id": frame.get("request_id"),
-        }
-        if param is not None:
-            refusal["param"] = param  # the setting at fault: the page shows it there
-        await self.send_json(refusal)
+        await self.send_json(refusal(frame, code, message, language=self.language, param=param))
 
     async def _subscribe(self, conversation_id: int) -> None:
         if conversation_id not in self.conversations:

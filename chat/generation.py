@@ -631,16 +631,7 @@ async def _generate(
         await coalescer.close()
         outcome = stream.outcome if stream is not None else None
         if outcome is not None:
-            finish.update(
-                served_model=outcome.model,
-                provider_kind=outcome.provider_kind,
-                input_tokens=outcome.input_tokens,
-                output_tokens=outcome.output_tokens,
-                tokens_estimated=outcome.estimated,
-                cost=outcome.cost,
-                ttft_ms=outcome.ttft_ms,
-                duration_ms=outcome.duration_ms,
-            )
+            finish.update(outcome.answer_fields())
         content = "".join(parts)
         if outcome is not None and outcome.output_tokens:
             # The next message in the conversation sends this answer back as history, and its

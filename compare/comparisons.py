@@ -29,6 +29,17 @@ MIN_MODELS = 2
 MAX_MODELS = 4
 FRAME_INTERVAL = 0.04  # seconds between two frames of one comparison: ~25 frames/s
 
+# What `answer_finished` says of an answer that did not get that far (docs/websocket.md).
+_FINISHED_UNSET = {
+    **dict.fromkeys(("error_code", "error_message", "served_model", "provider_kind"), ""),
+    **dict.fromkeys(
+        ("error_phrase", "retry_after", "input_tokens", "output_tokens")
+        + ("cost", "ttft_ms", "duration_ms"),
+        None,
+    ),
+    "tokens_estimated": False,
+}
+
 # Strong references (the loop keeps weak ones), for `comparisons_wait`.
 _tasks: set[asyncio.Task] = set()
 
@@ -160,37 +171,19 @@ class Comparison:
             await answer.stream.aclose()
         outcome = answer.stream.outcome
         if outcome is not None:
-            finish.update(
-                served_model=outcome.model,
-                provider_kind=outcome.provider_kind,
-                input_tokens=outcome.input_tokens,
-                output_tokens=outcome.output_tokens,
-                tokens_estimated=outcome.estimated,
-                cost=outcome.cost,
-                ttft_ms=outcome.ttft_ms,
-                duration_ms=outcome.duration_ms,
-            )
+            finish.update(outcome.answer_fields())
         answer.finish = finish
         self._flush(answer)
-        self._frames.put_nowait(
-            {
-                "type": "answer_finished",
-                "comparison_id": self.id,
-                "slot": answer.slot,
-                "status": finish["status"],
-                "error_code": finish.get("error_code", ""),
-                "error_message": finish.get("error_message", ""),
-                "error_phrase": finish.get("error_phrase"),
-                "retry_after": finish.get("retry_after"),
-                "served_model": finish.get("served_model", ""),
-                "input_tokens": finish.get("input_tokens"),
-                "output_tokens": finish.get("output_tokens"),
-                "tokens_estimated": finish.get("tokens_estimated", False),
-                "cost": None if finish.get("cost") is None else str(finish["cost"]),
-                "ttft_ms": finish.get("ttft_ms"),
-                "duration_ms": finish.get("duration_ms"),
-            }
-        )
+        frame = {
+            "type": "answer_finished",
+            "comparison_id": self.id,
+            "slot": answer.slot,
+            **_FINISHED_UNSET,
+            **finish,
+        }
+        if frame["cost"] is not None:
+            frame["cost"] = str(frame["cost"])
+        self._frames.put_nowait(frame)
 
     def _flush(self, answer: Answer) -> None:
         if answer.pending:

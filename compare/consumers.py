@@ -12,14 +12,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.urls import reverse
 from django.utils import translation
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from aurax.db_threads import db_call
-from aurax.phrases import phrase_say
 from chat import events, generation
 from chat.actions import ActionRefused
-from chat.consumers import CLOSE_UNAUTHENTICATED, socket_language
+from chat.consumers import CLOSE_UNAUTHENTICATED, refusal, socket_language
 from chat.selectors import answer_error_text
 from chat.templatetags.chat_tags import usd
 from gateway.errors import service_unavailable, store_unreachable
@@ -96,18 +94,7 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse(content, "unavailable", service_unavailable().message)
 
     async def _refuse(self, frame, code, message, *, param=None):
-        with translation.override(self.language):
-            message = phrase_say(message) if isinstance(message, dict) else _(message)
-        refusal = {
-            "type": "error",
-            "code": code,
-            "message": message,
-            "request": frame.get("type"),
-            "request_id": frame.get("request_id"),
-        }
-        if param is not None:
-            refusal["param"] = param
-        await self.send_json(refusal)
+        await self.send_json(refusal(frame, code, message, language=self.language, param=param))
 
     def _comparison_named(self, frame) -> Comparison:
         if self.comparison is None or frame.get("comparison_id") != self.comparison.id:

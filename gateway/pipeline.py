@@ -83,6 +83,19 @@ class Outcome:
     usage_uid: str = ""  # the ledger row's uid (written shortly after, in a batch)
     cache_age: int | None = None  # seconds since a cached answer was stored (status cached)
 
+    def answer_fields(self) -> dict:
+        """What an answer keeps of its call: who served it, what it used and cost, how fast."""
+        return {
+            "served_model": self.model,
+            "provider_kind": self.provider_kind,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "tokens_estimated": self.estimated,
+            "cost": self.cost,
+            "ttft_ms": self.ttft_ms,
+            "duration_ms": self.duration_ms,
+        }
+
 
 class CallerRejected(Exception):
     """The `principal` callable refused the caller; `error` is what it raised, re-raised

@@ -20,7 +20,6 @@
   const banner = document.getElementById("chat-banner");
   const settingsForm = document.getElementById("chat-settings-form");
 
-  const md = window.markdownit({ html: false, linkify: false, breaks: true });
   let conversationId = root.dataset.conversationId ? Number(root.dataset.conversationId) : null;
   let socket = null;
   let attempts = 0;
@@ -111,13 +110,7 @@
   function scrollToEnd() {
     thread.scrollTop = thread.scrollHeight;
   }
-  function renderMarkdown(text) {
-    return window.DOMPurify.sanitize(md.render(text), {
-      ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#|\/)/i,
-      FORBID_TAGS: ["style", "form", "input", "button", "iframe"],
-      FORBID_ATTR: ["style"],
-    });
-  }
+  const renderMarkdown = window.auraxMarkdown;
   function decorate(scope) {
     scope.querySelectorAll(".md pre").forEach(function (pre) {
       if (pre.querySelector(".copy-code")) return;

@@ -24,7 +24,6 @@
   const columnTemplate = document.getElementById("compare-column");
   const minModels = Number(root.dataset.minModels);
   const maxModels = Number(root.dataset.maxModels);
-  const md = window.markdownit({ html: false, linkify: false, breaks: true });
 
   let socket = null;
   let attempts = 0;
@@ -178,13 +177,7 @@
   }
 
   // --- Drawing -------------------------------------------------------------------------------
-  function renderMarkdown(text) {
-    return window.DOMPurify.sanitize(md.render(text), {
-      ALLOWED_URI_REGEXP: /^(?:https?:|mailto:|#|\/)/i,
-      FORBID_TAGS: ["style", "form", "input", "button", "iframe"],
-      FORBID_ATTR: ["style"],
-    });
-  }
+  const renderMarkdown = window.auraxMarkdown;
   function renderSoon() {
     if (renderQueued) return;
     renderQueued = true;
