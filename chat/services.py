@@ -12,6 +12,7 @@ from contextlib import nullcontext
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, connections, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
@@ -1012,9 +1013,7 @@ def conversations_member_removed(*, workspace, user) -> None:
 # --- Attachments (chat.attachments) -------------------------------------------------------
 
 
-def attachment_create(*, workspace, user, name: str, data: bytes) -> Attachment:
-    """A file uploaded to be sent with the next message, or AttachmentRefused (nothing kept).
-    The file is read before the transaction: a long PDF holds no lock meanwhile."""
+def _unsent_room_check(user) -> None:
     if attachments_unsent(user=user).count() >= MAX_UNSENT:
         raise AttachmentRefused(
             phrase(
@@ -1024,19 +1023,30 @@ def attachment_create(*, workspace, user, name: str, data: bytes) -> Attachment:
                 count=number(MAX_UNSENT),
             )
         )
+
+
+def attachment_create(*, workspace, user, name: str, data: bytes) -> Attachment:
+    """A file uploaded to be sent with the next message, or AttachmentRefused (nothing kept).
+    The file is read before the transaction: a long PDF holds no lock meanwhile."""
+    _unsent_room_check(user)  # a user at the cap waits for no reading
     read = upload_read(name=name, data=data)
-    return Attachment.objects.create(
-        workspace=workspace,
-        uploaded_by=user,
-        kind=read.kind,
-        name=name[:255] or "file",
-        media_type=read.media_type,
-        size=len(data),
-        data=data,
-        text=read.text,
-        model_data=read.model_data,
-        model_media_type=read.model_media_type,
-    )
+    with transaction.atomic():
+        # Counted again under the user's row lock (on SQLite, the transaction's write lock):
+        # two uploads at once cannot both take the last place.
+        get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        _unsent_room_check(user)
+        return Attachment.objects.create(
+            workspace=workspace,
+            uploaded_by=user,
+            kind=read.kind,
+            name=name[:255] or "file",
+            media_type=read.media_type,
+            size=len(data),
+            data=data,
+            text=read.text,
+            model_data=read.model_data,
+            model_media_type=read.model_media_type,
+        )
 
 
 @transaction.atomic

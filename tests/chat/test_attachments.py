@@ -470,3 +470,43 @@ def test_a_user_with_many_files_waiting_is_told_to_send_or_remove_some(monkeypat
     )
     actions.send(user=alice, frame={"content": "x", "attachments": [Attachment.objects.first().pk]})
     assert _upload(client, "c.txt", b"c").status_code == 201  # one was sent: room again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_uploads_at_once_cannot_both_take_the_last_place(monkeypatch):
+    """Both pass the first count while reading their files (held there together); the count
+    made again under the user's lock lets one in and refuses the other."""
+    import threading
+
+    from django.db import connection
+
+    monkeypatch.setattr(services, "MAX_UNSENT", 2)
+    alice = UserFactory()
+    workspace = personal_workspace_get(user=alice)
+    _uploaded(alice, "a.txt", b"a")
+    both_read = threading.Barrier(2, timeout=10)
+
+    def read_together(**kwargs):
+        read = upload_read(**kwargs)
+        both_read.wait()
+        return read
+
+    monkeypatch.setattr(services, "upload_read", read_together)
+    outcomes = []
+
+    def upload(name: str) -> None:
+        try:
+            services.attachment_create(workspace=workspace, user=alice, name=name, data=b"x")
+            outcomes.append("kept")
+        except AttachmentRefused:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload, args=(f"{n}.txt",)) for n in "bc"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(outcomes) == ["kept", "refused"]
+    assert Attachment.objects.filter(uploaded_by=alice).count() == 2
