@@ -29,8 +29,9 @@ budget_upsert(workspace_id=ws.pk, cost_limit=Decimal('1000000'), token_limit=Non
 RateLimit.objects.create(scope=RateLimitScope.USER, user=u, rpm=10_000_000, tpm=100_000_000)
 "
 KEY=$($PY manage.py create_api_key --user bench@example.com --name bench)
-# bin/serve as in production (uvloop, no form parsing, no access log), without the worker.
-CELERY_WORKER=0 HOST=127.0.0.1 PORT="$PORT" VENV="$(dirname "$PY")/.." bin/serve > "$DATA/server.log" 2>&1 &
+# bin/serve as in production (uvloop, no form parsing, no access log), without the worker
+# unless CELERY_WORKER=1 (bench/batch_load.py: the worker runs the batches).
+CELERY_WORKER="${CELERY_WORKER:-0}" HOST=127.0.0.1 PORT="$PORT" VENV="$(dirname "$PY")/.." bin/serve > "$DATA/server.log" 2>&1 &
 echo $! >> "$DATA/pids"
 for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.2; done
 echo "$KEY"
