@@ -159,7 +159,13 @@
     const column = e.target.closest(".compare-column");
     if (!column || !current) return;
     const slot = Number(column.dataset.slot);
-    if (e.target.closest("[data-stop-one]")) {
+    const copy = e.target.closest(".copy-code");
+    if (copy) {
+      const code = copy.parentNode.querySelector("code") || copy.parentNode;
+      copied(copy, code.textContent);
+    } else if (e.target.closest("[data-copy-answer]")) {
+      copied(e.target.closest("[data-copy-answer]"), current.columns[slot].text);
+    } else if (e.target.closest("[data-stop-one]")) {
       send({ type: "stop", comparison_id: current.id, slot: slot });
     } else if (e.target.closest("[data-keep]")) {
       requestCounter += 1;
@@ -187,9 +193,27 @@
       current.columns.forEach(function (column) {
         if (column.dirty) {
           column.dirty = false;
-          column.el.querySelector(".compare-answer").innerHTML = renderMarkdown(column.text);
+          const answer = column.el.querySelector(".compare-answer");
+          answer.innerHTML = renderMarkdown(column.text);
+          if (column.ended) copyButtonsAdd(answer);
         }
       });
+    });
+  }
+  // An ended answer's code blocks get a Copy button, as the chat's do.
+  function copyButtonsAdd(answer) {
+    answer.querySelectorAll("pre").forEach(function (pre) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy-code small";
+      button.textContent = gettext("Copy");
+      pre.appendChild(button);
+    });
+  }
+  function copied(button, text) {
+    navigator.clipboard.writeText(text).then(function () {
+      button.textContent = gettext("Copied");
+      setTimeout(function () { button.textContent = gettext("Copy"); }, 1500);
     });
   }
   function statsText(f) {
@@ -228,6 +252,7 @@
     }
     el.querySelector(".compare-stats").textContent = statsText(f);
     column.keepable = f.status !== "error" && column.text.trim() !== "";
+    el.querySelector("[data-copy-answer]").hidden = column.text.trim() === "";
   }
 
   const handlers = {

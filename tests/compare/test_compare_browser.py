@@ -227,3 +227,30 @@ def test_add_and_remove_models(compare_page, compare_server):
         expect(column(page, slot)).to_have_attribute("data-status", "complete")
         expect(column(page, slot).locator(".compare-answer")).to_have_text("tok1 tok2 tok3")
     expect(column(page, 2).locator(".compare-model")).to_contain_text("gpt-4o-mini")
+
+
+def test_an_ended_answer_is_copied_whole_or_a_code_block_alone(
+    compare_page, compare_server, browser_context
+):
+    browser_context.grant_permissions(
+        ["clipboard-read", "clipboard-write"], origin=compare_server.url
+    )
+    page = compare_page
+    reply = "Plain words.\n```python\ndef answer():\n    return 42\n```"
+    pick(page, compare_server, "fake-small", "fake-large")
+    ask(page, f'@reply="{reply}"')
+    for slot in (0, 1):
+        page.wait_for_selector(f".compare-column[data-slot='{slot}'][data-status=complete]")
+
+    first = column(page, 0)
+    code_copy = first.locator("pre .copy-code")
+    expect(code_copy).to_have_count(1)
+    code_copy.click()
+    expect(code_copy).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == "def answer():\n    return 42\n"
+
+    whole = first.locator("[data-copy-answer]")
+    expect(whole).to_be_visible()
+    whole.click()
+    expect(whole).to_have_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == reply
