@@ -11,10 +11,14 @@ from .comparisons import MAX_MODELS, MIN_MODELS
 
 def _first_models(choices: list[dict], preferred: str) -> list[str]:
     """The models a comparison starts with: the user's default (when the menu lists it), then
-    the next ones the menu offers, MIN_MODELS in all."""
+    the next ones the menu offers, MIN_MODELS in all (a menu of one model offers it twice:
+    two answers of one model compare too)."""
     values = [c["value"] for c in choices]
+    if not values:
+        return []
     first = [preferred] if preferred in values else []
-    return (first + [v for v in values if v not in first])[:MIN_MODELS]
+    ordered = first + [v for v in values if v not in first]
+    return (ordered + [ordered[-1]] * MIN_MODELS)[:MIN_MODELS]
 
 
 @login_required

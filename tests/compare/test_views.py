@@ -32,6 +32,13 @@ def test_it_offers_two_models_to_start_with_the_user_s_default_first(catalog):
     assert 'id="compare-form"' in html and 'compare-form" hidden' not in html
 
 
+def test_a_menu_of_one_model_offers_it_twice(db):
+    alone = credential(name="Solo", models=["fake-small"])
+    html = _client(UserFactory()).get("/compare/").content.decode()
+    assert html.count('class="compare-picker"') == 2
+    assert html.count(f'value="{alone.id}:fake-small" selected') == 2
+
+
 def test_a_viewer_reads_why_they_cannot_ask(catalog):
     owner, viewer = UserFactory(), UserFactory()
     workspace = Membership.objects.get(user=owner).workspace
