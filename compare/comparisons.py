@@ -31,13 +31,18 @@ FRAME_INTERVAL = 0.04  # seconds between two frames of one comparison: ~25 frame
 
 # What `answer_finished` says of an answer that did not get that far (docs/websocket.md).
 _FINISHED_UNSET = {
-    **dict.fromkeys(("error_code", "error_message", "served_model", "provider_kind"), ""),
-    **dict.fromkeys(
-        ("error_phrase", "retry_after", "input_tokens", "output_tokens")
-        + ("cost", "ttft_ms", "duration_ms"),
-        None,
-    ),
+    "error_code": "",
+    "error_message": "",
+    "error_phrase": None,
+    "retry_after": None,
+    "served_model": "",
+    "provider_kind": "",
+    "input_tokens": None,
+    "output_tokens": None,
     "tokens_estimated": False,
+    "cost": None,
+    "ttft_ms": None,
+    "duration_ms": None,
 }
 
 # Strong references (the loop keeps weak ones), for `comparisons_wait`.
@@ -210,8 +215,8 @@ class Comparison:
                 return
 
     def kept_answers(self) -> list[dict]:
-        """The answers worth keeping (some text, not failed), as services.comparison_keep
-        takes them."""
+        """The answers worth keeping (some text, not failed), as
+        chat.services.conversation_create_with_answers takes them."""
         return [
             {
                 "slot": a.slot,
