@@ -262,9 +262,22 @@ def _multiple_for(room, need, multiple: int) -> int:
 # --- Database backend ---------------------------------------------------------------------
 
 
-def _retry_when_locked(function):
+def _retryable(error: OperationalError) -> bool:
     """SQLite reports a busy database as an error instead of waiting in some cases (shared
-    cache, a lock upgrade); those transactions changed nothing and are safe to retry."""
+    cache, a lock upgrade). PostgreSQL ends one of two transactions that wait for each other
+    (a deadlock: two writers creating a new period's counters in another order than they
+    update existing ones). Either way the transaction was rolled back whole: safe to retry."""
+    if connection.vendor == "sqlite":
+        return "locked" in str(error)
+    return getattr(error.__cause__, "sqlstate", None) == DEADLOCK_DETECTED
+
+
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
+
+
+def _retry_when_locked(function):
+    """Run a whole transaction again when the database refused it for the moment
+    (`_retryable`)."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -272,7 +285,7 @@ def _retry_when_locked(function):
             try:
                 return function(*args, **kwargs)
             except OperationalError as error:
-                if connection.vendor != "sqlite" or "locked" not in str(error) or attempt == 99:
+                if not _retryable(error) or attempt == 99:
                     raise
                 if connection.in_atomic_block:
                     raise  # an outer transaction must be retried as a whole
@@ -988,14 +1001,31 @@ def spend_apply_in_transaction(entries) -> dict[tuple[str, date], tuple[Decimal,
     return spent
 
 
+# The counters this process has seen exist, by period start (the latest few periods only):
+# adding to those alone needs no insert first.
+_counters_known: dict[date, set[str]] = {}
+_counters_known_lock = threading.Lock()
+COUNTER_PERIODS_KNOWN = 4
+
+
+def _counters_remember(counters) -> None:
+    with _counters_known_lock:
+        for key, start in counters:
+            _counters_known.setdefault(start, set()).add(key)
+        for start in sorted(_counters_known)[:-COUNTER_PERIODS_KNOWN]:
+            del _counters_known[start]
+
+
 def _counters_add(
     totals: dict[tuple[str, date], list],
 ) -> dict[tuple[str, date], tuple[Decimal, int]]:
     """Add (cost, tokens) to each (scope, period) counter: one UPDATE per counter (plain SQL:
     the ORM's expression compiling cost more than the statement), in sorted order so two
-    batches never lock the same counters in opposite orders; a counter that does not exist
-    yet is created first. Each UPDATE returns the counter's new values (the budget alerts
-    need them: no query of their own)."""
+    batches never lock the same counters in opposite orders. Counters this process has not
+    seen yet (a new period, a new scope) are created first, in the same order, before any
+    is locked: two writers creating them after updating others could each hold one that the
+    other waits for. Each UPDATE returns the counter's new values (the budget alerts need
+    them: no query of their own)."""
     table = connection.ops.quote_name(BudgetCounter._meta.db_table)
     sql = (
         f"UPDATE {table} SET spent_cost = spent_cost + %s, spent_tokens = spent_tokens + %s "
@@ -1003,6 +1033,12 @@ def _counters_add(
     )
     spent: dict[tuple[str, date], tuple[Decimal, int]] = {}
     missing = []
+    unknown = sorted(k for k in totals if k[0] not in _counters_known.get(k[1], ()))
+    if unknown:
+        BudgetCounter.objects.bulk_create(
+            [BudgetCounter(scope_key=k, period_start=s) for k, s in unknown],
+            ignore_conflicts=True,
+        )
     with connection.cursor() as cursor:
         for key, start in sorted(totals):
             cost, tokens = totals[(key, start)]
@@ -1012,7 +1048,7 @@ def _counters_add(
                 missing.append((key, start))
             else:
                 spent[(key, start)] = _spent_of(row)
-        if missing:
+        if missing:  # gone since this process saw it (deleted with its scope, say)
             BudgetCounter.objects.bulk_create(
                 [BudgetCounter(scope_key=k, period_start=s) for k, s in missing],
                 ignore_conflicts=True,
@@ -1021,6 +1057,7 @@ def _counters_add(
                 cost, tokens = totals[(key, start)]
                 cursor.execute(sql, [cost, tokens, key, start])
                 spent[(key, start)] = _spent_of(cursor.fetchone())
+    _counters_remember(totals)
     return spent
 
 
