@@ -122,10 +122,9 @@ def batch_file_create(
             f"The purpose '{purpose}' is not supported by this server: only 'batch' is.",
             param="purpose",
         )
-    expires_at = _expires_at(_expiry_seconds(expires_after, param="expires_after"))
+    seconds = _expiry_seconds(expires_after, param="expires_after")
     _input_lines(data)
-    return BatchFile.objects.create(
-        expires_at=expires_at,
+    file = BatchFile.objects.create(
         public_id=_public_id("file-"),
         workspace_id=key.workspace_id,
         user_id=key.user_id,
@@ -134,6 +133,10 @@ def batch_file_create(
         size=len(data),
         data=data,
     )
+    if seconds is not None:  # counted from the moment the file says it was made
+        file.expires_at = file.created_at + timedelta(seconds=seconds)
+        BatchFile.objects.filter(pk=file.pk).update(expires_at=file.expires_at)
+    return file
 
 
 def batch_file_delete(*, file: BatchFile) -> None:
@@ -143,8 +146,8 @@ def batch_file_delete(*, file: BatchFile) -> None:
 
 
 def batch_files_expire(*, chunk: int = 100) -> int:
-    """Delete the files past their `expires_at` (a batch keeps their ids, as when deleted),
-    a chunk a transaction; how many."""
+    """Delete the files past their `expires_at`, a chunk a transaction; how many. A batch
+    keeps naming its input file, as when it is deleted; its result files it no longer names."""
     deleted = 0
     while True:
         ids = list(
