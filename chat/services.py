@@ -919,20 +919,12 @@ def conversation_copy(*, conversation: Conversation, user) -> Conversation:
     copied = (
         "role",
         "content",
-        "status",
         "model",
-        "served_model",
-        "provider_kind",
+        *ANSWER_FIELDS,
         "error_code",
         "error_message",
         "error_phrase",
         "retry_after",
-        "input_tokens",
-        "output_tokens",
-        "tokens_estimated",
-        "cost",
-        "ttft_ms",
-        "duration_ms",
     )
     copies: dict[int, dict] = {}  # the original's attachments, by id → their copies
     for message in message_path(conversation=conversation):

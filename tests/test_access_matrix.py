@@ -461,29 +461,16 @@ async def test_a_user_from_another_workspace_cannot_reach_a_conversation_over_th
 @pytest.mark.django_db(transaction=True)
 async def test_a_user_from_another_workspace_cannot_compare_models_in_it():
     from asgiref.sync import sync_to_async
-    from channels.testing import WebsocketCommunicator
 
-    from aurax.asgi import application
+    from tests.chat.helpers import socket_for
 
     @sync_to_async
     def setup():
         owner, stranger = UserFactory(), UserFactory()
-        team = workspace_create(owner=owner, name="Team A")
-        client = Client()
-        client.force_login(stranger)
-        return team.slug, client.cookies["sessionid"].value
+        return workspace_create(owner=owner, name="Team A").slug, stranger
 
-    slug, session = await setup()
-    communicator = WebsocketCommunicator(
-        application,
-        "/ws/compare/",
-        headers=[
-            (b"cookie", f"sessionid={session}".encode()),
-            (b"origin", b"http://testserver"),
-            (b"host", b"testserver"),
-        ],
-    )
-    connected, _ = await communicator.connect()
+    slug, stranger = await setup()
+    communicator, connected, _ = await socket_for(stranger, path="/ws/compare/")
     assert connected
     await communicator.send_json_to(
         {"type": "compare", "workspace": slug, "models": ["a", "b"], "content": "hi"}
