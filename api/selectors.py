@@ -1,4 +1,5 @@
 from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
 
 from billing.models import Budget, BudgetScope, RateLimit, RateLimitScope
 from providers.selectors import model_choices_for
@@ -48,4 +49,12 @@ def api_key_list_for(*, user, workspace):
             rpm=Subquery(limits.values("rpm")[:1]),
             tpm=Subquery(limits.values("tpm")[:1]),
         )
+    )
+
+
+def api_keys_acting_as(*, user, workspace):
+    """The keys that act as this user in this workspace and work now (not revoked, not
+    expired): what the batches page may start a batch as."""
+    return ApiKey.objects.filter(workspace=workspace, user=user, revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     )

@@ -232,6 +232,24 @@ def batch_create(
     return batch
 
 
+def batch_start(
+    *, key: ApiKey, filename: str, data: bytes, endpoint: str, metadata: dict | None = None
+) -> Batch:
+    """A batch on a new input file, both made at once (the batches page's upload): a refused
+    batch leaves no file behind."""
+    with transaction.atomic():
+        input_file = batch_file_create(
+            key=key, purpose=BatchFile.Purpose.BATCH, filename=filename, data=data
+        )
+        return batch_create(
+            key=key,
+            input_file=input_file,
+            endpoint=endpoint,
+            completion_window=next(iter(COMPLETION_WINDOWS)),
+            metadata=metadata,
+        )
+
+
 def _run_on_commit(batch_id: int) -> None:
     transaction.on_commit(lambda: _run_now(batch_id))
 

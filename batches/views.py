@@ -1,5 +1,5 @@
 """The batches page: a user's batch jobs in the current workspace, their progress and cost,
-their result files to download, and a way to cancel one."""
+their result files to download, a way to cancel one, and a form to start one from a file."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -10,16 +10,29 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from api.errors import ApiError
+from api.selectors import api_keys_acting_as
 from billing.selectors import usage_total_for_references
 from workspaces.selectors import current_membership_get
 
 from . import selectors, services
+from .forms import BatchStartForm
 from .models import Batch
 
 
 @login_required
 def batch_list(request):
     workspace = current_membership_get(request).workspace
+    keys = api_keys_acting_as(user=request.user, workspace=workspace)
+    form = BatchStartForm(request.POST or None, request.FILES or None, keys=keys)
+    if request.method == "POST" and form.is_valid():
+        batch = _batch_start(form)
+        if batch is not None:
+            messages.success(
+                request,
+                _("Batch %(batch)s started: its requests are checked, then run.")
+                % {"batch": batch.public_id},
+            )
+            return redirect("batches")
     batches = selectors.batches_for_user(user=request.user, workspace=workspace)
     totals = usage_total_for_references([batch.public_id for batch in batches])
     for batch in batches:
@@ -33,8 +46,29 @@ def batch_list(request):
             "batches": batches,
             "workspace": workspace,
             "polling": any(batch.is_open for batch in batches),
+            "form": form,
+            "has_keys": keys.exists(),
         },
     )
+
+
+def _batch_start(form: BatchStartForm) -> Batch | None:
+    """The batch the form asks for, or None with the refusal on the form (as the API words
+    it: a file that is not JSON Lines names its first line at fault)."""
+    data = form.cleaned_data
+    upload = data["file"]
+    description = data["description"].strip()
+    try:
+        return services.batch_start(
+            key=data["key"],
+            filename=upload.name,
+            data=upload.read(),
+            endpoint=data["endpoint"],
+            metadata={"description": description} if description else None,
+        )
+    except ApiError as refused:
+        form.add_error("file" if refused.param == "file" else None, refused.message)
+        return None
 
 
 @login_required
