@@ -210,3 +210,10 @@ def test_start_up_beside_running_servers_spares_their_answers():
     for command in (job["command"], compose):
         steps = _simple_commands(command)
         assert ["python", "manage.py", "aurax_startup", "--servers-running"] in steps
+
+
+def test_the_migrate_job_deletes_itself_so_the_next_release_can_create_it_again():
+    """A Job's template cannot change: a finished Job still there refuses the next release's
+    apply. It stays a few minutes, for its logs."""
+    job = _resource("Job", "aurax-migrate")
+    assert 0 < job["spec"]["ttlSecondsAfterFinished"] <= 3600
