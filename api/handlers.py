@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import re
 import secrets
@@ -135,25 +136,8 @@ def _principal(request: ApiRequest, body):
     return check
 
 
-def _pipeline_stream(request: ApiRequest, body, *, max_tokens, temperature, top_p, stop):
-    return pipeline.stream(
-        whole=not body.stream,
-        principal=_principal(request, body),
-        model=body.model,
-        messages=body.provider_messages(),
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        stop=stop,
-        **body.sampling_hints(),
-        source="api",
-        request_id=request.request_id,
-        cache=body.cache_policy(request.headers.get("cache-control", "")),
-    )
-
-
-def chat_completion_stream(
-    body: schemas.ChatCompletionRequest,
+def completion_stream(
+    body,
     *,
     principal,
     request_id: str,
@@ -161,22 +145,31 @@ def chat_completion_stream(
     reference: str | None = None,
     cache_control: str = "",
 ):
-    """The pipeline's stream for a /v1/chat/completions body, whoever asks: the endpoint, or
-    a batch's request (batches.runner)."""
+    """The pipeline's stream for a completion request's body (/v1/chat/completions,
+    /v1/messages, /v1/responses), whoever asks: the endpoint, or a batch's request
+    (batches.runner)."""
     return pipeline.stream(
         whole=not body.stream,
         principal=principal,
         model=body.model,
         messages=body.provider_messages(),
-        max_tokens=body.output_limit,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        stop=body.stop_sequences,
+        **body.generation_options(),
         **body.sampling_hints(),
         source=source,
         reference=reference,
         request_id=request_id,
         cache=body.cache_policy(cache_control),
+    )
+
+
+def _endpoint_stream(request: ApiRequest, body):
+    """`completion_stream` for a request to the endpoint itself."""
+    return completion_stream(
+        body,
+        principal=_principal(request, body),
+        request_id=request.request_id,
+        source="api",
+        cache_control=request.headers.get("cache-control", ""),
     )
 
 
@@ -256,13 +249,7 @@ def _usage_openai(outcome) -> dict:
 
 async def chat_completions(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.ChatCompletionRequest)
-    stream = chat_completion_stream(
-        body,
-        principal=_principal(request, body),
-        request_id=request.request_id,
-        source="api",
-        cache_control=request.headers.get("cache-control", ""),
-    )
+    stream = _endpoint_stream(request, body)
     completion_id = _completion_id("chatcmpl-")
     created = int(time.time())
     if not body.stream:
@@ -380,14 +367,7 @@ _TEXT_DELTA_HEAD = (
 
 async def messages(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.AnthropicMessagesRequest)
-    stream = _pipeline_stream(
-        request,
-        body,
-        max_tokens=body.max_tokens,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        stop=tuple(body.stop_sequences or ()),
-    )
+    stream = _endpoint_stream(request, body)
     message_id = _completion_id("msg_")
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
@@ -467,6 +447,156 @@ async def messages(request: ApiRequest) -> ApiResponse:
     return _cache_headers(ApiResponse.sse(events()), stream)
 
 
+# --- OpenAI Responses ----------------------------------------------------------------------
+
+# Why an answer is incomplete, by the pipeline's finish reason; any other finish completes it.
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def _response_shell(body: schemas.ResponsesRequest, *, response_id: str, created: int) -> dict:
+    """A /v1/responses response object as it starts: in progress, no output yet. What the
+    request asked is said back, as OpenAI does."""
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created,
+        "status": "in_progress",
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.instructions,
+        "max_output_tokens": body.max_output_tokens,
+        "metadata": body.metadata or {},
+        "model": body.model,
+        "output": [],
+        "parallel_tool_calls": body.parallel_tool_calls is not False,
+        "previous_response_id": None,
+        "reasoning": {"effort": body.reasoning.effort if body.reasoning else None, "summary": None},
+        "store": False,
+        "temperature": body.temperature,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": body.tool_choice or "auto",
+        "tools": [],
+        "top_p": body.top_p,
+        "truncation": "disabled",
+        "usage": None,
+        "user": body.user,
+    }
+
+
+def _output_text(text: str) -> dict:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def response_object(
+    body: schemas.ResponsesRequest,
+    *,
+    response_id: str,
+    message_id: str,
+    created: int,
+    text: str,
+    finish: str,
+    outcome,
+) -> dict:
+    """A finished /v1/responses response, as OpenAI answers it: the text in one output
+    message; "incomplete" when the output limit (or a content filter) cut it."""
+    incomplete = _INCOMPLETE.get(finish)
+    status = "incomplete" if incomplete else "completed"
+    return {
+        **_response_shell(body, response_id=response_id, created=created),
+        "status": status,
+        "incomplete_details": {"reason": incomplete} if incomplete else None,
+        "output": [
+            {
+                "id": message_id,
+                "type": "message",
+                "status": status,
+                "role": "assistant",
+                "content": [_output_text(text)],
+            }
+        ],
+        "usage": {
+            "input_tokens": outcome.input_tokens,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": outcome.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": outcome.input_tokens + outcome.output_tokens,
+        },
+    }
+
+
+async def responses(request: ApiRequest) -> ApiResponse:
+    body = await _parse_for_completion(request, schemas.ResponsesRequest)
+    stream = _endpoint_stream(request, body)
+    ids = {
+        "response_id": _completion_id("resp_"),
+        "message_id": _completion_id("msg_"),
+        "created": int(time.time()),
+    }
+    if not body.stream:
+        text, finish = await pipeline.stream_collect(stream)
+        answer = response_object(body, **ids, text=text, finish=finish, outcome=stream.outcome)
+        return _cache_headers(ApiResponse.json(answer), stream)
+
+    first = await _first_event(stream)
+    numbers = itertools.count()
+    where = {"item_id": ids["message_id"], "output_index": 0, "content_index": 0}
+    # Per token only the text and the event's number are encoded.
+    text_head = (
+        "event: response.output_text.delta\n"
+        f'data: {{"type":"response.output_text.delta","item_id":"{ids["message_id"]}",'
+        '"output_index":0,"content_index":0,"logprobs":[],"delta":'
+    ).encode()
+
+    def event(kind: str, **fields) -> bytes:
+        return _sse({"type": kind, **fields, "sequence_number": next(numbers)}, kind)
+
+    async def events():
+        shell = _response_shell(body, response_id=ids["response_id"], created=ids["created"])
+        yield event("response.created", response=shell)
+        yield event("response.in_progress", response=shell)
+        item = {
+            "id": ids["message_id"],
+            "type": "message",
+            "status": "in_progress",
+            "role": "assistant",
+            "content": [],
+        }
+        yield event("response.output_item.added", output_index=0, item=item)
+        yield event("response.content_part.added", **where, part=_output_text(""))
+        parts, finish = [], "stop"
+        try:
+            async for streamed in _relay(stream, first):
+                if isinstance(streamed, TextDelta) and streamed.text:
+                    parts.append(streamed.text)
+                    number = str(next(numbers)).encode()
+                    yield (
+                        text_head
+                        + json.dumps(streamed.text).encode()
+                        + b',"sequence_number":'
+                        + number
+                        + b"}\n\n"
+                    )
+                elif isinstance(streamed, Finish):
+                    finish = streamed.reason
+        except GatewayError as exc:
+            error = ApiError.from_gateway(exc)
+            yield event("error", code=error.code, message=error.message, param=error.param)
+            failed = {**shell, "status": "failed"}
+            failed["error"] = {"code": error.code, "message": error.message}
+            yield event("response.failed", response=failed)
+            return
+        text = "".join(parts)
+        done = response_object(body, **ids, text=text, finish=finish, outcome=stream.outcome)
+        [message] = done["output"]
+        yield event("response.output_text.done", **where, text=text, logprobs=[])
+        yield event("response.content_part.done", **where, part=message["content"][0])
+        yield event("response.output_item.done", output_index=0, item=message)
+        yield event(f"response.{done['status']}", response=done)
+
+    return _cache_headers(ApiResponse.sse(events()), stream)
+
+
 async def openapi(request: ApiRequest) -> ApiResponse:
     from .openapi import openapi_document
 
@@ -487,6 +617,7 @@ ROUTES = {
     "/v1/models": Route(models, "openai", ("GET",)),
     "/v1/embeddings": Route(embeddings, "openai", ("POST",)),
     "/v1/messages": Route(messages, "anthropic", ("POST",)),
+    "/v1/responses": Route(responses, "openai", ("POST",)),
     "/v1/openapi.json": Route(openapi, "openai", ("GET",)),
 }
 # Model ids may hold "/" (the path arrives decoded), so the rest of the path is the id.

@@ -29,6 +29,7 @@ def openapi_document() -> dict:
         "ChatCompletionRequest": schemas.ChatCompletionRequest,
         "AnthropicMessagesRequest": schemas.AnthropicMessagesRequest,
         "EmbeddingsRequest": schemas.EmbeddingsRequest,
+        "ResponsesRequest": schemas.ResponsesRequest,
         **_more_schemas,
     }.items():
         document = schema.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -147,6 +148,14 @@ def openapi_document() -> dict:
                 "Create a message (Anthropic format)",
                 "Anthropic SSE events when stream is true. Errors in Anthropic's shape.",
                 error_responses("AnthropicError"),
+            ),
+            "/responses": post(
+                "ResponsesRequest",
+                "Create a response (OpenAI Responses API, nothing stored)",
+                "OpenAI's Responses SSE events when stream is true (response.created … "
+                "response.output_text.delta … response.completed, or error and "
+                "response.failed when the provider fails mid-answer). The whole conversation "
+                "goes in input: previous_response_id and store true are refused.",
             ),
             "/embeddings": post("EmbeddingsRequest", "Create embeddings", ""),
             "/models": {

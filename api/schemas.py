@@ -244,15 +244,16 @@ class ChatCompletionRequest(_Request):
                 out.append(Message(role=role, content=m.content or ""))
         return out
 
-    @property
-    def output_limit(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
-
-    @property
-    def stop_sequences(self) -> tuple[str, ...]:
-        if self.stop is None:
-            return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+    def generation_options(self) -> dict:
+        """The output limit, sampling and stop sequences, as `gateway.pipeline.stream` takes
+        them."""
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop or ()
+        return {
+            "max_tokens": self.max_completion_tokens or self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": tuple(stop),
+        }
 
 
 class AnthropicTextBlock(_Body):
@@ -337,6 +338,15 @@ class AnthropicMessagesRequest(_Request):
                     )
         return None
 
+    def generation_options(self) -> dict:
+        """As ChatCompletionRequest's."""
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": tuple(self.stop_sequences or ()),
+        }
+
     def sampling_hints(self) -> dict:
         """The sampling hints, as `gateway.pipeline.stream` takes them."""
         return {
@@ -366,6 +376,185 @@ class AnthropicMessagesRequest(_Request):
                     images.append(ImagePart(url=url or "", media_type=s.media_type or "image/png"))
             out.append(Message(role=m.role, content=text, images=tuple(images)))
         return out
+
+
+class ResponsesContentPart(_Body):
+    """A part of an input message's content. Types other than text and images parse so
+    that they are refused, naming the part."""
+
+    type: str = Field(
+        description="input_text and output_text (text), input_image (image_url: a URL or a "
+        "data: URL); any other (input_file, input_audio…) is refused with 400 "
+        "unsupported_parameter."
+    )
+    text: str | None = None
+    image_url: str | None = None
+    file_id: str | None = Field(default=None, description="Refused: send image_url.")
+
+
+class ResponsesInputItem(_Body):
+    """An item of `input`: a message. Other item types (function calls and their output,
+    reasoning, item references…) parse so that they are refused, naming the item."""
+
+    type: str = Field(
+        default="message",
+        description="message; any other type is refused with 400 unsupported_parameter (tool "
+        "calls are not implemented, and responses are not stored to be referred to).",
+    )
+    role: Literal["user", "assistant", "system", "developer"] | None = None
+    content: str | list[ResponsesContentPart] | None = None
+
+
+class ResponsesReasoning(_Body):
+    effort: str | None = _hint("As the provider names it: low, medium, high…")
+    summary: str | None = _not_implemented()
+    generate_summary: str | None = _not_implemented()
+
+
+class ResponsesTextOptions(_Body):
+    format: dict | None = _not_implemented('{"type": "text"}')
+    verbosity: str | None = Field(default=None, description="Accepted and not used.")
+
+
+_RESPONSES_TEXT_PARTS = ("input_text", "output_text")
+
+
+class ResponsesRequest(_Request):
+    """OpenAI's Responses API, stateless: the whole conversation in `input` (nothing is
+    stored, so there is no `previous_response_id`), text and images in, text out."""
+
+    not_implemented: ClassVar[dict[str, tuple]] = {
+        "tools": ([],),
+        "tool_choice": ("none", "auto"),
+        "previous_response_id": (),
+        "conversation": (),
+        "prompt": (),
+        "store": (False,),
+        "background": (False,),
+        "include": ([], ["reasoning.encrypted_content"]),
+        "truncation": ("disabled",),
+        "top_logprobs": (0,),
+    }
+
+    model: str = Field(min_length=1)
+    input: str | list[ResponsesInputItem] = Field(
+        min_length=1,
+        description="A user message's text, or the conversation's messages, oldest first.",
+    )
+    instructions: str | None = Field(
+        default=None, description="A system message put before the input."
+    )
+    stream: bool = False
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0, le=2, description=_TEMPERATURE)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    metadata: dict[str, str] | None = Field(default=None, description="Returned as given.")
+    # Sampling hints: see `sampling_hints`.
+    reasoning: ResponsesReasoning | None = None
+    user: str | None = _hint("Your end user's id (Anthropic: metadata.user_id).")
+    safety_identifier: str | None = _hint("Your end user's id, as `user`.")
+    text: ResponsesTextOptions | None = None
+    parallel_tool_calls: bool | None = Field(
+        default=None, description="Accepted and not used (no tools)."
+    )
+    # Refused unless they ask for nothing: see `not_implemented`.
+    tools: list[Any] | None = _not_implemented("[]")
+    tool_choice: str | dict | None = _not_implemented('"none" or "auto"')
+    previous_response_id: str | None = _not_implemented()
+    conversation: str | dict | None = _not_implemented()
+    prompt: dict | None = _not_implemented()
+    store: bool | None = _not_implemented("false")
+    background: bool | None = _not_implemented("false")
+    include: list[str] | None = _not_implemented('[] or ["reasoning.encrypted_content"]')
+    truncation: str | None = _not_implemented('"disabled"')
+    top_logprobs: int | None = _not_implemented("0", ge=0)
+
+    def unsupported_message(self) -> tuple[str, str] | None:
+        if self.text is not None and self.text.format not in (None, {"type": "text"}):
+            return (
+                "text.format",
+                "The parameter 'text.format' is not supported by this server (structured "
+                'output is not implemented: only {"type": "text"} is).',
+            )
+        if self.reasoning is not None:
+            for name in ("summary", "generate_summary"):
+                if getattr(self.reasoning, name) is not None:
+                    return (
+                        f"reasoning.{name}",
+                        f"The parameter 'reasoning.{name}' is not supported by this server "
+                        "(reasoning summaries are not implemented).",
+                    )
+        if isinstance(self.input, str):
+            return None
+        for index, item in enumerate(self.input):
+            where = f"input[{index}]"
+            if item.type != "message":
+                return (
+                    f"{where}.type",
+                    f"The input item type '{item.type}' ({where}.type) is not supported by "
+                    "this server (only messages are: tool calls are not implemented, and "
+                    "responses are not stored to be referred to).",
+                )
+            if item.role is None:
+                return (f"{where}.role", f"The message {where} has no role.")
+            for position, part in enumerate(item.content if isinstance(item.content, list) else ()):
+                refused = _responses_part_refused(part, f"{where}.content[{position}]")
+                if refused:
+                    return refused
+        return None
+
+    def generation_options(self) -> dict:
+        """As ChatCompletionRequest's."""
+        return {
+            "max_tokens": self.max_output_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": (),
+        }
+
+    def sampling_hints(self) -> dict:
+        """The sampling hints, as `gateway.pipeline.stream` takes them."""
+        return {
+            "reasoning_effort": self.reasoning.effort if self.reasoning else None,
+            "end_user_id": self.user or self.safety_identifier,
+        }
+
+    def provider_messages(self) -> list[Message]:
+        out = [Message(role="system", content=self.instructions)] if self.instructions else []
+        if isinstance(self.input, str):
+            return [*out, Message(role="user", content=self.input)]
+        for item in self.input:
+            role = "system" if item.role == "developer" else item.role
+            if not isinstance(item.content, list):
+                out.append(Message(role=role, content=item.content or ""))
+                continue
+            text = "".join(p.text or "" for p in item.content if p.type in _RESPONSES_TEXT_PARTS)
+            images = tuple(
+                ImagePart(url=p.image_url) for p in item.content if p.type == "input_image"
+            )
+            out.append(Message(role=role, content=text, images=images))
+        return out
+
+
+def _responses_part_refused(part: ResponsesContentPart, where: str) -> tuple[str, str] | None:
+    if part.type in _RESPONSES_TEXT_PARTS:
+        if part.text is None:
+            return (f"{where}.text", f"The content part {where} has no text.")
+        return None
+    if part.type == "input_image":
+        if part.image_url:
+            return None
+        return (
+            f"{where}.file_id" if part.file_id else f"{where}.image_url",
+            f"The image {where} has no image_url: send the image as a URL or a data: URL "
+            "(uploaded file ids are not supported by this server).",
+        )
+    return (
+        f"{where}.type",
+        f"The content part type '{part.type}' ({where}.type) is not supported by this server "
+        "(only input_text, output_text and input_image are: send a document's text as "
+        "input_text).",
+    )
 
 
 class EmbeddingsRequest(_Body):
@@ -422,4 +611,12 @@ _UNSUPPORTED_HINTS = {
     "n": " (one choice per request: n must be 1)",
     "modalities": ' (only ["text"] is)',
     "thinking": ' (only {"type": "disabled"} is)',
+    "previous_response_id": " (responses are not stored: send the whole conversation in input)",
+    "conversation": " (conversations are not stored: send the whole conversation in input)",
+    "prompt": " (stored prompts are not implemented: send the prompt in instructions)",
+    "store": " (responses are not stored: send store false, or leave it out)",
+    "background": " (background responses are not implemented)",
+    "include": " (nothing more can be included)",
+    "truncation": ' (the input is never truncated: only "disabled" is)',
+    "top_logprobs": " (log probabilities are not implemented)",
 }

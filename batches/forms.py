@@ -8,6 +8,7 @@ from .services import ENDPOINTS
 ENDPOINT_LABELS = {
     "/v1/chat/completions": _("Chat completions (/v1/chat/completions)"),
     "/v1/embeddings": _("Embeddings (/v1/embeddings)"),
+    "/v1/responses": _("Responses (/v1/responses)"),
 }
 
 
@@ -46,7 +47,7 @@ class BatchStartForm(forms.Form):
         upload = self.cleaned_data["file"]
         if upload.size > settings.BATCH_FILE_MAX_BYTES:
             raise forms.ValidationError(
-                _("The file is larger than %(most)s.")
-                % {"most": filesizeformat(settings.BATCH_FILE_MAX_BYTES)}
+                _("The file is larger than %(limit)s.")
+                % {"limit": filesizeformat(settings.BATCH_FILE_MAX_BYTES)}
             )
         return upload

@@ -1,7 +1,7 @@
 """Running a batch's requests: a few at a time (BATCH_CONCURRENCY), each as the batch's API
-key through the one pipeline (chat completions) or the embeddings gate (gateway.embeddings),
-on a worker's private event loop. A watch checks every
-second that the batch is still this runner's and still wanted: a cancelled or expired batch
+key through the one pipeline (chat completions, responses) or the embeddings gate
+(gateway.embeddings), on a worker's private event loop. A watch checks every second that
+the batch is still this runner's and still wanted: a cancelled or expired batch
 stops at once, its requests in flight closing their upstream calls (billed for what they
 produced, and left to be said not run)."""
 
@@ -17,8 +17,13 @@ from django.utils import timezone
 
 from api.auth import api_key_model_check, api_key_recheck
 from api.errors import ApiError
-from api.handlers import chat_completion_object, chat_completion_stream, embeddings_object
-from api.schemas import ChatCompletionRequest, EmbeddingsRequest
+from api.handlers import (
+    chat_completion_object,
+    completion_stream,
+    embeddings_object,
+    response_object,
+)
+from api.schemas import ChatCompletionRequest, EmbeddingsRequest, ResponsesRequest
 from aurax.db_threads import db_call
 from gateway import pipeline
 from gateway.embeddings import embed
@@ -54,11 +59,10 @@ def _principal(api_key_id: int | None, model: str):
     return principal
 
 
-async def _completion(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
-    """A chat completion request: (its answer, input tokens, output tokens), or None when the
-    batch stopped it (billed for what it produced)."""
-    body = ChatCompletionRequest.model_validate(request.body)
-    stream = chat_completion_stream(
+async def _collected(batch: Batch, request: BatchRequest, body, in_flight: set) -> tuple | None:
+    """(text, finish, outcome) of a completion request's body run through the pipeline, or
+    None when the batch stopped it (billed for what it produced)."""
+    stream = completion_stream(
         body,
         principal=_principal(batch.api_key_id, body.model),
         request_id=request.request_id,
@@ -73,6 +77,17 @@ async def _completion(batch: Batch, request: BatchRequest, in_flight: set) -> tu
     outcome = stream.outcome
     if outcome is None or outcome.status == "stopped":
         return None
+    return text, finish, outcome
+
+
+async def _completion(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
+    """A chat completion request: (its answer, input tokens, output tokens), or None when the
+    batch stopped it."""
+    body = ChatCompletionRequest.model_validate(request.body)
+    collected = await _collected(batch, request, body, in_flight)
+    if collected is None:
+        return None
+    text, finish, outcome = collected
     completion = chat_completion_object(
         completion_id=f"chatcmpl-{request.request_id.removeprefix('batch_req_')}",
         created=int(time.time()),
@@ -82,6 +97,26 @@ async def _completion(batch: Batch, request: BatchRequest, in_flight: set) -> tu
         outcome=outcome,
     )
     return completion, outcome.input_tokens, outcome.output_tokens
+
+
+async def _response(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
+    """A /v1/responses request: as `_completion`, answered as that endpoint answers."""
+    body = ResponsesRequest.model_validate(request.body)
+    collected = await _collected(batch, request, body, in_flight)
+    if collected is None:
+        return None
+    text, finish, outcome = collected
+    suffix = request.request_id.removeprefix("batch_req_")
+    answer = response_object(
+        body,
+        response_id=f"resp_{suffix}",
+        message_id=f"msg_{suffix}",
+        created=int(time.time()),
+        text=text,
+        finish=finish,
+        outcome=outcome,
+    )
+    return answer, outcome.input_tokens, outcome.output_tokens
 
 
 async def _embedding(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
@@ -104,7 +139,11 @@ async def _embedding(batch: Batch, request: BatchRequest, in_flight: set) -> tup
     return embeddings_object(body, result), result.input_tokens, 0
 
 
-_CALLS = {"/v1/chat/completions": _completion, "/v1/embeddings": _embedding}
+_CALLS = {
+    "/v1/chat/completions": _completion,
+    "/v1/embeddings": _embedding,
+    "/v1/responses": _response,
+}
 
 
 async def _request_run(

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 ENDPOINT_SCHEMAS = {
     "/v1/chat/completions": schemas.ChatCompletionRequest,
     "/v1/embeddings": schemas.EmbeddingsRequest,
+    "/v1/responses": schemas.ResponsesRequest,
 }
 ENDPOINTS = tuple(ENDPOINT_SCHEMAS)
 COMPLETION_WINDOWS = {"24h": timedelta(hours=24)}

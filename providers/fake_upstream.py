@@ -33,6 +33,8 @@ quoted: `@reply="Hello there"`.
     @hang               accept the request, then never answer (until the client goes away)
     @hang_after=N       stream N tokens, then stall
     @no_usage           report no token usage
+    @finish=REASON      the OpenAI-compatible reply ends with this finish_reason (length,
+                        content_filter…; default stop)
     @times=N            the fault applies only to the first N requests carrying this exact
                         directive text; later ones succeed (for retry tests)
     @only_model=ID      the fault applies only to requests for model ID (for fallback tests)
@@ -134,6 +136,7 @@ class Script:
         self.delay = float(d.get("delay", 0))
         self.first_delay = float(d.get("first_delay", 0))
         self.no_usage = "no_usage" in d
+        self.finish = d.get("finish", "stop")
         self.model = model
 
         def fault(key):
@@ -215,7 +218,7 @@ class OpenAIDialect(Dialect):
                     "id": "chatcmpl-fake",
                     "object": "chat.completion.chunk",
                     "model": script.model,
-                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    "choices": [{"index": 0, "delta": {}, "finish_reason": script.finish}],
                 }
             )
         ]
@@ -252,7 +255,7 @@ class OpenAIDialect(Dialect):
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": script.text},
-                    "finish_reason": "stop",
+                    "finish_reason": script.finish,
                 }
             ],
         }

@@ -66,3 +66,19 @@ async def test_chat_completions_errors_stay_documented_in_openais_shape(credenti
     assert conforms(bad_key.json(), schema, document)
     anthropic_body = {"type": "error", "error": {"type": "x", "message": "m"}}
     assert not conforms(anthropic_body, schema, document)
+
+
+async def test_responses_is_documented_with_its_body_and_openais_errors(credential):
+    document = (await AsyncClient().get("/v1/openapi.json")).json()
+    body = document["paths"]["/responses"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/ResponsesRequest"}
+    fields = document["components"]["schemas"]["ResponsesRequest"]["properties"]
+    assert {"model", "input", "instructions", "max_output_tokens", "stream"} <= fields.keys()
+    assert "not supported" in fields["previous_response_id"]["description"].lower()
+    bad_key = await AsyncClient().post(
+        "/v1/responses",
+        data=json.dumps({"model": "fake-small", "input": "hi"}),
+        headers={"Authorization": "Bearer ax-wrong"},
+    )
+    assert bad_key.status_code == 401
+    assert conforms(bad_key.json(), error_schema(document, "/responses", "401"), document)

@@ -447,3 +447,35 @@ def test_anthropic_sdk_asks_for_the_response_cache_with_a_header(live, claude):
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("miss", "hit")
     assert second.parse().content[0].text == "gardé"
     assert len(live["fake"].posted()) == 1
+
+
+def test_openai_sdk_responses_plain_and_streamed(live, oai):
+    result = oai.responses.create(
+        model="fake-small", instructions="Be brief.", input='@reply="Bonjour le monde"'
+    )
+    assert result.output_text == "Bonjour le monde" and result.status == "completed"
+    assert result.usage.output_tokens > 0 and result.usage.input_tokens > 0
+
+    events = list(
+        oai.responses.create(
+            model="fake-small", input='@reply="un deux trois" @delay=0.05', stream=True
+        )
+    )
+    kinds = [type(event).__name__ for event in events]
+    assert kinds[0] == "ResponseCreatedEvent" and kinds[-1] == "ResponseCompletedEvent"
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert len(deltas) >= 2 and "".join(deltas) == "un deux trois"
+    assert events[-1].response.output_text == "un deux trois"
+
+    # The SDK's own stream helper accumulates the events into the final response.
+    with oai.responses.stream(model="fake-small", input='@reply="quatre cinq"') as stream:
+        texts = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(texts) == "quatre cinq" == final.output_text
+
+
+def test_openai_sdk_responses_is_told_what_is_not_supported(live, oai):
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.responses.create(model="fake-small", input="hi", previous_response_id="resp_1")
+    assert refused.value.body["param"] == "previous_response_id"
+    assert "not stored" in refused.value.message

@@ -121,6 +121,56 @@ async def test_an_embeddings_batch_answers_as_v1_embeddings_does_each_request_bi
     assert done["usage"]["input_tokens"] == sum(row.input_tokens for row in rows) > 0
 
 
+def response_line(custom_id: str, text, **body) -> dict:
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": "/v1/responses",
+        "body": {"model": "fake-small", "input": text, **body},
+    }
+
+
+async def test_a_responses_batch_answers_as_v1_responses_does_each_request_billed(
+    auth, api_key, celery_worker
+):
+    batch = await batch_start(
+        auth,
+        jsonl(
+            response_line("one", '@reply="Un deux"', instructions="Be brief."),
+            response_line("two", "@tokens=3 @finish=length", max_output_tokens=3),
+        ),
+        endpoint="/v1/responses",
+    )
+    done = await batch_until(auth, batch["id"])
+    assert done["status"] == "completed", done
+    lines = await file_lines(auth, done["output_file_id"])
+    bodies = [line["response"]["body"] for line in lines]
+    assert [b["object"] for b in bodies] == ["response"] * 2
+    assert [b["status"] for b in bodies] == ["completed", "incomplete"]
+    assert bodies[0]["output"][0]["content"][0]["text"] == "Un deux"
+    assert bodies[0]["instructions"] == "Be brief."
+    assert bodies[1]["incomplete_details"] == {"reason": "max_output_tokens"}
+    rows = await usage_rows(done["id"])
+    assert {(row.source, row.api_key_id) for row in rows} == {("batch", api_key[0].pk)}
+    assert sorted(row.output_tokens for row in rows) == sorted(
+        b["usage"]["output_tokens"] for b in bodies
+    )
+
+
+async def test_a_responses_batch_line_asking_what_is_not_implemented_fails_naming_it(
+    auth, celery_worker
+):
+    batch = await batch_start(
+        auth,
+        jsonl(response_line("one", "hi", previous_response_id="resp_1")),
+        endpoint="/v1/responses",
+    )
+    done = await batch_until(auth, batch["id"])
+    assert done["status"] == "failed"
+    [error] = done["errors"]["data"]
+    assert error["line"] == 1 and error["param"] == "body.previous_response_id"
+
+
 async def test_an_embeddings_batch_with_a_wrong_request_fails_naming_its_line(auth, celery_worker):
     batch = await batch_start(
         auth,
@@ -367,7 +417,7 @@ async def test_batches_are_listed_newest_first_and_nobody_else_sees_them(auth, t
 @pytest.mark.parametrize(
     "fields, param",
     [
-        ({"endpoint": "/v1/responses"}, "endpoint"),
+        ({"endpoint": "/v1/completions"}, "endpoint"),
         ({"completion_window": "1h"}, "completion_window"),
         ({"metadata": {"k": 5}}, "metadata"),
         ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata"),

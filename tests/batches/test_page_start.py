@@ -128,7 +128,7 @@ def test_only_my_working_keys_in_this_workspace_can_run_a_batch(logged_in_client
 @pytest.mark.django_db
 def test_an_endpoint_a_batch_does_not_run_is_refused(logged_in_client, user):
     response = start(
-        logged_in_client, jsonl(chat_line("q", "hi")), key_for(user), endpoint="/v1/responses"
+        logged_in_client, jsonl(chat_line("q", "hi")), key_for(user), endpoint="/v1/completions"
     )
     assert "Select a valid choice" in response.content.decode()
     assert not Batch.objects.exists()
