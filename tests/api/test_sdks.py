@@ -267,19 +267,29 @@ def test_a_429_is_sent_with_its_standard_reason_phrase(live):
     assert (response.status, response.reason) == (429, "Too Many Requests")
 
 
-def test_a_client_that_disconnects_mid_stream_stops_the_upstream_and_is_billed(live):
+def _texts(stream, endpoint: str):
+    """The text deltas of a chat completions or responses stream, as they arrive."""
+    for event in stream:
+        if endpoint == "responses":
+            if event.type == "response.output_text.delta":
+                yield event.delta
+        elif event.choices and event.choices[0].delta.content:
+            yield event.choices[0].delta.content
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "responses"])
+def test_a_client_that_disconnects_mid_stream_stops_the_upstream_and_is_billed(live, endpoint):
     fake, server = live["fake"], live["server"]
     fake.reset()
     client = openai.OpenAI(base_url=server.url + "/v1", api_key=live["key"], max_retries=0)
-    stream = client.chat.completions.create(
-        model="fake-small",
-        messages=[{"role": "user", "content": "@tokens=400 @delay=0.02"}],
-        stream=True,
-    )
-    received = 0
-    for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            received += 1
+    question = "@tokens=400 @delay=0.02"
+    if endpoint == "responses":
+        stream = client.responses.create(model="fake-small", input=question, stream=True)
+    else:
+        stream = client.chat.completions.create(
+            model="fake-small", messages=[{"role": "user", "content": question}], stream=True
+        )
+    for received, _text in enumerate(_texts(stream, endpoint), 1):
         if received >= 5:
             break
     stream.close()
