@@ -56,3 +56,10 @@ def test_attachment_admin_lists_files_by_size_without_their_content(staff_client
     page = staff_client.get(reverse("admin:chat_attachment_change", args=[attachment_id]))
     html = page.content.decode()
     assert "minutes.txt" in html and "the private minutes" not in html
+
+
+def test_admin_pages_name_the_sites_icon(staff_client):
+    """Without it the browser asks for /favicon.ico, which does not exist."""
+    html = staff_client.get(reverse("admin:index")).content.decode()
+    assert '<link rel="icon" href="/static/img/favicon.svg"' in html
+    assert 'id="site-name"' in html  # the admin's own header is still there
