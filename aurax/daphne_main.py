@@ -30,7 +30,8 @@
 - Twisted has no reason phrase for some standard statuses (429, 422, 451, ...) and sends
   "429 Unknown Status"; the standard phrases (`http.HTTPStatus`) fill the gaps.
 - On SIGTERM or SIGINT the answers the process is generating are ended and saved before the
-  reactor stops (`chat.generation.generations_interrupt`, at most 5 s): daphne would otherwise
+  reactor stops (`chat.generation.generations_interrupt`, at most 5 s; its comparisons are
+  ended as well, `compare.comparisons.comparisons_interrupt`): daphne would otherwise
   stop the loop under them, leaving them "streaming" until the next start-up and the tokens
   they streamed unbilled.
 """
@@ -141,6 +142,9 @@ async def _before_shutdown() -> None:
     generation = sys.modules.get("chat.generation")
     if generation is not None:
         await generation.generations_interrupt()
+    comparisons = sys.modules.get("compare.comparisons")
+    if comparisons is not None:
+        await comparisons.comparisons_interrupt()
     http = sys.modules.get("providers.http")
     if http is not None:
         await http.client_close()  # the loop's provider connections, closed (not warned about)

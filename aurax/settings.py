@@ -412,6 +412,9 @@ STRIPE_SECRET_KEY = _from_env_or_file("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = _from_env_or_file("STRIPE_WEBHOOK_SECRET")
 
 # --- Chat --------------------------------------------------------------------------------
+# A side-by-side comparison whose socket closed goes on this long (seconds) for a reloaded
+# or reconnected page to take it up (compare.comparisons); then its calls end.
+COMPARE_RESUME_SECONDS = env.float("COMPARE_RESUME_SECONDS", default=60.0)
 # Files attached to chat messages (chat.attachments): the largest one accepted, in bytes, and
 # how long one uploaded but never sent is kept.
 CHAT_ATTACHMENT_MAX_BYTES = env.int("CHAT_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)

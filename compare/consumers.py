@@ -4,7 +4,6 @@ frames into actions (compare.actions) and sends the frames of the socket's compa
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
@@ -22,17 +21,16 @@ from chat.selectors import answer_error_text
 from chat.templatetags.chat_tags import usd
 from gateway.errors import service_unavailable, store_unreachable
 
-from . import actions
+from . import actions, comparisons
 from .comparisons import Comparison
 
 logger = logging.getLogger(__name__)
 
-CLIENT_FRAMES = ("compare", "stop", "keep", "ping")
+CLIENT_FRAMES = ("compare", "resume", "stop", "keep", "ping")
 
 
 class CompareConsumer(AsyncJsonWebsocketConsumer):
     comparison: Comparison | None = None
-    running: asyncio.Task | None = None
 
     async def connect(self):
         self.user = self.scope.get("user")
@@ -50,13 +48,15 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
-    def _end(self) -> None:
-        if self.running is not None and not self.running.done():
-            # The answers end now: their upstream calls close, each billed for what it used.
-            self.running.cancel()
+    def _mine(self) -> Comparison | None:
+        """The socket's comparison, unless another socket has taken it up since."""
+        comparison = self.comparison
+        return comparison if comparison is not None and comparison.owner is self else None
 
     async def disconnect(self, code):
-        self._end()
+        if self.comparison is not None:
+            # The answers go on for a while, for a reloaded page to take them up.
+            self.comparison.detach(owner=self)
         for group in getattr(self, "groups_joined", ()):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -97,20 +97,31 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(refusal(frame, code, message, language=self.language, param=param))
 
     def _comparison_named(self, frame) -> Comparison:
-        if self.comparison is None or frame.get("comparison_id") != self.comparison.id:
+        comparison = self._mine()
+        if comparison is None or frame.get("comparison_id") != comparison.id:
             raise Http404  # another socket's, or one this socket replaced
-        return self.comparison
+        return comparison
+
+    def _replace(self) -> None:
+        """The socket's comparison gives way to another: refused while it runs, else ended
+        (it can no longer be kept)."""
+        mine = self._mine()
+        if mine is not None and mine.running:
+            raise ActionRefused(
+                "busy", gettext_noop("A comparison is still running: stop it or wait for it.")
+            )
+        if mine is not None:
+            mine.end()
 
     async def frame_ping(self, frame):
         await self.send_json({"type": "pong"})
 
     async def frame_compare(self, frame):
-        if self.comparison is not None and self.comparison.running:
-            raise ActionRefused(
-                "busy", gettext_noop("A comparison is still running: stop it or wait for it.")
-            )
+        self._replace()
         request = await db_call(actions.comparison_request, user=self.user, frame=frame)
+        self._replace()  # a resume meanwhile
         self.comparison = Comparison(**request, send=self._send_frame)
+        self.comparison.session_key = self.session_key
         await self.send_json(
             {
                 "type": "comparison_started",
@@ -119,7 +130,18 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
                 "models": request["models"],
             }
         )
-        self.running = self.comparison.start()
+        self.comparison.start(owner=self)
+
+    async def frame_resume(self, frame):
+        """A reloaded or reconnected page takes its comparison back up (this process's, of
+        this user, not ended): `comparison_resumed`, then the rest of it."""
+        comparison = comparisons.live_get(frame.get("comparison_id"), user_id=self.user.pk)
+        if comparison is None:
+            raise Http404
+        if comparison is not self._mine():
+            self._replace()
+        self.comparison = comparison
+        comparison.attach(self._send_frame, owner=self)
 
     async def frame_stop(self, frame):
         comparison = self._comparison_named(frame)
@@ -167,23 +189,35 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
 
     # --- the comparison → client ----------------------------------------------------------
 
+    def _finished_told(self, frame: dict) -> dict:
+        """An `answer_finished` frame (a copy, as the socket is sent it): its cost as text and
+        its error in the user's language."""
+        frame = {**frame, "cost_text": usd(frame["cost"])}
+        said = frame.pop("error_phrase", None)
+        if frame["error_message"] or said:
+            with translation.override(self.language):
+                frame["error_message"] = answer_error_text(
+                    error_message=frame["error_message"], error_phrase=said
+                )
+        return frame
+
     async def _send_frame(self, frame: dict) -> None:
         if frame["type"] == "answer_finished":
-            frame["cost_text"] = usd(frame["cost"])
-            said = frame.pop("error_phrase", None)
-            if frame["error_message"] or said:
-                with translation.override(self.language):
-                    frame["error_message"] = answer_error_text(
-                        error_message=frame["error_message"], error_phrase=said
-                    )
+            frame = self._finished_told(frame)
+        elif frame["type"] == "comparison_resumed":
+            kept = frame.pop("kept_conversation_id")
+            frame["kept_url"] = reverse("chat_conversation", args=[kept]) if kept else None
+            for answer in frame["answers"]:
+                if answer["finished"] is not None:
+                    answer["finished"] = self._finished_told(answer["finished"])
         await self.send_json(frame)
 
     # --- channel layer → client -----------------------------------------------------------
 
     async def chat_signed_out(self, event):
-        """Signed out in another tab, or the account deactivated or deleted: the comparison
-        ends now, and the socket closes."""
-        self._end()
+        """Signed out in another tab, or the account deactivated or deleted: the user's
+        comparisons on this process end now, and the socket closes."""
+        comparisons.comparisons_end_for_session(self.user.pk, self.session_key)
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def chat_language_changed(self, event):

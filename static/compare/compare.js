@@ -31,6 +31,18 @@
   // The comparison on screen: { id, columns: [{ el, text, ended }] }; null before the first.
   let current = null;
   let renderQueued = false;
+  // The comparison this tab shows, kept across a reload: a new socket takes it up (`resume`).
+  const STORED = "aurax.compare";
+  function stored(id) {
+    try {
+      if (id === undefined) return sessionStorage.getItem(STORED);
+      if (id) sessionStorage.setItem(STORED, id);
+      else sessionStorage.removeItem(STORED);
+    } catch (err) {
+      return null; // storage refused: a reload loses the comparison
+    }
+    return null;
+  }
 
   // --- Socket ------------------------------------------------------------------------------
   function connect() {
@@ -40,6 +52,8 @@
       attempts = 0;
       banner.hidden = true;
       root.dataset.socket = "open";
+      const id = current ? current.id : stored();
+      if (id) socket.send(JSON.stringify({ type: "resume", comparison_id: id }));
     });
     socket.addEventListener("message", function (e) {
       let frame;
@@ -57,16 +71,7 @@
         location.reload();
         return;
       }
-      // The comparison ended with its socket: its answers were stopped where they were.
-      if (current) {
-        current.columns.forEach(function (column, slot) {
-          if (!column.ended) {
-            ended(slot, { status: "stopped", error_message: gettext("The connection was lost: this answer stopped here.") });
-          }
-        });
-        current.lost = true;
-        running(false);
-      }
+      // The answers go on meanwhile: the next socket takes the comparison up where it stands.
       banner.hidden = false;
       const delay = Math.min(30000, 500 * Math.pow(2, attempts)) * (0.75 + Math.random() * 0.5);
       attempts += 1;
@@ -255,26 +260,70 @@
     el.querySelector("[data-copy-answer]").hidden = column.text.trim() === "";
   }
 
+  // A comparison's columns, empty: `labels` name the models as the menu does.
+  function columnsDraw(id, question, models, labels) {
+    current = { id: id, columns: [] };
+    columns.replaceChildren();
+    questionBox.textContent = question || "";
+    questionBox.hidden = !questionBox.textContent;
+    models.forEach(function (model, slot) {
+      const el = columnTemplate.content.firstElementChild.cloneNode(true);
+      el.dataset.slot = String(slot);
+      el.querySelector(".compare-model").textContent = labels[slot] || model;
+      columns.appendChild(el);
+      current.columns.push({ el: el, text: "", ended: false, dirty: false });
+    });
+  }
+  function allEnded() {
+    running(false);
+    current.columns.forEach(function (column) {
+      column.el.querySelector("[data-keep]").hidden = !column.keepable;
+    });
+  }
+  // The answers that did not end, marked stopped where they were (the comparison is gone).
+  function lost(text) {
+    if (!current) return;
+    current.columns.forEach(function (column, slot) {
+      if (!column.ended) ended(slot, { status: "stopped", error_message: text });
+    });
+    running(false);
+  }
+
   const handlers = {
     comparison_started: function (f) {
-      const models = f.models;
       const labels = pickerList().map(function (p) {
         const select = p.querySelector("select");
         return select.options[select.selectedIndex] ? select.options[select.selectedIndex].text : select.value;
       });
-      current = { id: f.comparison_id, columns: [] };
-      columns.replaceChildren();
-      questionBox.textContent = root.dataset.asked || "";
-      questionBox.hidden = !questionBox.textContent;
+      columnsDraw(f.comparison_id, root.dataset.asked, f.models, labels);
+      stored(f.comparison_id);
       input.value = "";
-      models.forEach(function (model, slot) {
-        const el = columnTemplate.content.firstElementChild.cloneNode(true);
-        el.dataset.slot = String(slot);
-        el.querySelector(".compare-model").textContent = labels[slot] || model;
-        columns.appendChild(el);
-        current.columns.push({ el: el, text: "", ended: false, dirty: false });
-      });
       running(true);
+    },
+    // After a reload or a reconnect: where every answer stands, then the rest as it comes.
+    comparison_resumed: function (f) {
+      const select = pickers.querySelector("select");
+      const labels = f.models.map(function (model) {
+        const option = select && Array.from(select.options).find(function (o) { return o.value === model; });
+        return option ? option.text : model;
+      });
+      columnsDraw(f.comparison_id, f.question, f.models, labels);
+      f.answers.forEach(function (answer) {
+        const column = current.columns[answer.slot];
+        column.text = answer.text;
+        column.dirty = true;
+        if (answer.finished) ended(answer.slot, answer.finished);
+      });
+      renderSoon();
+      running(f.running);
+      if (!f.running) allEnded();
+    },
+    comparison_moved: function (f) {
+      if (!current || f.comparison_id !== current.id) return;
+      stored(null);
+      lost(gettext("This comparison went on in another tab."));
+      current = null;
+      showError(gettext("This comparison went on in another tab."));
     },
     delta: function (f) {
       if (!current || f.comparison_id !== current.id) return;
@@ -289,15 +338,19 @@
     },
     comparison_finished: function (f) {
       if (!current || f.comparison_id !== current.id) return;
-      running(false);
-      current.columns.forEach(function (column) {
-        column.el.querySelector("[data-keep]").hidden = !column.keepable;
-      });
+      allEnded();
     },
     kept: function (f) {
+      stored(null);
       location.assign(f.url);
     },
     error: function (f) {
+      if (f.request === "resume") {
+        // Ended meanwhile (its server restarted, or nobody took it up in time).
+        stored(null);
+        lost(gettext("The connection was lost: this answer stopped here."));
+        return;
+      }
       if (f.request === "compare") {
         sendButton.disabled = false;
         if (root.dataset.asked && !input.value) input.value = root.dataset.asked;

@@ -254,3 +254,32 @@ def test_an_ended_answer_is_copied_whole_or_a_code_block_alone(
     whole.click()
     expect(whole).to_have_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == reply
+
+
+def test_a_reload_mid_comparison_takes_it_up_where_it_stands(compare_page, compare_server):
+    page = compare_page
+    pick(page, compare_server, "fake-small", "fake-large")
+    ask(page, "@tokens=150 @delay=0.03")
+    page.wait_for_function(
+        "() => [0, 1].every(s => document.querySelector("
+        "`.compare-column[data-slot='${s}'] .compare-answer`)?.textContent.includes('tok3'))"
+    )
+    page.reload()
+    page.wait_for_selector("#compare[data-socket=open]")
+    # Taken up: the question, both columns with the text so far, still streaming.
+    expect(page.locator("#compare-question")).to_have_text("@tokens=150 @delay=0.03")
+    expect(page.locator("#compare-columns .compare-column")).to_have_count(2)
+    expect(column(page, 1).locator(".compare-model")).to_contain_text("fake-large")
+    expect(page.locator("#compare-stop")).to_be_visible()
+    assert "tok3" in answer_text(page, 0)
+    for slot in (0, 1):
+        expect(column(page, slot)).to_have_attribute("data-status", "complete", timeout=15_000)
+        assert tokens(answer_text(page, slot)) == [f"tok{i}" for i in range(1, 151)]
+    expect(page.locator("#compare-error")).to_be_hidden()
+
+    # Reloaded again once it ended: still there, and an answer can be kept.
+    page.reload()
+    page.wait_for_selector("#compare[data-socket=open]")
+    expect(column(page, 0)).to_have_attribute("data-status", "complete")
+    column(page, 0).locator("[data-keep]").click()
+    page.wait_for_url(re.compile(r"/c/\d+/"))

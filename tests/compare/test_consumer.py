@@ -2,6 +2,8 @@
 question at once, each billed; stop, a closed socket, failures per answer, keeping one as a
 chat conversation, and who may do what."""
 
+import asyncio
+import json
 from decimal import Decimal
 
 import pytest
@@ -21,6 +23,13 @@ pytestmark = [
 ]
 
 PATH = "/ws/compare/"
+
+
+@pytest.fixture(autouse=True)
+async def _comparisons_ended():
+    """A comparison left for a page to take up ends with its test."""
+    yield
+    await comparisons.comparisons_interrupt()
 
 
 async def _workspace_slug(user) -> str:
@@ -129,22 +138,149 @@ async def test_stop_one_answer_lets_the_other_finish(alice, credential, fake_ups
     await comparisons.comparisons_wait()
 
 
-async def test_a_closed_socket_ends_the_answers_and_bills_what_they_used(
-    alice, credential, fake_upstream
+async def test_a_closed_socket_leaves_the_answers_running_then_ends_them_unless_taken_up(
+    alice, credential, fake_upstream, settings
 ):
+    settings.COMPARE_RESUME_SECONDS = 0.6
     socket, _, _ = await socket_for(alice, path=PATH)
     fake_upstream.requests.clear()
     models = [model_for(credential, "fake-small"), model_for(credential, "fake-large")]
     await _compare(socket, alice, models, "@tokens=400 @delay=0.02")
     await frames_until(socket, of_type("delta"))
     await socket.disconnect()
-    await comparisons.comparisons_wait()
+    await asyncio.sleep(0.3)
+    assert len(fake_upstream.requests) == 2
+    assert not any(r["disconnected"] for r in fake_upstream.requests)  # still answering
+
+    await comparisons.comparisons_wait()  # nobody took it up: ended after the grace
     assert await sync_to_async(fake_upstream.wait_for)(
         lambda: all(r["disconnected"] for r in fake_upstream.requests), timeout=5
     )
     events = await usage_events(source="compare")
     assert [e.status for e in events] == ["client_gone", "client_gone"]
     assert all(0 < e.output_tokens < 400 for e in events)
+
+
+async def _resumed(socket, comparison_id) -> dict:
+    await socket.send_json_to({"type": "resume", "comparison_id": comparison_id})
+    return (await frames_until(socket, lambda f: f["type"] in ("comparison_resumed", "error")))[-1]
+
+
+async def test_a_new_socket_takes_a_comparison_up_where_it_stands_and_gets_the_rest(
+    alice, credential, fake_upstream
+):
+    first, _, _ = await socket_for(alice, path=PATH)
+    models = [model_for(credential, "fake-small"), model_for(credential, "fake-large")]
+    started = await _compare(first, alice, models, "@tokens=40 @delay=0.03")
+    before = await frames_until(first, of_type("delta"))
+    await first.disconnect()  # a reload
+
+    second, _, _ = await socket_for(alice, path=PATH)
+    resumed = await _resumed(second, started["comparison_id"])
+    assert resumed["type"] == "comparison_resumed", resumed
+    assert resumed["comparison_id"] == started["comparison_id"]
+    assert resumed["question"] == "@tokens=40 @delay=0.03" and resumed["models"] == models
+    assert resumed["running"] is True and resumed["kept_url"] is None
+    assert [a["slot"] for a in resumed["answers"]] == [0, 1]
+    assert any(a["text"] for a in resumed["answers"])
+    # What the first socket was sent is where the snapshot starts from.
+    assert resumed["answers"][before[-1]["slot"]]["text"].startswith(before[-1]["text"])
+
+    rest = await frames_until(second, of_type("comparison_finished"), timeout=10)
+    whole = " ".join(f"tok{i}" for i in range(1, 41))
+    for slot, text in enumerate(_texts(rest, 2)):
+        assert resumed["answers"][slot]["text"] + text == whole
+    assert {f["status"] for f in _finished(rest).values()} == {"complete"}
+    events = await usage_events(source="compare")
+    assert [e.status for e in events] == ["ok", "ok"]
+
+    await second.send_json_to(
+        {"type": "keep", "comparison_id": started["comparison_id"], "slot": 1}
+    )
+    kept = (await frames_until(second, of_type("kept")))[-1]
+    assert await Conversation.objects.filter(pk=kept["conversation_id"], user=alice).aexists()
+    await second.disconnect()
+
+
+async def test_answers_that_ended_while_no_socket_had_them_are_in_the_snapshot(
+    alice, credential, fake_upstream, fake_small_priced
+):
+    first, _, _ = await socket_for(alice, path=PATH)
+    models = [model_for(credential, "fake-small"), model_for(credential, "fake-small")]
+    started = await _compare(first, alice, models, '@reply="Un deux trois"')
+    await first.disconnect()
+    await comparisons.comparisons_wait()  # both answered meanwhile
+
+    second, _, _ = await socket_for(alice, path=PATH)
+    resumed = await _resumed(second, started["comparison_id"])
+    assert resumed["running"] is False
+    for answer in resumed["answers"]:
+        assert answer["text"] == "Un deux trois"
+        finished = answer["finished"]
+        assert finished["status"] == "complete" and finished["slot"] == answer["slot"]
+        assert finished["cost"] is not None and finished["cost_text"].startswith("$")
+        assert "error_phrase" not in finished
+    await second.send_json_to(
+        {"type": "keep", "comparison_id": started["comparison_id"], "slot": 0}
+    )
+    kept = (await frames_until(second, of_type("kept")))[-1]
+
+    # Kept, then reloaded again: the snapshot says where the kept conversation is.
+    await second.disconnect()
+    third, _, _ = await socket_for(alice, path=PATH)
+    again = await _resumed(third, started["comparison_id"])
+    assert again["kept_url"] == kept["url"]
+    await third.disconnect()
+
+
+async def test_only_its_user_may_take_a_comparison_up_and_only_before_it_ended(
+    alice, credential, fake_upstream, settings
+):
+    settings.COMPARE_RESUME_SECONDS = 0.2
+    first, _, _ = await socket_for(alice, path=PATH)
+    models = [model_for(credential, "fake-small"), model_for(credential, "fake-large")]
+    started = await _compare(first, alice, models, "@tokens=400 @delay=0.02")
+    await frames_until(first, of_type("delta"))
+    await first.disconnect()
+
+    bob = await sync_to_async(UserFactory)()
+    stranger, _, _ = await socket_for(bob, path=PATH)
+    refused = await _resumed(stranger, started["comparison_id"])
+    assert (refused["type"], refused["code"], refused["request"]) == (
+        "error",
+        "not_found",
+        "resume",
+    )
+    assert "text" not in json.dumps(refused)  # nothing of the comparison in it
+    assert (await _resumed(stranger, "0" * 32))["code"] == "not_found"
+    await stranger.disconnect()
+
+    await comparisons.comparisons_wait()  # the grace passed
+    late, _, _ = await socket_for(alice, path=PATH)
+    assert (await _resumed(late, started["comparison_id"]))["code"] == "not_found"
+    await late.disconnect()
+
+
+async def test_a_socket_that_takes_it_up_takes_it_from_the_socket_that_had_it(
+    alice, credential, fake_upstream
+):
+    first, _, _ = await socket_for(alice, path=PATH)
+    models = [model_for(credential, "fake-small"), model_for(credential, "fake-large")]
+    started = await _compare(first, alice, models, "@tokens=400 @delay=0.02")
+    await frames_until(first, of_type("delta"))
+
+    second, _, _ = await socket_for(alice, path=PATH)  # a duplicated tab
+    assert (await _resumed(second, started["comparison_id"]))["type"] == "comparison_resumed"
+    moved = await frames_until(first, of_type("comparison_moved"))
+    assert moved[-1]["comparison_id"] == started["comparison_id"]
+    await first.send_json_to({"type": "stop", "comparison_id": started["comparison_id"]})
+    assert (await frames_until(first, of_type("error")))[-1]["code"] == "not_found"
+    await first.disconnect()  # the one that had it closing does not end it
+
+    await second.send_json_to({"type": "stop", "comparison_id": started["comparison_id"]})
+    finished = _finished(await frames_until(second, of_type("comparison_finished")))
+    assert {f["status"] for f in finished.values()} == {"stopped"}
+    await second.disconnect()
 
 
 async def test_a_model_that_fails_fails_in_its_column_only(alice, credential, fake_upstream):
