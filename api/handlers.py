@@ -515,13 +515,19 @@ def response_object(
                 "content": [_output_text(text)],
             }
         ],
-        "usage": {
-            "input_tokens": outcome.input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": outcome.output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": outcome.input_tokens + outcome.output_tokens,
-        },
+        "usage": usage_with_details(outcome.input_tokens, outcome.output_tokens),
+    }
+
+
+def usage_with_details(input_tokens: int, output_tokens: int) -> dict:
+    """`usage` as OpenAI's Responses and Batch APIs give it. Cached and reasoning tokens are
+    not counted here: 0."""
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
     }
 
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api import schemas
 from api.errors import ApiError
-from api.handlers import ApiRequest, ApiResponse, Route, authenticate
+from api.handlers import ApiRequest, ApiResponse, Route, authenticate, usage_with_details
 from aurax.db_threads import db_call
 
 from . import selectors, services
@@ -72,13 +72,7 @@ def _batch_object(batch: Batch) -> dict:
             "completed": batch.completed,
             "failed": batch.failed,
         },
-        "usage": {
-            "input_tokens": batch.input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": batch.output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": batch.input_tokens + batch.output_tokens,
-        },
+        "usage": usage_with_details(batch.input_tokens, batch.output_tokens),
         "metadata": batch.metadata,
     }
 
