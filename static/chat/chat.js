@@ -21,8 +21,7 @@
   const settingsForm = document.getElementById("chat-settings-form");
 
   let conversationId = root.dataset.conversationId ? Number(root.dataset.conversationId) : null;
-  let socket = null;
-  let attempts = 0;
+  let socket = null; // window.auraxSocket's
   let streaming = !!thread.querySelector('.msg[data-status="streaming"]');
   // The answer being streamed: its id and the text received so far.
   let live = null;
@@ -49,41 +48,27 @@
     }
   }
 
-  // --- Socket ------------------------------------------------------------------------------
+  // --- Socket (static/chat/socket.js) --------------------------------------------------------
   function connect() {
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    // The page's language goes with the handshake: a socket that finds its user's language
-    // changed meanwhile (saved while this tab was reconnecting) says so at once.
-    const path = root.dataset.wsPath + "?page_language=" + encodeURIComponent(pageLanguage());
-    socket = new WebSocket(scheme + location.host + path);
-    socket.addEventListener("open", function () {
-      attempts = 0;
-      banner.hidden = true;
-      root.dataset.socket = "open";
-      if (conversationId) send({ type: "subscribe", conversation_id: conversationId });
-    });
-    socket.addEventListener("message", function (e) {
-      let frame;
-      try {
-        frame = JSON.parse(e.data);
-      } catch (err) {
-        return;
-      }
-      if (frame.type !== "pong") heardAt = Date.now();
-      const handler = handlers[frame.type];
-      if (handler) handler(frame);
-    });
-    socket.addEventListener("close", function (e) {
-      root.dataset.socket = "closed";
-      pendingRestore();
-      if (e.code === 4401) {
-        location.reload();
-        return;
-      }
-      banner.hidden = false;
-      const delay = Math.min(30000, 500 * Math.pow(2, attempts)) * (0.75 + Math.random() * 0.5);
-      attempts += 1;
-      setTimeout(connect, delay);
+    socket = window.auraxSocket({
+      root: root,
+      banner: banner,
+      // The page's language goes with the handshake: a socket that finds its user's language
+      // changed meanwhile (saved while this tab was reconnecting) says so at once.
+      path: function () {
+        return root.dataset.wsPath + "?page_language=" + encodeURIComponent(pageLanguage());
+      },
+      onOpen: function () {
+        if (conversationId) send({ type: "subscribe", conversation_id: conversationId });
+      },
+      onFrame: function (frame) {
+        if (frame.type !== "pong") heardAt = Date.now();
+        const handler = handlers[frame.type];
+        if (handler) handler(frame);
+      },
+      onClose: function () {
+        pendingRestore();
+      },
     });
   }
   function pendingRestore(keepFiles) {
@@ -95,10 +80,7 @@
     pending = null;
   }
   function send(frame) {
-    if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify(frame));
-      return true;
-    }
+    if (socket && socket.send(frame)) return true;
     showError(gettext("The connection is down; try again in a moment."));
     return false;
   }
@@ -751,8 +733,7 @@
   });
 
   setInterval(function () {
-    if (!socket || socket.readyState !== WebSocket.OPEN) return;
-    socket.send('{"type":"ping"}');
+    if (!socket || !socket.send('{"type":"ping"}')) return;
     // An answer streaming with nothing heard for a while may have ended unseen (its end was
     // published while the channel layer was down, for a tab on another server process):
     // subscribing again says whether it still streams (`subscribed`, then a snapshot).

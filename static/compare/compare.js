@@ -25,8 +25,7 @@
   const minModels = Number(root.dataset.minModels);
   const maxModels = Number(root.dataset.maxModels);
 
-  let socket = null;
-  let attempts = 0;
+  let socket = null; // window.auraxSocket's
   let requestCounter = 0;
   // The comparison on screen: { id, columns: [{ el, text, ended }] }; null before the first.
   let current = null;
@@ -44,45 +43,25 @@
     return null;
   }
 
-  // --- Socket ------------------------------------------------------------------------------
+  // --- Socket (static/chat/socket.js) --------------------------------------------------------
+  // While it is down the answers go on: the next socket takes the comparison up (`resume`).
   function connect() {
-    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + root.dataset.wsPath);
-    socket.addEventListener("open", function () {
-      attempts = 0;
-      banner.hidden = true;
-      root.dataset.socket = "open";
-      const id = current ? current.id : stored();
-      if (id) socket.send(JSON.stringify({ type: "resume", comparison_id: id }));
-    });
-    socket.addEventListener("message", function (e) {
-      let frame;
-      try {
-        frame = JSON.parse(e.data);
-      } catch (err) {
-        return;
-      }
-      const handler = handlers[frame.type];
-      if (handler) handler(frame);
-    });
-    socket.addEventListener("close", function (e) {
-      root.dataset.socket = "closed";
-      if (e.code === 4401) {
-        location.reload();
-        return;
-      }
-      // The answers go on meanwhile: the next socket takes the comparison up where it stands.
-      banner.hidden = false;
-      const delay = Math.min(30000, 500 * Math.pow(2, attempts)) * (0.75 + Math.random() * 0.5);
-      attempts += 1;
-      setTimeout(connect, delay);
+    socket = window.auraxSocket({
+      root: root,
+      banner: banner,
+      path: function () { return root.dataset.wsPath; },
+      onOpen: function () {
+        const id = current ? current.id : stored();
+        if (id) socket.send({ type: "resume", comparison_id: id });
+      },
+      onFrame: function (frame) {
+        const handler = handlers[frame.type];
+        if (handler) handler(frame);
+      },
     });
   }
   function send(frame) {
-    if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify(frame));
-      return true;
-    }
+    if (socket && socket.send(frame)) return true;
     showError(gettext("The connection is down; try again in a moment."));
     return false;
   }
