@@ -144,7 +144,7 @@ class Comparison:
         if self._ending is not None:
             self._ending.cancel()
             self._ending = None
-        previous = self._send
+        previous, previous_owner = self._send, self.owner
         # Whatever was waiting to be sent is in the snapshot.
         while not self._frames.empty():
             self._frames.get_nowait()
@@ -152,7 +152,7 @@ class Comparison:
             answer.pending.clear()
         self._send, self.owner = send, owner
         self._frames.put_nowait(self.snapshot())
-        if previous is not None and previous is not send:
+        if previous is not None and previous_owner is not owner:
             moved = {"type": "comparison_moved", "comparison_id": self.id}
             _tasks_keep(asyncio.get_running_loop().create_task(_told(previous, moved)))
 

@@ -102,24 +102,24 @@ class CompareConsumer(AsyncJsonWebsocketConsumer):
             raise Http404  # another socket's, or one this socket replaced
         return comparison
 
-    def _replace(self) -> None:
+    def _replace(self, *, end: bool = True) -> None:
         """The socket's comparison gives way to another: refused while it runs, else ended
-        (it can no longer be kept)."""
+        (it can no longer be kept); with `end` false, only the refusal."""
         mine = self._mine()
         if mine is not None and mine.running:
             raise ActionRefused(
                 "busy", gettext_noop("A comparison is still running: stop it or wait for it.")
             )
-        if mine is not None:
+        if mine is not None and end:
             mine.end()
 
     async def frame_ping(self, frame):
         await self.send_json({"type": "pong"})
 
     async def frame_compare(self, frame):
-        self._replace()
+        self._replace(end=False)
         request = await db_call(actions.comparison_request, user=self.user, frame=frame)
-        self._replace()  # a resume meanwhile
+        self._replace()  # the last one, ended only once this one is sure to start
         self.comparison = Comparison(**request, send=self._send_frame)
         self.comparison.session_key = self.session_key
         await self.send_json(

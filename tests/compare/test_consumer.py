@@ -27,9 +27,11 @@ PATH = "/ws/compare/"
 
 @pytest.fixture(autouse=True)
 async def _comparisons_ended():
-    """A comparison left for a page to take up ends with its test."""
+    """A comparison left for a page to take up ends with its test, as does the title of a
+    kept one."""
     yield
     await comparisons.comparisons_interrupt()
+    await generation.generations_wait()
 
 
 async def _workspace_slug(user) -> str:
@@ -536,3 +538,33 @@ async def test_deactivating_the_account_ends_its_comparison_and_closes_the_socke
     )
     events = await usage_events(source="compare")
     assert [e.status for e in events] == ["client_gone", "client_gone"]
+
+
+async def test_a_socket_asking_again_for_its_own_comparison_is_not_told_it_moved(
+    alice, credential, fake_upstream
+):
+    socket, _, _ = await socket_for(alice, path=PATH)
+    models = [model_for(credential, "fake-small"), model_for(credential, "fake-small")]
+    started = await _compare(socket, alice, models, '@reply="Un deux"')
+    await frames_until(socket, of_type("comparison_finished"))
+    assert (await _resumed(socket, started["comparison_id"]))["type"] == "comparison_resumed"
+    await socket.send_json_to({"type": "ping"})
+    frames = await frames_until(socket, of_type("pong"))
+    assert not [f for f in frames if f["type"] == "comparison_moved"]
+    await socket.disconnect()
+
+
+async def test_a_refused_comparison_leaves_the_last_one_to_keep(alice, credential, fake_upstream):
+    socket, _, _ = await socket_for(alice, path=PATH)
+    models = [model_for(credential, "fake-small"), model_for(credential, "fake-small")]
+    started = await _compare(socket, alice, models, '@reply="Un deux"')
+    await frames_until(socket, of_type("comparison_finished"))
+    refused = await _compare(socket, alice, models, "again", temperature=9)
+    assert refused["type"] == "error" and refused["param"] == "temperature"
+    await socket.send_json_to(
+        {"type": "keep", "comparison_id": started["comparison_id"], "slot": 0}
+    )
+    assert (await frames_until(socket, lambda f: f["type"] in ("kept", "error")))[-1][
+        "type"
+    ] == "kept"
+    await socket.disconnect()
