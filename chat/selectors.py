@@ -404,6 +404,12 @@ def attachment_get_for_user(*, user, attachment_id) -> Attachment:
     return attachment
 
 
+def attachments_size_in(*, workspace_id: int) -> int:
+    """Bytes of the files of a workspace's chats, sent or waiting to be (as uploaded)."""
+    total = Attachment.objects.filter(workspace_id=workspace_id).aggregate(total=Sum("size"))
+    return total["total"] or 0
+
+
 def attachments_unsent(*, user):
     """The files `user` uploaded and has not sent yet (in any workspace)."""
     return Attachment.objects.filter(uploaded_by=user, conversation__isnull=True)

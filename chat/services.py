@@ -12,8 +12,10 @@ from contextlib import nullcontext
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, connections, router, transaction
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -21,7 +23,7 @@ from aurax import statements
 from aurax.phrases import number, phrase, phrase_say
 from gateway.errors import model_unavailable
 from providers.routing import candidates_resolve_sync
-from workspaces.models import Membership, Role
+from workspaces.models import Membership, Role, Workspace
 from workspaces.services import audit_record
 
 from . import events
@@ -29,6 +31,7 @@ from .attachments import MAX_UNSENT, AttachmentRefused, upload_read
 from .models import Attachment, Conversation, Message, PublicLink
 from .selectors import (
     BRANCH_COLUMNS,
+    attachments_size_in,
     attachments_unsent,
     branch_cte,
     conversation_list_passing_to_owner,
@@ -1017,16 +1020,39 @@ def _unsent_room_check(user) -> None:
         )
 
 
+def _workspace_room_check(workspace, size: int) -> None:
+    """WORKSPACE_FILES_MAX_BYTES: what a workspace's chats may keep in files (0: no limit)."""
+    limit = settings.WORKSPACE_FILES_MAX_BYTES
+    if not limit:
+        return
+    used = attachments_size_in(workspace_id=workspace.pk)
+    if used + size > limit:
+        raise AttachmentRefused(
+            phrase(
+                gettext_noop(
+                    "The files of this workspace's chats take %(used)s of the %(limit)s it "
+                    "may keep: delete conversations with files you no longer need to make room."
+                ),
+                used=filesizeformat(used),
+                limit=filesizeformat(limit),
+            )
+        )
+
+
 def attachment_create(*, workspace, user, name: str, data: bytes) -> Attachment:
     """A file uploaded to be sent with the next message, or AttachmentRefused (nothing kept).
     The file is read before the transaction: a long PDF holds no lock meanwhile."""
-    _unsent_room_check(user)  # a user at the cap waits for no reading
+    # A user at a cap waits for no reading.
+    _unsent_room_check(user)
+    _workspace_room_check(workspace, len(data))
     read = upload_read(name=name, data=data)
     with transaction.atomic():
-        # Counted again under the user's row lock (on SQLite, the transaction's write lock):
-        # two uploads at once cannot both take the last place.
+        # Counted again under the user's and the workspace's row locks (on SQLite, the
+        # transaction's write lock): two uploads at once cannot both take the last place.
         get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk").first()
+        Workspace.objects.select_for_update().filter(pk=workspace.pk).values_list("pk").first()
         _unsent_room_check(user)
+        _workspace_room_check(workspace, len(data))
         return Attachment.objects.create(
             workspace=workspace,
             uploaded_by=user,

@@ -510,3 +510,78 @@ def test_two_uploads_at_once_cannot_both_take_the_last_place(monkeypatch):
         thread.join(timeout=20)
     assert sorted(outcomes) == ["kept", "refused"]
     assert Attachment.objects.filter(uploaded_by=alice).count() == 2
+
+
+def test_a_workspace_keeps_files_up_to_its_limit_then_says_how_to_make_room(settings):
+    settings.WORKSPACE_FILES_MAX_BYTES = 10
+    alice, bob = UserFactory(), UserFactory()
+    team = workspace_services.workspace_create(owner=alice, name="Files team")
+    Membership.objects.create(workspace=team, user=bob, role=Role.MEMBER)
+    first = _uploaded(alice, "a.txt", b"123456", workspace=team)
+    conversation = services.conversation_create(user=alice, workspace=team)
+    services.message_send(conversation=conversation, content="x", attachments=[first])
+    _uploaded(bob, "b.txt", b"123", workspace=team)  # 9 of 10: sent and waiting both count
+
+    with pytest.raises(AttachmentRefused) as refused:
+        _uploaded(bob, "c.txt", b"12", workspace=team)
+    from aurax.phrases import phrase_say
+
+    assert phrase_say(refused.value.message) == (
+        "The files of this workspace's chats take 9\xa0bytes of the 10\xa0bytes it may keep: "
+        "delete conversations with files you no longer need to make room."
+    )
+    # The page's upload says it too, and keeps nothing.
+    response = _upload(_client(bob), "c.txt", b"12", workspace=team.slug)
+    assert response.status_code == 400
+    assert "9\xa0bytes of the 10\xa0bytes" in response.json()["error"]["message"]
+    assert Attachment.objects.filter(workspace=team).count() == 2
+    # Another workspace has its own room; deleting a conversation frees its files' room.
+    _uploaded(bob, "d.txt", b"12345")
+    services.conversation_delete(conversation=conversation)
+    _uploaded(bob, "c.txt", b"1234567", workspace=team)
+
+    settings.WORKSPACE_FILES_MAX_BYTES = 0  # no limit
+    _uploaded(bob, "e.txt", b"x" * 100, workspace=team)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_members_uploading_at_once_cannot_both_take_a_workspaces_last_room(
+    monkeypatch, settings
+):
+    """Both pass the first check while reading their files (held there together); the check
+    made again under the workspace's lock lets one in and refuses the other."""
+    import threading
+
+    from django.db import connection
+
+    settings.WORKSPACE_FILES_MAX_BYTES = 3
+    alice, bob = UserFactory(), UserFactory()
+    team = workspace_services.workspace_create(owner=alice, name="Race team")
+    Membership.objects.create(workspace=team, user=bob, role=Role.MEMBER)
+    _uploaded(alice, "a.txt", b"a", workspace=team)
+    both_read = threading.Barrier(2, timeout=10)
+
+    def read_together(**kwargs):
+        read = upload_read(**kwargs)
+        both_read.wait()
+        return read
+
+    monkeypatch.setattr(services, "upload_read", read_together)
+    outcomes = []
+
+    def upload(user) -> None:
+        try:
+            services.attachment_create(workspace=team, user=user, name="b.txt", data=b"bb")
+            outcomes.append("kept")
+        except AttachmentRefused:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=upload, args=(user,)) for user in (alice, bob)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(outcomes) == ["kept", "refused"]
+    assert Attachment.objects.filter(workspace=team).count() == 2
