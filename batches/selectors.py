@@ -25,12 +25,16 @@ def _unexpired(files):
     return files.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
 
 
+def _with_files(batches):
+    """Batches with their result files' descriptions, never the files' bytes."""
+    return batches.select_related("output_file", "error_file").defer(
+        "output_file__data", "error_file__data"
+    )
+
+
 def batches_for_user(*, user, workspace, limit: int = 100) -> list[Batch]:
     return list(
-        Batch.objects.filter(workspace=workspace, user=user)
-        .select_related("output_file", "error_file")
-        .defer("output_file__data", "error_file__data")
-        .order_by("-pk")[:limit]
+        _with_files(Batch.objects.filter(workspace=workspace, user=user)).order_by("-pk")[:limit]
     )
 
 
@@ -62,15 +66,11 @@ def batch_files_for_key(
 
 
 def batch_get_for_key(*, key: ApiKey, public_id: str) -> Batch | None:
-    return (
-        _mine(Batch.objects.filter(public_id=public_id), key)
-        .select_related("output_file", "error_file")
-        .first()
-    )
+    return _with_files(_mine(Batch.objects.filter(public_id=public_id), key)).first()
 
 
 def batches_for_key(*, key: ApiKey, after: str | None, limit: int) -> tuple[list[Batch], bool]:
-    batches = _mine(Batch.objects.select_related("output_file", "error_file"), key)
+    batches = _with_files(_mine(Batch.objects.all(), key))
     return _page(batches, key=key, model=Batch, after=after, limit=limit, newest_first=True)
 
 

@@ -136,3 +136,27 @@ def test_an_expired_result_file_is_neither_offered_nor_downloaded(logged_in_clie
     )
     assert path not in logged_in_client.get("/settings/batches/").content.decode()
     assert logged_in_client.get(path).status_code == 404
+
+
+def test_describing_batches_never_reads_their_result_files_bytes(user):
+    """A result file may be a hundred megabytes: listing or retrieving a batch, through the
+    API or the page, reads only its id and name."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from api.services import api_key_create
+    from batches import selectors
+
+    batch = make_batch(user)
+    membership = Membership.objects.select_related("workspace").get(user=user)
+    key, _raw = api_key_create(membership=membership, name="k")
+    with CaptureQueriesContext(connection) as queries:
+        found = [
+            selectors.batch_get_for_key(key=key, public_id=batch.public_id),
+            *selectors.batches_for_key(key=key, after=None, limit=10)[0],
+            *selectors.batches_for_user(user=user, workspace=membership.workspace),
+        ]
+        assert {b.output_file.public_id for b in found} == {batch.output_file.public_id}
+    assert len(queries) == 3
+    for query in queries:
+        assert '"data"' not in query["sql"], query["sql"]
