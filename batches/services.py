@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from api import schemas
@@ -148,16 +148,17 @@ def batch_file_delete(*, file: BatchFile) -> None:
 
 def batch_files_expire(*, chunk: int = 100) -> int:
     """Delete the files past their `expires_at`, a chunk a transaction; how many. A batch
-    keeps naming its input file, as when it is deleted; its result files it no longer names."""
+    keeps naming its input file, as when it is deleted, and its result files as at OpenAI:
+    those are emptied (their bytes deleted) and kept for their ids, hidden as any expired file
+    (selectors)."""
+    expired = BatchFile.objects.filter(expires_at__lte=timezone.now())
+    named = Batch.objects.filter(Q(output_file=OuterRef("pk")) | Q(error_file=OuterRef("pk")))
+    emptied = expired.filter(Exists(named)).exclude(size=0).update(data=b"", size=0)
     deleted = 0
     while True:
-        ids = list(
-            BatchFile.objects.filter(expires_at__lte=timezone.now()).values_list("pk", flat=True)[
-                :chunk
-            ]
-        )
+        ids = list(expired.exclude(Exists(named)).values_list("pk", flat=True)[:chunk])
         if not ids:
-            return deleted
+            return deleted + emptied
         deleted += BatchFile.objects.filter(pk__in=ids).delete()[1].get("batches.BatchFile", 0)
 
 

@@ -160,3 +160,31 @@ def test_describing_batches_never_reads_their_result_files_bytes(user):
     assert len(queries) == 3
     for query in queries:
         assert '"data"' not in query["sql"], query["sql"]
+
+
+def test_an_expired_result_file_is_emptied_and_its_batch_still_names_it(user):
+    """As at OpenAI: a batch keeps its output file's id once the file has expired; the bytes
+    are deleted, and the file is gone from the API and the page."""
+    from batches.api import _batch_object
+    from batches.services import batch_files_expire
+
+    batch = make_batch(user)
+    loose = BatchFile.objects.create(
+        public_id="file-loose",
+        workspace=batch.workspace,
+        user=user,
+        purpose="batch",
+        filename="in.jsonl",
+        size=3,
+        data=b"{}\n",
+    )
+    past = timezone.now() - timedelta(seconds=1)
+    BatchFile.objects.filter(pk__in=[batch.output_file_id, loose.pk]).update(expires_at=past)
+
+    assert batch_files_expire() == 2
+    assert not BatchFile.objects.filter(pk=loose.pk).exists()
+    output = BatchFile.objects.get(pk=batch.output_file_id)
+    assert (bytes(output.data), output.size) == (b"", 0)
+    batch.refresh_from_db()
+    assert _batch_object(batch)["output_file_id"] == output.public_id
+    assert batch_files_expire() == 0  # emptied once
