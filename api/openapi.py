@@ -22,6 +22,167 @@ def paths_register(paths: dict[str, dict], schemas_used: dict[str, type]) -> Non
     _more_schemas.update(schemas_used)
 
 
+def _object(properties: dict, *, optional: tuple = ()) -> dict:
+    """An object schema whose properties are all required but `optional`."""
+    return {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+    }
+
+
+_INT = {"type": "integer"}
+_STR = {"type": "string"}
+_NULL_STR = {"type": ["string", "null"]}
+_NULL_INT = {"type": ["integer", "null"]}
+_NULL_NUM = {"type": ["number", "null"]}
+_TEXT_PART = _object(
+    {
+        "type": {"const": "output_text"},
+        "text": _STR,
+        "annotations": {"type": "array", "maxItems": 0},
+        "logprobs": {"type": "array", "maxItems": 0},
+    }
+)
+# What the endpoints answer (200), as the SDKs read it.
+_RESPONSE_SCHEMAS = {
+    "ChatCompletion": _object(
+        {
+            "id": _STR,
+            "object": {"const": "chat.completion"},
+            "created": _INT,
+            "model": _STR,
+            "choices": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "items": _object(
+                    {
+                        "index": {"const": 0},
+                        "message": _object({"role": {"const": "assistant"}, "content": _STR}),
+                        "finish_reason": {
+                            "enum": ["stop", "length", "content_filter", "tool_calls"]
+                        },
+                        "logprobs": {"type": "null"},
+                    }
+                ),
+            },
+            "usage": {"$ref": "#/components/schemas/CompletionUsage"},
+        }
+    ),
+    "CompletionUsage": _object(
+        {"prompt_tokens": _INT, "completion_tokens": _INT, "total_tokens": _INT}
+    ),
+    "Response": _object(
+        {
+            "id": _STR,
+            "object": {"const": "response"},
+            "created_at": _INT,
+            "status": {"enum": ["completed", "incomplete", "in_progress", "failed"]},
+            "error": {"oneOf": [{"type": "null"}, _object({"code": _NULL_STR, "message": _STR})]},
+            "incomplete_details": {
+                "oneOf": [
+                    {"type": "null"},
+                    _object({"reason": {"enum": ["max_output_tokens", "content_filter"]}}),
+                ]
+            },
+            "instructions": _NULL_STR,
+            "max_output_tokens": _NULL_INT,
+            "metadata": {"type": "object", "additionalProperties": _STR},
+            "model": _STR,
+            "output": {
+                "type": "array",
+                "maxItems": 1,
+                "items": _object(
+                    {
+                        "id": _STR,
+                        "type": {"const": "message"},
+                        "status": {"enum": ["completed", "incomplete", "in_progress"]},
+                        "role": {"const": "assistant"},
+                        "content": {"type": "array", "items": _TEXT_PART},
+                    }
+                ),
+            },
+            "parallel_tool_calls": {"type": "boolean"},
+            "previous_response_id": {"type": "null"},
+            "reasoning": _object({"effort": _NULL_STR, "summary": {"type": "null"}}),
+            "store": {"const": False},
+            "temperature": _NULL_NUM,
+            "text": _object({"format": _object({"type": {"const": "text"}})}),
+            "tool_choice": {"type": ["string", "object"]},
+            "tools": {"type": "array", "maxItems": 0},
+            "top_p": _NULL_NUM,
+            "truncation": {"const": "disabled"},
+            "usage": {
+                "oneOf": [
+                    {"type": "null"},
+                    _object(
+                        {
+                            "input_tokens": _INT,
+                            "input_tokens_details": _object({"cached_tokens": _INT}),
+                            "output_tokens": _INT,
+                            "output_tokens_details": _object({"reasoning_tokens": _INT}),
+                            "total_tokens": _INT,
+                        }
+                    ),
+                ]
+            },
+            "user": _NULL_STR,
+        },
+        optional=("background",),
+    ),
+    "AnthropicMessage": _object(
+        {
+            "id": _STR,
+            "type": {"const": "message"},
+            "role": {"const": "assistant"},
+            "model": _STR,
+            "content": {
+                "type": "array",
+                "items": _object({"type": {"const": "text"}, "text": _STR}),
+            },
+            "stop_reason": {"enum": ["end_turn", "max_tokens", "refusal", "tool_use"]},
+            "stop_sequence": {"type": "null"},
+            "usage": _object({"input_tokens": _INT, "output_tokens": _INT}),
+        }
+    ),
+    "EmbeddingList": _object(
+        {
+            "object": {"const": "list"},
+            "data": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "object": {"const": "embedding"},
+                        "index": _INT,
+                        "embedding": {
+                            "oneOf": [{"type": "array", "items": {"type": "number"}}, _STR],
+                            "description": "Floats, or base64 of little-endian float32 "
+                            "with encoding_format base64.",
+                        },
+                    }
+                ),
+            },
+            "model": _STR,
+            "usage": _object({"prompt_tokens": _INT, "total_tokens": _INT}),
+        }
+    ),
+    "ModelList": _object(
+        {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
+        }
+    ),
+}
+
+
+def _answer(schema: str, description: str = "OK") -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
 @cache
 def openapi_document() -> dict:
     components = {}
@@ -64,6 +225,7 @@ def openapi_document() -> dict:
             },
         },
     }
+    components.update(_RESPONSE_SCHEMAS)
     components["Model"] = {
         "type": "object",
         "required": ["id", "object", "created", "owned_by"],
@@ -109,7 +271,10 @@ def openapi_document() -> dict:
 
     errors = error_responses("Error")
 
-    def post(ref: str, summary: str, stream_note: str, errors: dict = errors) -> dict:
+    def post(ref: str, summary: str, stream_note: str, answer: str, errors: dict = errors) -> dict:
+        ok = _answer(answer, "OK: JSON, or SSE when stream is true" if stream_note else "OK")
+        if stream_note:
+            ok["content"]["text/event-stream"] = {"schema": {"type": "string"}}
         return {
             "post": {
                 "summary": summary,
@@ -120,10 +285,7 @@ def openapi_document() -> dict:
                         "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}
                     },
                 },
-                "responses": {
-                    "200": {"description": "OK (JSON, or text/event-stream when stream is true)"},
-                    **errors,
-                },
+                "responses": {"200": ok, **errors},
             }
         }
 
@@ -142,11 +304,13 @@ def openapi_document() -> dict:
                 "Create a chat completion",
                 "SSE chunks ending with data: [DONE] when stream is true; usage in a last "
                 "chunk with stream_options.include_usage.",
+                "ChatCompletion",
             ),
             "/messages": post(
                 "AnthropicMessagesRequest",
                 "Create a message (Anthropic format)",
                 "Anthropic SSE events when stream is true. Errors in Anthropic's shape.",
+                "AnthropicMessage",
                 error_responses("AnthropicError"),
             ),
             "/responses": post(
@@ -156,12 +320,13 @@ def openapi_document() -> dict:
                 "response.output_text.delta … response.completed, or error and "
                 "response.failed when the provider fails mid-answer). The whole conversation "
                 "goes in input: previous_response_id and store true are refused.",
+                "Response",
             ),
-            "/embeddings": post("EmbeddingsRequest", "Create embeddings", ""),
+            "/embeddings": post("EmbeddingsRequest", "Create embeddings", "", "EmbeddingList"),
             "/models": {
                 "get": {
                     "summary": "List the models and aliases this key may use",
-                    "responses": {"200": {"description": "OK"}, "401": errors["401"]},
+                    "responses": {"200": _answer("ModelList"), "401": errors["401"]},
                 }
             },
             "/models/{model}": {

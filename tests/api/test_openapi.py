@@ -82,3 +82,64 @@ async def test_responses_is_documented_with_its_body_and_openais_errors(credenti
     )
     assert bad_key.status_code == 401
     assert conforms(bad_key.json(), error_schema(document, "/responses", "401"), document)
+
+
+def answer_schema(document: dict, path: str, method: str = "post") -> dict:
+    """The documented 200 body of `path`, as one JSON Schema document (its references
+    resolved within the OpenAPI document's components)."""
+    response = document["paths"][path][method]["responses"]["200"]
+    return {
+        **response["content"]["application/json"]["schema"],
+        "components": document["components"],
+    }
+
+
+def valid(value, schema) -> list[str]:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    return [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(value)
+    ]
+
+
+async def test_every_completion_endpoint_answers_the_body_it_documents(auth):
+    document = (await AsyncClient().get("/v1/openapi.json")).json()
+
+    async def answered(path, payload):
+        response = await AsyncClient().post(path, data=json.dumps(payload), headers=auth)
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    cases = [
+        (
+            "/chat/completions",
+            {"model": "fake-small", "messages": [{"role": "user", "content": "hi"}]},
+        ),
+        ("/responses", {"model": "fake-small", "input": "hi", "metadata": {"a": "b"}}),
+        ("/responses", {"model": "fake-small", "input": "@tokens=3 @finish=length"}),
+        (
+            "/messages",
+            {
+                "model": "fake-small",
+                "max_tokens": 20,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+        ),
+        ("/embeddings", {"model": "fake-small", "input": ["one", "two"]}),
+        ("/embeddings", {"model": "fake-small", "input": "one", "encoding_format": "base64"}),
+    ]
+    for path, payload in cases:
+        body = await answered("/v1" + path, payload)
+        assert valid(body, answer_schema(document, path)) == [], (path, body)
+    models = (await AsyncClient().get("/v1/models", headers=auth)).json()
+    assert valid(models, answer_schema(document, "/models", "get")) == []
+
+
+def test_the_schemas_would_catch_a_body_that_is_not_what_they_say(settings):
+    from api.openapi import openapi_document
+
+    document = openapi_document()
+    schema = answer_schema(document, "/responses")
+    wrong = {"id": "resp_1", "object": "response", "status": "done", "output": [{}]}
+    assert len(valid(wrong, schema)) >= 3
