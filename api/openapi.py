@@ -14,15 +14,17 @@ def _error_response(description: str, schema: str = "Error") -> dict:
 
 # What apps above this one serve under /v1 (batches/): {path: operations}, and their schemas.
 _more_paths: dict[str, dict] = {}
-_more_schemas: dict[str, type] = {}
+_more_schemas: dict[str, type | dict] = {}
 
 
-def paths_register(paths: dict[str, dict], schemas_used: dict[str, type]) -> None:
+def paths_register(paths: dict[str, dict], schemas_used: dict[str, type | dict]) -> None:
+    """`schemas_used`: {name: a pydantic model (a request body), or a JSON Schema (an answer,
+    built with `object_schema`)}."""
     _more_paths.update(paths)
     _more_schemas.update(schemas_used)
 
 
-def _object(properties: dict, *, optional: tuple = ()) -> dict:
+def object_schema(properties: dict, *, optional: tuple = ()) -> dict:
     """An object schema whose properties are all required but `optional`."""
     return {
         "type": "object",
@@ -36,7 +38,7 @@ _STR = {"type": "string"}
 _NULL_STR = {"type": ["string", "null"]}
 _NULL_INT = {"type": ["integer", "null"]}
 _NULL_NUM = {"type": ["number", "null"]}
-_TEXT_PART = _object(
+_TEXT_PART = object_schema(
     {
         "type": {"const": "output_text"},
         "text": _STR,
@@ -46,7 +48,7 @@ _TEXT_PART = _object(
 )
 # What the endpoints answer (200), as the SDKs read it.
 _RESPONSE_SCHEMAS = {
-    "ChatCompletion": _object(
+    "ChatCompletion": object_schema(
         {
             "id": _STR,
             "object": {"const": "chat.completion"},
@@ -56,10 +58,10 @@ _RESPONSE_SCHEMAS = {
                 "type": "array",
                 "minItems": 1,
                 "maxItems": 1,
-                "items": _object(
+                "items": object_schema(
                     {
                         "index": {"const": 0},
-                        "message": _object({"role": {"const": "assistant"}, "content": _STR}),
+                        "message": object_schema({"role": {"const": "assistant"}, "content": _STR}),
                         "finish_reason": {
                             "enum": ["stop", "length", "content_filter", "tool_calls"]
                         },
@@ -70,20 +72,22 @@ _RESPONSE_SCHEMAS = {
             "usage": {"$ref": "#/components/schemas/CompletionUsage"},
         }
     ),
-    "CompletionUsage": _object(
+    "CompletionUsage": object_schema(
         {"prompt_tokens": _INT, "completion_tokens": _INT, "total_tokens": _INT}
     ),
-    "Response": _object(
+    "Response": object_schema(
         {
             "id": _STR,
             "object": {"const": "response"},
             "created_at": _INT,
             "status": {"enum": ["completed", "incomplete", "in_progress", "failed"]},
-            "error": {"oneOf": [{"type": "null"}, _object({"code": _NULL_STR, "message": _STR})]},
+            "error": {
+                "oneOf": [{"type": "null"}, object_schema({"code": _NULL_STR, "message": _STR})]
+            },
             "incomplete_details": {
                 "oneOf": [
                     {"type": "null"},
-                    _object({"reason": {"enum": ["max_output_tokens", "content_filter"]}}),
+                    object_schema({"reason": {"enum": ["max_output_tokens", "content_filter"]}}),
                 ]
             },
             "instructions": _NULL_STR,
@@ -93,7 +97,7 @@ _RESPONSE_SCHEMAS = {
             "output": {
                 "type": "array",
                 "maxItems": 1,
-                "items": _object(
+                "items": object_schema(
                     {
                         "id": _STR,
                         "type": {"const": "message"},
@@ -105,10 +109,10 @@ _RESPONSE_SCHEMAS = {
             },
             "parallel_tool_calls": {"type": "boolean"},
             "previous_response_id": {"type": "null"},
-            "reasoning": _object({"effort": _NULL_STR, "summary": {"type": "null"}}),
+            "reasoning": object_schema({"effort": _NULL_STR, "summary": {"type": "null"}}),
             "store": {"const": False},
             "temperature": _NULL_NUM,
-            "text": _object({"format": _object({"type": {"const": "text"}})}),
+            "text": object_schema({"format": object_schema({"type": {"const": "text"}})}),
             "tool_choice": {"type": ["string", "object"]},
             "tools": {"type": "array", "maxItems": 0},
             "top_p": _NULL_NUM,
@@ -116,12 +120,12 @@ _RESPONSE_SCHEMAS = {
             "usage": {
                 "oneOf": [
                     {"type": "null"},
-                    _object(
+                    object_schema(
                         {
                             "input_tokens": _INT,
-                            "input_tokens_details": _object({"cached_tokens": _INT}),
+                            "input_tokens_details": object_schema({"cached_tokens": _INT}),
                             "output_tokens": _INT,
-                            "output_tokens_details": _object({"reasoning_tokens": _INT}),
+                            "output_tokens_details": object_schema({"reasoning_tokens": _INT}),
                             "total_tokens": _INT,
                         }
                     ),
@@ -131,7 +135,7 @@ _RESPONSE_SCHEMAS = {
         },
         optional=("background",),
     ),
-    "AnthropicMessage": _object(
+    "AnthropicMessage": object_schema(
         {
             "id": _STR,
             "type": {"const": "message"},
@@ -139,19 +143,19 @@ _RESPONSE_SCHEMAS = {
             "model": _STR,
             "content": {
                 "type": "array",
-                "items": _object({"type": {"const": "text"}, "text": _STR}),
+                "items": object_schema({"type": {"const": "text"}, "text": _STR}),
             },
             "stop_reason": {"enum": ["end_turn", "max_tokens", "refusal", "tool_use"]},
             "stop_sequence": {"type": "null"},
-            "usage": _object({"input_tokens": _INT, "output_tokens": _INT}),
+            "usage": object_schema({"input_tokens": _INT, "output_tokens": _INT}),
         }
     ),
-    "EmbeddingList": _object(
+    "EmbeddingList": object_schema(
         {
             "object": {"const": "list"},
             "data": {
                 "type": "array",
-                "items": _object(
+                "items": object_schema(
                     {
                         "object": {"const": "embedding"},
                         "index": _INT,
@@ -164,10 +168,10 @@ _RESPONSE_SCHEMAS = {
                 ),
             },
             "model": _STR,
-            "usage": _object({"prompt_tokens": _INT, "total_tokens": _INT}),
+            "usage": object_schema({"prompt_tokens": _INT, "total_tokens": _INT}),
         }
     ),
-    "ModelList": _object(
+    "ModelList": object_schema(
         {
             "object": {"const": "list"},
             "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
@@ -193,6 +197,9 @@ def openapi_document() -> dict:
         "ResponsesRequest": schemas.ResponsesRequest,
         **_more_schemas,
     }.items():
+        if isinstance(schema, dict):
+            components[name] = schema
+            continue
         document = schema.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(document.pop("$defs", {}))
         components[name] = document

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from api import schemas
 from api.errors import ApiError
 from api.handlers import ApiRequest, ApiResponse, Route, authenticate, usage_with_details
+from api.openapi import object_schema
 from aurax.db_threads import db_call
 
 from . import selectors, services
@@ -300,8 +301,100 @@ ROUTES = {
 }
 
 
-def _operation(summary: str, *, path_id: str = "", body: dict | None = None, **extra) -> dict:
-    operation = {"summary": summary, "responses": {"200": {"description": "OK"}}, **extra}
+_INT, _STR = {"type": "integer"}, {"type": "string"}
+_WHEN = {"type": ["integer", "null"]}
+FILE_SCHEMA = object_schema(
+    {
+        "id": _STR,
+        "object": {"const": "file"},
+        "bytes": _INT,
+        "created_at": _INT,
+        "expires_at": _WHEN,
+        "filename": _STR,
+        "purpose": {"enum": ["batch", "batch_output"]},
+        "status": {"const": "processed"},
+        "status_details": {"type": "null"},
+    }
+)
+BATCH_SCHEMA = object_schema(
+    {
+        "id": _STR,
+        "object": {"const": "batch"},
+        "endpoint": _STR,
+        "errors": {
+            "oneOf": [
+                {"type": "null"},
+                object_schema(
+                    {
+                        "object": {"const": "list"},
+                        "data": {
+                            "type": "array",
+                            "items": object_schema(
+                                {"code": _STR, "message": _STR, "param": {}, "line": _WHEN},
+                                optional=("param", "line"),
+                            ),
+                        },
+                    }
+                ),
+            ]
+        },
+        "input_file_id": _STR,
+        "completion_window": _STR,
+        "status": {"enum": [status.value for status in Batch.Status]},
+        "output_file_id": {"type": ["string", "null"]},
+        "error_file_id": {"type": ["string", "null"]},
+        **{
+            moment: _WHEN
+            for moment in (
+                "in_progress_at",
+                "expires_at",
+                "finalizing_at",
+                "completed_at",
+                "failed_at",
+                "expired_at",
+                "cancelling_at",
+                "cancelled_at",
+            )
+        },
+        "created_at": _INT,
+        "request_counts": object_schema({"total": _INT, "completed": _INT, "failed": _INT}),
+        "usage": {"type": "object"},
+        "metadata": {"type": ["object", "null"], "additionalProperties": _STR},
+    }
+)
+
+
+def _list_schema(item: str) -> dict:
+    return object_schema(
+        {
+            "object": {"const": "list"},
+            "data": {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+            "first_id": {"type": ["string", "null"]},
+            "last_id": {"type": ["string", "null"]},
+            "has_more": {"type": "boolean"},
+        }
+    )
+
+
+# What the API answers, by name: the OpenAPI document's components (batches.apps).
+ANSWER_SCHEMAS = {
+    "File": FILE_SCHEMA,
+    "FileList": _list_schema("File"),
+    "FileDeleted": object_schema(
+        {"id": _STR, "object": {"const": "file"}, "deleted": {"const": True}}
+    ),
+    "Batch": BATCH_SCHEMA,
+    "BatchList": _list_schema("Batch"),
+}
+
+
+def _operation(
+    summary: str, *, path_id: str = "", body: dict | None = None, answer: str = "", **extra
+) -> dict:
+    ok = {"description": "OK"}
+    if answer:
+        ok["content"] = {"application/json": {"schema": {"$ref": f"#/components/schemas/{answer}"}}}
+    operation = {"summary": summary, "responses": {"200": ok}, **extra}
     responses = operation["responses"]
     responses["401"] = {"description": "Missing, invalid, revoked or expired key"}
     if path_id:
@@ -315,9 +408,10 @@ def _operation(summary: str, *, path_id: str = "", body: dict | None = None, **e
     return operation
 
 
-def _listing(summary: str, *names: str) -> dict:
+def _listing(summary: str, answer: str, *names: str) -> dict:
     return _operation(
         summary,
+        answer=answer,
         parameters=[
             {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
             for name in ("limit", "after", *names)
@@ -329,6 +423,7 @@ OPENAPI_PATHS = {
     "/files": {
         "post": _operation(
             "Upload a batch's input (JSON Lines, purpose 'batch')",
+            answer="File",
             body={
                 "multipart/form-data": {
                     "schema": {
@@ -342,11 +437,13 @@ OPENAPI_PATHS = {
                 }
             },
         ),
-        "get": _listing("List this key's user's files, newest first", "order", "purpose"),
+        "get": _listing(
+            "List this key's user's files, newest first", "FileList", "order", "purpose"
+        ),
     },
     "/files/{file_id}": {
-        "get": _operation("Retrieve a file's description", path_id="file_id"),
-        "delete": _operation("Delete a file", path_id="file_id"),
+        "get": _operation("Retrieve a file's description", path_id="file_id", answer="File"),
+        "delete": _operation("Delete a file", path_id="file_id", answer="FileDeleted"),
     },
     "/files/{file_id}/content": {
         "get": _operation("Download a file's content", path_id="file_id"),
@@ -354,16 +451,21 @@ OPENAPI_PATHS = {
     "/batches": {
         "post": _operation(
             "Create a batch on an uploaded file; it runs on the workers",
+            answer="Batch",
             body={
                 "application/json": {"schema": {"$ref": "#/components/schemas/BatchCreateRequest"}}
             },
         ),
-        "get": _listing("List this key's user's batches, newest first"),
+        "get": _listing("List this key's user's batches, newest first", "BatchList"),
     },
-    "/batches/{batch_id}": {"get": _operation("Retrieve a batch", path_id="batch_id")},
+    "/batches/{batch_id}": {
+        "get": _operation("Retrieve a batch", path_id="batch_id", answer="Batch")
+    },
     "/batches/{batch_id}/cancel": {
         "post": _operation(
-            "Cancel a batch (409 batch_not_cancellable once finished)", path_id="batch_id"
+            "Cancel a batch (409 batch_not_cancellable once finished)",
+            path_id="batch_id",
+            answer="Batch",
         )
     },
 }

@@ -9,7 +9,7 @@ class BatchesConfig(AppConfig):
         from api.handlers import routes_register
         from api.openapi import paths_register
 
-        from .api import OPENAPI_PATHS, ROUTES, BatchCreateRequest
+        from .api import ANSWER_SCHEMAS, OPENAPI_PATHS, ROUTES, BatchCreateRequest
 
         routes_register(ROUTES)
-        paths_register(OPENAPI_PATHS, {"BatchCreateRequest": BatchCreateRequest})
+        paths_register(OPENAPI_PATHS, {"BatchCreateRequest": BatchCreateRequest, **ANSWER_SCHEMAS})

@@ -556,3 +556,27 @@ async def test_a_batch_s_results_expire_when_it_says_else_after_30_days(auth, ce
     assert await lifetime(asked["output_file_id"]) == pytest.approx(7200, abs=2)
     assert await lifetime(asked["error_file_id"]) == pytest.approx(7200, abs=2)
     assert await lifetime(plain["output_file_id"]) == pytest.approx(30 * 86400, abs=2)
+
+
+async def test_files_and_batches_answer_the_bodies_the_openapi_document_says(auth, celery_worker):
+    from tests.api.test_openapi import answer_schema, valid
+    from tests.batches.conftest import upload
+
+    document = (await v1("GET", "/v1/openapi.json", {})).json()
+
+    def check(body, path, method="post"):
+        assert valid(body, answer_schema(document, path, method)) == [], (path, body)
+
+    uploaded = (await upload(auth, jsonl(chat_line("one", '@reply="Un"')))).json()
+    check(uploaded, "/files")
+    check((await v1("GET", "/v1/files", auth)).json(), "/files", "get")
+    check((await v1("GET", f"/v1/files/{uploaded['id']}", auth)).json(), "/files/{file_id}", "get")
+
+    done = await batch_until(auth, (await batch_start(auth, jsonl(chat_line("q", "hi"))))["id"])
+    check(done, "/batches/{batch_id}", "get")
+    failed = await batch_until(auth, (await batch_start(auth, jsonl({"custom_id": "x"})))["id"])
+    assert failed["status"] == "failed" and failed["errors"]
+    check(failed, "/batches/{batch_id}", "get")
+    check((await v1("GET", "/v1/batches", auth)).json(), "/batches", "get")
+    deleted = await v1("DELETE", f"/v1/files/{uploaded['id']}", auth)
+    check(deleted.json(), "/files/{file_id}", "delete")
