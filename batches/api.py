@@ -25,6 +25,19 @@ from .models import Batch, BatchFile
 _MULTIPART_OVERHEAD = 64 * 1024
 
 
+# A batch's times besides `created_at`: each null until the batch gets there.
+_BATCH_MOMENTS = (
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
+
+
 def _timestamp(moment) -> int | None:
     return int(moment.timestamp()) if moment is not None else None
 
@@ -55,18 +68,7 @@ def _batch_object(batch: Batch) -> dict:
         "output_file_id": batch.output_file.public_id if batch.output_file else None,
         "error_file_id": batch.error_file.public_id if batch.error_file else None,
         **{
-            moment: _timestamp(getattr(batch, moment))
-            for moment in (
-                "created_at",
-                "in_progress_at",
-                "expires_at",
-                "finalizing_at",
-                "completed_at",
-                "failed_at",
-                "expired_at",
-                "cancelling_at",
-                "cancelled_at",
-            )
+            moment: _timestamp(getattr(batch, moment)) for moment in ("created_at", *_BATCH_MOMENTS)
         },
         "request_counts": {
             "total": batch.total,
@@ -343,19 +345,7 @@ BATCH_SCHEMA = object_schema(
         "status": {"enum": [status.value for status in Batch.Status]},
         "output_file_id": {"type": ["string", "null"]},
         "error_file_id": {"type": ["string", "null"]},
-        **{
-            moment: _WHEN
-            for moment in (
-                "in_progress_at",
-                "expires_at",
-                "finalizing_at",
-                "completed_at",
-                "failed_at",
-                "expired_at",
-                "cancelling_at",
-                "cancelled_at",
-            )
-        },
+        **{moment: _WHEN for moment in _BATCH_MOMENTS},
         "created_at": _INT,
         "request_counts": object_schema({"total": _INT, "completed": _INT, "failed": _INT}),
         "usage": {"type": "object"},

@@ -472,43 +472,54 @@ def test_a_user_with_many_files_waiting_is_told_to_send_or_remove_some(monkeypat
     assert _upload(client, "c.txt", b"c").status_code == 201  # one was sent: room again
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_uploads_at_once_cannot_both_take_the_last_place(monkeypatch):
-    """Both pass the first count while reading their files (held there together); the count
-    made again under the user's lock lets one in and refuses the other."""
+def _uploads_held_together(monkeypatch, *uploads) -> list[str]:
+    """Run `uploads` (each a (workspace, user, name, data)) on threads at once, each held
+    after reading its file until the others have read theirs: "kept" or "refused" each."""
     import threading
 
     from django.db import connection
 
-    monkeypatch.setattr(services, "MAX_UNSENT", 2)
-    alice = UserFactory()
-    workspace = personal_workspace_get(user=alice)
-    _uploaded(alice, "a.txt", b"a")
-    both_read = threading.Barrier(2, timeout=10)
+    all_read = threading.Barrier(len(uploads), timeout=10)
 
     def read_together(**kwargs):
         read = upload_read(**kwargs)
-        both_read.wait()
+        all_read.wait()
         return read
 
     monkeypatch.setattr(services, "upload_read", read_together)
     outcomes = []
 
-    def upload(name: str) -> None:
+    def upload(workspace, user, name, data) -> None:
         try:
-            services.attachment_create(workspace=workspace, user=alice, name=name, data=b"x")
+            services.attachment_create(workspace=workspace, user=user, name=name, data=data)
             outcomes.append("kept")
         except AttachmentRefused:
             outcomes.append("refused")
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=upload, args=(f"{n}.txt",)) for n in "bc"]
+    threads = [threading.Thread(target=upload, args=args) for args in uploads]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=20)
-    assert sorted(outcomes) == ["kept", "refused"]
+    return sorted(outcomes)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_uploads_at_once_cannot_both_take_the_last_place(monkeypatch):
+    """Both pass the first count while reading their files (held there together); the count
+    made again under the user's lock lets one in and refuses the other."""
+    monkeypatch.setattr(services, "MAX_UNSENT", 2)
+    alice = UserFactory()
+    workspace = personal_workspace_get(user=alice)
+    _uploaded(alice, "a.txt", b"a")
+    outcomes = _uploads_held_together(
+        monkeypatch,
+        (workspace, alice, "b.txt", b"x"),
+        (workspace, alice, "c.txt", b"x"),
+    )
+    assert outcomes == ["kept", "refused"]
     assert Attachment.objects.filter(uploaded_by=alice).count() == 2
 
 
@@ -550,38 +561,13 @@ def test_two_members_uploading_at_once_cannot_both_take_a_workspaces_last_room(
 ):
     """Both pass the first check while reading their files (held there together); the check
     made again under the workspace's lock lets one in and refuses the other."""
-    import threading
-
-    from django.db import connection
-
     settings.WORKSPACE_FILES_MAX_BYTES = 3
     alice, bob = UserFactory(), UserFactory()
     team = workspace_services.workspace_create(owner=alice, name="Race team")
     Membership.objects.create(workspace=team, user=bob, role=Role.MEMBER)
     _uploaded(alice, "a.txt", b"a", workspace=team)
-    both_read = threading.Barrier(2, timeout=10)
-
-    def read_together(**kwargs):
-        read = upload_read(**kwargs)
-        both_read.wait()
-        return read
-
-    monkeypatch.setattr(services, "upload_read", read_together)
-    outcomes = []
-
-    def upload(user) -> None:
-        try:
-            services.attachment_create(workspace=team, user=user, name="b.txt", data=b"bb")
-            outcomes.append("kept")
-        except AttachmentRefused:
-            outcomes.append("refused")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=upload, args=(user,)) for user in (alice, bob)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
-    assert sorted(outcomes) == ["kept", "refused"]
+    outcomes = _uploads_held_together(
+        monkeypatch, (team, alice, "b.txt", b"bb"), (team, bob, "b.txt", b"bb")
+    )
+    assert outcomes == ["kept", "refused"]
     assert Attachment.objects.filter(workspace=team).count() == 2
