@@ -241,6 +241,20 @@ def _usage_openai(outcome) -> dict:
         "prompt_tokens": outcome.input_tokens,
         "completion_tokens": outcome.output_tokens,
         "total_tokens": outcome.input_tokens + outcome.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": outcome.cache_read_tokens},
+        "completion_tokens_details": {"reasoning_tokens": outcome.reasoning_tokens},
+    }
+
+
+def _usage_anthropic(outcome) -> dict:
+    """Anthropic counts the prompt tokens read from and written to its cache apart from
+    `input_tokens`."""
+    read, written = outcome.cache_read_tokens, outcome.cache_write_tokens
+    return {
+        "input_tokens": max(0, outcome.input_tokens - read - written),
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
+        "output_tokens": outcome.output_tokens,
     }
 
 
@@ -381,10 +395,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
                 "content": [{"type": "text", "text": text}],
                 "stop_reason": _FINISH_ANTHROPIC.get(finish, "end_turn"),
                 "stop_sequence": None,
-                "usage": {
-                    "input_tokens": outcome.input_tokens,
-                    "output_tokens": outcome.output_tokens,
-                },
+                "usage": _usage_anthropic(outcome),
             }
         )
         return _cache_headers(message, stream)
@@ -435,10 +446,7 @@ async def messages(request: ApiRequest) -> ApiResponse:
                     "stop_reason": _FINISH_ANTHROPIC.get(finish, "end_turn"),
                     "stop_sequence": None,
                 },
-                "usage": {
-                    "input_tokens": outcome.input_tokens,
-                    "output_tokens": outcome.output_tokens,
-                },
+                "usage": _usage_anthropic(outcome),
             },
             "message_delta",
         )
@@ -515,18 +523,25 @@ def response_object(
                 "content": [_output_text(text)],
             }
         ],
-        "usage": usage_with_details(outcome.input_tokens, outcome.output_tokens),
+        "usage": usage_with_details(
+            outcome.input_tokens,
+            outcome.output_tokens,
+            cached_tokens=outcome.cache_read_tokens,
+            reasoning_tokens=outcome.reasoning_tokens,
+        ),
     }
 
 
-def usage_with_details(input_tokens: int, output_tokens: int) -> dict:
-    """`usage` as OpenAI's Responses and Batch APIs give it. Cached and reasoning tokens are
-    not counted here: 0."""
+def usage_with_details(
+    input_tokens: int, output_tokens: int, *, cached_tokens: int = 0, reasoning_tokens: int = 0
+) -> dict:
+    """`usage` as OpenAI's Responses and Batch APIs give it: the cached and reasoning tokens
+    are parts of the input and output totals."""
     return {
         "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": cached_tokens},
         "output_tokens": output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
     }
 

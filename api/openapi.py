@@ -73,7 +73,13 @@ _RESPONSE_SCHEMAS = {
         }
     ),
     "CompletionUsage": object_schema(
-        {"prompt_tokens": _INT, "completion_tokens": _INT, "total_tokens": _INT}
+        {
+            "prompt_tokens": _INT,
+            "completion_tokens": _INT,
+            "total_tokens": _INT,
+            "prompt_tokens_details": object_schema({"cached_tokens": _INT}),
+            "completion_tokens_details": object_schema({"reasoning_tokens": _INT}),
+        }
     ),
     "Response": object_schema(
         {
@@ -147,7 +153,14 @@ _RESPONSE_SCHEMAS = {
             },
             "stop_reason": {"enum": ["end_turn", "max_tokens", "refusal", "tool_use"]},
             "stop_sequence": {"type": "null"},
-            "usage": object_schema({"input_tokens": _INT, "output_tokens": _INT}),
+            "usage": object_schema(
+                {
+                    "input_tokens": _INT,
+                    "cache_creation_input_tokens": _INT,
+                    "cache_read_input_tokens": _INT,
+                    "output_tokens": _INT,
+                }
+            ),
         }
     ),
     "EmbeddingList": object_schema(

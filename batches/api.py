@@ -75,7 +75,12 @@ def _batch_object(batch: Batch) -> dict:
             "completed": batch.completed,
             "failed": batch.failed,
         },
-        "usage": usage_with_details(batch.input_tokens, batch.output_tokens),
+        "usage": usage_with_details(
+            batch.input_tokens,
+            batch.output_tokens,
+            cached_tokens=batch.cached_tokens,
+            reasoning_tokens=batch.reasoning_tokens,
+        ),
         "metadata": batch.metadata,
     }
 

@@ -81,8 +81,8 @@ async def _collected(batch: Batch, request: BatchRequest, body, in_flight: set) 
 
 
 async def _completion(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
-    """A chat completion request: (its answer, input tokens, output tokens), or None when the
-    batch stopped it."""
+    """A chat completion request: (its answer, its token counts as `batch_request_finish`
+    takes them), or None when the batch stopped it."""
     body = ChatCompletionRequest.model_validate(request.body)
     collected = await _collected(batch, request, body, in_flight)
     if collected is None:
@@ -96,7 +96,7 @@ async def _completion(batch: Batch, request: BatchRequest, in_flight: set) -> tu
         finish=finish,
         outcome=outcome,
     )
-    return completion, outcome.input_tokens, outcome.output_tokens
+    return completion, _tokens(outcome)
 
 
 async def _response(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
@@ -116,11 +116,21 @@ async def _response(batch: Batch, request: BatchRequest, in_flight: set) -> tupl
         finish=finish,
         outcome=outcome,
     )
-    return answer, outcome.input_tokens, outcome.output_tokens
+    return answer, _tokens(outcome)
+
+
+def _tokens(outcome) -> dict:
+    return {
+        "input_tokens": outcome.input_tokens,
+        "output_tokens": outcome.output_tokens,
+        "cached_tokens": outcome.cache_read_tokens,
+        "reasoning_tokens": outcome.reasoning_tokens,
+    }
 
 
 async def _embedding(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
-    """An embeddings request: (its answer, input tokens, 0). Short: a stop lets it end."""
+    """An embeddings request: as `_completion` (input tokens only). Short: a stop lets it
+    end."""
     body = EmbeddingsRequest.model_validate(request.body)
     user, workspace, key_id = await db_call(_principal(batch.api_key_id, body.model))
     # `embed` resolves its candidates through `database_sync_to_async`: in a context of its
@@ -136,7 +146,7 @@ async def _embedding(batch: Batch, request: BatchRequest, in_flight: set) -> tup
             reference=batch.public_id,
             request_id=request.request_id,
         )
-    return embeddings_object(body, result), result.input_tokens, 0
+    return embeddings_object(body, result), {"input_tokens": result.input_tokens}
 
 
 _CALLS = {
@@ -176,7 +186,7 @@ async def _request_run(
             return
         if answered is None:
             return  # the batch stopped it: said not run, billed for what it produced
-        response, input_tokens, output_tokens = answered
+        response, tokens = answered
         await db_call(
             batch_request_finish,
             batch_id=batch.pk,
@@ -184,8 +194,7 @@ async def _request_run(
             succeeded=True,
             status_code=200,
             response=response,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
+            **tokens,
         )
         return
 

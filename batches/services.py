@@ -423,6 +423,8 @@ def batch_request_finish(
     response: dict,
     input_tokens: int = 0,
     output_tokens: int = 0,
+    cached_tokens: int = 0,
+    reasoning_tokens: int = 0,
 ) -> None:
     with transaction.atomic():
         finished = BatchRequest.objects.filter(
@@ -439,6 +441,8 @@ def batch_request_finish(
                 **{counter: F(counter) + 1},
                 input_tokens=F("input_tokens") + input_tokens,
                 output_tokens=F("output_tokens") + output_tokens,
+                cached_tokens=F("cached_tokens") + cached_tokens,
+                reasoning_tokens=F("reasoning_tokens") + reasoning_tokens,
             )
 
 

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from aurax.admin_base import ViewOnlyAdmin
 
 from .models import (
+    PRICE_FIELDS,
     Budget,
     BudgetAlert,
     BudgetCounter,
@@ -29,6 +30,7 @@ class UsageEventAdmin(admin.ModelAdmin):
         "provider_kind",
         "model",
         "input_tokens",
+        "cache_read_tokens",
         "output_tokens",
         "cost",
         "estimated",
@@ -149,7 +151,7 @@ class RateLimitAdmin(admin.ModelAdmin):
 
 @admin.register(ModelPriceOverride)
 class ModelPriceOverrideAdmin(admin.ModelAdmin):
-    list_display = ["provider_kind", "model", "input_per_mtok", "output_per_mtok", "updated_at"]
+    list_display = ["provider_kind", "model", *PRICE_FIELDS, "updated_at"]
     list_filter = ["provider_kind"]
     search_fields = ["model"]
 

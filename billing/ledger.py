@@ -92,6 +92,11 @@ class UsageEntry:
     reference: str | None
     created_at: datetime
     period_start: date
+    # Parts of the input and output totals (providers.types.Usage); absent from journal lines
+    # written before they were kept.
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     reservation: Reservation | None = None
     uid: str = ""
 

@@ -71,6 +71,15 @@ class UsageEvent(models.Model):
     model = models.CharField(max_length=200)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(
+        default=0, help_text=_("Input tokens read from the provider's prompt cache.")
+    )
+    cache_write_tokens = models.PositiveIntegerField(
+        default=0, help_text=_("Input tokens written to the provider's prompt cache.")
+    )
+    reasoning_tokens = models.PositiveIntegerField(
+        default=0, help_text=_("Output tokens the model spent reasoning.")
+    )
     estimated = models.BooleanField(
         default=False, help_text=_("Token counts were estimated locally, not reported upstream.")
     )
@@ -102,6 +111,9 @@ class UsageEvent(models.Model):
         return self.input_tokens + self.output_tokens
 
 
+PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
+
+
 class ModelPriceOverride(models.Model):
     """A price set by an operator; beats the genai-prices tables."""
 
@@ -113,6 +125,26 @@ class ModelPriceOverride(models.Model):
     output_per_mtok = AmountField(
         max_digits=12, decimal_places=6, help_text=_("USD per million output tokens")
     )
+    cache_read_per_mtok = AmountField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text=_(
+            "USD per million input tokens read from the provider's prompt cache; "
+            "empty: the input price"
+        ),
+    )
+    cache_write_per_mtok = AmountField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text=_(
+            "USD per million input tokens written to the provider's prompt cache; "
+            "empty: the input price"
+        ),
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -123,7 +155,7 @@ class ModelPriceOverride(models.Model):
                 violation_error_message=_("This model of this provider already has a price."),
             ),
             models.CheckConstraint(
-                condition=_not_negative("input_per_mtok", "output_per_mtok"),
+                condition=_not_negative(*PRICE_FIELDS),
                 name="price_override_not_negative",
                 violation_error_message=_("Prices cannot be negative."),
             ),

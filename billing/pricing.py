@@ -113,14 +113,20 @@ def price_lookup(*, provider_kind: str, model: str) -> Price | None:
     return Price(_base(prices.input_mtok), _base(prices.output_mtok), "genai-prices")
 
 
-def cost_rule(*, provider_kind: str, model: str) -> Callable[[int, int], Cost]:
-    """How calls to a model are priced: `rule(input_tokens, output_tokens) -> Cost`. Looking
-    the price up may query the database; the returned rule never does, so a caller can price
-    on its event loop with a rule fetched on a database thread."""
+CostRule = Callable[..., Cost]
+
+
+def cost_rule(*, provider_kind: str, model: str) -> CostRule:
+    """How calls to a model are priced:
+    `rule(input_tokens, output_tokens, cache_read_tokens=0, cache_write_tokens=0) -> Cost`,
+    where the input total includes the tokens read from and written to the provider's prompt
+    cache (providers.types.Usage), each part priced at its own rate when the model has one.
+    Looking the price up may query the database; the returned rule never does, so a caller
+    can price on its event loop with a rule fetched on a database thread."""
     source = _price_source(provider_kind, model)
     if source is None:
 
-        def unknown(input_tokens: int, output_tokens: int) -> Cost:
+        def unknown(input_tokens, output_tokens, cache_read_tokens=0, cache_write_tokens=0):
             if (provider_kind, model) not in _unpriced_warned:  # once per process, not per call
                 _unpriced_warned.add((provider_kind, model))
                 logger.warning("no price for %s/%s: cost recorded as 0", provider_kind, model)
@@ -128,13 +134,20 @@ def cost_rule(*, provider_kind: str, model: str) -> Callable[[int, int], Cost]:
 
         return unknown
     if source[0] == "free":
-        return lambda input_tokens, output_tokens: Cost(Decimal(0).quantize(MICRO), True)
+        return lambda *tokens: Cost(Decimal(0).quantize(MICRO), True)
     if source[0] == "override":
         override = source[1]
 
-        def overridden(input_tokens: int, output_tokens: int) -> Cost:
+        price_in = override.input_per_mtok
+        price_read = _or(override.cache_read_per_mtok, price_in)
+        price_write = _or(override.cache_write_per_mtok, price_in)
+
+        def overridden(input_tokens, output_tokens, cache_read_tokens=0, cache_write_tokens=0):
+            read, written = _cache_parts(input_tokens, cache_read_tokens, cache_write_tokens)
             amount = (
-                Decimal(input_tokens) * override.input_per_mtok
+                Decimal(input_tokens - read - written) * price_in
+                + Decimal(read) * price_read
+                + Decimal(written) * price_write
                 + Decimal(output_tokens) * override.output_per_mtok
             ) / MILLION
             return Cost(amount.quantize(MICRO, ROUND_HALF_UP), True)
@@ -142,18 +155,47 @@ def cost_rule(*, provider_kind: str, model: str) -> Callable[[int, int], Cost]:
         return overridden
     provider, info = source[1]
 
-    def listed(input_tokens: int, output_tokens: int) -> Cost:
-        # genai-prices applies tiers (e.g. long-context prices) when given the real usage.
-        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+    def listed(input_tokens, output_tokens, cache_read_tokens=0, cache_write_tokens=0):
+        # genai-prices applies tiers (e.g. long-context prices) when given the real usage, and
+        # prices the cached parts of the input at the model's cache prices (the input price
+        # when it has none).
+        read, written = _cache_parts(input_tokens, cache_read_tokens, cache_write_tokens)
+        usage = Usage(
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=read,
+            cache_write_tokens=written,
+        )
         calc = info.calc_price(usage, provider)
         return Cost(Decimal(calc.total_price).quantize(MICRO, ROUND_HALF_UP), True)
 
     return listed
 
 
-def cost_compute(*, provider_kind: str, model: str, input_tokens: int, output_tokens: int) -> Cost:
+def _or(price: Decimal | None, default: Decimal) -> Decimal:
+    return default if price is None else price
+
+
+def _cache_parts(input_tokens: int, read: int, written: int) -> tuple[int, int]:
+    """The cached parts of an input total, never more than it (a provider's report is not
+    trusted to add up)."""
+    read = min(max(read, 0), input_tokens)
+    return read, min(max(written, 0), input_tokens - read)
+
+
+def cost_compute(
+    *,
+    provider_kind: str,
+    model: str,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+) -> Cost:
     """The cost of a call in USD (6 decimals) and whether a price was known."""
-    return cost_rule(provider_kind=provider_kind, model=model)(input_tokens, output_tokens)
+    return cost_rule(provider_kind=provider_kind, model=model)(
+        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
+    )
 
 
 def cost_calculate(

@@ -28,6 +28,9 @@ def usage_entry_build(
     model: str,
     input_tokens: int,
     output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
     estimated: bool,
     status: str,
     error_code: str = "",
@@ -39,13 +42,16 @@ def usage_entry_build(
     reservation: Reservation | None = None,
     cost: Cost | None = None,
 ) -> UsageEntry:
-    """A finished call as a ledger row, priced (by `cost_compute` unless `cost` is given)."""
+    """A finished call as a ledger row, priced (by `cost_compute` unless `cost` is given).
+    The cache and reasoning counts are parts of the input and output totals."""
     if cost is None:
         cost = cost_compute(
             provider_kind=provider_kind,
             model=model,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_write_tokens=cache_write_tokens,
         )
     return UsageEntry(
         workspace_id=workspace_id,
@@ -56,6 +62,9 @@ def usage_entry_build(
         model=model,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        cache_read_tokens=cache_read_tokens,
+        cache_write_tokens=cache_write_tokens,
+        reasoning_tokens=reasoning_tokens,
         estimated=estimated,
         cost=cost.amount,
         price_known=cost.known,

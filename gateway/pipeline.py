@@ -74,6 +74,10 @@ class Outcome:
     credential_id: int | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    # Parts of the totals above, as the provider reported them (providers.types.Usage).
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     estimated: bool = False
     cost: Decimal | None = None
     ttft_ms: int | None = None
@@ -367,8 +371,9 @@ class PipelineStream:
         if served is None:  # resolved to nothing: nothing to attribute
             return
         text = "".join(self._parts)
-        if self._usage is not None:
-            input_tokens, output_tokens = self._usage.input_tokens, self._usage.output_tokens
+        usage = self._usage
+        if usage is not None:
+            input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
             estimated = False
         elif _upstream_never_took_it(fallback, status):
             input_tokens, output_tokens, estimated = 0, 0, False
@@ -390,13 +395,19 @@ class PipelineStream:
             finish_reason=self._finish_reason,
             error_code=error_code,
         )
+        if usage is not None:
+            outcome.cache_read_tokens = usage.cache_read_tokens
+            outcome.cache_write_tokens = usage.cache_write_tokens
+            outcome.reasoning_tokens = usage.reasoning_tokens
         self.outcome = outcome
         if self._ratelimit_charge is not None:
             await _ratelimit_settle(self._ratelimit_charge, tokens=input_tokens + output_tokens)
         call = self._call
         rule = self._cost_rule
         if rule is not None and rule[0] == (served.kind, served.model_id):
-            cost = rule[1](input_tokens, output_tokens)
+            cost = rule[1](
+                input_tokens, output_tokens, outcome.cache_read_tokens, outcome.cache_write_tokens
+            )
         else:  # a fallback served, or admission never ran: look its price up off the loop
             # Shielded: a caller being cancelled must not lose the ledger row.
             pricing = asyncio.ensure_future(
@@ -406,6 +417,8 @@ class PipelineStream:
                     model=served.model_id,
                     input_tokens=input_tokens,
                     output_tokens=output_tokens,
+                    cache_read_tokens=outcome.cache_read_tokens,
+                    cache_write_tokens=outcome.cache_write_tokens,
                 )
             )
             try:
@@ -473,6 +486,9 @@ class PipelineStream:
             model=outcome.model,
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,
+            cache_read_tokens=outcome.cache_read_tokens,
+            cache_write_tokens=outcome.cache_write_tokens,
+            reasoning_tokens=outcome.reasoning_tokens,
             estimated=outcome.estimated,
             status=outcome.status,
             error_code=outcome.error_code,

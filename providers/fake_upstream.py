@@ -33,6 +33,11 @@ quoted: `@reply="Hello there"`.
     @hang               accept the request, then never answer (until the client goes away)
     @hang_after=N       stream N tokens, then stall
     @no_usage           report no token usage
+    @cached=N           N more prompt tokens, reported as read from the prompt cache
+    @cache_write=N      N more prompt tokens, reported as written to it (Anthropic reports
+                        these; the others count them as plain prompt tokens)
+    @reasoning=N        N more output tokens, reported as reasoning (OpenAI, Gemini; Anthropic
+                        and Ollama count them in the output only)
     @finish=REASON      the OpenAI-compatible reply ends with this finish_reason (length,
                         content_filter…; default stop)
     @times=N            the fault applies only to the first N requests carrying this exact
@@ -137,6 +142,9 @@ class Script:
         self.first_delay = float(d.get("first_delay", 0))
         self.no_usage = "no_usage" in d
         self.finish = d.get("finish", "stop")
+        self.cached = int(d.get("cached", 0))
+        self.cache_write = int(d.get("cache_write", 0))
+        self.reasoning = int(d.get("reasoning", 0))
         self.model = model
 
         def fault(key):
@@ -161,6 +169,50 @@ class Script:
 
 def _int(value):
     return None if value is None else int(value)
+
+
+class FakeUsage:
+    """The tokens a reply reports: `prompt` and `output` are totals, the cache and reasoning
+    counts parts of them."""
+
+    def __init__(self, script: Script, prompt_words: int):
+        self.cached, self.cache_write = script.cached, script.cache_write
+        self.reasoning = script.reasoning
+        self.prompt = prompt_words + self.cached + self.cache_write
+        self.output = len(script.tokens) + self.reasoning
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.output
+
+    def openai(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.output,
+            "total_tokens": self.total,
+            "prompt_tokens_details": {"cached_tokens": self.cached, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning, "audio_tokens": 0},
+        }
+
+    def anthropic(self) -> dict:
+        return {
+            "input_tokens": self.prompt - self.cached - self.cache_write,
+            "cache_creation_input_tokens": self.cache_write,
+            "cache_read_input_tokens": self.cached,
+            "output_tokens": self.output,
+        }
+
+    def gemini(self) -> dict:
+        meta = {
+            "promptTokenCount": self.prompt,
+            "candidatesTokenCount": self.output - self.reasoning,
+            "totalTokenCount": self.total,
+        }
+        if self.cached:
+            meta["cachedContentTokenCount"] = self.cached
+        if self.reasoning:
+            meta["thoughtsTokenCount"] = self.reasoning
+        return meta
 
 
 # --- Protocol dialects ----------------------------------------------------------------------
@@ -231,11 +283,7 @@ class OpenAIDialect(Dialect):
                         "object": "chat.completion.chunk",
                         "model": script.model,
                         "choices": [],
-                        "usage": {
-                            "prompt_tokens": usage[0],
-                            "completion_tokens": usage[1],
-                            "total_tokens": sum(usage),
-                        },
+                        "usage": usage.openai(),
                     }
                 )
             )
@@ -260,11 +308,7 @@ class OpenAIDialect(Dialect):
             ],
         }
         if usage:
-            body["usage"] = {
-                "prompt_tokens": usage[0],
-                "completion_tokens": usage[1],
-                "total_tokens": sum(usage),
-            }
+            body["usage"] = usage.openai()
         return body
 
 
@@ -294,10 +338,7 @@ class AnthropicDialect(Dialect):
         return {"type": "error", "error": {"type": err_type, "message": message}}
 
     def start(self, script, request):
-        usage = {
-            "input_tokens": 0 if script.no_usage else request["_input_tokens"],
-            "output_tokens": 1,
-        }
+        usage = request["_usage"]
         message = {
             "id": "msg_fake",
             "type": "message",
@@ -307,8 +348,8 @@ class AnthropicDialect(Dialect):
             "stop_reason": None,
             "stop_sequence": None,
         }
-        if not script.no_usage:
-            message["usage"] = usage
+        if usage:  # the output so far: 1, as Anthropic sends it
+            message["usage"] = {**usage.anthropic(), "output_tokens": 1}
         return [
             self.frame({"type": "message_start", "message": message}, "message_start"),
             self.frame(
@@ -340,7 +381,7 @@ class AnthropicDialect(Dialect):
             "delta": {"stop_reason": "end_turn", "stop_sequence": None},
         }
         if usage:
-            delta["usage"] = {"output_tokens": usage[1]}
+            delta["usage"] = {"output_tokens": usage.output}
         return [
             self.frame({"type": "content_block_stop", "index": 0}, "content_block_stop"),
             self.frame(delta, "message_delta"),
@@ -361,7 +402,7 @@ class AnthropicDialect(Dialect):
             "stop_sequence": None,
         }
         if usage:
-            body["usage"] = {"input_tokens": usage[0], "output_tokens": usage[1]}
+            body["usage"] = usage.anthropic()
         return body
 
 
@@ -401,11 +442,7 @@ class GeminiDialect(Dialect):
             candidate["finishReason"] = finish
         body = {"candidates": [candidate], "modelVersion": script.model}
         if usage:
-            body["usageMetadata"] = {
-                "promptTokenCount": usage[0],
-                "candidatesTokenCount": usage[1],
-                "totalTokenCount": sum(usage),
-            }
+            body["usageMetadata"] = usage.gemini()
         return body
 
     def frame(self, data, event=None):
@@ -466,7 +503,7 @@ class OllamaDialect(Dialect):
             "done_reason": "stop",
         }
         if usage:
-            body.update(prompt_eval_count=usage[0], eval_count=usage[1])
+            body.update(prompt_eval_count=usage.prompt, eval_count=usage.output)
         return body
 
     def end(self, script, request, usage):
@@ -613,10 +650,10 @@ class FakeUpstream:
             stream_wanted = True
         if gemini:
             stream_wanted = gemini.group(2) == "streamGenerateContent"
-        input_tokens = max(1, len(_all_text(body).split()) // 2)
+        prompt_words = max(1, len(_all_text(body).split()) // 2)
+        usage = None if script.no_usage else FakeUsage(script, prompt_words)
         # A copy: the request log keeps the body exactly as received.
-        body = {**body, "_input_tokens": input_tokens}
-        usage = None if script.no_usage else (input_tokens, len(script.tokens))
+        body = {**body, "_usage": usage}
         if not stream_wanted:
             if script.first_delay:
                 await responder.sleep(script.first_delay)

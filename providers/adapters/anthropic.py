@@ -23,7 +23,7 @@ from providers.types import (
     Usage,
 )
 
-from .base import Adapter, cut_off, json_loads, malformed, sse_events
+from .base import Adapter, cut_off, json_loads, malformed, sse_events, token_count
 from .images import data_url_split
 
 API_VERSION = "2023-06-01"
@@ -35,6 +35,20 @@ STOP_REASONS = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
+
+
+def usage_read(raw: dict) -> Usage:
+    """Anthropic's `usage`: its `input_tokens` leaves out the prompt tokens read from the
+    cache (`cache_read_input_tokens`) and written to it (`cache_creation_input_tokens`);
+    ours counts them all."""
+    read = token_count(raw, "cache_read_input_tokens")
+    written = token_count(raw, "cache_creation_input_tokens")
+    return Usage(
+        input_tokens=token_count(raw, "input_tokens") + read + written,
+        output_tokens=token_count(raw, "output_tokens"),
+        cache_read_tokens=read,
+        cache_write_tokens=written,
+    )
 
 
 def content_payload(message: Message):
@@ -95,8 +109,7 @@ class AnthropicAdapter(Adapter):
     async def stream(self, target: Target, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body = self.body(request, stream=True)
         async with self.open_stream(target, "POST", "/v1/messages", json_body=body) as resp:
-            input_tokens = output_tokens = 0
-            reported = False
+            reported: dict = {}
             stop_reason: str | None = None
             async with self._mapped_transport_errors():
                 async for _name, data in sse_events(resp):
@@ -107,28 +120,29 @@ class AnthropicAdapter(Adapter):
                     if kind == "error":
                         raise self.error_for(0, {}, event, target)
                     if kind == "message_start":
-                        usage = (event.get("message") or {}).get("usage") or {}
-                        input_tokens = int(usage.get("input_tokens") or 0)
-                        output_tokens = int(usage.get("output_tokens") or 0)
-                        reported = bool(usage)
+                        usage = (event.get("message") or {}).get("usage")
+                        if isinstance(usage, dict):
+                            reported.update(usage)
                     elif kind == "content_block_delta":
                         delta = event.get("delta") or {}
                         if delta.get("type") == "text_delta" and delta.get("text"):
                             yield TextDelta(delta["text"])
                     elif kind == "message_delta":
                         stop_reason = (event.get("delta") or {}).get("stop_reason") or stop_reason
-                        usage = event.get("usage") or {}
-                        if "output_tokens" in usage:
-                            output_tokens = int(usage["output_tokens"] or 0)
-                            reported = True
-                        if "input_tokens" in usage and usage["input_tokens"]:
-                            input_tokens = int(usage["input_tokens"])
+                        usage = event.get("usage")
+                        if isinstance(usage, dict):
+                            # Running totals; the prompt's counts only when given (not 0).
+                            reported.update(
+                                (key, value)
+                                for key, value in usage.items()
+                                if value or key == "output_tokens"
+                            )
                     elif kind == "message_stop":
                         reason = STOP_REASONS.get(stop_reason or "end_turn", "stop")
                         if reason == "content_filter":
                             raise ProviderContentFiltered()
                         if reported:
-                            yield Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+                            yield usage_read(reported)
                         yield Finish(reason)
                         return
             raise cut_off()
@@ -146,11 +160,7 @@ class AnthropicAdapter(Adapter):
         if reason == "content_filter" and not text:
             raise ProviderContentFiltered()
         raw = data.get("usage")
-        usage = (
-            Usage(int(raw.get("input_tokens") or 0), int(raw.get("output_tokens") or 0))
-            if raw
-            else None
-        )
+        usage = usage_read(raw) if isinstance(raw, dict) and raw else None
         return Completion(text=text, finish_reason=reason, usage=usage)
 
     async def list_models(self, target: Target) -> list[ModelInfo]:

@@ -201,6 +201,16 @@ def json_loads(text: str | bytes) -> Any:
         raise malformed() from exc
 
 
+def token_count(data: Any, *path: str) -> int:
+    """The token count at `path` in a provider's usage object: 0 when it is missing, null or
+    not a count (a provider's report of an extra detail must not fail an answer)."""
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    if isinstance(data, bool) or not isinstance(data, int | float):
+        return 0
+    return max(0, int(data))
+
+
 class Adapter:
     kind: ClassVar[str]
     label: ClassVar[str]

@@ -23,7 +23,7 @@ from providers.types import (
     Usage,
 )
 
-from .base import Adapter, cut_off, json_loads, malformed, sse_events
+from .base import Adapter, cut_off, json_loads, malformed, sse_events, token_count
 from .images import data_url_split
 
 FINISH_REASONS = {
@@ -50,12 +50,17 @@ def _parts(message) -> list[dict]:
 
 def _usage(data: dict) -> Usage | None:
     meta = data.get("usageMetadata")
-    if not meta:
+    if not meta or not isinstance(meta, dict):
         return None
+    # The prompt's count includes its cached part; the thinking tokens are billed as output
+    # but counted apart from the answer's.
+    input_tokens = token_count(meta, "promptTokenCount")
+    thoughts = token_count(meta, "thoughtsTokenCount")
     return Usage(
-        input_tokens=int(meta.get("promptTokenCount") or 0),
-        output_tokens=int(meta.get("candidatesTokenCount") or 0)
-        + int(meta.get("thoughtsTokenCount") or 0),
+        input_tokens=input_tokens,
+        output_tokens=token_count(meta, "candidatesTokenCount") + thoughts,
+        cache_read_tokens=min(token_count(meta, "cachedContentTokenCount"), input_tokens),
+        reasoning_tokens=thoughts,
     )
 
 

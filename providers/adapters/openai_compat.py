@@ -26,7 +26,7 @@ from providers.types import (
     Usage,
 )
 
-from .base import Adapter, cut_off, json_loads, malformed, sse_batches
+from .base import Adapter, cut_off, json_loads, malformed, sse_batches, token_count
 
 FINISH_REASONS = {
     "stop": "stop",
@@ -56,6 +56,25 @@ OPENAI_SAMPLING_FIELDS = {
     "end_user_id": "user",
 }
 PENALTIES = ("frequency_penalty", "presence_penalty")
+
+
+def usage_read(raw: dict) -> Usage:
+    """An OpenAI-style `usage` object. Cached prompt tokens are in
+    `prompt_tokens_details.cached_tokens` (OpenAI, xAI, Groq…) or `prompt_cache_hit_tokens`
+    (DeepSeek); reasoning tokens in `completion_tokens_details.reasoning_tokens`. Both are
+    already counted in the prompt and completion totals."""
+    input_tokens = token_count(raw, "prompt_tokens")
+    output_tokens = token_count(raw, "completion_tokens")
+    cached = token_count(raw, "prompt_tokens_details", "cached_tokens") or token_count(
+        raw, "prompt_cache_hit_tokens"
+    )
+    reasoning = token_count(raw, "completion_tokens_details", "reasoning_tokens")
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=min(cached, input_tokens),
+        reasoning_tokens=min(reasoning, output_tokens),
+    )
 
 
 def _fields(*names: str, **renamed: str) -> dict[str, str]:
@@ -143,10 +162,7 @@ class OpenAICompatibleAdapter(Adapter):
         if "error" in chunk:
             raise self.error_for(0, {}, chunk, target)
         if chunk.get("usage"):
-            state.usage = Usage(
-                input_tokens=int(chunk["usage"].get("prompt_tokens") or 0),
-                output_tokens=int(chunk["usage"].get("completion_tokens") or 0),
-            )
+            state.usage = usage_read(chunk["usage"])
         for choice in chunk.get("choices") or ():
             text = (choice.get("delta") or {}).get("content")
             if text:
@@ -168,14 +184,7 @@ class OpenAICompatibleAdapter(Adapter):
         if reason == "content_filter" and not text:
             raise ProviderContentFiltered()
         raw_usage = data.get("usage") or None
-        usage = (
-            Usage(
-                input_tokens=int(raw_usage.get("prompt_tokens") or 0),
-                output_tokens=int(raw_usage.get("completion_tokens") or 0),
-            )
-            if raw_usage
-            else None
-        )
+        usage = usage_read(raw_usage) if isinstance(raw_usage, dict) else None
         return Completion(text=text, finish_reason=reason, usage=usage)
 
     async def list_models(self, target: Target) -> list[ModelInfo]:

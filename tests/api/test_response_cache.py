@@ -41,7 +41,8 @@ async def test_max_age_in_cache_control_answers_the_second_request_from_the_cach
     answer = second.json()["choices"][0]
     assert answer["message"]["content"] == "same again" and answer["finish_reason"] == "stop"
     # What this request was billed: nothing.
-    assert second.json()["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    usage = second.json()["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]) == (0, 0, 0)
     assert first.json()["usage"]["completion_tokens"] > 0
     assert upstream_calls(fake_upstream) == 1
     assert await statuses() == ["ok", "cached"]
@@ -144,7 +145,7 @@ async def test_anthropic_messages_use_the_cache_too(auth, fake_upstream):
 
     assert [r.headers["x-cache"] for r in (first, second, streamed)] == ["miss", "hit", "hit"]
     assert second.json()["content"] == [{"type": "text", "text": "bonjour"}]
-    assert second.json()["usage"] == {"input_tokens": 0, "output_tokens": 0}
+    assert set(second.json()["usage"].values()) == {0}
     assert b'"text":"bonjour"' in streamed.content
     assert upstream_calls(fake_upstream) == 1
 
