@@ -32,7 +32,7 @@ async def test_a_batch_runs_every_request_and_writes_the_answers_in_the_inputs_o
         jsonl(
             chat_line("first", '@reply="Un deux"'),
             chat_line("second", '@reply="Trois"', max_tokens=50),
-            chat_line("third", '@reply="Quatre cinq six"'),
+            chat_line("third", '@reply="Quatre cinq six" @cached=20 @reasoning=2'),
         ),
         metadata={"project": "tests"},
     )
@@ -61,6 +61,17 @@ async def test_a_batch_runs_every_request_and_writes_the_answers_in_the_inputs_o
     }
     assert done["usage"]["input_tokens"] == sum(row.input_tokens for row in rows) > 0
     assert done["usage"]["output_tokens"] == sum(row.output_tokens for row in rows) > 0
+    # The provider's cached prompt and reasoning tokens: on the answer, the ledger, the batch.
+    third = lines[2]["response"]["body"]["usage"]
+    assert third["prompt_tokens_details"] == {"cached_tokens": 20}
+    assert third["completion_tokens_details"] == {"reasoning_tokens": 2}
+    assert sorted((row.cache_read_tokens, row.reasoning_tokens) for row in rows) == [
+        (0, 0),
+        (0, 0),
+        (20, 2),
+    ]
+    assert done["usage"]["input_tokens_details"] == {"cached_tokens": 20}
+    assert done["usage"]["output_tokens_details"] == {"reasoning_tokens": 2}
     output = (await v1("GET", f"/v1/files/{done['output_file_id']}", auth)).json()
     assert output["purpose"] == "batch_output"
     assert {p["path"] for p in fake_upstream.posted()} == {"/v1/chat/completions"}

@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import genai_prices
@@ -69,3 +70,110 @@ def test_local_models_are_free_and_known():
     result = cost_compute(provider_kind="ollama", model="llama3", input_tokens=10, output_tokens=10)
 
     assert result.amount == 0 and result.known is True
+
+
+def _listed(provider_id, model):
+    """The genai-prices table's current prices for a model (base tier)."""
+    provider, info = genai_prices.data_snapshot.get_snapshot().find_provider_model(
+        model, None, provider_id, None
+    )
+    prices = info.get_prices(datetime.now(tz=UTC))
+    return {
+        name: Decimal(getattr(value, "base", value))
+        for name in ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
+        if (value := getattr(prices, name)) is not None
+    }
+
+
+@pytest.mark.django_db
+def test_prompt_tokens_read_from_the_cache_cost_the_cache_price():
+    listed = _listed("openai", "gpt-4o-mini")
+    assert listed["cache_read_mtok"] < listed["input_mtok"]
+
+    full = cost_compute(
+        provider_kind="openai", model="gpt-4o-mini", input_tokens=10_000, output_tokens=300
+    )
+    cached = cost_compute(
+        provider_kind="openai",
+        model="gpt-4o-mini",
+        input_tokens=10_000,
+        output_tokens=300,
+        cache_read_tokens=8_000,
+    )
+
+    expected = (
+        2_000 * listed["input_mtok"]
+        + 8_000 * listed["cache_read_mtok"]
+        + 300 * listed["output_mtok"]
+    ) / Decimal(10**6)
+    assert cached.amount == expected.quantize(Decimal("0.000001"))
+    assert cached.amount < full.amount
+
+
+@pytest.mark.django_db
+def test_prompt_tokens_written_to_the_cache_cost_the_cache_write_price():
+    listed = _listed("anthropic", "claude-sonnet-4-5")
+    assert listed["cache_write_mtok"] > listed["input_mtok"]
+
+    cost = cost_compute(
+        provider_kind="anthropic",
+        model="claude-sonnet-4-5",
+        input_tokens=5_000,
+        output_tokens=100,
+        cache_read_tokens=1_000,
+        cache_write_tokens=3_000,
+    )
+
+    expected = (
+        1_000 * listed["input_mtok"]
+        + 1_000 * listed["cache_read_mtok"]
+        + 3_000 * listed["cache_write_mtok"]
+        + 100 * listed["output_mtok"]
+    ) / Decimal(10**6)
+    assert cost.amount == expected.quantize(Decimal("0.000001"))
+
+
+@pytest.mark.django_db
+def test_an_override_prices_cache_reads_and_writes_or_charges_them_as_input():
+    ModelPriceOverride.objects.create(
+        provider_kind="openai_compatible",
+        model="house-model",
+        input_per_mtok=Decimal("2"),
+        output_per_mtok=Decimal("8"),
+        cache_read_per_mtok=Decimal("0.5"),
+    )
+
+    cost = cost_compute(
+        provider_kind="openai_compatible",
+        model="house-model",
+        input_tokens=1_000_000,
+        output_tokens=0,
+        cache_read_tokens=600_000,
+        cache_write_tokens=100_000,
+    )
+
+    # 300k plain and 100k written (no write price: the input price) at 2, 600k read at 0.5.
+    assert cost.amount == Decimal("1.100000") and cost.known
+
+
+@pytest.mark.django_db
+def test_cache_counts_beyond_the_input_total_are_not_trusted():
+    ModelPriceOverride.objects.create(
+        provider_kind="openai_compatible",
+        model="house-model",
+        input_per_mtok=Decimal("2"),
+        output_per_mtok=Decimal("8"),
+        cache_read_per_mtok=Decimal("0"),
+    )
+
+    cost = cost_compute(
+        provider_kind="openai_compatible",
+        model="house-model",
+        input_tokens=1_000_000,
+        output_tokens=0,
+        cache_read_tokens=400_000,
+        cache_write_tokens=5_000_000,
+    )
+
+    # The write count is cut to what is left of the input: 600k at the input price.
+    assert cost.amount == Decimal("1.200000")

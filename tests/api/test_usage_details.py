@@ -1,0 +1,116 @@
+"""The parts of a call's tokens the provider reported (prompt tokens read from or written to
+its prompt cache, output tokens spent reasoning) reach the ledger, price the call, and are
+reported by each /v1 endpoint the way its vendor's API reports them."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from billing.models import ModelPriceOverride
+from tests.api.test_chat_completions import body, post, sse_events, usage_rows
+from tests.gateway.conftest import model_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CACHED = '@reply="one two three" @cached=400 @reasoning=5'
+
+
+@sync_to_async
+def priced(kind: str, model: str) -> None:
+    """$10 per million plain input tokens, $1 read from the cache, $20 written, $30 out."""
+    ModelPriceOverride.objects.create(
+        provider_kind=kind,
+        model=model,
+        input_per_mtok=Decimal(10),
+        output_per_mtok=Decimal(30),
+        cache_read_per_mtok=Decimal(1),
+        cache_write_per_mtok=Decimal(20),
+    )
+
+
+def cost_of(row) -> Decimal:
+    plain = row.input_tokens - row.cache_read_tokens - row.cache_write_tokens
+    amount = (
+        plain * 10
+        + row.cache_read_tokens * 1
+        + row.cache_write_tokens * 20
+        + row.output_tokens * 30
+    )
+    return (Decimal(amount) / 10**6).quantize(Decimal("0.000001"))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
+async def test_chat_completions_report_cached_and_reasoning_tokens_and_bill_them(auth, stream):
+    await priced("openai", "fake-small")
+    payload = body(
+        CACHED, stream=stream, stream_options={"include_usage": True} if stream else None
+    )
+    if not stream:
+        del payload["stream_options"]
+    response = await post("/v1/chat/completions", payload, auth)
+    assert response.status_code == 200, response.content
+    if stream:
+        content = b"".join([chunk async for chunk in response.streaming_content])
+        usage = json.loads(sse_events(content)[-2])["usage"]
+    else:
+        usage = response.json()["usage"]
+
+    [row] = await usage_rows()
+    assert (row.cache_read_tokens, row.cache_write_tokens, row.reasoning_tokens) == (400, 0, 5)
+    assert row.input_tokens > 400 and row.output_tokens == 3 + 5
+    assert usage["prompt_tokens"] == row.input_tokens
+    assert usage["completion_tokens"] == row.output_tokens
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 400}
+    assert usage["completion_tokens_details"] == {"reasoning_tokens": 5}
+    # The 400 cached tokens cost $1 per million, not $10.
+    assert row.cost == cost_of(row)
+    assert row.cost < (Decimal(row.input_tokens * 10 + row.output_tokens * 30) / 10**6)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streaming"])
+async def test_messages_report_the_cache_as_anthropic_does(auth, anthropic_credential, stream):
+    await priced("anthropic", "fake-small")
+    payload = {
+        "model": model_for(anthropic_credential),
+        "max_tokens": 50,
+        "stream": stream,
+        "messages": [{"role": "user", "content": '@reply="ok" @cached=300 @cache_write=120'}],
+    }
+    response = await post("/v1/messages", payload, auth)
+    assert response.status_code == 200, response.content
+    if stream:
+        content = b"".join([chunk async for chunk in response.streaming_content])
+        [delta] = [
+            json.loads(line)
+            for line in sse_events(content)
+            if json.loads(line)["type"] == "message_delta"
+        ]
+        usage = delta["usage"]
+    else:
+        usage = response.json()["usage"]
+
+    [row] = await usage_rows()
+    assert (row.cache_read_tokens, row.cache_write_tokens) == (300, 120)
+    # Anthropic's input_tokens leaves the cached parts out; the ledger's total has them.
+    assert usage == {
+        "input_tokens": row.input_tokens - 420,
+        "cache_creation_input_tokens": 120,
+        "cache_read_input_tokens": 300,
+        "output_tokens": row.output_tokens,
+    }
+    assert usage["input_tokens"] > 0
+    assert row.cost == cost_of(row)
+
+
+async def test_responses_report_cached_and_reasoning_tokens(auth):
+    response = await post("/v1/responses", {"model": "fake-small", "input": CACHED}, auth)
+    assert response.status_code == 200, response.content
+
+    usage = response.json()["usage"]
+    [row] = await usage_rows()
+    assert usage["input_tokens"] == row.input_tokens
+    assert usage["input_tokens_details"] == {"cached_tokens": 400}
+    assert usage["output_tokens_details"] == {"reasoning_tokens": 5}
+    assert usage["output_tokens"] == row.output_tokens == 8
