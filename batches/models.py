@@ -89,9 +89,9 @@ class Batch(models.Model):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     # Parts of the two totals: input read from the providers' prompt caches, output spent
-    # reasoning.
-    cached_tokens = models.PositiveBigIntegerField(default=0)
-    reasoning_tokens = models.PositiveBigIntegerField(default=0)
+    # reasoning. Defaulted in the database too, for a worker on the release before them.
+    cached_tokens = models.PositiveBigIntegerField(default=0, db_default=0)
+    reasoning_tokens = models.PositiveBigIntegerField(default=0, db_default=0)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     in_progress_at = models.DateTimeField(null=True, blank=True)

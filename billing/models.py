@@ -50,6 +50,11 @@ class UsageSource(models.TextChoices):
     COMPARE = "compare", _("Comparison")
 
 
+# The parts of a call's token totals kept apart (providers.types.Usage), in the ledger, its
+# rollups and the usage summaries, each under this name.
+TOKEN_PARTS = ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+
+
 class UsageEvent(models.Model):
     """Exactly one row per completion call, whatever way it ended."""
 
@@ -71,14 +76,18 @@ class UsageEvent(models.Model):
     model = models.CharField(max_length=200)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+    # Parts of the two totals. A default in the database too: a process still on the release
+    # before them writes rows without these columns while an upgrade rolls out.
     cache_read_tokens = models.PositiveIntegerField(
-        default=0, help_text=_("Input tokens read from the provider's prompt cache.")
+        default=0, db_default=0, help_text=_("Input tokens read from the provider's prompt cache.")
     )
     cache_write_tokens = models.PositiveIntegerField(
-        default=0, help_text=_("Input tokens written to the provider's prompt cache.")
+        default=0,
+        db_default=0,
+        help_text=_("Input tokens written to the provider's prompt cache."),
     )
     reasoning_tokens = models.PositiveIntegerField(
-        default=0, help_text=_("Output tokens the model spent reasoning.")
+        default=0, db_default=0, help_text=_("Output tokens the model spent reasoning.")
     )
     estimated = models.BooleanField(
         default=False, help_text=_("Token counts were estimated locally, not reported upstream.")
@@ -462,6 +471,10 @@ class UsageRollup(models.Model):
     estimated_requests = models.PositiveIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
+    # The sums of the events' parts of their totals (UsageEvent), defaulted as cached_requests.
+    cache_read_tokens = models.BigIntegerField(default=0, db_default=0)
+    cache_write_tokens = models.BigIntegerField(default=0, db_default=0)
+    reasoning_tokens = models.BigIntegerField(default=0, db_default=0)
     cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
     duration_ms_sum = models.BigIntegerField(default=0)
     duration_ms_max = models.PositiveIntegerField(default=0)

@@ -17,7 +17,7 @@ from django.db.models import Count, DecimalField, IntegerField, Max, Q, Sum, Val
 from django.db.models.functions import Coalesce, TruncDay, TruncHour
 from django.utils import timezone
 
-from .models import Granularity, RollupState, UsageEvent, UsageRollup, UsageStatus
+from .models import TOKEN_PARTS, Granularity, RollupState, UsageEvent, UsageRollup, UsageStatus
 
 GROUP_FIELDS = ("workspace_id", "user_id", "provider_kind", "model")
 
@@ -31,6 +31,7 @@ def _hour_aggregates():
         "n_estimated": Count("id", filter=Q(estimated=True)),
         "sum_input": Sum("input_tokens"),
         "sum_output": Sum("output_tokens"),
+        **{part: Sum(part) for part in TOKEN_PARTS},
         "sum_cost": Sum("cost"),
         "sum_duration": Sum("duration_ms"),
         "max_duration": Max("duration_ms"),
@@ -54,6 +55,7 @@ def _rows(granularity: str, queryset) -> list[UsageRollup]:
             estimated_requests=row["n_estimated"],
             input_tokens=row["sum_input"] or 0,
             output_tokens=row["sum_output"] or 0,
+            **{part: row[part] or 0 for part in TOKEN_PARTS},
             cost=row["sum_cost"] or 0,
             duration_ms_sum=row["sum_duration"] or 0,
             duration_ms_max=row["max_duration"] or 0,
@@ -113,6 +115,7 @@ def usage_rollup_run() -> dict:
                 n_estimated=Sum("estimated_requests"),
                 sum_input=Sum("input_tokens"),
                 sum_output=Sum("output_tokens"),
+                **{part: Sum(part) for part in TOKEN_PARTS},
                 sum_cost=Sum("cost", output_field=DecimalField(max_digits=14, decimal_places=6)),
                 sum_duration=Sum("duration_ms_sum"),
                 max_duration=Max("duration_ms_max"),

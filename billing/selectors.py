@@ -13,7 +13,15 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import Budget, BudgetScope, Granularity, UsageEvent, UsageRollup, UsageStatus
+from .models import (
+    TOKEN_PARTS,
+    Budget,
+    BudgetScope,
+    Granularity,
+    UsageEvent,
+    UsageRollup,
+    UsageStatus,
+)
 from .quotas import budgets_for, period_label, period_start_for, scope_usage
 from .rollups import rollup_watermark
 
@@ -35,6 +43,10 @@ class UsageRow:
     cached: int = 0  # answered from the response cache
     input_tokens: int = 0
     output_tokens: int = 0
+    # Parts of the two totals (billing.models.TOKEN_PARTS)
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     cost: Decimal = Decimal(0)
 
     @property
@@ -88,6 +100,8 @@ def usage_summary(
             row.cached += v["h"] or 0
             row.input_tokens += v["i"] or 0
             row.output_tokens += v["o"] or 0
+            for part in TOKEN_PARTS:
+                setattr(row, part, getattr(row, part) + (v[part] or 0))
             row.cost += v["c"] or Decimal(0)
 
     merge(
@@ -98,6 +112,7 @@ def usage_summary(
             h=Sum("cached_requests"),
             i=Sum("input_tokens"),
             o=Sum("output_tokens"),
+            **{part: Sum(part) for part in TOKEN_PARTS},
             c=Sum("cost"),
         )
         .order_by()
@@ -110,6 +125,7 @@ def usage_summary(
             h=Count("id", filter=Q(status=UsageStatus.CACHED)),
             i=Sum("input_tokens"),
             o=Sum("output_tokens"),
+            **{part: Sum(part) for part in TOKEN_PARTS},
             c=Sum("cost"),
         )
         .order_by()

@@ -119,7 +119,10 @@ def usage_export(request):
             "errors",
             "cached",
             "input_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
             "output_tokens",
+            "reasoning_tokens",
             "cost_usd",
         ]
     )
@@ -134,7 +137,10 @@ def usage_export(request):
                 r.errors,
                 r.cached,
                 r.input_tokens,
+                r.cache_read_tokens,
+                r.cache_write_tokens,
                 r.output_tokens,
+                r.reasoning_tokens,
                 _csv_cost(r.cost),
             ]
         )

@@ -21,6 +21,8 @@ def record(workspace, user, model, input_tokens, output_tokens, created_at=None,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         status=kw.get("status", "ok"),
+        cache_read_tokens=kw.get("cache_read_tokens", 0),
+        reasoning_tokens=kw.get("reasoning_tokens", 0),
         ttft_ms=100,
         duration_ms=1000,
     )
@@ -31,7 +33,11 @@ def record(workspace, user, model, input_tokens, output_tokens, created_at=None,
 
 def rollup_totals(granularity):
     return UsageRollup.objects.filter(granularity=granularity).aggregate(
-        cost=Sum("cost"), requests=Sum("requests"), tokens=Sum("input_tokens")
+        cost=Sum("cost"),
+        requests=Sum("requests"),
+        tokens=Sum("input_tokens"),
+        cache_read=Sum("cache_read_tokens"),
+        reasoning=Sum("reasoning_tokens"),
     )
 
 
@@ -45,7 +51,16 @@ def test_a_celery_worker_rolls_events_up_exactly_and_idempotently(
         (1, "gpt-4o", 999),
         (30, "gpt-4o", 77),
     ]:
-        record(workspace, owner, model, tokens, tokens // 2, now - timedelta(hours=hours_ago))
+        record(
+            workspace,
+            owner,
+            model,
+            tokens,
+            tokens // 2,
+            now - timedelta(hours=hours_ago),
+            cache_read_tokens=tokens // 4,
+            reasoning_tokens=2,
+        )
         record(
             workspace, member, model, tokens, 3, now - timedelta(hours=hours_ago), status="error"
         )
@@ -57,6 +72,11 @@ def test_a_celery_worker_rolls_events_up_exactly_and_idempotently(
     assert rollup_totals("hour")["cost"] == raw == rollup_totals("day")["cost"]
     assert rollup_totals("hour")["requests"] == 6
     assert UsageRollup.objects.filter(granularity="hour").aggregate(e=Sum("errors"))["e"] == 3
+    # The prompt-cache and reasoning parts of the totals are summed with them.
+    parts = (1234 // 4 + 999 // 4 + 77 // 4, 2 * 3)
+    for granularity in ("hour", "day"):
+        totals = rollup_totals(granularity)
+        assert (totals["cache_read"], totals["reasoning"]) == parts
     rows_before = list(UsageRollup.objects.order_by("id").values_list("cost", "requests"))
 
     stamp = RollupState.objects.get(pk=1).updated_at
@@ -73,6 +93,10 @@ def test_a_celery_worker_rolls_events_up_exactly_and_idempotently(
     start, end = now - timedelta(days=3), now + timedelta(hours=1)
     summary = usage_summary(workspace.id, start, end, group_by="model")
     assert sum(r.cost for r in summary) == raw + late.cost
+    assert (
+        sum(r.cache_read_tokens for r in summary),
+        sum(r.reasoning_tokens for r in summary),
+    ) == (parts)
     assert Decimal(rollup_totals("hour")["cost"]).quantize(Decimal("0.01")) == (
         (raw + late.cost).quantize(Decimal("0.01"))
     )

@@ -134,9 +134,23 @@ def test_the_csv_export_has_one_row_per_day_and_model(client, team):
         event = record_call(workspace, admin, model=model, output_tokens=output_tokens)
         UsageEvent.objects.filter(pk=event.pk).update(created_at=yesterday)
     ModelPriceOverride.objects.create(
-        provider_kind="openai", model="m", input_per_mtok=1, output_per_mtok=1
+        provider_kind="openai",
+        model="m",
+        input_per_mtok=1,
+        output_per_mtok=1,
+        cache_read_per_mtok=0,
     )
-    record_call(workspace, admin, model="m", output_tokens=15)  # $0.000015
+    # $0.000015; of its 30 input tokens, 20 read from the provider's prompt cache (price 0).
+    record_call(
+        workspace,
+        admin,
+        model="m",
+        input_tokens=30,
+        output_tokens=15,
+        cache_read_tokens=20,
+        cache_write_tokens=4,
+        reasoning_tokens=5,
+    )
     record_call(workspace, admin, model="m", status="cached")  # from the response cache: $0
     client.force_login(admin)
 
@@ -152,7 +166,10 @@ def test_the_csv_export_has_one_row_per_day_and_model(client, team):
         "errors",
         "cached",
         "input_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
         "output_tokens",
+        "reasoning_tokens",
         "cost_usd",
     ]
     day, today = yesterday.date().isoformat(), timezone.now().date().isoformat()
@@ -162,8 +179,8 @@ def test_the_csv_export_has_one_row_per_day_and_model(client, team):
         [today, "openai", "gpt-4o-mini", "1"],
         [today, "openai", "m", "2"],
     ]
-    assert rows[-1][4:] == ["0", "1", "0", "15", "0.000015"]
-    assert all(re.fullmatch(r"\d+\.\d{6}", row[8]) for row in rows[1:]), rows
+    assert rows[-1][4:] == ["0", "1", "30", "20", "4", "15", "5", "0.000025"]
+    assert all(re.fullmatch(r"\d+\.\d{6}", row[11]) for row in rows[1:]), rows
 
 
 def test_an_admin_sets_the_workspace_budget(client, team):
