@@ -14,6 +14,7 @@ to the provider unchanged (`sampling_hints`); each adapter sends those its vendo
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -256,9 +257,22 @@ class ChatCompletionRequest(_Request):
         }
 
 
+class AnthropicCacheControl(_Body):
+    type: Literal["ephemeral"]
+    ttl: Literal["5m", "1h"] | None = None
+
+
+_CACHE_CONTROL = Field(
+    default=None,
+    description="A prompt-cache breakpoint: passed to Anthropic after the block's message "
+    "(or the whole system prompt); other providers cache prompts by themselves.",
+)
+
+
 class AnthropicTextBlock(_Body):
     type: Literal["text"]
     text: str
+    cache_control: AnthropicCacheControl | None = _CACHE_CONTROL
 
 
 class AnthropicImageSource(_Body):
@@ -271,6 +285,7 @@ class AnthropicImageSource(_Body):
 class AnthropicImageBlock(_Body):
     type: Literal["image"]
     source: AnthropicImageSource
+    cache_control: AnthropicCacheControl | None = _CACHE_CONTROL
 
 
 class AnthropicToolBlock(_Body):
@@ -357,12 +372,11 @@ class AnthropicMessagesRequest(_Request):
     def provider_messages(self) -> list[Message]:
         out = []
         if self.system:
-            text = (
-                self.system
-                if isinstance(self.system, str)
-                else "".join(b.text for b in self.system)
-            )
-            out.append(Message(role="system", content=text))
+            if isinstance(self.system, str):
+                out.append(Message(role="system", content=self.system))
+            else:
+                text = "".join(b.text for b in self.system)
+                out.append(Message(role="system", content=text, cache=_cache_ttl(self.system)))
         for m in self.messages:
             if isinstance(m.content, str):
                 out.append(Message(role=m.role, content=m.content))
@@ -374,8 +388,23 @@ class AnthropicMessagesRequest(_Request):
                     s = b.source
                     url = s.url if s.type == "url" else f"data:{s.media_type};base64,{s.data}"
                     images.append(ImagePart(url=url or "", media_type=s.media_type or "image/png"))
-            out.append(Message(role=m.role, content=text, images=tuple(images)))
+            out.append(
+                Message(
+                    role=m.role, content=text, images=tuple(images), cache=_cache_ttl(m.content)
+                )
+            )
         return out
+
+
+def _cache_ttl(blocks: list) -> str:
+    """A message's prompt-cache breakpoint (providers.types.Message.cache): a breakpoint on
+    any of its blocks marks the end of the message, the longest lifetime asked kept."""
+    asked = [
+        b.cache_control.ttl or "5m" for b in blocks if getattr(b, "cache_control", None) is not None
+    ]
+    if not asked:
+        return ""
+    return "1h" if "1h" in asked else "5m"
 
 
 class ResponsesContentPart(_Body):
@@ -575,14 +604,39 @@ class EmbeddingsRequest(_Body):
         return [self.input] if isinstance(self.input, str) else list(self.input)
 
 
+def _where(loc: tuple, data) -> str:
+    """An error's location as the client wrote it: without the labels pydantic adds for a
+    union's types ("str", "list[…]") and the tag of a content block's `type`."""
+    kept: list = []
+    node, tag_next = data, False
+    for step in loc:
+        if isinstance(step, int):
+            node = node[step] if isinstance(node, list) and step < len(node) else None
+            tag_next = True
+        elif not isinstance(node, dict) or "[" in step:
+            continue  # a union type's label
+        elif tag_next and node.get("type") == step:
+            tag_next = False
+            continue  # the block's tag, after its index
+        else:
+            node, tag_next = node.get(step), False
+        kept.append(step)
+    return ".".join(str(step) for step in kept)
+
+
 def parse(schema: type[BaseModel], body: bytes) -> BaseModel:
     try:
         parsed = schema.model_validate_json(body or b"{}")
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        if first["type"] == "json_invalid":
+        errors = exc.errors()
+        if errors[0]["type"] == "json_invalid":
             raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+        # Of the first field's errors, the deepest: a value matching none of a union's types
+        # has an error per type, and the one reaching furthest into the value is the one the
+        # client meant (a bad content block, not "content should be a string").
+        field = errors[0]["loc"][:1]
+        first = max((e for e in errors if e["loc"][:1] == field), key=lambda e: len(e["loc"]))
+        where = _where(first["loc"], json.loads(body or b"{}")) or "body"
         raise ApiError(
             400, "invalid_request", f"Invalid value for '{where}': {first['msg']}.", param=where
         ) from None

@@ -32,6 +32,9 @@ class Message:
     role: Role
     content: str
     images: tuple[ImagePart, ...] = ()
+    # A prompt-cache breakpoint after this message, kept "5m" or "1h" (Anthropic's
+    # `cache_control`); "" none. Providers that cache prompts by themselves ignore it.
+    cache: str = ""
 
 
 @dataclass(frozen=True, slots=True)

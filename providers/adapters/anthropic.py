@@ -51,7 +51,22 @@ def usage_read(raw: dict) -> Usage:
     )
 
 
+def cache_control(ttl: str) -> dict:
+    """The breakpoint marker: Anthropic's default lifetime (5 minutes) needs no `ttl`."""
+    return {"type": "ephemeral", "ttl": "1h"} if ttl == "1h" else {"type": "ephemeral"}
+
+
 def content_payload(message: Message):
+    content = _content_payload(message)
+    if not message.cache:
+        return content
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    content[-1]["cache_control"] = cache_control(message.cache)
+    return content
+
+
+def _content_payload(message: Message):
     if not message.images:
         return message.content
     blocks: list[dict] = []
@@ -81,7 +96,12 @@ class AnthropicAdapter(Adapter):
         return {"x-api-key": target.api_key, "anthropic-version": API_VERSION}
 
     def body(self, request: ChatRequest, *, stream: bool) -> dict:
-        system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+        systems = [m for m in request.messages if m.role == "system"]
+        system: str | list = "\n\n".join(m.content for m in systems)
+        cached = [m.cache for m in systems if m.cache]
+        if system and cached:  # one block: the breakpoint after the whole system prompt
+            ttl = "1h" if "1h" in cached else "5m"
+            system = [{"type": "text", "text": system, "cache_control": cache_control(ttl)}]
         body: dict = {
             "model": request.model,
             "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,

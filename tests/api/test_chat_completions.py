@@ -149,6 +149,13 @@ async def test_an_unknown_model_is_404(auth):
             {"model": "fake-small", "messages": [{"role": "wizard", "content": "x"}]},
             "messages.0.role",
         ),
+        (  # named where the client wrote it, not after the first of content's types
+            {
+                "model": "fake-small",
+                "messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}],
+            },
+            "messages.0.content.0.text",
+        ),
     ],
 )
 async def test_wrong_types_are_refused_before_any_upstream_call(

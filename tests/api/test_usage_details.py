@@ -114,3 +114,95 @@ async def test_responses_report_cached_and_reasoning_tokens(auth):
     assert usage["input_tokens_details"] == {"cached_tokens": 400}
     assert usage["output_tokens_details"] == {"reasoning_tokens": 5}
     assert usage["output_tokens"] == row.output_tokens == 8
+
+
+async def test_messages_cache_breakpoints_reach_anthropic(
+    auth, anthropic_credential, fake_upstream
+):
+    long_rules = "Answer in French. " * 50
+    payload = {
+        "model": model_for(anthropic_credential),
+        "max_tokens": 50,
+        "system": [
+            {"type": "text", "text": "You are terse. "},
+            {"type": "text", "text": long_rules, "cache_control": {"type": "ephemeral"}},
+        ],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "Here is a long document.",
+                        "cache_control": {"type": "ephemeral", "ttl": "1h"},
+                    }
+                ],
+            },
+            {"role": "assistant", "content": "Lu."},
+            {"role": "user", "content": '@reply="Oui"'},
+        ],
+    }
+    response = await post("/v1/messages", payload, auth)
+
+    assert response.status_code == 200, response.content
+    [sent] = fake_upstream.posted()
+    assert sent["json"]["system"] == [
+        {
+            "type": "text",
+            "text": "You are terse. " + long_rules,
+            "cache_control": {"type": "ephemeral"},
+        }
+    ]
+    first, reply, last = sent["json"]["messages"]
+    assert first["content"] == [
+        {
+            "type": "text",
+            "text": "Here is a long document.",
+            "cache_control": {"type": "ephemeral", "ttl": "1h"},
+        }
+    ]
+    # Messages without a breakpoint go as they came.
+    assert reply["content"] == "Lu." and last["content"] == '@reply="Oui"'
+
+
+async def test_breakpoints_are_not_sent_to_providers_that_cache_by_themselves(auth, fake_upstream):
+    payload = {
+        "model": "fake-small",
+        "max_tokens": 50,
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": '@reply="ok"'}],
+    }
+    response = await post("/v1/messages", payload, auth)
+
+    assert response.status_code == 200, response.content
+    [sent] = fake_upstream.posted()
+    assert sent["path"] == "/v1/chat/completions"
+    assert "cache_control" not in json.dumps(sent["json"])
+    assert sent["json"]["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+async def test_a_malformed_breakpoint_is_refused_naming_it(auth, fake_upstream):
+    payload = {
+        "model": "fake-small",
+        "max_tokens": 50,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "hi",
+                        "cache_control": {"type": "ephemeral", "ttl": "2d"},
+                    }
+                ],
+            }
+        ],
+    }
+    response = await post("/v1/messages", payload, auth)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["message"] == (
+        "Invalid value for 'messages.0.content.0.cache_control.ttl': Input should be '5m' or '1h'."
+    )
+    assert fake_upstream.posted() == []

@@ -63,7 +63,10 @@ def test_queued_rows_are_written_together_and_counted_once_per_row(workspace, ow
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_larger_than_one_insert_is_written_whole_with_every_field(workspace, owner):
-    rows = [entry(workspace, owner, ttft_ms=i, reference=f"chat.message:{i}") for i in range(1203)]
+    rows = [
+        entry(workspace, owner, ttft_ms=i, reference=f"chat.message:{i}", cache_read_tokens=i % 100)
+        for i in range(1203)
+    ]
     written = usage_write(rows)
 
     assert written == 1203
@@ -83,6 +86,7 @@ def test_a_batch_larger_than_one_insert_is_written_whole_with_every_field(worksp
         False,
     )
     assert one.uid.hex == rows[7].uid and one.created_at == rows[7].created_at
+    assert (one.cache_read_tokens, one.cache_write_tokens, one.reasoning_tokens) == (7, 0, 0)
     assert counter(f"ws:{workspace.pk}").spent_tokens == 1203 * 150
 
 
@@ -187,3 +191,17 @@ def test_a_journal_line_keeps_everything_the_ledger_and_the_reservation_need(wor
     assert copy.created_at == original.created_at and copy.period_start == date(2026, 11, 1)
     assert copy.reservation.id == "abc"
     assert copy.reservation.lines == original.reservation.lines
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_journal_line_from_before_the_token_parts_replays_with_none(workspace, owner):
+    import json
+
+    line = json.loads(entry(workspace, owner, cache_read_tokens=9).to_json())
+    assert line.pop("cache_read_tokens") == 9
+    del line["cache_write_tokens"], line["reasoning_tokens"]
+
+    usage_write([UsageEntry.from_json(json.dumps(line))], replay=True)
+
+    row = UsageEvent.objects.get(uid=line["uid"])
+    assert (row.input_tokens, row.cache_read_tokens, row.reasoning_tokens) == (100, 0, 0)
