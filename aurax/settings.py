@@ -419,6 +419,10 @@ COMPARE_RESUME_SECONDS = env.float("COMPARE_RESUME_SECONDS", default=60.0)
 # how long one uploaded but never sent is kept.
 CHAT_ATTACHMENT_MAX_BYTES = env.int("CHAT_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024)
 CHAT_ATTACHMENT_UNSENT_HOURS = env.float("CHAT_ATTACHMENT_UNSENT_HOURS", default=24.0)
+# Ask providers that cache prompts only when told to (Anthropic) to cache each chat answer's
+# prompt, so that the conversation's next answer reads it back at the cache-read price
+# (docs/websocket.md, "Prompt caching").
+CHAT_PROMPT_CACHE = env.bool("CHAT_PROMPT_CACHE", default=True)
 # What the chats of one workspace may keep in files, in bytes (0: no limit).
 WORKSPACE_FILES_MAX_BYTES = env.int("WORKSPACE_FILES_MAX_BYTES", default=1024 * 1024 * 1024)
 CELERY_BEAT_SCHEDULE["chat-attachments-unsent-delete"] = {

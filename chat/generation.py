@@ -26,9 +26,10 @@ import logging
 import time
 import weakref
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.utils.translation import gettext_noop
 
 from aurax.db_threads import db_background, db_call
@@ -423,6 +424,9 @@ def _context_of(answer: Message) -> dict:
             prompt.append(_with_attachments(m, files))
         elif m.content or m.role == Message.Role.USER:
             prompt.append(PromptMessage(role=m.role, content=m.content))
+    if prompt and settings.CHAT_PROMPT_CACHE:
+        # A breakpoint after the question: the next answer's prompt begins with this one.
+        prompt[-1] = replace(prompt[-1], cache="5m")
     return {
         "conversation_id": conversation.pk,
         "user": conversation.user,

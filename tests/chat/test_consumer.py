@@ -1,6 +1,7 @@
 import asyncio
 import json
 import os
+from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -816,5 +817,61 @@ async def test_a_provider_s_wait_is_said_in_the_reader_s_language_and_number_for
     await socket.send_json_to({"type": "regenerate", "message_id": answer_id})
     finished = (await frames_until(socket, of_type("generation_finished")))[-1]
     assert finished["error_message"] == portuguese
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_an_anthropic_chat_prompt_is_marked_for_the_prompt_cache_and_the_read_billed(
+    alice, anthropic_credential, fake_upstream, settings
+):
+    """Each answer's prompt ends with a cache breakpoint, so that the next answer (whose prompt
+    begins with it) reads it back; what the provider says it read is priced as such."""
+    from billing.models import ModelPriceOverride
+
+    await ModelPriceOverride.objects.acreate(
+        provider_kind="anthropic",
+        model="fake-small",
+        input_per_mtok=10,
+        output_per_mtok=10,
+        cache_read_per_mtok=1,
+    )
+    socket, _, _ = await socket_for(alice)
+    conversation_id, _, _ = await _start(socket, anthropic_credential, '@reply="Noted"')
+    await frames_until(socket, of_type("generation_finished"))
+    await socket.send_json_to(
+        {
+            "type": "send",
+            "conversation_id": conversation_id,
+            "content": '@reply="Still here" @cached=600',
+        }
+    )
+    finished = (await frames_until(socket, of_type("generation_finished")))[-1]
+
+    # The answers' calls (the title's has a system prompt of its own).
+    first, second = [r["json"] for r in fake_upstream.posted() if "system" not in r["json"]]
+    marked = {"type": "ephemeral"}
+    assert first["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": '@reply="Noted"', "cache_control": marked}],
+        }
+    ]
+    # Only the last message carries it: the earlier ones are the cached beginning.
+    assert [m["content"] for m in second["messages"][:2]] == ['@reply="Noted"', "Noted"]
+    assert second["messages"][2]["content"][0]["cache_control"] == marked
+    answer = await _message(finished["message_id"])
+    [row] = await usage_events(reference=f"chat.message:{answer.pk}")
+    assert row.cache_read_tokens == 600 and answer.input_tokens == row.input_tokens > 600
+    plain = row.input_tokens - 600
+    assert answer.cost == row.cost == Decimal((plain + row.output_tokens) * 10 + 600) / 10**6
+
+    settings.CHAT_PROMPT_CACHE = False
+    await socket.send_json_to(
+        {"type": "send", "conversation_id": conversation_id, "content": '@reply="Bye"'}
+    )
+    await frames_until(socket, of_type("generation_finished"))
+    third = [r["json"] for r in fake_upstream.posted() if "system" not in r["json"]][-1]
+    assert third["messages"][-1]["content"] == '@reply="Bye"'
+    assert "cache_control" not in json.dumps(third)
     await socket.disconnect()
     await generation.generations_wait()
