@@ -250,10 +250,15 @@ def _usage_anthropic(outcome) -> dict:
     """Anthropic counts the prompt tokens read from and written to its cache apart from
     `input_tokens`."""
     read, written = outcome.cache_read_tokens, outcome.cache_write_tokens
+    hour = outcome.cache_write_1h_tokens
     return {
         "input_tokens": max(0, outcome.input_tokens - read - written),
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": written - hour,
+            "ephemeral_1h_input_tokens": hour,
+        },
         "output_tokens": outcome.output_tokens,
     }
 

@@ -158,6 +158,9 @@ _RESPONSE_SCHEMAS = {
                     "input_tokens": _INT,
                     "cache_creation_input_tokens": _INT,
                     "cache_read_input_tokens": _INT,
+                    "cache_creation": object_schema(
+                        {"ephemeral_5m_input_tokens": _INT, "ephemeral_1h_input_tokens": _INT}
+                    ),
                     "output_tokens": _INT,
                 }
             ),

@@ -117,16 +117,17 @@ CostRule = Callable[..., Cost]
 
 
 def cost_rule(*, provider_kind: str, model: str) -> CostRule:
-    """How calls to a model are priced:
-    `rule(input_tokens, output_tokens, cache_read_tokens=0, cache_write_tokens=0) -> Cost`,
+    """How calls to a model are priced: `rule(input_tokens, output_tokens, **parts) -> Cost`,
     where the input total includes the tokens read from and written to the provider's prompt
-    cache (providers.types.Usage), each part priced at its own rate when the model has one.
+    cache, given as the keywords `cache_read_tokens`, `cache_write_tokens` and (of those
+    written) `cache_write_1h_tokens` (providers.types.Usage), each part priced at its own
+    rate when the model has one.
     Looking the price up may query the database; the returned rule never does, so a caller
     can price on its event loop with a rule fetched on a database thread."""
     source = _price_source(provider_kind, model)
     if source is None:
 
-        def unknown(input_tokens, output_tokens, cache_read_tokens=0, cache_write_tokens=0):
+        def unknown(input_tokens, output_tokens, **parts):
             if (provider_kind, model) not in _unpriced_warned:  # once per process, not per call
                 _unpriced_warned.add((provider_kind, model))
                 logger.warning("no price for %s/%s: cost recorded as 0", provider_kind, model)
@@ -134,7 +135,7 @@ def cost_rule(*, provider_kind: str, model: str) -> CostRule:
 
         return unknown
     if source[0] == "free":
-        return lambda *tokens: Cost(Decimal(0).quantize(MICRO), True)
+        return lambda *tokens, **parts: Cost(Decimal(0).quantize(MICRO), True)
     if source[0] == "override":
         override = source[1]
 
@@ -142,8 +143,9 @@ def cost_rule(*, provider_kind: str, model: str) -> CostRule:
         price_read = _or(override.cache_read_per_mtok, price_in)
         price_write = _or(override.cache_write_per_mtok, price_in)
 
-        def overridden(input_tokens, output_tokens, cache_read_tokens=0, cache_write_tokens=0):
-            read, written = _cache_parts(input_tokens, cache_read_tokens, cache_write_tokens)
+        def overridden(input_tokens, output_tokens, **parts):
+            # One write price, whatever the writes' lifetime.
+            read, written, _hour = _cache_parts(input_tokens, **parts)
             amount = (
                 Decimal(input_tokens - read - written) * price_in
                 + Decimal(read) * price_read
@@ -155,16 +157,17 @@ def cost_rule(*, provider_kind: str, model: str) -> CostRule:
         return overridden
     provider, info = source[1]
 
-    def listed(input_tokens, output_tokens, cache_read_tokens=0, cache_write_tokens=0):
+    def listed(input_tokens, output_tokens, **parts):
         # genai-prices applies tiers (e.g. long-context prices) when given the real usage, and
-        # prices the cached parts of the input at the model's cache prices (the input price
-        # when it has none).
-        read, written = _cache_parts(input_tokens, cache_read_tokens, cache_write_tokens)
+        # prices the cached parts of the input at the model's cache prices (the input price,
+        # or for hour-long writes the write price, when it has none).
+        read, written, hour = _cache_parts(input_tokens, **parts)
         usage = Usage(
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             cache_read_tokens=read,
             cache_write_tokens=written,
+            cache_write_1h_tokens=hour or None,
         )
         calc = info.calc_price(usage, provider)
         return Cost(Decimal(calc.total_price).quantize(MICRO, ROUND_HALF_UP), True)
@@ -176,11 +179,18 @@ def _or(price: Decimal | None, default: Decimal) -> Decimal:
     return default if price is None else price
 
 
-def _cache_parts(input_tokens: int, read: int, written: int) -> tuple[int, int]:
-    """The cached parts of an input total, never more than it (a provider's report is not
-    trusted to add up)."""
-    read = min(max(read, 0), input_tokens)
-    return read, min(max(written, 0), input_tokens - read)
+def _cache_parts(
+    input_tokens: int,
+    *,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
+) -> tuple[int, int, int]:
+    """(read, written, written for an hour): the cached parts of an input total, never more
+    than it (a provider's report is not trusted to add up)."""
+    read = min(max(cache_read_tokens, 0), input_tokens)
+    written = min(max(cache_write_tokens, 0), input_tokens - read)
+    return read, written, min(max(cache_write_1h_tokens, 0), written)
 
 
 def cost_compute(
@@ -189,13 +199,11 @@ def cost_compute(
     model: str,
     input_tokens: int,
     output_tokens: int,
-    cache_read_tokens: int = 0,
-    cache_write_tokens: int = 0,
+    **parts: int,
 ) -> Cost:
-    """The cost of a call in USD (6 decimals) and whether a price was known."""
-    return cost_rule(provider_kind=provider_kind, model=model)(
-        input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
-    )
+    """The cost of a call in USD (6 decimals) and whether a price was known. `parts`: the
+    cached parts of the input, as `cost_rule`'s rules take them."""
+    return cost_rule(provider_kind=provider_kind, model=model)(input_tokens, output_tokens, **parts)
 
 
 def cost_calculate(

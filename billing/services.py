@@ -31,6 +31,7 @@ def usage_entry_build(
     cache_read_tokens: int = 0,
     cache_write_tokens: int = 0,
     reasoning_tokens: int = 0,
+    cache_write_1h_tokens: int = 0,
     estimated: bool,
     status: str,
     error_code: str = "",
@@ -43,7 +44,8 @@ def usage_entry_build(
     cost: Cost | None = None,
 ) -> UsageEntry:
     """A finished call as a ledger row, priced (by `cost_compute` unless `cost` is given).
-    The cache and reasoning counts are parts of the input and output totals."""
+    The cache and reasoning counts are parts of the input and output totals; the hour-long
+    writes (part of the writes) are priced, not kept."""
     if cost is None:
         cost = cost_compute(
             provider_kind=provider_kind,
@@ -52,6 +54,7 @@ def usage_entry_build(
             output_tokens=output_tokens,
             cache_read_tokens=cache_read_tokens,
             cache_write_tokens=cache_write_tokens,
+            cache_write_1h_tokens=cache_write_1h_tokens,
         )
     return UsageEntry(
         workspace_id=workspace_id,

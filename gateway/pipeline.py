@@ -78,6 +78,7 @@ class Outcome:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # priced, not kept in the ledger
     estimated: bool = False
     cost: Decimal | None = None
     ttft_ms: int | None = None
@@ -86,6 +87,14 @@ class Outcome:
     error_code: str = ""
     usage_uid: str = ""  # the ledger row's uid (written shortly after, in a batch)
     cache_age: int | None = None  # seconds since a cached answer was stored (status cached)
+
+    def cache_parts(self) -> dict:
+        """The cached parts of the input, as billing.pricing's cost rules take them."""
+        return {
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cache_write_1h_tokens": self.cache_write_1h_tokens,
+        }
 
     def answer_fields(self) -> dict:
         """What an answer keeps of its call: who served it, what it used and cost, how fast."""
@@ -399,15 +408,14 @@ class PipelineStream:
             outcome.cache_read_tokens = usage.cache_read_tokens
             outcome.cache_write_tokens = usage.cache_write_tokens
             outcome.reasoning_tokens = usage.reasoning_tokens
+            outcome.cache_write_1h_tokens = usage.cache_write_1h_tokens
         self.outcome = outcome
         if self._ratelimit_charge is not None:
             await _ratelimit_settle(self._ratelimit_charge, tokens=input_tokens + output_tokens)
         call = self._call
         rule = self._cost_rule
         if rule is not None and rule[0] == (served.kind, served.model_id):
-            cost = rule[1](
-                input_tokens, output_tokens, outcome.cache_read_tokens, outcome.cache_write_tokens
-            )
+            cost = rule[1](input_tokens, output_tokens, **outcome.cache_parts())
         else:  # a fallback served, or admission never ran: look its price up off the loop
             # Shielded: a caller being cancelled must not lose the ledger row.
             pricing = asyncio.ensure_future(
@@ -417,8 +425,7 @@ class PipelineStream:
                     model=served.model_id,
                     input_tokens=input_tokens,
                     output_tokens=output_tokens,
-                    cache_read_tokens=outcome.cache_read_tokens,
-                    cache_write_tokens=outcome.cache_write_tokens,
+                    **outcome.cache_parts(),
                 )
             )
             try:

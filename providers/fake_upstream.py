@@ -36,6 +36,7 @@ quoted: `@reply="Hello there"`.
     @cached=N           N more prompt tokens, reported as read from the prompt cache
     @cache_write=N      N more prompt tokens, reported as written to it (Anthropic reports
                         these; the others count them as plain prompt tokens)
+    @cache_write_1h=N   as @cache_write, kept an hour (Anthropic's `cache_creation` says which)
     @reasoning=N        N more output tokens, reported as reasoning (OpenAI, Gemini; Anthropic
                         and Ollama count them in the output only)
     @finish=REASON      the OpenAI-compatible reply ends with this finish_reason (length,
@@ -143,7 +144,8 @@ class Script:
         self.no_usage = "no_usage" in d
         self.finish = d.get("finish", "stop")
         self.cached = int(d.get("cached", 0))
-        self.cache_write = int(d.get("cache_write", 0))
+        self.cache_write_1h = int(d.get("cache_write_1h", 0))
+        self.cache_write = int(d.get("cache_write", 0)) + self.cache_write_1h
         self.reasoning = int(d.get("reasoning", 0))
         self.model = model
 
@@ -177,6 +179,7 @@ class FakeUsage:
 
     def __init__(self, script: Script, prompt_words: int):
         self.cached, self.cache_write = script.cached, script.cache_write
+        self.cache_write_1h = script.cache_write_1h
         self.reasoning = script.reasoning
         self.prompt = prompt_words + self.cached + self.cache_write
         self.output = len(script.tokens) + self.reasoning
@@ -199,6 +202,10 @@ class FakeUsage:
             "input_tokens": self.prompt - self.cached - self.cache_write,
             "cache_creation_input_tokens": self.cache_write,
             "cache_read_input_tokens": self.cached,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": self.cache_write - self.cache_write_1h,
+                "ephemeral_1h_input_tokens": self.cache_write_1h,
+            },
             "output_tokens": self.output,
         }
 

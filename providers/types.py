@@ -75,14 +75,16 @@ class TextDelta:
 class Usage:
     """Tokens as the provider reported them. `input_tokens` counts every prompt token, those
     read from or written to the provider's prompt cache included; `output_tokens` counts every
-    generated token, reasoning included. The other three are parts of those totals, priced
-    differently (reads cheaper, writes dearer) or only reported."""
+    generated token, reasoning included. The others are parts of those totals, priced
+    differently (reads cheaper, writes dearer) or only reported; `cache_write_1h_tokens` is
+    the part of the writes kept an hour (Anthropic), dearer still."""
 
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     type: Literal["usage"] = "usage"
 
 

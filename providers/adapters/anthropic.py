@@ -39,8 +39,8 @@ STOP_REASONS = {
 
 def usage_read(raw: dict) -> Usage:
     """Anthropic's `usage`: its `input_tokens` leaves out the prompt tokens read from the
-    cache (`cache_read_input_tokens`) and written to it (`cache_creation_input_tokens`);
-    ours counts them all."""
+    cache (`cache_read_input_tokens`) and written to it (`cache_creation_input_tokens`, of
+    which `cache_creation.ephemeral_1h_input_tokens` kept an hour); ours counts them all."""
     read = token_count(raw, "cache_read_input_tokens")
     written = token_count(raw, "cache_creation_input_tokens")
     return Usage(
@@ -48,6 +48,9 @@ def usage_read(raw: dict) -> Usage:
         output_tokens=token_count(raw, "output_tokens"),
         cache_read_tokens=read,
         cache_write_tokens=written,
+        cache_write_1h_tokens=min(
+            token_count(raw, "cache_creation", "ephemeral_1h_input_tokens"), written
+        ),
     )
 
 

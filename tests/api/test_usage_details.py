@@ -76,7 +76,12 @@ async def test_messages_report_the_cache_as_anthropic_does(auth, anthropic_crede
         "model": model_for(anthropic_credential),
         "max_tokens": 50,
         "stream": stream,
-        "messages": [{"role": "user", "content": '@reply="ok" @cached=300 @cache_write=120'}],
+        "messages": [
+            {
+                "role": "user",
+                "content": '@reply="ok" @cached=300 @cache_write=20 @cache_write_1h=100',
+            }
+        ],
     }
     response = await post("/v1/messages", payload, auth)
     assert response.status_code == 200, response.content
@@ -98,10 +103,11 @@ async def test_messages_report_the_cache_as_anthropic_does(auth, anthropic_crede
         "input_tokens": row.input_tokens - 420,
         "cache_creation_input_tokens": 120,
         "cache_read_input_tokens": 300,
+        "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 100},
         "output_tokens": row.output_tokens,
     }
     assert usage["input_tokens"] > 0
-    assert row.cost == cost_of(row)
+    assert row.cost == cost_of(row)  # an override has one write price, whatever the lifetime
 
 
 async def test_responses_report_cached_and_reasoning_tokens(auth):

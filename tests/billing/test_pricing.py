@@ -177,3 +177,28 @@ def test_cache_counts_beyond_the_input_total_are_not_trusted():
 
     # The write count is cut to what is left of the input: 600k at the input price.
     assert cost.amount == Decimal("1.200000")
+
+
+@pytest.mark.django_db
+def test_writes_kept_an_hour_cost_the_hour_long_write_price():
+    provider, info = genai_prices.data_snapshot.get_snapshot().find_provider_model(
+        "claude-sonnet-4-5", None, "anthropic", None
+    )
+    prices = info.get_prices(datetime.now(tz=UTC))
+    hour_price = Decimal(prices.cache_write_1h_mtok.base)
+    listed = _listed("anthropic", "claude-sonnet-4-5")
+    assert hour_price > listed["cache_write_mtok"]
+
+    cost = cost_compute(
+        provider_kind="anthropic",
+        model="claude-sonnet-4-5",
+        input_tokens=5_000,
+        output_tokens=0,
+        cache_write_tokens=4_000,
+        cache_write_1h_tokens=3_000,
+    )
+
+    expected = (
+        1_000 * listed["input_mtok"] + 1_000 * listed["cache_write_mtok"] + 3_000 * hour_price
+    ) / Decimal(10**6)
+    assert cost.amount == expected.quantize(Decimal("0.000001"))

@@ -282,3 +282,32 @@ async def test_a_streamed_answer_is_asked_of_the_upstream_as_a_stream(
     [e async for e in ask(caller, credential, '@reply="one two"')]
 
     assert fake_upstream.requests[-1]["json"]["stream"] is True
+
+
+async def test_prompt_cache_parts_price_the_call_at_the_listed_cache_prices(
+    caller, anthropic_credential
+):
+    """A model genai-prices lists: the reads, the writes and the hour-long writes the
+    provider reported each cost their own price."""
+    from billing.pricing import cost_compute
+
+    s = pipeline.stream(
+        **caller,
+        model=model_for(anthropic_credential, "claude-sonnet-4-5"),
+        messages=[Message("user", '@reply="ok" @cached=900 @cache_write=50 @cache_write_1h=300')],
+        source="chat",
+    )
+    [e async for e in s]
+
+    [event] = await usage_events()
+    assert (event.cache_read_tokens, event.cache_write_tokens) == (900, 350)
+    assert s.outcome.cache_write_1h_tokens == 300
+    parts = {"cache_read_tokens": 900, "cache_write_tokens": 350}
+    price = sync_to_async(cost_compute)
+    tokens = {"input_tokens": event.input_tokens, "output_tokens": event.output_tokens}
+    kind = {"provider_kind": "anthropic", "model": "claude-sonnet-4-5"}
+    hour = await price(**kind, **tokens, **parts, cache_write_1h_tokens=300)
+    five_minutes = await price(**kind, **tokens, **parts)
+    uncached = await price(**kind, **tokens)
+    assert event.cost == hour.amount and hour.known
+    assert five_minutes.amount < hour.amount and five_minutes.amount < uncached.amount

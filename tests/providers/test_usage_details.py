@@ -62,6 +62,12 @@ async def test_anthropic_cache_writes_count_in_the_input(streamed, fake_upstream
 
     assert usage.input_tokens == plain.input_tokens + 30 + 7
     assert (usage.cache_write_tokens, usage.cache_read_tokens) == (30, 7)
+    assert usage.cache_write_1h_tokens == 0
+
+    hour = await usage_of(
+        "anthropic", fake_upstream, "@tokens=2 @cache_write=5 @cache_write_1h=25", streamed=streamed
+    )
+    assert (hour.cache_write_tokens, hour.cache_write_1h_tokens) == (30, 25)
 
 
 def test_openai_compatible_dialects_and_odd_reports():
