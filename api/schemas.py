@@ -110,9 +110,25 @@ class _Request(_Body):
         return None
 
 
+class CacheControl(_Body):
+    """Anthropic's prompt-cache breakpoint, taken on /v1/messages blocks and (as LiteLLM
+    does) on /v1/chat/completions content parts."""
+
+    type: Literal["ephemeral"]
+    ttl: Literal["5m", "1h"] | None = None
+
+
+_CACHE_CONTROL = Field(
+    default=None,
+    description="A prompt-cache breakpoint: passed to Anthropic after the part's message "
+    "(or the whole system prompt); other providers cache prompts by themselves.",
+)
+
+
 class TextPart(_Body):
     type: Literal["text"]
     text: str
+    cache_control: CacheControl | None = _CACHE_CONTROL
 
 
 class ImageUrl(_Body):
@@ -122,6 +138,7 @@ class ImageUrl(_Body):
 class ImageUrlPart(_Body):
     type: Literal["image_url"]
     image_url: ImageUrl
+    cache_control: CacheControl | None = _CACHE_CONTROL
 
 
 class ChatMessage(_Body):
@@ -240,7 +257,9 @@ class ChatCompletionRequest(_Request):
                 images = tuple(
                     ImagePart(url=p.image_url.url) for p in m.content if isinstance(p, ImageUrlPart)
                 )
-                out.append(Message(role=role, content=text, images=images))
+                out.append(
+                    Message(role=role, content=text, images=images, cache=_cache_ttl(m.content))
+                )
             else:
                 out.append(Message(role=role, content=m.content or ""))
         return out
@@ -257,22 +276,10 @@ class ChatCompletionRequest(_Request):
         }
 
 
-class AnthropicCacheControl(_Body):
-    type: Literal["ephemeral"]
-    ttl: Literal["5m", "1h"] | None = None
-
-
-_CACHE_CONTROL = Field(
-    default=None,
-    description="A prompt-cache breakpoint: passed to Anthropic after the block's message "
-    "(or the whole system prompt); other providers cache prompts by themselves.",
-)
-
-
 class AnthropicTextBlock(_Body):
     type: Literal["text"]
     text: str
-    cache_control: AnthropicCacheControl | None = _CACHE_CONTROL
+    cache_control: CacheControl | None = _CACHE_CONTROL
 
 
 class AnthropicImageSource(_Body):
@@ -285,7 +292,7 @@ class AnthropicImageSource(_Body):
 class AnthropicImageBlock(_Body):
     type: Literal["image"]
     source: AnthropicImageSource
-    cache_control: AnthropicCacheControl | None = _CACHE_CONTROL
+    cache_control: CacheControl | None = _CACHE_CONTROL
 
 
 class AnthropicToolBlock(_Body):

@@ -212,3 +212,30 @@ async def test_a_malformed_breakpoint_is_refused_naming_it(auth, fake_upstream):
         "Invalid value for 'messages.0.content.0.cache_control.ttl': Input should be '5m' or '1h'."
     )
     assert fake_upstream.posted() == []
+
+
+async def test_chat_completions_content_parts_carry_breakpoints_to_anthropic(
+    auth, anthropic_credential, fake_upstream
+):
+    """As LiteLLM takes them: `cache_control` on an OpenAI content part."""
+    payload = body(
+        '@reply="ok"',
+        model=model_for(anthropic_credential),
+        messages=[
+            {
+                "role": "system",
+                "content": [
+                    {"type": "text", "text": "Rules.", "cache_control": {"type": "ephemeral"}}
+                ],
+            },
+            {"role": "user", "content": '@reply="ok"'},
+        ],
+    )
+    response = await post("/v1/chat/completions", payload, auth)
+
+    assert response.status_code == 200, response.content
+    [sent] = fake_upstream.posted()
+    assert sent["json"]["system"] == [
+        {"type": "text", "text": "Rules.", "cache_control": {"type": "ephemeral"}}
+    ]
+    assert sent["json"]["messages"] == [{"role": "user", "content": '@reply="ok"'}]
