@@ -133,24 +133,28 @@ def test_prompt_tokens_written_to_the_cache_cost_the_cache_write_price():
     assert cost.amount == expected.quantize(Decimal("0.000001"))
 
 
-@pytest.mark.django_db
-def test_an_override_prices_cache_reads_and_writes_or_charges_them_as_input():
+def house_model_cost(cache_read_price: str, **tokens):
+    """The cost of a call to an overridden model at $2 in, $8 out, `cache_read_price` for
+    what is read from the prompt cache, and no write price; one million input tokens."""
     ModelPriceOverride.objects.create(
         provider_kind="openai_compatible",
         model="house-model",
         input_per_mtok=Decimal("2"),
         output_per_mtok=Decimal("8"),
-        cache_read_per_mtok=Decimal("0.5"),
+        cache_read_per_mtok=Decimal(cache_read_price),
     )
-
-    cost = cost_compute(
+    return cost_compute(
         provider_kind="openai_compatible",
         model="house-model",
         input_tokens=1_000_000,
         output_tokens=0,
-        cache_read_tokens=600_000,
-        cache_write_tokens=100_000,
+        **tokens,
     )
+
+
+@pytest.mark.django_db
+def test_an_override_prices_cache_reads_and_writes_or_charges_them_as_input():
+    cost = house_model_cost("0.5", cache_read_tokens=600_000, cache_write_tokens=100_000)
 
     # 300k plain and 100k written (no write price: the input price) at 2, 600k read at 0.5.
     assert cost.amount == Decimal("1.100000") and cost.known
@@ -158,22 +162,7 @@ def test_an_override_prices_cache_reads_and_writes_or_charges_them_as_input():
 
 @pytest.mark.django_db
 def test_cache_counts_beyond_the_input_total_are_not_trusted():
-    ModelPriceOverride.objects.create(
-        provider_kind="openai_compatible",
-        model="house-model",
-        input_per_mtok=Decimal("2"),
-        output_per_mtok=Decimal("8"),
-        cache_read_per_mtok=Decimal("0"),
-    )
-
-    cost = cost_compute(
-        provider_kind="openai_compatible",
-        model="house-model",
-        input_tokens=1_000_000,
-        output_tokens=0,
-        cache_read_tokens=400_000,
-        cache_write_tokens=5_000_000,
-    )
+    cost = house_model_cost("0", cache_read_tokens=400_000, cache_write_tokens=5_000_000)
 
     # The write count is cut to what is left of the input: 600k at the input price.
     assert cost.amount == Decimal("1.200000")
