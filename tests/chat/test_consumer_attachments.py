@@ -97,6 +97,8 @@ async def test_an_image_reaches_an_anthropic_model_as_a_base64_block(
                 "media_type": "image/png",
                 "data": base64.b64encode(IMAGE).decode(),
             },
+            # The chat's prompt-cache breakpoint (docs/websocket.md, "Prompt caching").
+            "cache_control": {"type": "ephemeral"},
         }
     ]
     await socket.disconnect()
