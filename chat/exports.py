@@ -50,6 +50,8 @@ def conversation_json(*, conversation: Conversation, path: list[Message]) -> str
                 "provider": m.provider_kind,
                 "input_tokens": m.input_tokens,
                 "output_tokens": m.output_tokens,
+                "cache_read_tokens": m.cache_read_tokens,
+                "reasoning_tokens": m.reasoning_tokens,
                 "tokens_estimated": m.tokens_estimated,
                 "cost": str(m.cost) if m.cost is not None else None,
                 "ttft_ms": m.ttft_ms,

@@ -72,6 +72,11 @@ class Message(models.Model):
     retry_after = models.FloatField(null=True, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Parts of the two counts: input read from the provider's prompt cache, output spent
+    # reasoning (billing.models.UsageEvent). Defaulted in the database too, for a process on
+    # the release before them.
+    cache_read_tokens = models.PositiveIntegerField(default=0, db_default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0, db_default=0)
     tokens_estimated = models.BooleanField(default=False)
     cost = models.DecimalField(max_digits=14, decimal_places=8, null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)

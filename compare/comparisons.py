@@ -43,6 +43,8 @@ _FINISHED_UNSET = {
     "provider_kind": "",
     "input_tokens": None,
     "output_tokens": None,
+    "cache_read_tokens": 0,
+    "reasoning_tokens": 0,
     "tokens_estimated": False,
     "cost": None,
     "ttft_ms": None,

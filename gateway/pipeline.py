@@ -103,6 +103,8 @@ class Outcome:
             "provider_kind": self.provider_kind,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
             "tokens_estimated": self.estimated,
             "cost": self.cost,
             "ttft_ms": self.ttft_ms,

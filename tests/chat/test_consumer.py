@@ -861,7 +861,8 @@ async def test_an_anthropic_chat_prompt_is_marked_for_the_prompt_cache_and_the_r
     assert second["messages"][2]["content"][0]["cache_control"] == marked
     answer = await _message(finished["message_id"])
     [row] = await usage_events(reference=f"chat.message:{answer.pk}")
-    assert row.cache_read_tokens == 600 and answer.input_tokens == row.input_tokens > 600
+    assert row.cache_read_tokens == answer.cache_read_tokens == 600
+    assert answer.input_tokens == row.input_tokens > 600
     plain = row.input_tokens - 600
     assert answer.cost == row.cost == Decimal((plain + row.output_tokens) * 10 + 600) / 10**6
 

@@ -163,6 +163,32 @@ def test_the_page_shows_the_answer_rendered_with_a_badge_and_the_running_total(
     assert "<strong>mostly</strong>" in html
     assert "10/4 tok" in html
     assert _running_total(html) == "10 / 4 tokens · $0"
+    assert "data-cached-tokens" not in html and "data-reasoning-tokens" not in html
+
+
+def test_the_badge_says_what_was_read_from_the_prompt_cache_and_spent_reasoning(
+    logged_in_client, user
+):
+    conversation = _conversation(user)
+    _q, answer = services.message_send(conversation=conversation, content="Again?")
+    services.message_finish(
+        message_id=answer.pk,
+        content="Yes.",
+        status="complete",
+        input_tokens=900,
+        output_tokens=40,
+        cache_read_tokens=600,
+        reasoning_tokens=25,
+    )
+
+    html = logged_in_client.get(f"/c/{conversation.pk}/").content.decode()
+    assert "900/40 tok" in html
+    assert "(600 cached)</abbr>" in html and "(25 reasoning)</abbr>" in html
+    data = json.loads(logged_in_client.get(f"/c/{conversation.pk}/export.json").content)
+    assert (data["messages"][1]["cache_read_tokens"], data["messages"][1]["reasoning_tokens"]) == (
+        600,
+        25,
+    )
 
 
 def test_the_running_total_counts_the_call_that_titled_the_conversation(logged_in_client, user):
