@@ -36,6 +36,18 @@ def test_a_workspace_admin_sees_cost_charts_and_breakdowns(client, team):
     assert f"<td>{admin.email}</td>" in body  # a member is named by e-mail alone
 
 
+def test_the_breakdowns_say_how_much_input_came_from_the_prompt_caches(client, team):
+    workspace, admin = team
+    record_call(workspace, admin, model="gpt-4o", input_tokens=5000, cache_read_tokens=4096)
+    client.force_login(admin)
+
+    body = client.get(f"/usage/?workspace={workspace.slug}&range=day").content.decode()
+
+    # The model's row: requests, errors, from the response cache, tokens, prompt-cache reads.
+    assert "<td>openai / gpt-4o</td><td>1</td><td>0</td><td>0</td><td>5000</td><td>4096</td>" in body
+    assert "<td>openai / gpt-4o-mini</td><td>1</td><td>0</td><td>0</td><td>2000</td><td>0</td>" in body
+
+
 def test_the_page_counts_the_answers_from_the_response_cache(client, team):
     workspace, admin = team
     for _ in range(2):
