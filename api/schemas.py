@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gateway.response_cache import CachePolicy, policy_from_cache_control, policy_from_options
-from providers.types import ImagePart, Message
+from providers.types import ImagePart, Message, cache_longest
 
 from .errors import ApiError
 
@@ -406,12 +406,9 @@ class AnthropicMessagesRequest(_Request):
 def _cache_ttl(blocks: list) -> str:
     """A message's prompt-cache breakpoint (providers.types.Message.cache): a breakpoint on
     any of its blocks marks the end of the message, the longest lifetime asked kept."""
-    asked = [
+    return cache_longest(
         b.cache_control.ttl or "5m" for b in blocks if getattr(b, "cache_control", None) is not None
-    ]
-    if not asked:
-        return ""
-    return "1h" if "1h" in asked else "5m"
+    )
 
 
 class ResponsesContentPart(_Body):

@@ -37,6 +37,12 @@ class Message:
     cache: str = ""
 
 
+def cache_longest(lifetimes) -> str:
+    """The longest of prompt-cache lifetimes ("5m", "1h"; "" none asked), "" when none is."""
+    asked = set(lifetimes) - {""}
+    return "1h" if "1h" in asked else "5m" if asked else ""
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One call to a model. The sampling hints after `stop` are passed on only by the

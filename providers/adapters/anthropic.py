@@ -21,6 +21,7 @@ from providers.types import (
     Target,
     TextDelta,
     Usage,
+    cache_longest,
 )
 
 from .base import Adapter, cut_off, json_loads, malformed, sse_events, token_count
@@ -101,9 +102,8 @@ class AnthropicAdapter(Adapter):
     def body(self, request: ChatRequest, *, stream: bool) -> dict:
         systems = [m for m in request.messages if m.role == "system"]
         system: str | list = "\n\n".join(m.content for m in systems)
-        cached = [m.cache for m in systems if m.cache]
-        if system and cached:  # one block: the breakpoint after the whole system prompt
-            ttl = "1h" if "1h" in cached else "5m"
+        ttl = cache_longest(m.cache for m in systems)
+        if system and ttl:  # one block: the breakpoint after the whole system prompt
             system = [{"type": "text", "text": system, "cache_control": cache_control(ttl)}]
         body: dict = {
             "model": request.model,

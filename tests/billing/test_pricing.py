@@ -80,7 +80,13 @@ def _listed(provider_id, model):
     prices = info.get_prices(datetime.now(tz=UTC))
     return {
         name: Decimal(getattr(value, "base", value))
-        for name in ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok")
+        for name in (
+            "input_mtok",
+            "cache_read_mtok",
+            "cache_write_mtok",
+            "cache_write_1h_mtok",
+            "output_mtok",
+        )
         if (value := getattr(prices, name)) is not None
     }
 
@@ -170,12 +176,8 @@ def test_cache_counts_beyond_the_input_total_are_not_trusted():
 
 @pytest.mark.django_db
 def test_writes_kept_an_hour_cost_the_hour_long_write_price():
-    provider, info = genai_prices.data_snapshot.get_snapshot().find_provider_model(
-        "claude-sonnet-4-5", None, "anthropic", None
-    )
-    prices = info.get_prices(datetime.now(tz=UTC))
-    hour_price = Decimal(prices.cache_write_1h_mtok.base)
     listed = _listed("anthropic", "claude-sonnet-4-5")
+    hour_price = listed["cache_write_1h_mtok"]
     assert hour_price > listed["cache_write_mtok"]
 
     cost = cost_compute(
