@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from .forms import ModelNamesField
-from .models import ApiKey
+from .models import ApiKey, StoredResponse
 from .services import api_keys_changed
 
 
@@ -59,4 +59,22 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         # Keys are made where they can be shown once: the settings page or create_api_key.
+        return False
+
+
+@admin.register(StoredResponse)
+class StoredResponseAdmin(admin.ModelAdmin):
+    """/v1/responses answers kept for their users: looked up, and deleted, not edited."""
+
+    list_display = ["public_id", "workspace", "user", "api_key", "created_at"]
+    list_filter = ["created_at"]
+    search_fields = ["public_id", "user__email", "workspace__name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["workspace", "user", "api_key"]
+    raw_id_fields = ["workspace", "user", "api_key"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_add_permission(self, request):
         return False

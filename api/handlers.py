@@ -13,6 +13,7 @@ import base64
 import contextlib
 import itertools
 import json
+import logging
 import re
 import secrets
 import struct
@@ -32,8 +33,15 @@ from providers.types import Finish, TextDelta
 from . import schemas
 from .auth import api_key_authenticate, api_key_from_headers, api_key_model_check
 from .errors import ApiError
-from .selectors import api_model_for_key, api_models_for_key
-from .services import api_key_touch
+from .selectors import (
+    api_model_for_key,
+    api_models_for_key,
+    stored_response_context,
+    stored_response_get,
+)
+from .services import api_key_touch, stored_response_create, stored_response_delete
+
+logger = logging.getLogger(__name__)
 
 _FINISH_OPENAI = {
     "stop": "stop",
@@ -144,15 +152,16 @@ def completion_stream(
     source: str,
     reference: str | None = None,
     cache_control: str = "",
+    messages: list | None = None,
 ):
     """The pipeline's stream for a completion request's body (/v1/chat/completions,
     /v1/messages, /v1/responses), whoever asks: the endpoint, or a batch's request
-    (batches.runner)."""
+    (batches.runner). `messages`: the prompt, when it is more than the body's own."""
     return pipeline.stream(
         whole=not body.stream,
         principal=principal,
         model=body.model,
-        messages=body.provider_messages(),
+        messages=body.provider_messages() if messages is None else messages,
         **body.generation_options(),
         **body.sampling_hints(),
         source=source,
@@ -466,7 +475,9 @@ async def messages(request: ApiRequest) -> ApiResponse:
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
-def _response_shell(body: schemas.ResponsesRequest, *, response_id: str, created: int) -> dict:
+def _response_shell(
+    body: schemas.ResponsesRequest, *, response_id: str, created: int, store: bool = False
+) -> dict:
     """A /v1/responses response object as it starts: in progress, no output yet. What the
     request asked is said back, as OpenAI does."""
     return {
@@ -483,9 +494,9 @@ def _response_shell(body: schemas.ResponsesRequest, *, response_id: str, created
         "model": body.model,
         "output": [],
         "parallel_tool_calls": body.parallel_tool_calls is not False,
-        "previous_response_id": None,
+        "previous_response_id": body.previous_response_id,
         "reasoning": {"effort": body.reasoning.effort if body.reasoning else None, "summary": None},
-        "store": False,
+        "store": store,
         "temperature": body.temperature,
         "text": {"format": {"type": "text"}},
         "tool_choice": body.tool_choice or "auto",
@@ -510,13 +521,14 @@ def response_object(
     text: str,
     finish: str,
     outcome,
+    store: bool = False,
 ) -> dict:
     """A finished /v1/responses response, as OpenAI answers it: the text in one output
     message; "incomplete" when the output limit (or a content filter) cut it."""
     incomplete = _INCOMPLETE.get(finish)
     status = "incomplete" if incomplete else "completed"
     return {
-        **_response_shell(body, response_id=response_id, created=created),
+        **_response_shell(body, response_id=response_id, created=created, store=store),
         "status": status,
         "incomplete_details": {"reason": incomplete} if incomplete else None,
         "output": [
@@ -551,17 +563,93 @@ def usage_with_details(
     }
 
 
+class _Remembered:
+    """A principal check (`_principal`) that keeps what it found: whose answer to store."""
+
+    def __init__(self, check):
+        self._check = check
+        self.found = None  # (user, workspace, api_key_id) once the pipeline admitted the call
+
+    def __call__(self):
+        self.found = self._check()
+        return self.found
+
+
+def _previous_read(request: ApiRequest, body: schemas.ResponsesRequest):
+    """(the caller, the stored response it follows, that response's context) for a request
+    with `previous_response_id`; a response its key's user did not store in its workspace is
+    not found, as an id that does not exist."""
+    key = _authenticated(request.headers)
+    api_key_model_check(key, body.model)
+    previous = stored_response_get(
+        workspace_id=key.workspace_id, user_id=key.user_id, public_id=body.previous_response_id
+    )
+    if previous is None:
+        raise ApiError(
+            400,
+            "previous_response_not_found",
+            f"Previous response with id '{body.previous_response_id}' not found.",
+            param="previous_response_id",
+        )
+    return (key.user, key.workspace, key.pk), previous, stored_response_context(previous)
+
+
+def _storing(body: schemas.ResponsesRequest) -> bool:
+    return body.store is not False and settings.API_RESPONSES_RETENTION_DAYS > 0
+
+
+async def _stored(answer: dict, *, principal: _Remembered, previous, input_items) -> dict:
+    """The finished `answer`, kept for its user when it asked to be; said unstored when it
+    could not be kept (the database away): its answer is not lost for that."""
+    if not answer["store"]:
+        return answer
+    try:
+        user, workspace, api_key_id = principal.found
+        await db_call(
+            stored_response_create,
+            public_id=answer["id"],
+            workspace_id=workspace.pk,
+            user_id=user.pk,
+            api_key_id=api_key_id,
+            previous=previous,
+            input_items=input_items,
+            body=answer,
+        )
+    except Exception:
+        logger.exception("storing response %s failed", answer["id"])
+        return {**answer, "store": False}
+    return answer
+
+
 async def responses(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.ResponsesRequest)
-    stream = _endpoint_stream(request, body)
+    previous, context = None, []
+    if body.previous_response_id:
+        found, previous, context = await db_call(_previous_read, request, body)
+        principal = _Remembered(lambda: found)
+    else:
+        principal = _Remembered(_principal(request, body))
+    stream = completion_stream(
+        body,
+        principal=principal,
+        request_id=request.request_id,
+        source="api",
+        cache_control=request.headers.get("cache-control", ""),
+        messages=body.provider_messages(context),
+    )
+    store = _storing(body)
     ids = {
         "response_id": _completion_id("resp_"),
         "message_id": _completion_id("msg_"),
         "created": int(time.time()),
     }
+    items = body.input_items(lambda: _completion_id("msg_")) if store else []
     if not body.stream:
         text, finish = await pipeline.stream_collect(stream)
-        answer = response_object(body, **ids, text=text, finish=finish, outcome=stream.outcome)
+        answer = response_object(
+            body, **ids, text=text, finish=finish, outcome=stream.outcome, store=store
+        )
+        answer = await _stored(answer, principal=principal, previous=previous, input_items=items)
         return _cache_headers(ApiResponse.json(answer), stream)
 
     first = await _first_event(stream)
@@ -578,7 +666,9 @@ async def responses(request: ApiRequest) -> ApiResponse:
         return _sse({"type": kind, **fields, "sequence_number": next(numbers)}, kind)
 
     async def events():
-        shell = _response_shell(body, response_id=ids["response_id"], created=ids["created"])
+        shell = _response_shell(
+            body, response_id=ids["response_id"], created=ids["created"], store=store
+        )
         yield event("response.created", response=shell)
         yield event("response.in_progress", response=shell)
         item = {
@@ -608,12 +698,17 @@ async def responses(request: ApiRequest) -> ApiResponse:
         except GatewayError as exc:
             error = ApiError.from_gateway(exc)
             yield event("error", code=error.code, message=error.message, param=error.param)
-            failed = {**shell, "status": "failed"}
+            failed = {**shell, "status": "failed", "store": False}
             failed["error"] = {"code": error.code, "message": error.message}
             yield event("response.failed", response=failed)
             return
         text = "".join(parts)
-        done = response_object(body, **ids, text=text, finish=finish, outcome=stream.outcome)
+        done = response_object(
+            body, **ids, text=text, finish=finish, outcome=stream.outcome, store=store
+        )
+        # Kept before the client is told the answer is done: a request that follows it at
+        # once finds it.
+        done = await _stored(done, principal=principal, previous=previous, input_items=items)
         [message] = done["output"]
         yield event("response.output_text.done", **where, text=text, logprobs=[])
         yield event("response.content_part.done", **where, part=message["content"][0])
@@ -621,6 +716,78 @@ async def responses(request: ApiRequest) -> ApiResponse:
         yield event(f"response.{done['status']}", response=done)
 
     return _cache_headers(ApiResponse.sse(events()), stream)
+
+
+async def _stored_response_for(request: ApiRequest):
+    key = await authenticate(request.headers)
+    public_id = request.params["response_id"]
+    response = await db_call(
+        stored_response_get, workspace_id=key.workspace_id, user_id=key.user_id, public_id=public_id
+    )
+    if response is None:
+        raise ApiError(
+            404, "not_found", f"Response with id '{public_id}' not found.", param="response_id"
+        )
+    return response
+
+
+async def response_retrieve(request: ApiRequest) -> ApiResponse:
+    return ApiResponse.json((await _stored_response_for(request)).body)
+
+
+async def response_delete(request: ApiRequest) -> ApiResponse:
+    response = await _stored_response_for(request)
+    await db_call(stored_response_delete, response=response)
+    return ApiResponse.json({"id": response.public_id, "object": "response", "deleted": True})
+
+
+async def response_input_items(request: ApiRequest) -> ApiResponse:
+    """A stored response's input, in pages: `limit` (1 to 100, 20), `order` (`desc`, the
+    newest first, or `asc`), `after` (an item id)."""
+    items = (await _stored_response_for(request)).input_items
+    order = request.query.get("order") or "desc"
+    if order not in ("asc", "desc"):
+        raise ApiError(400, "invalid_request", "'order' must be 'asc' or 'desc'.", param="order")
+    if order == "desc":
+        items = items[::-1]
+    after = request.query.get("after")
+    if after:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            raise ApiError(
+                400, "invalid_request", f"No input item with the id '{after}'.", param="after"
+            )
+        items = items[ids.index(after) + 1 :]
+    limit = list_limit(request, default=20, most=100)
+    return list_answer(items[:limit], len(items) > limit, lambda item: item)
+
+
+def list_answer(objects: list, has_more: bool, describe) -> ApiResponse:
+    """A page of a listing, as OpenAI answers it."""
+    data = [describe(item) for item in objects]
+    return ApiResponse.json(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
+
+
+def list_limit(request: ApiRequest, default: int, most: int) -> int:
+    """A listing's `limit` query parameter, from 1 to `most`."""
+    raw = request.query.get("limit", "")
+    if not raw:
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= most:
+        raise ApiError(400, "invalid_request", f"'limit' must be from 1 to {most}.", param="limit")
+    return limit
 
 
 async def openapi(request: ApiRequest) -> ApiResponse:
@@ -683,3 +850,16 @@ def route_match(path: str, method: str) -> tuple[Route | None, dict[str, str]]:
 
 
 MAX_BODY_BYTES = getattr(settings, "API_MAX_BODY_BYTES", 8 * 1024 * 1024)
+
+
+routes_register(
+    {
+        "/v1/responses/{response_id}": {
+            "GET": Route(response_retrieve, "openai", ("GET",)),
+            "DELETE": Route(response_delete, "openai", ("DELETE",)),
+        },
+        "/v1/responses/{response_id}/input_items": {
+            "GET": Route(response_input_items, "openai", ("GET",))
+        },
+    }
+)

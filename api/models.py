@@ -75,3 +75,26 @@ class ApiKey(models.Model):
 
     def allows_model(self, model: str) -> bool:
         return not self.allowed_models or model in self.allowed_models
+
+
+class StoredResponse(models.Model):
+    """A /v1/responses answer kept for its user (`store`, on unless the request says false):
+    read back by id, its input items listed, and followed by `previous_response_id`. Keys
+    see what their user stored in their workspace, and nothing else (api.selectors)."""
+
+    public_id = models.CharField(max_length=64, unique=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, related_name="+")
+    # The public ids of the responses it follows, oldest first (`previous_response_id`'s
+    # chain): its context is read with one query, whatever the chain's length.
+    ancestors = models.JSONField(default=list)
+    # This request's input as OpenAI lists it (messages with ids); instructions are not part
+    # of it and are not carried to the responses that follow.
+    input_items = models.JSONField(default=list)
+    # The response object as it was answered.
+    body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return self.public_id

@@ -114,9 +114,13 @@ _RESPONSE_SCHEMAS = {
                 ),
             },
             "parallel_tool_calls": {"type": "boolean"},
-            "previous_response_id": {"type": "null"},
+            "previous_response_id": _NULL_STR,
             "reasoning": object_schema({"effort": _NULL_STR, "summary": {"type": "null"}}),
-            "store": {"const": False},
+            "store": {
+                "type": "boolean",
+                "description": "Whether the answer was kept: false when the request said so, "
+                "when the server keeps none, or when keeping it failed.",
+            },
             "temperature": _NULL_NUM,
             "text": object_schema({"format": object_schema({"type": {"const": "text"}})}),
             "tool_choice": {"type": ["string", "object"]},
@@ -193,7 +197,60 @@ _RESPONSE_SCHEMAS = {
             "data": {"type": "array", "items": {"$ref": "#/components/schemas/Model"}},
         }
     ),
+    "ResponseDeleted": object_schema(
+        {"id": _STR, "object": {"const": "response"}, "deleted": {"const": True}}
+    ),
+    "InputItemList": object_schema(
+        {
+            "object": {"const": "list"},
+            "data": {
+                "type": "array",
+                "items": object_schema(
+                    {
+                        "id": _STR,
+                        "type": {"const": "message"},
+                        "role": {"enum": ["user", "assistant", "system", "developer"]},
+                        "status": {"const": "completed"},
+                        "content": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["type"],
+                                "properties": {
+                                    "type": {"enum": ["input_text", "output_text", "input_image"]},
+                                    "text": _STR,
+                                    "image_url": _STR,
+                                },
+                            },
+                        },
+                    }
+                ),
+            },
+            "first_id": _NULL_STR,
+            "last_id": _NULL_STR,
+            "has_more": {"type": "boolean"},
+        }
+    ),
 }
+
+
+def _stored_response_operation(summary: str, answer: str, *query: str) -> dict:
+    """An operation on a stored response (GET /v1/responses/{response_id}…)."""
+    return {
+        "summary": summary,
+        "parameters": [
+            {"name": "response_id", "in": "path", "required": True, "schema": _STR},
+            *({"name": name, "in": "query", "required": False, "schema": _STR} for name in query),
+        ],
+        "responses": {
+            "200": _answer(answer),
+            "401": _error_response("Missing, invalid, revoked or expired key"),
+            "404": _error_response(
+                "Code not_found: no such response among those this key's user stored in its "
+                "workspace (or it expired)"
+            ),
+        },
+    }
 
 
 def _answer(schema: str, description: str = "OK") -> dict:
@@ -338,13 +395,27 @@ def openapi_document() -> dict:
             ),
             "/responses": post(
                 "ResponsesRequest",
-                "Create a response (OpenAI Responses API, nothing stored)",
+                "Create a response (OpenAI Responses API)",
                 "OpenAI's Responses SSE events when stream is true (response.created … "
                 "response.output_text.delta … response.completed, or error and "
-                "response.failed when the provider fails mid-answer). The whole conversation "
-                "goes in input: previous_response_id and store true are refused.",
+                "response.failed when the provider fails mid-answer). The answer is kept "
+                "unless store is false; previous_response_id follows a kept one (400 "
+                "previous_response_not_found when this key's user has none by that id).",
                 "Response",
             ),
+            "/responses/{response_id}": {
+                "get": _stored_response_operation("Retrieve a stored response", "Response"),
+                "delete": _stored_response_operation("Delete a stored response", "ResponseDeleted"),
+            },
+            "/responses/{response_id}/input_items": {
+                "get": _stored_response_operation(
+                    "List a stored response's input items (limit, order, after)",
+                    "InputItemList",
+                    "limit",
+                    "order",
+                    "after",
+                )
+            },
             "/embeddings": post("EmbeddingsRequest", "Create embeddings", "", "EmbeddingList"),
             "/models": {
                 "get": {

@@ -15,6 +15,7 @@ to the provider unchanged (`sampling_hints`); each adapter sends those its vendo
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -432,7 +433,8 @@ class ResponsesInputItem(_Body):
     type: str = Field(
         default="message",
         description="message; any other type is refused with 400 unsupported_parameter (tool "
-        "calls are not implemented, and responses are not stored to be referred to).",
+        "calls are not implemented, nor are references to items: follow a stored response "
+        "with previous_response_id).",
     )
     role: Literal["user", "assistant", "system", "developer"] | None = None
     content: str | list[ResponsesContentPart] | None = None
@@ -453,16 +455,14 @@ _RESPONSES_TEXT_PARTS = ("input_text", "output_text")
 
 
 class ResponsesRequest(_Request):
-    """OpenAI's Responses API, stateless: the whole conversation in `input` (nothing is
-    stored, so there is no `previous_response_id`), text and images in, text out."""
+    """OpenAI's Responses API, text and images in, text out: the conversation in `input`, or
+    its latest turn following a stored response (`previous_response_id`)."""
 
     not_implemented: ClassVar[dict[str, tuple]] = {
         "tools": ([],),
         "tool_choice": ("none", "auto"),
-        "previous_response_id": (),
         "conversation": (),
         "prompt": (),
-        "store": (False,),
         "background": (False,),
         "include": ([], ["reasoning.encrypted_content"]),
         "truncation": ("disabled",),
@@ -490,13 +490,22 @@ class ResponsesRequest(_Request):
     parallel_tool_calls: bool | None = Field(
         default=None, description="Accepted and not used (no tools)."
     )
+    store: bool | None = Field(
+        default=None,
+        description="Keep the answer (unless false): GET /v1/responses/{id} reads it back and "
+        "previous_response_id follows it, for keys acting as the same user in the same "
+        "workspace, until the server's retention ends.",
+    )
+    previous_response_id: str | None = Field(
+        default=None,
+        description="A stored response this one follows: its chain's input and output come "
+        "before this input (its instructions do not).",
+    )
     # Refused unless they ask for nothing: see `not_implemented`.
     tools: list[Any] | None = _not_implemented("[]")
     tool_choice: str | dict | None = _not_implemented('"none" or "auto"')
-    previous_response_id: str | None = _not_implemented()
     conversation: str | dict | None = _not_implemented()
     prompt: dict | None = _not_implemented()
-    store: bool | None = _not_implemented("false")
     background: bool | None = _not_implemented("false")
     include: list[str] | None = _not_implemented('[] or ["reasoning.encrypted_content"]')
     truncation: str | None = _not_implemented('"disabled"')
@@ -525,8 +534,9 @@ class ResponsesRequest(_Request):
                 return (
                     f"{where}.type",
                     f"The input item type '{item.type}' ({where}.type) is not supported by "
-                    "this server (only messages are: tool calls are not implemented, and "
-                    "responses are not stored to be referred to).",
+                    "this server (only messages are: tool calls are not implemented, nor "
+                    "are references to items: follow a stored response with "
+                    "previous_response_id).",
                 )
             if item.role is None:
                 return (f"{where}.role", f"The message {where} has no role.")
@@ -552,11 +562,12 @@ class ResponsesRequest(_Request):
             "end_user_id": self.user or self.safety_identifier,
         }
 
-    def provider_messages(self) -> list[Message]:
+    def provider_messages(self, context: list[dict] = ()) -> list[Message]:
+        """The instructions, then `context` (the items of the stored responses this one
+        follows: api.selectors.stored_response_context), then the input."""
         out = [Message(role="system", content=self.instructions)] if self.instructions else []
-        if isinstance(self.input, str):
-            return [*out, Message(role="user", content=self.input)]
-        for item in self.input:
+        items = [ResponsesInputItem.model_validate(item) for item in context]
+        for item in [*items, *self._input()]:
             role = "system" if item.role == "developer" else item.role
             if not isinstance(item.content, list):
                 out.append(Message(role=role, content=item.content or ""))
@@ -567,6 +578,37 @@ class ResponsesRequest(_Request):
             )
             out.append(Message(role=role, content=text, images=images))
         return out
+
+    def _input(self) -> list[ResponsesInputItem]:
+        if isinstance(self.input, str):
+            return [ResponsesInputItem(role="user", content=self.input)]
+        return self.input
+
+    def input_items(self, item_id: Callable[[], str]) -> list[dict]:
+        """The input as OpenAI lists it (GET /v1/responses/{id}/input_items): messages with
+        their ids and content parts, a text given as a string made a text part."""
+        items = []
+        for item in self._input():
+            text_type = "output_text" if item.role == "assistant" else "input_text"
+            if isinstance(item.content, list):
+                parts = [
+                    {"type": "input_image", "image_url": p.image_url}
+                    if p.type == "input_image"
+                    else {"type": p.type, "text": p.text}
+                    for p in item.content
+                ]
+            else:
+                parts = [{"type": text_type, "text": item.content or ""}]
+            items.append(
+                {
+                    "id": item_id(),
+                    "type": "message",
+                    "role": item.role,
+                    "status": "completed",
+                    "content": parts,
+                }
+            )
+        return items
 
 
 def _responses_part_refused(part: ResponsesContentPart, where: str) -> tuple[str, str] | None:
@@ -669,10 +711,9 @@ _UNSUPPORTED_HINTS = {
     "n": " (one choice per request: n must be 1)",
     "modalities": ' (only ["text"] is)',
     "thinking": ' (only {"type": "disabled"} is)',
-    "previous_response_id": " (responses are not stored: send the whole conversation in input)",
-    "conversation": " (conversations are not stored: send the whole conversation in input)",
+    "conversation": " (conversations are not stored: follow a response with "
+    "previous_response_id, or send the whole conversation in input)",
     "prompt": " (stored prompts are not implemented: send the prompt in instructions)",
-    "store": " (responses are not stored: send store false, or leave it out)",
     "background": " (background responses are not implemented)",
     "include": " (nothing more can be included)",
     "truncation": ' (the input is never truncated: only "disabled" is)',

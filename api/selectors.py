@@ -1,10 +1,13 @@
+from datetime import timedelta
+
+from django.conf import settings
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from billing.models import Budget, BudgetScope, RateLimit, RateLimitScope
 from providers.selectors import model_choices_for
 
-from .models import ApiKey
+from .models import ApiKey, StoredResponse
 
 
 def api_model_id(choice: dict) -> str:
@@ -58,3 +61,30 @@ def api_keys_acting_as(*, user, workspace):
     return ApiKey.objects.filter(workspace=workspace, user=user, revoked_at__isnull=True).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     )
+
+
+def _responses_kept(*, workspace_id: int, user_id: int):
+    """The stored responses a key acting as this user in this workspace sees: those its user
+    stored there, younger than the retention (an older one is gone, deleted or not yet)."""
+    days = settings.API_RESPONSES_RETENTION_DAYS
+    return StoredResponse.objects.filter(
+        workspace_id=workspace_id,
+        user_id=user_id,
+        created_at__gt=timezone.now() - timedelta(days=days),
+    )
+
+
+def stored_response_get(*, workspace_id: int, user_id: int, public_id: str):
+    """The response `public_id` as this user stored it in this workspace, or None."""
+    kept = _responses_kept(workspace_id=workspace_id, user_id=user_id)
+    return kept.filter(public_id=public_id).first()
+
+
+def stored_response_context(response: StoredResponse) -> list[dict]:
+    """The items a response that follows `response` starts from: the input and output of each
+    response of its chain, oldest first. A response of the chain deleted (or expired) since
+    takes its turns with it."""
+    kept = _responses_kept(workspace_id=response.workspace_id, user_id=response.user_id)
+    found = {r.public_id: r for r in kept.filter(public_id__in=response.ancestors)}
+    chain = [found[i] for i in response.ancestors if i in found] + [response]
+    return [item for r in chain for item in (*r.input_items, *r.body.get("output", ()))]

@@ -3,6 +3,7 @@ import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -13,7 +14,7 @@ from billing.services import budget_upsert
 from workspaces.models import Membership, Role
 from workspaces.services import audit_record
 
-from .models import ApiKey
+from .models import ApiKey, StoredResponse
 
 # last_used_at is written at most this often per key: one UPDATE a minute, not per request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -116,3 +117,37 @@ def api_key_touch(*, key: ApiKey) -> None:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+
+
+def stored_response_create(
+    *,
+    public_id: str,
+    workspace_id: int,
+    user_id: int,
+    api_key_id: int | None,
+    previous: StoredResponse | None,
+    input_items: list[dict],
+    body: dict,
+) -> StoredResponse:
+    """Keep a /v1/responses answer for its user (api.selectors reads it back)."""
+    return StoredResponse.objects.create(
+        public_id=public_id,
+        workspace_id=workspace_id,
+        user_id=user_id,
+        api_key_id=api_key_id,
+        ancestors=[*previous.ancestors, previous.public_id] if previous else [],
+        input_items=input_items,
+        body=body,
+    )
+
+
+def stored_response_delete(*, response: StoredResponse) -> None:
+    """Delete a stored response: its turns leave the context of the responses that follow it."""
+    response.delete()
+
+
+def stored_responses_expire() -> int:
+    """Delete the stored responses older than the retention; returns how many."""
+    cutoff = timezone.now() - timedelta(days=settings.API_RESPONSES_RETENTION_DAYS)
+    deleted, _ = StoredResponse.objects.filter(created_at__lte=cutoff).delete()
+    return deleted

@@ -1,5 +1,6 @@
 """Settings pages where people create, list and revoke their API keys."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -79,5 +80,9 @@ def api_docs(request):
     return render(
         request,
         "api/docs.html",
-        {"base_url": request.build_absolute_uri("/v1"), "example_model": example},
+        {
+            "base_url": request.build_absolute_uri("/v1"),
+            "example_model": example,
+            "retention_days": settings.API_RESPONSES_RETENTION_DAYS,
+        },
     )

@@ -389,6 +389,10 @@ CELERY_BEAT_SCHEDULE["providers-catalog-refresh"] = {
 # The response cache (gateway.response_cache): the longest an answer is kept, in seconds, for
 # the requests that ask for it (docs/api.md, "Response cache"); 0 turns it off.
 RESPONSE_CACHE_MAX_AGE = env.int("RESPONSE_CACHE_MAX_AGE", default=86400)
+# /v1/responses answers kept for `previous_response_id` and GET /v1/responses/{id}
+# (docs/api.md, "Stored responses"), deleted this many days after they were made; 0 keeps none.
+API_RESPONSES_RETENTION_DAYS = env.int("API_RESPONSES_RETENTION_DAYS", default=30)
+CELERY_BEAT_SCHEDULE["api-responses-expire"] = {"task": "api.responses_expire", "schedule": 3600.0}
 
 # --- Billing -----------------------------------------------------------------------------
 # Raw usage events older than this are deleted once folded into the hourly/daily rollups.

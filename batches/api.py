@@ -14,7 +14,15 @@ from pydantic import BaseModel, ConfigDict
 
 from api import schemas
 from api.errors import ApiError
-from api.handlers import ApiRequest, ApiResponse, Route, authenticate, usage_with_details
+from api.handlers import (
+    ApiRequest,
+    ApiResponse,
+    Route,
+    authenticate,
+    list_answer,
+    list_limit,
+    usage_with_details,
+)
 from api.openapi import object_schema
 from aurax.db_threads import db_call
 
@@ -83,32 +91,6 @@ def _batch_object(batch: Batch) -> dict:
         ),
         "metadata": batch.metadata,
     }
-
-
-def _list(objects: list, has_more: bool, describe) -> ApiResponse:
-    data = [describe(item) for item in objects]
-    return ApiResponse.json(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
-
-
-def _limit(request: ApiRequest, default: int, most: int) -> int:
-    raw = request.query.get("limit", "")
-    if not raw:
-        return default
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= most:
-        raise ApiError(400, "invalid_request", f"'limit' must be from 1 to {most}.", param="limit")
-    return limit
 
 
 def _not_found(kind: str, public_id: str, param: str) -> ApiError:
@@ -207,10 +189,10 @@ def _file_list(request: ApiRequest, key) -> ApiResponse:
         key=key,
         purpose=request.query.get("purpose") or None,
         after=request.query.get("after") or None,
-        limit=_limit(request, default=100, most=10_000),
+        limit=list_limit(request, default=100, most=10_000),
         newest_first=order == "desc",
     )
-    return _list(files, has_more, _file_object)
+    return list_answer(files, has_more, _file_object)
 
 
 def _file_retrieve(request: ApiRequest, key) -> dict:
@@ -273,9 +255,9 @@ def _batch_list(request: ApiRequest, key) -> ApiResponse:
     batches, has_more = selectors.batches_for_key(
         key=key,
         after=request.query.get("after") or None,
-        limit=_limit(request, default=20, most=100),
+        limit=list_limit(request, default=20, most=100),
     )
-    return _list(batches, has_more, _batch_object)
+    return list_answer(batches, has_more, _batch_object)
 
 
 def _batch_retrieve(request: ApiRequest, key) -> dict:

@@ -353,6 +353,14 @@ def _request_checked(line: int, request: dict, batch: Batch, key: ApiKey | None,
         return _request_error(line, exc.message, code=exc.code, param=f"body.{exc.param or ''}")
     if getattr(parsed, "stream", False):
         return _request_error(line, "Streaming is not supported in a batch.", param="body.stream")
+    if getattr(parsed, "previous_response_id", None):
+        return _request_error(
+            line,
+            "A batch's request cannot follow a stored response: send the whole conversation "
+            "in input.",
+            code="unsupported_parameter",
+            param="body.previous_response_id",
+        )
     if key is not None:
         try:
             api_key_model_check(key, parsed.model)

@@ -47,3 +47,7 @@ class AsyncClient:
     async def get(self, path, headers=None):
         async with self._client() as client:
             return Response(await client.get(path, headers=headers or {}))
+
+    async def delete(self, path, headers=None):
+        async with self._client() as client:
+            return Response(await client.delete(path, headers=headers or {}))

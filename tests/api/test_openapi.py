@@ -74,7 +74,13 @@ async def test_responses_is_documented_with_its_body_and_openais_errors(credenti
     assert body["schema"] == {"$ref": "#/components/schemas/ResponsesRequest"}
     fields = document["components"]["schemas"]["ResponsesRequest"]["properties"]
     assert {"model", "input", "instructions", "max_output_tokens", "stream"} <= fields.keys()
-    assert "not supported" in fields["previous_response_id"]["description"].lower()
+    assert "stored response" in fields["previous_response_id"]["description"]
+    stored = document["paths"]["/responses/{response_id}"]
+    assert stored["get"]["responses"]["200"] == {
+        "description": "OK",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Response"}}},
+    }
+    assert "404" in stored["delete"]["responses"]
     bad_key = await AsyncClient().post(
         "/v1/responses",
         data=json.dumps({"model": "fake-small", "input": "hi"}),

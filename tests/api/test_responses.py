@@ -1,6 +1,7 @@
-"""/v1/responses, OpenAI's Responses API without stored state: the answer's shape, streamed
-and not, against the fake upstream over HTTP; what it sends upstream; billing; errors before
-and during the stream; and the parameters it refuses rather than drops."""
+"""/v1/responses, OpenAI's Responses API (its stored answers: test_stored_responses): the
+answer's shape, streamed and not, against the fake upstream over HTTP; what it sends
+upstream; billing; errors before and during the stream; and the parameters it refuses rather
+than drops."""
 
 import json
 
@@ -54,7 +55,7 @@ async def test_a_response_has_openais_shape_and_is_billed_as_the_key(auth, api_k
     data = response.json()
     assert data["object"] == "response" and data["id"].startswith("resp_")
     assert data["status"] == "completed" and data["incomplete_details"] is None
-    assert data["model"] == "fake-small" and data["store"] is False
+    assert data["model"] == "fake-small" and data["store"] is True
     assert data["instructions"] == "Answer in French." and data["max_output_tokens"] == 300
     assert data["metadata"] == {"ticket": "42"}
     [message] = data["output"]
@@ -194,8 +195,7 @@ async def test_a_failure_mid_stream_ends_with_an_error_and_a_failed_response(aut
 @pytest.mark.parametrize(
     "extra, param",
     [
-        ({"previous_response_id": "resp_123"}, "previous_response_id"),
-        ({"store": True}, "store"),
+        ({"conversation": "conv_1"}, "conversation"),
         ({"tools": [{"type": "web_search"}]}, "tools"),
         ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
         ({"reasoning": {"effort": "low", "summary": "auto"}}, "reasoning.summary"),

@@ -486,6 +486,36 @@ def test_openai_sdk_responses_plain_and_streamed(live, oai):
 
 def test_openai_sdk_responses_is_told_what_is_not_supported(live, oai):
     with pytest.raises(openai.BadRequestError) as refused:
+        oai.responses.create(model="fake-small", input="hi", conversation="conv_1")
+    assert refused.value.body["param"] == "conversation"
+    assert "previous_response_id" in refused.value.message
+    with pytest.raises(openai.BadRequestError) as unknown:
         oai.responses.create(model="fake-small", input="hi", previous_response_id="resp_1")
-    assert refused.value.body["param"] == "previous_response_id"
-    assert "not stored" in refused.value.message
+    assert unknown.value.code == "previous_response_not_found"
+
+
+def test_openai_sdk_follows_retrieves_lists_and_deletes_stored_responses(live, oai):
+    first = oai.responses.create(model="fake-small", input='@reply="Rome"')
+    with oai.responses.stream(
+        model="fake-small", input='@reply="Milan"', previous_response_id=first.id
+    ) as stream:
+        second = stream.get_final_response()
+    third = oai.responses.create(
+        model="fake-small", input='@reply="Turin"', previous_response_id=second.id
+    )
+    assert third.previous_response_id == second.id and third.output_text == "Turin"
+    [*_, sent] = [r for r in live["fake"].posted() if r["path"].endswith("/chat/completions")]
+    assert [m["content"] for m in sent["json"]["messages"]] == [
+        '@reply="Rome"',
+        "Rome",
+        '@reply="Milan"',
+        "Milan",
+        '@reply="Turin"',
+    ]
+
+    assert oai.responses.retrieve(second.id).output_text == "Milan"
+    items = oai.responses.input_items.list(third.id)
+    assert [item.content[0].text for item in items] == ['@reply="Turin"']
+    oai.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.retrieve(first.id)

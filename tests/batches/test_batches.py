@@ -180,6 +180,7 @@ async def test_a_responses_batch_line_asking_what_is_not_implemented_fails_namin
     assert done["status"] == "failed"
     [error] = done["errors"]["data"]
     assert error["line"] == 1 and error["param"] == "body.previous_response_id"
+    assert "cannot follow a stored response" in error["message"]
 
 
 async def test_an_embeddings_batch_with_a_wrong_request_fails_naming_its_line(auth, celery_worker):
