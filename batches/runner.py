@@ -26,7 +26,7 @@ from api.handlers import (
 from api.schemas import ChatCompletionRequest, EmbeddingsRequest, ResponsesRequest
 from aurax.db_threads import db_call
 from gateway import pipeline
-from gateway.embeddings import embed
+from gateway.embeddings import STOPPED, embed
 from gateway.errors import GatewayError
 from providers.http import run_blocking
 
@@ -129,24 +129,47 @@ def _tokens(outcome) -> dict:
 
 
 async def _embedding(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
-    """An embeddings request: as `_completion` (input tokens only). Short: a stop lets it
-    end."""
+    """An embeddings request: as `_completion` (input tokens only)."""
     body = EmbeddingsRequest.model_validate(request.body)
     user, workspace, key_id = await db_call(_principal(batch.api_key_id, body.model))
     # `embed` resolves its candidates through `database_sync_to_async`: in a context of its
     # own, the requests in flight do not queue on one shared thread (as api.handlers).
     async with ThreadSensitiveContext():
-        result = await embed(
-            user=user,
-            workspace=workspace,
-            model=body.model,
-            inputs=body.inputs,
-            api_key_id=key_id,
-            source="batch",
-            reference=batch.public_id,
-            request_id=request.request_id,
+        call = _EmbeddingCall(
+            embed(
+                user=user,
+                workspace=workspace,
+                model=body.model,
+                inputs=body.inputs,
+                api_key_id=key_id,
+                source="batch",
+                reference=batch.public_id,
+                request_id=request.request_id,
+            )
         )
+        in_flight.add(call)
+        try:
+            result = await call.task
+        except asyncio.CancelledError:
+            if call.stopped and not asyncio.current_task().cancelling():
+                return None  # the batch stopped it: billed, said not run
+            raise
+        finally:
+            in_flight.discard(call)
     return embeddings_object(body, result), {"input_tokens": result.input_tokens}
+
+
+class _EmbeddingCall:
+    """An embeddings request in flight, which the batch's watch stops as it stops a
+    completion's stream: its upstream request is closed at once."""
+
+    def __init__(self, coroutine):
+        self.task = asyncio.ensure_future(coroutine)
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.task.cancel(STOPPED)
 
 
 _CALLS = {

@@ -19,6 +19,10 @@ from providers.types import ProviderAuthenticationError, ProviderError
 from .errors import GatewayError, model_unavailable
 from .pipeline import limits_check_and_reserve
 
+# The message a caller cancels an embeddings call with when it stops it (batches.runner): the
+# call is recorded "stopped", not "client_gone".
+STOPPED = "stopped"
+
 
 @dataclass
 class EmbeddingResult:
@@ -82,8 +86,10 @@ async def embed(
         if status != "ok":
             error_code = last_error.code if last_error else "upstream_error"
             raise GatewayError.from_exception(last_error or ProviderError())
-    except asyncio.CancelledError:
-        status = "client_gone"
+    except asyncio.CancelledError as exc:
+        # Cancelled with STOPPED: its caller stopped it (a batch cancelled), as a stream's
+        # stop; otherwise the client went away.
+        status = "stopped" if STOPPED in exc.args else "client_gone"
         raise
     finally:
         record = asyncio.ensure_future(
