@@ -97,6 +97,7 @@ class UsageEntry:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # of the writes, those kept an hour
     reservation: Reservation | None = None
     uid: str = ""
 

@@ -86,6 +86,11 @@ class UsageEvent(models.Model):
         db_default=0,
         help_text=_("Input tokens written to the provider's prompt cache."),
     )
+    cache_write_1h_tokens = models.PositiveIntegerField(
+        default=0,
+        db_default=0,
+        help_text=_("Of the tokens written to the prompt cache, those kept an hour."),
+    )
     reasoning_tokens = models.PositiveIntegerField(
         default=0, db_default=0, help_text=_("Output tokens the model spent reasoning.")
     )
@@ -120,7 +125,13 @@ class UsageEvent(models.Model):
         return self.input_tokens + self.output_tokens
 
 
-PRICE_FIELDS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
+PRICE_FIELDS = (
+    "input_per_mtok",
+    "output_per_mtok",
+    "cache_read_per_mtok",
+    "cache_write_per_mtok",
+    "cache_write_1h_per_mtok",
+)
 
 
 class ModelPriceOverride(models.Model):
@@ -152,6 +163,16 @@ class ModelPriceOverride(models.Model):
         help_text=_(
             "USD per million input tokens written to the provider's prompt cache; "
             "empty: the input price"
+        ),
+    )
+    cache_write_1h_per_mtok = AmountField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text=_(
+            "USD per million input tokens written to the prompt cache to be kept an hour "
+            "(Anthropic's 1-hour cache); empty: the cache-write price"
         ),
     )
     updated_at = models.DateTimeField(auto_now=True)

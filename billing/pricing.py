@@ -142,14 +142,15 @@ def cost_rule(*, provider_kind: str, model: str) -> CostRule:
         price_in = override.input_per_mtok
         price_read = _or(override.cache_read_per_mtok, price_in)
         price_write = _or(override.cache_write_per_mtok, price_in)
+        price_write_1h = _or(override.cache_write_1h_per_mtok, price_write)
 
         def overridden(input_tokens, output_tokens, **parts):
-            # One write price, whatever the writes' lifetime.
-            read, written, _hour = _cache_parts(input_tokens, **parts)
+            read, written, hour = _cache_parts(input_tokens, **parts)
             amount = (
                 Decimal(input_tokens - read - written) * price_in
                 + Decimal(read) * price_read
-                + Decimal(written) * price_write
+                + Decimal(written - hour) * price_write
+                + Decimal(hour) * price_write_1h
                 + Decimal(output_tokens) * override.output_per_mtok
             ) / MILLION
             return Cost(amount.quantize(MICRO, ROUND_HALF_UP), True)

@@ -44,8 +44,8 @@ def usage_entry_build(
     cost: Cost | None = None,
 ) -> UsageEntry:
     """A finished call as a ledger row, priced (by `cost_compute` unless `cost` is given).
-    The cache and reasoning counts are parts of the input and output totals; the hour-long
-    writes (part of the writes) are priced, not kept."""
+    The cache and reasoning counts are parts of the input and output totals (the hour-long
+    writes part of the writes)."""
     if cost is None:
         cost = cost_compute(
             provider_kind=provider_kind,
@@ -68,6 +68,7 @@ def usage_entry_build(
         cache_read_tokens=cache_read_tokens,
         cache_write_tokens=cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
+        cache_write_1h_tokens=cache_write_1h_tokens,
         estimated=estimated,
         cost=cost.amount,
         price_known=cost.known,

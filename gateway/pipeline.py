@@ -78,7 +78,7 @@ class Outcome:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
-    cache_write_1h_tokens: int = 0  # priced, not kept in the ledger
+    cache_write_1h_tokens: int = 0  # of the writes, those kept an hour
     estimated: bool = False
     cost: Decimal | None = None
     ttft_ms: int | None = None
@@ -497,6 +497,7 @@ class PipelineStream:
             output_tokens=outcome.output_tokens,
             cache_read_tokens=outcome.cache_read_tokens,
             cache_write_tokens=outcome.cache_write_tokens,
+            cache_write_1h_tokens=outcome.cache_write_1h_tokens,
             reasoning_tokens=outcome.reasoning_tokens,
             estimated=outcome.estimated,
             status=outcome.status,

@@ -19,7 +19,8 @@ CACHED = '@reply="one two three" @cached=400 @reasoning=5'
 
 @sync_to_async
 def priced(kind: str, model: str) -> None:
-    """$10 per million plain input tokens, $1 read from the cache, $20 written, $30 out."""
+    """$10 per million plain input tokens, $1 read from the cache, $20 written ($40 to be kept
+    an hour), $30 out."""
     ModelPriceOverride.objects.create(
         provider_kind=kind,
         model=model,
@@ -27,6 +28,7 @@ def priced(kind: str, model: str) -> None:
         output_per_mtok=Decimal(30),
         cache_read_per_mtok=Decimal(1),
         cache_write_per_mtok=Decimal(20),
+        cache_write_1h_per_mtok=Decimal(40),
     )
 
 
@@ -35,7 +37,8 @@ def cost_of(row) -> Decimal:
     amount = (
         plain * 10
         + row.cache_read_tokens * 1
-        + row.cache_write_tokens * 20
+        + (row.cache_write_tokens - row.cache_write_1h_tokens) * 20
+        + row.cache_write_1h_tokens * 40
         + row.output_tokens * 30
     )
     return (Decimal(amount) / 10**6).quantize(Decimal("0.000001"))
@@ -97,7 +100,11 @@ async def test_messages_report_the_cache_as_anthropic_does(auth, anthropic_crede
         usage = response.json()["usage"]
 
     [row] = await usage_rows()
-    assert (row.cache_read_tokens, row.cache_write_tokens) == (300, 120)
+    assert (row.cache_read_tokens, row.cache_write_tokens, row.cache_write_1h_tokens) == (
+        300,
+        120,
+        100,
+    )
     # Anthropic's input_tokens leaves the cached parts out; the ledger's total has them.
     assert usage == {
         "input_tokens": row.input_tokens - 420,
@@ -107,7 +114,7 @@ async def test_messages_report_the_cache_as_anthropic_does(auth, anthropic_crede
         "output_tokens": row.output_tokens,
     }
     assert usage["input_tokens"] > 0
-    assert row.cost == cost_of(row)  # an override has one write price, whatever the lifetime
+    assert row.cost == cost_of(row)  # the hour-long writes at the override's hour price
 
 
 async def test_responses_report_cached_and_reasoning_tokens(auth):

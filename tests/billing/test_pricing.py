@@ -167,6 +167,39 @@ def test_an_override_prices_cache_reads_and_writes_or_charges_them_as_input():
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    "hour_price, expected",
+    [
+        # 300k plain at 2, 600k read at 0.2, 40k written for 5 minutes at 2.5 and 60k for an
+        # hour at 4.
+        ("4", "0.12 + 0.60 + 0.10 + 0.24"),
+        # No hour-long price: every write at the write price.
+        (None, "0.12 + 0.60 + 0.25"),
+    ],
+)
+def test_an_override_prices_writes_kept_an_hour_at_their_own_price(hour_price, expected):
+    ModelPriceOverride.objects.create(
+        provider_kind="anthropic",
+        model="house-claude",
+        input_per_mtok=Decimal("2"),
+        output_per_mtok=Decimal("8"),
+        cache_read_per_mtok=Decimal("0.2"),
+        cache_write_per_mtok=Decimal("2.5"),
+        cache_write_1h_per_mtok=None if hour_price is None else Decimal(hour_price),
+    )
+    cost = cost_compute(
+        provider_kind="anthropic",
+        model="house-claude",
+        input_tokens=1_000_000,
+        output_tokens=0,
+        cache_read_tokens=600_000,
+        cache_write_tokens=100_000,
+        cache_write_1h_tokens=60_000,
+    )
+    assert cost.amount == sum(Decimal(part) for part in expected.split(" + "))
+
+
+@pytest.mark.django_db
 def test_cache_counts_beyond_the_input_total_are_not_trusted():
     cost = house_model_cost("0", cache_read_tokens=400_000, cache_write_tokens=5_000_000)
 

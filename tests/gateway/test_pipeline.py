@@ -301,7 +301,7 @@ async def test_prompt_cache_parts_price_the_call_at_the_listed_cache_prices(
 
     [event] = await usage_events()
     assert (event.cache_read_tokens, event.cache_write_tokens) == (900, 350)
-    assert s.outcome.cache_write_1h_tokens == 300
+    assert s.outcome.cache_write_1h_tokens == event.cache_write_1h_tokens == 300
     parts = {"cache_read_tokens": 900, "cache_write_tokens": 350}
     price = sync_to_async(cost_compute)
     tokens = {"input_tokens": event.input_tokens, "output_tokens": event.output_tokens}
