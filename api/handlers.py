@@ -38,6 +38,7 @@ from .selectors import (
     api_models_for_key,
     stored_response_context,
     stored_response_get,
+    stored_response_input,
 )
 from .services import api_key_touch, stored_response_create, stored_response_delete
 
@@ -742,9 +743,10 @@ async def response_delete(request: ApiRequest) -> ApiResponse:
 
 
 async def response_input_items(request: ApiRequest) -> ApiResponse:
-    """A stored response's input, in pages: `limit` (1 to 100, 20), `order` (`desc`, the
-    newest first, or `asc`), `after` (an item id)."""
-    items = (await _stored_response_for(request)).input_items
+    """A stored response's input (the turns of the responses it follows included), in pages:
+    `limit` (1 to 100, 20), `order` (`desc`, the newest first, or `asc`), `after` (an item
+    id)."""
+    items = await db_call(stored_response_input, await _stored_response_for(request))
     order = request.query.get("order") or "desc"
     if order not in ("asc", "desc"):
         raise ApiError(400, "invalid_request", "'order' must be 'asc' or 'desc'.", param="order")

@@ -80,11 +80,17 @@ def stored_response_get(*, workspace_id: int, user_id: int, public_id: str):
     return kept.filter(public_id=public_id).first()
 
 
-def stored_response_context(response: StoredResponse) -> list[dict]:
-    """The items a response that follows `response` starts from: the input and output of each
-    response of its chain, oldest first. A response of the chain deleted (or expired) since
-    takes its turns with it."""
+def stored_response_input(response: StoredResponse) -> list[dict]:
+    """What the model was given as `response`'s input, oldest first: the input and output of
+    each response it follows, then its own input (its instructions aside). A response of the
+    chain deleted (or expired) since takes its turns with it."""
     kept = _responses_kept(workspace_id=response.workspace_id, user_id=response.user_id)
     found = {r.public_id: r for r in kept.filter(public_id__in=response.ancestors)}
-    chain = [found[i] for i in response.ancestors if i in found] + [response]
-    return [item for r in chain for item in (*r.input_items, *r.body.get("output", ()))]
+    chain = [found[i] for i in response.ancestors if i in found]
+    turns = [item for r in chain for item in (*r.input_items, *r.body.get("output", ()))]
+    return [*turns, *response.input_items]
+
+
+def stored_response_context(response: StoredResponse) -> list[dict]:
+    """The items a response that follows `response` starts from: its input, then its output."""
+    return [*stored_response_input(response), *response.body.get("output", ())]

@@ -514,8 +514,16 @@ def test_openai_sdk_follows_retrieves_lists_and_deletes_stored_responses(live, o
     ]
 
     assert oai.responses.retrieve(second.id).output_text == "Milan"
+    # Newest first: this request's input, then the turns of the responses it follows.
     items = oai.responses.input_items.list(third.id)
-    assert [item.content[0].text for item in items] == ['@reply="Turin"']
+    assert [item.content[0].text for item in items] == [
+        '@reply="Turin"',
+        "Milan",
+        '@reply="Milan"',
+        "Rome",
+        '@reply="Rome"',
+    ]
+    assert items.data[1].id == second.output[0].id
     oai.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
         oai.responses.retrieve(first.id)

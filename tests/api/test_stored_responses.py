@@ -155,6 +155,13 @@ async def test_previous_response_id_sends_the_chains_turns_but_not_its_instructi
     ]
     third_sent = sent_messages(fake_upstream)[2]
     assert third_sent[0] == ("system", "Answer in one word.")
+    # Its input items are what the model was given, instructions aside.
+    listed = await AsyncClient().get(
+        f"/v1/responses/{fourth['id']}/input_items?order=asc", headers=auth
+    )
+    items = listed.json()["data"]
+    assert [(i["role"], i["content"][0]["text"]) for i in items] == last_sent
+    assert items[1]["id"] == first["output"][0]["id"]
     got = await AsyncClient().get(f"/v1/responses/{third['id']}", headers=auth)
     assert got.json() == third
 
@@ -215,6 +222,8 @@ async def test_a_deleted_response_is_gone_and_its_turns_leave_the_chain(auth, fa
         ("assistant", "two"),
         ("user", '@reply="three"'),
     ]
+    listed = await AsyncClient().get(f"/v1/responses/{second['id']}/input_items", headers=auth)
+    assert [i["content"][0]["text"] for i in listed.json()["data"]] == ['@reply="two"']
 
 
 async def test_responses_expire_after_the_retention(auth, settings):
