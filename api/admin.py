@@ -66,8 +66,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 class StoredResponseAdmin(admin.ModelAdmin):
     """/v1/responses answers kept for their users: looked up, and deleted, not edited."""
 
-    list_display = ["public_id", "workspace", "user", "api_key", "created_at"]
-    list_filter = ["created_at"]
+    list_display = ["public_id", "workspace", "user", "api_key", "status", "created_at"]
+    list_filter = ["status", "created_at"]
     search_fields = ["public_id", "user__email", "workspace__name"]
     date_hierarchy = "created_at"
     list_select_related = ["workspace", "user", "api_key"]

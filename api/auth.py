@@ -82,3 +82,18 @@ def _usable(key: ApiKey) -> ApiKey:
     if not key.user.is_active or not key.is_member:
         raise ApiError(401, "authentication", "This API key's owner no longer has access.")
     return key
+
+
+def key_principal(api_key_id: int | None, model: str):
+    """The pipeline's `principal` for work done later as a key (a batch's requests, a
+    background response): the key read again each time, refused once it may no longer be
+    used or may not use the model."""
+
+    def principal():
+        if api_key_id is None:
+            raise ApiError(401, "authentication", "This API key has been deleted.")
+        key = api_key_recheck(api_key_id)
+        api_key_model_check(key, model)
+        return key.user, key.workspace, key.pk
+
+    return principal

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
+from django.db import transaction
 
 from aurax.db_threads import db_call
 from gateway import pipeline
@@ -33,6 +34,7 @@ from providers.types import Finish, TextDelta
 from . import schemas
 from .auth import api_key_authenticate, api_key_from_headers, api_key_model_check
 from .errors import ApiError
+from .models import StoredResponse
 from .selectors import (
     api_model_for_key,
     api_models_for_key,
@@ -40,7 +42,12 @@ from .selectors import (
     stored_response_get,
     stored_response_input,
 )
-from .services import api_key_touch, stored_response_create, stored_response_delete
+from .services import (
+    api_key_touch,
+    stored_response_cancel,
+    stored_response_create,
+    stored_response_delete,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -486,7 +493,7 @@ def _response_shell(
         "object": "response",
         "created_at": created,
         "status": "in_progress",
-        "background": False,
+        "background": bool(body.background),
         "error": None,
         "incomplete_details": None,
         "instructions": body.instructions,
@@ -576,12 +583,11 @@ class _Remembered:
         return self.found
 
 
-def _previous_read(request: ApiRequest, body: schemas.ResponsesRequest):
-    """(the caller, the stored response it follows, that response's context) for a request
-    with `previous_response_id`; a response its key's user did not store in its workspace is
-    not found, as an id that does not exist."""
-    key = _authenticated(request.headers)
-    api_key_model_check(key, body.model)
+def _previous_get(key, body: schemas.ResponsesRequest):
+    """The stored response a request follows (`previous_response_id`), or None. One its key's
+    user did not store in its workspace is not found, as an id that does not exist."""
+    if not body.previous_response_id:
+        return None
     previous = stored_response_get(
         workspace_id=key.workspace_id, user_id=key.user_id, public_id=body.previous_response_id
     )
@@ -592,7 +598,47 @@ def _previous_read(request: ApiRequest, body: schemas.ResponsesRequest):
             f"Previous response with id '{body.previous_response_id}' not found.",
             param="previous_response_id",
         )
+    if previous.status in StoredResponse.RUNNING:
+        raise ApiError(
+            400,
+            "previous_response_in_progress",
+            f"Previous response with id '{body.previous_response_id}' is {previous.status}: "
+            "follow it once it has finished.",
+            param="previous_response_id",
+        )
+    return previous
+
+
+def _previous_read(request: ApiRequest, body: schemas.ResponsesRequest):
+    """(the caller, the stored response it follows, that response's context) for a request
+    with `previous_response_id`."""
+    key = _authenticated(request.headers)
+    api_key_model_check(key, body.model)
+    previous = _previous_get(key, body)
     return (key.user, key.workspace, key.pk), previous, stored_response_context(previous)
+
+
+def _background_queue(request: ApiRequest, body: schemas.ResponsesRequest) -> dict:
+    """Keep a background response, queued for a worker (api.background); its shell."""
+    key = _authenticated(request.headers)
+    api_key_model_check(key, body.model)
+    previous = _previous_get(key, body)
+    shell = _response_shell(
+        body, response_id=_completion_id("resp_"), created=int(time.time()), store=True
+    )
+    shell["status"] = StoredResponse.Status.QUEUED
+    with transaction.atomic():
+        stored_response_create(
+            public_id=shell["id"],
+            workspace_id=key.workspace_id,
+            user_id=key.user_id,
+            api_key_id=key.pk,
+            previous=previous,
+            input_items=body.input_items(lambda: _completion_id("msg_")),
+            body=shell,
+            request=body.model_dump(mode="json", exclude_none=True),
+        )
+    return shell
 
 
 def _storing(body: schemas.ResponsesRequest) -> bool:
@@ -624,6 +670,17 @@ async def _stored(answer: dict, *, principal: _Remembered, previous, input_items
 
 async def responses(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.ResponsesRequest)
+    if body.background:
+        if settings.API_RESPONSES_RETENTION_DAYS <= 0:
+            await authenticate(request.headers)
+            raise ApiError(
+                400,
+                "unsupported_parameter",
+                "A background response is kept to be read back, and this server keeps none: "
+                "leave out background.",
+                param="background",
+            )
+        return ApiResponse.json(await db_call(_background_queue, request, body))
     previous, context = None, []
     if body.previous_response_id:
         found, previous, context = await db_call(_previous_read, request, body)
@@ -734,6 +791,11 @@ async def _stored_response_for(request: ApiRequest):
 
 async def response_retrieve(request: ApiRequest) -> ApiResponse:
     return ApiResponse.json((await _stored_response_for(request)).body)
+
+
+async def response_cancel(request: ApiRequest) -> ApiResponse:
+    response = await _stored_response_for(request)
+    return ApiResponse.json(await db_call(stored_response_cancel, response=response))
 
 
 async def response_delete(request: ApiRequest) -> ApiResponse:
@@ -863,5 +925,6 @@ routes_register(
         "/v1/responses/{response_id}/input_items": {
             "GET": Route(response_input_items, "openai", ("GET",))
         },
+        "/v1/responses/{response_id}/cancel": {"POST": Route(response_cancel, "openai", ("POST",))},
     }
 )

@@ -80,7 +80,18 @@ class ApiKey(models.Model):
 class StoredResponse(models.Model):
     """A /v1/responses answer kept for its user (`store`, on unless the request says false):
     read back by id, its input items listed, and followed by `previous_response_id`. Keys
-    see what their user stored in their workspace, and nothing else (api.selectors)."""
+    see what their user stored in their workspace, and nothing else (api.selectors).
+    A background response is kept from the start, and answered by a worker (api.background)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+        INCOMPLETE = "incomplete"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    RUNNING = (Status.QUEUED, Status.IN_PROGRESS)
 
     public_id = models.CharField(max_length=64, unique=True)
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
@@ -92,9 +103,23 @@ class StoredResponse(models.Model):
     # This request's input as OpenAI lists it (messages with ids); instructions are not part
     # of it and are not carried to the responses that follow.
     input_items = models.JSONField(default=list)
-    # The response object as it was answered.
+    # The response object as it was answered (a background one's: as it stands).
     body = models.JSONField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETED)
+    # A background response's request body, until its worker has answered it.
+    request = models.JSONField(null=True, blank=True)
+    # Said every second by the worker answering a background response (api.background).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["status"],
+                name="api_response_running",
+                condition=models.Q(status__in=["queued", "in_progress"]),
+            )
+        ]
 
     def __str__(self) -> str:
         return self.public_id

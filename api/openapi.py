@@ -86,7 +86,9 @@ _RESPONSE_SCHEMAS = {
             "id": _STR,
             "object": {"const": "response"},
             "created_at": _INT,
-            "status": {"enum": ["completed", "incomplete", "in_progress", "failed"]},
+            "status": {
+                "enum": ["completed", "incomplete", "in_progress", "failed", "queued", "cancelled"]
+            },
             "error": {
                 "oneOf": [{"type": "null"}, object_schema({"code": _NULL_STR, "message": _STR})]
             },
@@ -406,6 +408,13 @@ def openapi_document() -> dict:
             "/responses/{response_id}": {
                 "get": _stored_response_operation("Retrieve a stored response", "Response"),
                 "delete": _stored_response_operation("Delete a stored response", "ResponseDeleted"),
+            },
+            "/responses/{response_id}/cancel": {
+                "post": _stored_response_operation(
+                    "Cancel a background response (400 response_not_cancellable once it has "
+                    "finished)",
+                    "Response",
+                )
             },
             "/responses/{response_id}/input_items": {
                 "get": _stored_response_operation(

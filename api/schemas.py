@@ -463,7 +463,6 @@ class ResponsesRequest(_Request):
         "tool_choice": ("none", "auto"),
         "conversation": (),
         "prompt": (),
-        "background": (False,),
         "include": ([], ["reasoning.encrypted_content"]),
         "truncation": ("disabled",),
         "top_logprobs": (0,),
@@ -496,6 +495,12 @@ class ResponsesRequest(_Request):
         "previous_response_id follows it, for keys acting as the same user in the same "
         "workspace, until the server's retention ends.",
     )
+    background: bool | None = Field(
+        default=None,
+        description="Answer on a worker: the response comes back at once, queued; GET "
+        "/v1/responses/{id} reads it until it has finished, and POST "
+        "/v1/responses/{id}/cancel stops it. Kept, so not with store false; not streamed.",
+    )
     previous_response_id: str | None = Field(
         default=None,
         description="A stored response this one follows: its chain's input and output come "
@@ -506,12 +511,19 @@ class ResponsesRequest(_Request):
     tool_choice: str | dict | None = _not_implemented('"none" or "auto"')
     conversation: str | dict | None = _not_implemented()
     prompt: dict | None = _not_implemented()
-    background: bool | None = _not_implemented("false")
     include: list[str] | None = _not_implemented('[] or ["reasoning.encrypted_content"]')
     truncation: str | None = _not_implemented('"disabled"')
     top_logprobs: int | None = _not_implemented("0", ge=0)
 
     def unsupported_message(self) -> tuple[str, str] | None:
+        if self.background and self.stream:
+            return (
+                "stream",
+                "A background response is not streamed by this server: leave out stream, "
+                "and read the response with GET /v1/responses/{id} until it has finished.",
+            )
+        if self.background and self.store is False:
+            return ("store", "A background response is kept: leave out store, or send true.")
         if self.text is not None and self.text.format not in (None, {"type": "text"}):
             return (
                 "text.format",
@@ -714,7 +726,6 @@ _UNSUPPORTED_HINTS = {
     "conversation": " (conversations are not stored: follow a response with "
     "previous_response_id, or send the whole conversation in input)",
     "prompt": " (stored prompts are not implemented: send the prompt in instructions)",
-    "background": " (background responses are not implemented)",
     "include": " (nothing more can be included)",
     "truncation": ' (the input is never truncated: only "disabled" is)',
     "top_logprobs": " (log probabilities are not implemented)",

@@ -80,15 +80,19 @@ def stored_response_get(*, workspace_id: int, user_id: int, public_id: str):
     return kept.filter(public_id=public_id).first()
 
 
-def stored_response_input(response: StoredResponse) -> list[dict]:
-    """What the model was given as `response`'s input, oldest first: the input and output of
-    each response it follows, then its own input (its instructions aside). A response of the
-    chain deleted (or expired) since takes its turns with it."""
+def stored_response_turns(response: StoredResponse) -> list[dict]:
+    """The input and output of each response `response` follows, oldest first. A response of
+    the chain deleted (or expired) since takes its turns with it."""
     kept = _responses_kept(workspace_id=response.workspace_id, user_id=response.user_id)
     found = {r.public_id: r for r in kept.filter(public_id__in=response.ancestors)}
     chain = [found[i] for i in response.ancestors if i in found]
-    turns = [item for r in chain for item in (*r.input_items, *r.body.get("output", ()))]
-    return [*turns, *response.input_items]
+    return [item for r in chain for item in (*r.input_items, *r.body.get("output", ()))]
+
+
+def stored_response_input(response: StoredResponse) -> list[dict]:
+    """What the model was given as `response`'s input: the turns it follows, then its own
+    input (its instructions aside)."""
+    return [*stored_response_turns(response), *response.input_items]
 
 
 def stored_response_context(response: StoredResponse) -> list[dict]:

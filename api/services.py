@@ -1,4 +1,5 @@
 import hashlib
+import logging
 import secrets
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,7 +15,10 @@ from billing.services import budget_upsert
 from workspaces.models import Membership, Role
 from workspaces.services import audit_record
 
+from .errors import ApiError
 from .models import ApiKey, StoredResponse
+
+logger = logging.getLogger(__name__)
 
 # last_used_at is written at most this often per key: one UPDATE a minute, not per request.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -128,9 +132,11 @@ def stored_response_create(
     previous: StoredResponse | None,
     input_items: list[dict],
     body: dict,
+    request: dict | None = None,
 ) -> StoredResponse:
-    """Keep a /v1/responses answer for its user (api.selectors reads it back)."""
-    return StoredResponse.objects.create(
+    """Keep a /v1/responses answer for its user (api.selectors reads it back); with its
+    `request`, a background response, queued for a worker to answer (api.background)."""
+    response = StoredResponse.objects.create(
         public_id=public_id,
         workspace_id=workspace_id,
         user_id=user_id,
@@ -138,7 +144,70 @@ def stored_response_create(
         ancestors=[*previous.ancestors, previous.public_id] if previous else [],
         input_items=input_items,
         body=body,
+        status=body["status"],
+        request=request,
     )
+    if request is not None:
+        transaction.on_commit(lambda: response_run_soon(public_id))
+    return response
+
+
+def response_run_soon(public_id: str) -> None:
+    from .tasks import response_run
+
+    try:
+        response_run.delay(public_id)
+    except Exception:
+        # The broker is away: the response is kept queued, and the resume task queues it once
+        # the broker is back (background_resume).
+        logger.warning("could not queue response %s; the resume task will", public_id)
+
+
+def stored_response_cancel(*, response: StoredResponse) -> dict:
+    """Cancel a background response: one still queued never runs, one running stops its
+    upstream call within a second (billed for what it produced). Returns its body."""
+    if not response.body.get("background"):
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"Response {response.public_id} is not a background response: only those can be "
+            "cancelled.",
+        )
+    if response.status == StoredResponse.Status.CANCELLED:
+        return response.body
+    if response.status not in StoredResponse.RUNNING:
+        raise ApiError(
+            400,
+            "response_not_cancellable",
+            f"Response {response.public_id} is {response.status}: only a queued or "
+            "in-progress response can be cancelled.",
+        )
+    body = {**response.body, "status": StoredResponse.Status.CANCELLED}
+    # Unless its worker finished it meanwhile: then it is said as it ended.
+    StoredResponse.objects.filter(pk=response.pk, status__in=StoredResponse.RUNNING).update(
+        status=StoredResponse.Status.CANCELLED, body=body
+    )
+    return StoredResponse.objects.get(pk=response.pk).body
+
+
+def background_resume() -> int:
+    """Queue again the background responses no worker has: queued for a while (the broker was
+    away), or running without a word from their worker for API_BACKGROUND_STALE_SECONDS (it
+    died: the answer starts again, the call cut short billed for what it produced). Returns
+    how many."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.API_BACKGROUND_STALE_SECONDS)
+    StoredResponse.objects.filter(
+        status=StoredResponse.Status.IN_PROGRESS, heartbeat_at__lt=stale
+    ).update(status=StoredResponse.Status.QUEUED, heartbeat_at=None)
+    waiting = list(
+        StoredResponse.objects.filter(
+            status=StoredResponse.Status.QUEUED, created_at__lt=now - timedelta(seconds=30)
+        ).values_list("public_id", flat=True)
+    )
+    for public_id in waiting:
+        response_run_soon(public_id)
+    return len(waiting)
 
 
 def stored_response_delete(*, response: StoredResponse) -> None:

@@ -393,6 +393,13 @@ RESPONSE_CACHE_MAX_AGE = env.int("RESPONSE_CACHE_MAX_AGE", default=86400)
 # (docs/api.md, "Stored responses"), deleted this many days after they were made; 0 keeps none.
 API_RESPONSES_RETENTION_DAYS = env.int("API_RESPONSES_RETENTION_DAYS", default=30)
 CELERY_BEAT_SCHEDULE["api-responses-expire"] = {"task": "api.responses_expire", "schedule": 3600.0}
+# A background response (`background: true`) whose worker has said nothing for this long is
+# answered again by another; one queued while the broker was away is queued again.
+API_BACKGROUND_STALE_SECONDS = env.int("API_BACKGROUND_STALE_SECONDS", default=120)
+CELERY_BEAT_SCHEDULE["api-background-resume"] = {
+    "task": "api.background_resume",
+    "schedule": 60.0,
+}
 
 # --- Billing -----------------------------------------------------------------------------
 # Raw usage events older than this are deleted once folded into the hourly/daily rollups.

@@ -15,7 +15,7 @@ from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.utils import timezone
 
-from api.auth import api_key_model_check, api_key_recheck
+from api.auth import key_principal
 from api.errors import ApiError
 from api.handlers import (
     chat_completion_object,
@@ -48,23 +48,12 @@ def requests_run(*, batch: Batch, runner: str) -> str:
     return run_blocking(_run, batch=batch, runner=runner)
 
 
-def _principal(api_key_id: int | None, model: str):
-    def principal():
-        if api_key_id is None:
-            raise ApiError(401, "authentication", "This batch's API key has been deleted.")
-        key = api_key_recheck(api_key_id)
-        api_key_model_check(key, model)
-        return key.user, key.workspace, key.pk
-
-    return principal
-
-
 async def _collected(batch: Batch, request: BatchRequest, body, in_flight: set) -> tuple | None:
     """(text, finish, outcome) of a completion request's body run through the pipeline, or
     None when the batch stopped it (billed for what it produced)."""
     stream = completion_stream(
         body,
-        principal=_principal(batch.api_key_id, body.model),
+        principal=key_principal(batch.api_key_id, body.model),
         request_id=request.request_id,
         source="batch",
         reference=batch.public_id,
@@ -131,7 +120,7 @@ def _tokens(outcome) -> dict:
 async def _embedding(batch: Batch, request: BatchRequest, in_flight: set) -> tuple | None:
     """An embeddings request: as `_completion` (input tokens only)."""
     body = EmbeddingsRequest.model_validate(request.body)
-    user, workspace, key_id = await db_call(_principal(batch.api_key_id, body.model))
+    user, workspace, key_id = await db_call(key_principal(batch.api_key_id, body.model))
     # `embed` resolves its candidates through `database_sync_to_async`: in a context of its
     # own, the requests in flight do not queue on one shared thread (as api.handlers).
     async with ThreadSensitiveContext():

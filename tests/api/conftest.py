@@ -1,6 +1,7 @@
 import pytest
 
 from providers.models import Scope
+from tests.billing.conftest import celery_worker  # noqa: F401  background responses
 from tests.factories import UserFactory
 from tests.gateway.conftest import anthropic_credential  # noqa: F401  shared with the pipeline's
 

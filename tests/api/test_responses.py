@@ -199,7 +199,7 @@ async def test_a_failure_mid_stream_ends_with_an_error_and_a_failed_response(aut
         ({"tools": [{"type": "web_search"}]}, "tools"),
         ({"text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}}, "text.format"),
         ({"reasoning": {"effort": "low", "summary": "auto"}}, "reasoning.summary"),
-        ({"background": True}, "background"),
+        ({"prompt": {"id": "pmpt_1"}}, "prompt"),
         ({"include": ["message.output_text.logprobs"]}, "include"),
         (
             {"input": [{"type": "function_call_output", "call_id": "c1", "output": "4"}]},

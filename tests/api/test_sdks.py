@@ -527,3 +527,12 @@ def test_openai_sdk_follows_retrieves_lists_and_deletes_stored_responses(live, o
     oai.responses.delete(first.id)
     with pytest.raises(openai.NotFoundError):
         oai.responses.retrieve(first.id)
+
+
+def test_openai_sdk_queues_and_cancels_a_background_response(live, oai):
+    queued = oai.responses.create(model="fake-small", input="@reply=later", background=True)
+    assert queued.status == "queued" and queued.background is True
+    # This server runs no worker: the response waits, and is cancelled before it runs.
+    assert oai.responses.retrieve(queued.id).status == "queued"
+    assert oai.responses.cancel(queued.id).status == "cancelled"
+    assert oai.responses.retrieve(queued.id).status == "cancelled"

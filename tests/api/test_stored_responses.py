@@ -311,7 +311,7 @@ def test_staff_find_and_delete_a_stored_response_in_the_admin(api_user, api_key)
         api_key_id=api_key[0].pk,
         previous=None,
         input_items=[],
-        body={"id": "resp_admin1", "output": []},
+        body={"id": "resp_admin1", "status": "completed", "output": []},
     )
     client = Client()
     client.force_login(UserFactory(is_staff=True, is_superuser=True))

@@ -1,0 +1,121 @@
+"""Background responses (`background: true` on /v1/responses): kept from the start, queued,
+and answered by a Celery worker through the one pipeline as the response's API key, on a
+private event loop. While it runs, the worker says every second that it is alive and reads
+whether the response was cancelled (or deleted): then its upstream call is closed at once,
+billed for what it produced. The answer is written to the stored response, which
+GET /v1/responses/{id} reads. A worker that dies midway is replaced (services.background_resume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+
+from django.utils import timezone
+
+from aurax.db_threads import db_call
+from gateway import pipeline
+from gateway.errors import GatewayError
+from providers.http import run_blocking
+
+from .auth import key_principal
+from .errors import ApiError
+from .handlers import completion_stream, response_object
+from .models import StoredResponse
+from .schemas import ResponsesRequest
+from .selectors import stored_response_turns
+
+CHECK_SECONDS = 1.0
+Status = StoredResponse.Status
+
+
+def response_run(*, public_id: str) -> None:
+    """Answer a queued background response, unless another worker has it (or it was
+    cancelled or deleted meanwhile)."""
+    now = timezone.now()
+    claimed = StoredResponse.objects.filter(public_id=public_id, status=Status.QUEUED).update(
+        status=Status.IN_PROGRESS, heartbeat_at=now
+    )
+    if not claimed:
+        return
+    response = StoredResponse.objects.get(public_id=public_id)
+    response.body = {**response.body, "status": Status.IN_PROGRESS}
+    StoredResponse.objects.filter(pk=response.pk, status=Status.IN_PROGRESS).update(
+        body=response.body
+    )
+    run_blocking(_answer, response)
+
+
+def _heartbeat(pk: int) -> str | None:
+    """Say the worker is alive; the response's status now (None: deleted)."""
+    StoredResponse.objects.filter(pk=pk, status=Status.IN_PROGRESS).update(
+        heartbeat_at=timezone.now()
+    )
+    return StoredResponse.objects.filter(pk=pk).values_list("status", flat=True).first()
+
+
+async def _answer(response: StoredResponse) -> None:
+    body = ResponsesRequest.model_validate(response.request)
+    context = await db_call(stored_response_turns, response)
+    stream = completion_stream(
+        # Streamed from the upstream, so that a cancelled response keeps what it had said.
+        body.model_copy(update={"stream": True}),
+        principal=key_principal(response.api_key_id, body.model),
+        request_id=response.public_id,
+        source="api",
+        messages=body.provider_messages(context),
+    )
+
+    async def watch():
+        while await db_call(_heartbeat, response.pk) == Status.IN_PROGRESS:
+            await asyncio.sleep(CHECK_SECONDS)
+        stream.stop()  # cancelled, deleted, or taken over by another worker
+
+    watcher = asyncio.ensure_future(watch())
+    error = None
+    try:
+        text, finish = await pipeline.stream_collect(stream)
+    except (ApiError, GatewayError) as exc:
+        error = exc if isinstance(exc, ApiError) else ApiError.from_gateway(exc)
+        text, finish = "", "error"
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    await db_call(_finish, response, body, text, finish, stream.outcome, error)
+
+
+def _finish(response, body, text: str, finish: str, outcome, error: ApiError | None) -> None:
+    status = StoredResponse.objects.filter(pk=response.pk).values_list("status", flat=True).first()
+    if status not in (Status.IN_PROGRESS, Status.CANCELLED):
+        return  # deleted, or taken over by another worker
+    if error is not None:
+        answer = {
+            **response.body,
+            "status": Status.FAILED,
+            "error": {"code": error.code, "message": error.message},
+        }
+    else:
+        answer = response_object(
+            body,
+            response_id=response.public_id,
+            message_id=f"msg_{secrets.token_hex(12)}",
+            created=response.body["created_at"],
+            text=text,
+            finish=finish,
+            outcome=outcome,
+            store=True,
+        )
+        if status == Status.CANCELLED:
+            # What it had said when it was stopped, if anything.
+            [message] = answer["output"]
+            message["status"] = "incomplete"
+            answer.update(
+                status=Status.CANCELLED,
+                incomplete_details=None,
+                output=[message] if text else [],
+            )
+    StoredResponse.objects.filter(
+        pk=response.pk, status__in=(Status.IN_PROGRESS, Status.CANCELLED)
+    ).update(status=answer["status"], body=answer, request=None, heartbeat_at=None)

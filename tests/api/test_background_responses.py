@@ -1,0 +1,256 @@
+"""Background responses (`background: true`): kept at once, queued, answered by a real Celery
+worker through the pipeline, read back while they run; cancelled (the upstream call closed,
+billed as stopped); taken up again when their worker died or the broker lost them; and what
+is refused."""
+
+import asyncio
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from api.models import StoredResponse
+from billing.ledger import ledger_flush
+from billing.models import UsageEvent
+from tests.api.client import AsyncClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _quick_checks(monkeypatch):
+    monkeypatch.setattr("api.background.CHECK_SECONDS", 0.05)
+
+
+@pytest.fixture
+def task_lost(monkeypatch):
+    """Background responses queued while this is on get no task, as if it were lost (the
+    broker restarted empty): only the resume task, or a direct run, answers them."""
+    monkeypatch.setattr("api.services.response_run_soon", lambda public_id: None)
+    return monkeypatch
+
+
+async def post(payload, headers):
+    return await AsyncClient().post("/v1/responses", data=json.dumps(payload), headers=headers)
+
+
+async def queue(headers, text, **fields):
+    response = await post(
+        {"model": "fake-small", "input": text, "background": True, **fields}, headers
+    )
+    assert response.status_code == 200, response.content
+    shell = response.json()
+    assert (shell["status"], shell["background"], shell["store"]) == ("queued", True, True)
+    assert shell["output"] == [] and shell["usage"] is None
+    return shell
+
+
+async def read(headers, response_id):
+    got = await AsyncClient().get(f"/v1/responses/{response_id}", headers=headers)
+    assert got.status_code == 200, got.content
+    return got.json()
+
+
+async def until(headers, response_id, *statuses, timeout=20.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        body = await read(headers, response_id)
+        if body["status"] in statuses:
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{response_id} is still {body['status']}")
+
+
+async def written(public_id) -> StoredResponse:
+    """The stored response once its worker has written its end."""
+    row = await StoredResponse.objects.aget(public_id=public_id)
+    end = time.monotonic() + 10
+    while row.request is not None and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+        await row.arefresh_from_db()
+    assert row.request is None, row.status
+    return row
+
+
+async def cancel(headers, response_id):
+    return await AsyncClient().post(f"/v1/responses/{response_id}/cancel", headers=headers)
+
+
+@sync_to_async
+def usage_statuses():
+    ledger_flush()
+    return sorted(UsageEvent.objects.values_list("status", flat=True))
+
+
+async def test_a_background_response_is_answered_by_a_worker_and_read_back(
+    auth, api_key, celery_worker, fake_upstream
+):
+    shell = await queue(auth, '@reply="Lent"', instructions="Be slow.", metadata={"job": "7"})
+    done = await until(auth, shell["id"], "completed")
+    assert done["output"][0]["content"][0]["text"] == "Lent"
+    assert (done["background"], done["metadata"], done["created_at"]) == (
+        True,
+        {"job": "7"},
+        shell["created_at"],
+    )
+    assert done["usage"]["output_tokens"] > 0
+    [sent] = [r for r in fake_upstream.posted() if r["path"].endswith("/chat/completions")]
+    assert sent["json"]["messages"][0] == {"role": "system", "content": "Be slow."}
+    assert await usage_statuses() == ["ok"]
+    row = await StoredResponse.objects.aget(public_id=shell["id"])
+    assert row.request is None and row.heartbeat_at is None
+
+    # It is followed as any stored response.
+    follow = await post(
+        {"model": "fake-small", "input": '@reply="Puis"', "previous_response_id": shell["id"]},
+        auth,
+    )
+    assert follow.status_code == 200, follow.content
+    *_, last = [r for r in fake_upstream.posted() if r["path"].endswith("/chat/completions")]
+    assert [m["content"] for m in last["json"]["messages"]] == [
+        '@reply="Lent"',
+        "Lent",
+        '@reply="Puis"',
+    ]
+
+
+async def test_cancel_stops_the_upstream_call_and_keeps_what_it_had_said(
+    auth, celery_worker, fake_upstream
+):
+    shell = await queue(auth, "@hang")
+    await until(auth, shell["id"], "in_progress")
+    assert await fake_upstream.until(lambda: len(fake_upstream.posted()) == 1, timeout=10)
+
+    cancelled = await cancel(auth, shell["id"])
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    [call] = fake_upstream.posted()
+    assert await fake_upstream.until(lambda: call["disconnected"], timeout=10)
+    final = (await written(shell["id"])).body
+    assert final["status"] == "cancelled"
+    assert final["output"] == []  # the upstream had said nothing
+    assert await usage_statuses() == ["stopped"]
+
+    again = await cancel(auth, shell["id"])
+    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+
+
+async def test_a_response_cancelled_midway_keeps_the_text_said_so_far(
+    auth, celery_worker, fake_upstream
+):
+    words = "un deux trois quatre cinq six sept huit"
+    shell = await queue(auth, f'@reply="{words}" @delay=0.4')
+    assert await fake_upstream.until(lambda: len(fake_upstream.posted()) == 1, timeout=10)
+    assert fake_upstream.posted()[0]["json"]["stream"] is True
+    await asyncio.sleep(1.0)  # a few of its words on their way
+    assert (await cancel(auth, shell["id"])).status_code == 200
+    final = (await written(shell["id"])).body
+    assert final["status"] == "cancelled"
+    [message] = final["output"]
+    said = message["content"][0]["text"]
+    assert message["status"] == "incomplete"
+    assert said and words.startswith(said) and said != words
+    assert await usage_statuses() == ["stopped"]
+
+
+async def test_what_cannot_be_cancelled_is_refused(auth, celery_worker):
+    finished = await queue(auth, '@reply="fait"')
+    await until(auth, finished["id"], "completed")
+    refused = await cancel(auth, finished["id"])
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "response_not_cancellable"
+
+    plain = (await post({"model": "fake-small", "input": "@reply=x"}, auth)).json()
+    refused = await cancel(auth, plain["id"])
+    assert refused.status_code == 400 and "not a background response" in refused.content.decode()
+    assert (await cancel(auth, "resp_nothing")).status_code == 404
+
+
+async def test_a_response_cancelled_while_queued_never_runs(auth, fake_upstream, task_lost):
+    from api.background import response_run
+
+    shell = await queue(auth, '@reply="jamais"')
+    assert (await cancel(auth, shell["id"])).json()["status"] == "cancelled"
+    await sync_to_async(response_run)(public_id=shell["id"])
+    assert (await read(auth, shell["id"]))["status"] == "cancelled"
+    assert not fake_upstream.posted()
+
+
+async def test_responses_left_by_a_dead_worker_or_a_lost_task_are_answered_again(
+    auth, celery_worker, task_lost
+):
+    from api.tasks import background_resume
+
+    lost = await queue(auth, '@reply="perdu"')
+    orphan = await queue(auth, '@reply="orphelin"')
+    # One task lost with the broker, the other's worker killed after it had started (its
+    # heartbeat stopped long ago).
+    long_ago = timezone.now() - timedelta(minutes=10)
+    await StoredResponse.objects.filter(public_id=lost["id"]).aupdate(created_at=long_ago)
+    await StoredResponse.objects.filter(public_id=orphan["id"]).aupdate(
+        status="in_progress", heartbeat_at=long_ago, created_at=long_ago
+    )
+    task_lost.undo()
+    assert await sync_to_async(background_resume)() == 2
+    assert (await until(auth, lost["id"], "completed"))["output"][0]["content"][0]["text"] == (
+        "perdu"
+    )
+    answered = await until(auth, orphan["id"], "completed")
+    assert answered["output"][0]["content"][0]["text"] == "orphelin"
+
+
+async def test_a_revoked_key_fails_its_background_response(auth, api_key, api_user, task_lost):
+    from api.background import response_run
+    from api.services import api_key_revoke
+    from workspaces.models import Membership
+
+    shell = await queue(auth, '@reply="trop tard"')
+    membership = await Membership.objects.aget(user=api_user)
+    await sync_to_async(api_key_revoke)(membership=membership, key=api_key[0])
+    await sync_to_async(response_run)(public_id=shell["id"])
+    row = await StoredResponse.objects.aget(public_id=shell["id"])
+    assert row.status == "failed" and row.body["error"]["code"] == "authentication"
+
+
+@pytest.mark.parametrize(
+    "extra, param",
+    [({"stream": True}, "stream"), ({"store": False}, "store")],
+)
+async def test_background_with_what_it_cannot_do_is_refused(auth, fake_upstream, extra, param):
+    response = await post({"model": "fake-small", "input": "hi", "background": True, **extra}, auth)
+    assert response.status_code == 400 and response.json()["error"]["param"] == param
+    assert not await StoredResponse.objects.aexists()
+
+
+async def test_background_is_refused_when_the_server_keeps_no_responses(auth, settings):
+    settings.API_RESPONSES_RETENTION_DAYS = 0
+    response = await post({"model": "fake-small", "input": "hi", "background": True}, auth)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "background"
+
+
+async def test_a_response_still_running_cannot_be_followed_yet(auth, task_lost):
+    shell = await queue(auth, '@reply="pas fini"')
+    response = await post(
+        {"model": "fake-small", "input": "next", "previous_response_id": shell["id"]}, auth
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "previous_response_in_progress"
+
+
+async def test_deleting_a_running_response_stops_its_upstream_call(
+    auth, celery_worker, fake_upstream
+):
+    shell = await queue(auth, "@hang")
+    await until(auth, shell["id"], "in_progress")
+    assert await fake_upstream.until(lambda: len(fake_upstream.posted()) == 1, timeout=10)
+    deleted = await AsyncClient().delete(f"/v1/responses/{shell['id']}", headers=auth)
+    assert deleted.status_code == 200
+    [call] = fake_upstream.posted()
+    assert await fake_upstream.until(lambda: call["disconnected"], timeout=10)
+    end = time.monotonic() + 10
+    while not await usage_statuses() and time.monotonic() < end:
+        await asyncio.sleep(0.05)
+    assert await usage_statuses() == ["stopped"]
+    assert not await StoredResponse.objects.aexists()
