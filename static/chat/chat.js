@@ -714,15 +714,35 @@
   });
 
   // A conversation's menu opens inside the sidebar's scrolling list: brought into view whole
-  // (the list may be a few rows high), and the only one open.
+  // (the list may be a few rows high), and the only one open. While one is open, the list is
+  // not read again for what happened elsewhere (a title arriving, another tab's chat): that
+  // would close the menu under the user, and drop a new title being typed. It is read again
+  // when the menu closes. What the menu itself did (rename, pin, delete) shows at once.
+  let sidebarStale = false;
   document.addEventListener("toggle", function (e) {
     const menu = e.target;
-    if (!menu.matches || !menu.matches(".conversation-menu") || !menu.open) return;
+    if (!menu.matches || !menu.matches(".conversation-menu")) return;
+    if (!menu.open) {
+      if (sidebarStale && !document.querySelector(".conversation-menu[open]")) {
+        sidebarStale = false;
+        sidebarChanged();
+      }
+      return;
+    }
     document.querySelectorAll(".conversation-menu[open]").forEach(function (other) {
       if (other !== menu) other.open = false;
     });
     menu.querySelector(".menu").scrollIntoView({ block: "nearest" });
   }, true);
+  document.body.addEventListener("htmx:confirm", function (e) {
+    if (e.target.id !== "conversation-list") return;
+    const cause = e.detail.triggeringEvent;
+    const open = document.querySelector(".conversation-menu[open]");
+    if (open && cause && cause.type === "chat:sidebar-changed" && !open.contains(cause.target)) {
+      e.preventDefault();
+      sidebarStale = true;
+    }
+  });
 
   // Deleting the conversation on screen leaves it.
   document.body.addEventListener("htmx:afterRequest", function (e) {

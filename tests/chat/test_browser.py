@@ -352,6 +352,42 @@ def test_a_conversation_s_menu_opens_whole_in_a_short_sidebar_list(chat_page):
     expect(chat_page.locator(".conversation-menu[open]")).to_have_count(1)  # the last opened
 
 
+def test_an_open_menu_stays_open_with_its_draft_while_the_list_changes_elsewhere(
+    chat_page, chat_server
+):
+    """What happens elsewhere (a title arriving, another tab's chat) reloads the list only
+    once the menu in use closes: it is not closed under the user, nor a title being typed
+    lost. What the menu itself does shows at once."""
+    for text in ("first", "second"):
+        chat_page.click("[data-new-chat]")
+        chat_page.wait_for_selector("#chat[data-socket=open]")
+        ask(chat_page, f'@reply="{text}"')
+        expect(last_answer(chat_page)).to_have_attribute("data-status", "complete")
+    items = chat_page.locator(".conversation-item")
+    expect(items.nth(0).locator(".conversation-link")).to_have_text("second")  # titled
+    items.nth(1).locator("summary").click()
+    draft = items.nth(1).locator("input[name=title]")
+    draft.fill("A title half typed")
+
+    chat_server.shell(
+        "from chat.models import Conversation\n"
+        "Conversation.objects.filter(title='second').update(title='Renamed elsewhere')\n"
+    )
+    chat_page.evaluate("document.body.dispatchEvent(new CustomEvent('chat:sidebar-changed'))")
+    chat_page.wait_for_timeout(500)  # time for a reload that must not come
+    expect(chat_page.locator(".conversation-menu[open]")).to_have_count(1)
+    expect(draft).to_have_value("A title half typed")
+    expect(items.nth(0).locator(".conversation-link")).to_have_text("second")
+
+    items.nth(1).locator("summary").click()  # closed: the list catches up
+    expect(items.nth(0).locator(".conversation-link")).to_have_text("Renamed elsewhere")
+
+    items.nth(1).locator("summary").click()
+    items.nth(1).locator("input[name=title]").fill("Mine now")
+    items.nth(1).get_by_role("button", name="Rename").click()
+    expect(chat_page.locator(".conversation-link", has_text="Mine now")).to_have_count(1)
+
+
 DELETE_IN_THE_LIST = """(index) => {
   const list = document.getElementById("conversation-list").getBoundingClientRect();
   const item = document.querySelectorAll(".conversation-item")[index];
