@@ -193,8 +193,7 @@ def stored_response_cancel(*, response: StoredResponse) -> dict:
 def background_resume() -> int:
     """Queue again the background responses no worker has: queued for a while (the broker was
     away), or running without a word from their worker for API_BACKGROUND_STALE_SECONDS (it
-    died: the answer starts again, the call cut short billed for what it produced). Returns
-    how many."""
+    died: the answer starts again). Returns how many."""
     now = timezone.now()
     stale = now - timedelta(seconds=settings.API_BACKGROUND_STALE_SECONDS)
     StoredResponse.objects.filter(
