@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 
 from django.utils import timezone
 
@@ -20,13 +21,14 @@ from gateway.errors import GatewayError
 from providers.http import run_blocking
 
 from .auth import key_principal
-from .errors import ApiError
+from .errors import ApiError, retry_wait
 from .handlers import completion_stream, response_object
 from .models import StoredResponse
 from .schemas import ResponsesRequest
 from .selectors import stored_response_turns
 
 CHECK_SECONDS = 1.0
+ATTEMPTS = 5  # calls for one response while it is rate limited or its provider overloaded
 Status = StoredResponse.Status
 
 
@@ -58,39 +60,60 @@ def _heartbeat(pk: int) -> str | None:
 async def _answer(response: StoredResponse) -> None:
     body = ResponsesRequest.model_validate(response.request)
     context = await db_call(stored_response_turns, response)
-    stream = completion_stream(
-        # Streamed from the upstream, so that a cancelled response keeps what it had said.
-        body.model_copy(update={"stream": True}),
-        principal=key_principal(response.api_key_id, body.model),
-        request_id=response.public_id,
-        source="api",
-        messages=body.provider_messages(context),
-    )
-
-    async def watch():
-        while await db_call(_heartbeat, response.pk) == Status.IN_PROGRESS:
-            await asyncio.sleep(CHECK_SECONDS)
-        stream.stop()  # cancelled, deleted, or taken over by another worker
-
-    watcher = asyncio.ensure_future(watch())
-    error = None
-    try:
-        text, finish = await pipeline.stream_collect(stream)
-    except (ApiError, GatewayError) as exc:
-        error = exc if isinstance(exc, ApiError) else ApiError.from_gateway(exc)
-        text, finish = "", "error"
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    # Streamed from the upstream, so that a cancelled response keeps what it had said.
+    streamed = body.model_copy(update={"stream": True})
+    for attempt in range(1, ATTEMPTS + 1):
+        stream = completion_stream(
+            streamed,
+            principal=key_principal(response.api_key_id, body.model),
+            request_id=response.public_id,
+            source="api",
+            messages=body.provider_messages(context),
+        )
+        watcher = asyncio.ensure_future(_watch(response.pk, stream.stop))
+        error = None
+        try:
+            text, finish = await pipeline.stream_collect(stream)
+        except (ApiError, GatewayError) as exc:
+            error = exc if isinstance(exc, ApiError) else ApiError.from_gateway(exc)
+            text, finish = "", "error"
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        # Rate limited (by our limits or the provider's), a provider overloaded: it waits and
+        # asks again, as a batch's request does, unless it is cancelled meanwhile.
+        wait = retry_wait(error) if error is not None and attempt < ATTEMPTS else None
+        if wait is None or not await _running_after(response.pk, wait):
+            break
     await db_call(_finish, response, body, text, finish, stream.outcome, error)
+
+
+async def _watch(pk: int, stop) -> None:
+    while await db_call(_heartbeat, pk) == Status.IN_PROGRESS:
+        await asyncio.sleep(CHECK_SECONDS)
+    stop()  # cancelled, deleted, or taken over by another worker
+
+
+async def _running_after(pk: int, seconds: float) -> bool:
+    """Wait `seconds`, saying the worker is alive; False as soon as the response is no longer
+    this worker's to answer (cancelled, deleted, taken over)."""
+    end = time.monotonic() + seconds
+    while await db_call(_heartbeat, pk) == Status.IN_PROGRESS:
+        left = end - time.monotonic()
+        if left <= 0:
+            return True
+        await asyncio.sleep(min(CHECK_SECONDS, left))
+    return False
 
 
 def _finish(response, body, text: str, finish: str, outcome, error: ApiError | None) -> None:
     status = StoredResponse.objects.filter(pk=response.pk).values_list("status", flat=True).first()
     if status not in (Status.IN_PROGRESS, Status.CANCELLED):
         return  # deleted, or taken over by another worker
-    if error is not None:
+    if status == Status.CANCELLED and outcome is None:
+        answer = {**response.body, "status": Status.CANCELLED}  # cancelled before any call
+    elif error is not None and status != Status.CANCELLED:
         answer = {
             **response.body,
             "status": Status.FAILED,

@@ -73,3 +73,18 @@ class ApiError(Exception):
 
     def anthropic_body(self) -> dict:
         return {"type": "error", "error": {"type": self._types[1], "message": self.message}}
+
+
+# Worth waiting for and asking again, for work done later (a batch's requests, a background
+# response): a rate limit (ours or the provider's), a provider overloaded, the data store
+# briefly away. An exhausted budget is not (waiting does not help).
+_WAIT_AND_RETRY = frozenset({"rate_limited", "overloaded", "unavailable"})
+_WAIT_DEFAULT, _WAIT_MOST = 5.0, 60.0
+
+
+def retry_wait(error: ApiError) -> float | None:
+    """Seconds to wait before asking again after `error`, or None when waiting does not help:
+    its Retry-After, else 5 s, at most a minute."""
+    if error.code not in _WAIT_AND_RETRY:
+        return None
+    return min(_WAIT_DEFAULT if error.retry_after is None else error.retry_after, _WAIT_MOST)

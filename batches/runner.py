@@ -16,7 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from api.auth import key_principal
-from api.errors import ApiError
+from api.errors import ApiError, retry_wait
 from api.handlers import (
     chat_completion_object,
     completion_stream,
@@ -34,10 +34,6 @@ from .models import Batch, BatchRequest
 from .selectors import batch_requests_pending
 from .services import batch_heartbeat, batch_request_finish
 
-# Worth waiting for and asking again: a rate limit (ours or the provider's), a provider
-# overloaded, the data store briefly away. An exhausted budget is not (waiting does not help).
-_WAIT_AND_RETRY = {"rate_limited", "overloaded", "unavailable"}
-_WAIT_DEFAULT, _WAIT_MOST = 5.0, 60.0
 _STOP_WAIT = 5.0  # seconds for the requests in flight to end once stopped
 
 
@@ -178,10 +174,9 @@ async def _request_run(
             answered = await call(batch, request, in_flight)
         except (ApiError, GatewayError) as exc:
             error = exc if isinstance(exc, ApiError) else ApiError.from_gateway(exc)
-            if error.code in _WAIT_AND_RETRY and attempts < settings.BATCH_REQUEST_ATTEMPTS:
+            wait = retry_wait(error)
+            if wait is not None and attempts < settings.BATCH_REQUEST_ATTEMPTS:
                 attempts += 1
-                wait = _WAIT_DEFAULT if error.retry_after is None else error.retry_after
-                wait = min(wait, _WAIT_MOST)
                 try:
                     await asyncio.wait_for(stopping.wait(), wait)
                 except TimeoutError:

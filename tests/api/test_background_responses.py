@@ -254,3 +254,26 @@ async def test_deleting_a_running_response_stops_its_upstream_call(
         await asyncio.sleep(0.05)
     assert await usage_statuses() == ["stopped"]
     assert not await StoredResponse.objects.aexists()
+
+
+async def test_a_rate_limited_background_response_waits_and_asks_again(
+    auth, celery_worker, fake_upstream
+):
+    shell = await queue(auth, '@reply="enfin" @status=429 @retry_after=1 @times=1')
+    done = await until(auth, shell["id"], "completed", "failed")
+    assert done["status"] == "completed", done
+    assert done["output"][0]["content"][0]["text"] == "enfin"
+    assert len(fake_upstream.posted()) == 2  # refused once, answered the second time
+    assert await usage_statuses() == ["error", "ok"]
+
+
+async def test_a_response_cancelled_while_it_waits_to_ask_again_ends_cancelled(
+    auth, celery_worker, fake_upstream
+):
+    shell = await queue(auth, '@reply="jamais" @status=429 @retry_after=30')
+    assert await fake_upstream.until(lambda: len(fake_upstream.posted()) == 1, timeout=10)
+    await until(auth, shell["id"], "in_progress")
+    assert (await cancel(auth, shell["id"])).status_code == 200
+    row = await written(shell["id"])
+    assert row.status == "cancelled" and row.body["output"] == []
+    assert len(fake_upstream.posted()) == 1  # not asked again
