@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import time
 
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from aurax.db_threads import db_call
 from gateway import pipeline
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, store_unreachable
 from providers.http import run_blocking
 
 from .auth import key_principal
@@ -26,6 +27,8 @@ from .handlers import completion_stream, response_object
 from .models import StoredResponse
 from .schemas import ResponsesRequest
 from .selectors import stored_response_turns
+
+logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 1.0
 ATTEMPTS = 5  # calls for one response while it is rate limited or its provider overloaded
@@ -77,6 +80,12 @@ async def _answer(response: StoredResponse) -> None:
         except (ApiError, GatewayError) as exc:
             error = exc if isinstance(exc, ApiError) else ApiError.from_gateway(exc)
             text, finish = "", "error"
+        except Exception as exc:
+            if store_unreachable(exc):
+                raise  # the database or Redis away: answered again once it is back
+            # Anything else would fail again: the response ends failed, not retried forever.
+            logger.exception("answering background response %s failed", response.public_id)
+            error, text, finish = ApiError(500, "internal", "Internal error."), "", "error"
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -277,3 +277,19 @@ async def test_a_response_cancelled_while_it_waits_to_ask_again_ends_cancelled(
     row = await written(shell["id"])
     assert row.status == "cancelled" and row.body["output"] == []
     assert len(fake_upstream.posted()) == 1  # not asked again
+
+
+async def test_an_unexpected_failure_ends_the_response_failed_not_retried(
+    auth, task_lost, fake_upstream
+):
+    from api.background import response_run
+
+    async def broken(stream):
+        raise RuntimeError("a bug")
+
+    task_lost.setattr("api.background.pipeline.stream_collect", broken)
+    shell = await queue(auth, '@reply="x"')
+    await sync_to_async(response_run)(public_id=shell["id"])
+    row = await StoredResponse.objects.aget(public_id=shell["id"])
+    assert row.status == "failed" and row.body["error"]["code"] == "internal"
+    assert row.request is None  # not taken up again by the resume task
