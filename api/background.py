@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 
@@ -38,25 +39,24 @@ Status = StoredResponse.Status
 def response_run(*, public_id: str) -> None:
     """Answer a queued background response, unless another worker has it (or it was
     cancelled or deleted meanwhile)."""
-    now = timezone.now()
-    claimed = StoredResponse.objects.filter(public_id=public_id, status=Status.QUEUED).update(
-        status=Status.IN_PROGRESS, heartbeat_at=now
-    )
-    if not claimed:
+    response = StoredResponse.objects.filter(public_id=public_id, status=Status.QUEUED).first()
+    if response is None:
         return
-    response = StoredResponse.objects.get(public_id=public_id)
     response.body = {**response.body, "status": Status.IN_PROGRESS}
-    StoredResponse.objects.filter(pk=response.pk, status=Status.IN_PROGRESS).update(
-        body=response.body
+    # Claimed with its body in one write, unless another worker (or a cancel) came first.
+    claimed = StoredResponse.objects.filter(pk=response.pk, status=Status.QUEUED).update(
+        status=Status.IN_PROGRESS, heartbeat_at=timezone.now(), body=response.body
     )
-    run_blocking(_answer, response)
+    if claimed:
+        run_blocking(_answer, response)
 
 
 def _heartbeat(pk: int) -> str | None:
     """Say the worker is alive; the response's status now (None: deleted)."""
-    StoredResponse.objects.filter(pk=pk, status=Status.IN_PROGRESS).update(
+    if StoredResponse.objects.filter(pk=pk, status=Status.IN_PROGRESS).update(
         heartbeat_at=timezone.now()
-    )
+    ):
+        return Status.IN_PROGRESS
     return StoredResponse.objects.filter(pk=pk).values_list("status", flat=True).first()
 
 
@@ -99,14 +99,13 @@ async def _answer(response: StoredResponse) -> None:
 
 
 async def _watch(pk: int, stop) -> None:
-    while await db_call(_heartbeat, pk) == Status.IN_PROGRESS:
-        await asyncio.sleep(CHECK_SECONDS)
+    await _running_after(pk, math.inf)
     stop()  # cancelled, deleted, or taken over by another worker
 
 
 async def _running_after(pk: int, seconds: float) -> bool:
-    """Wait `seconds`, saying the worker is alive; False as soon as the response is no longer
-    this worker's to answer (cancelled, deleted, taken over)."""
+    """Wait `seconds`, saying every CHECK_SECONDS that the worker is alive; False as soon as
+    the response is no longer this worker's to answer (cancelled, deleted, taken over)."""
     end = time.monotonic() + seconds
     while await db_call(_heartbeat, pk) == Status.IN_PROGRESS:
         left = end - time.monotonic()

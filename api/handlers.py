@@ -609,20 +609,24 @@ def _previous_get(key, body: schemas.ResponsesRequest):
     return previous
 
 
+def _caller_and_previous(request: ApiRequest, body: schemas.ResponsesRequest):
+    """(the request's key, the stored response it follows or None), checked now, on a
+    database thread."""
+    key = _authenticated(request.headers)
+    api_key_model_check(key, body.model)
+    return key, _previous_get(key, body)
+
+
 def _previous_read(request: ApiRequest, body: schemas.ResponsesRequest):
     """(the caller, the stored response it follows, that response's context) for a request
     with `previous_response_id`."""
-    key = _authenticated(request.headers)
-    api_key_model_check(key, body.model)
-    previous = _previous_get(key, body)
+    key, previous = _caller_and_previous(request, body)
     return (key.user, key.workspace, key.pk), previous, stored_response_context(previous)
 
 
 def _background_queue(request: ApiRequest, body: schemas.ResponsesRequest) -> dict:
     """Keep a background response, queued for a worker (api.background); its shell."""
-    key = _authenticated(request.headers)
-    api_key_model_check(key, body.model)
-    previous = _previous_get(key, body)
+    key, previous = _caller_and_previous(request, body)
     shell = _response_shell(
         body, response_id=_completion_id("resp_"), created=int(time.time()), store=True
     )

@@ -4,7 +4,6 @@ billed as stopped); taken up again when their worker died or the broker lost the
 is refused."""
 
 import asyncio
-import json
 import time
 from datetime import timedelta
 
@@ -16,6 +15,7 @@ from api.models import StoredResponse
 from billing.ledger import ledger_flush
 from billing.models import UsageEvent
 from tests.api.client import AsyncClient
+from tests.api.test_responses import post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,10 +31,6 @@ def task_lost(monkeypatch):
     broker restarted empty): only the resume task, or a direct run, answers them."""
     monkeypatch.setattr("api.services.response_run_soon", lambda public_id: None)
     return monkeypatch
-
-
-async def post(payload, headers):
-    return await AsyncClient().post("/v1/responses", data=json.dumps(payload), headers=headers)
 
 
 async def queue(headers, text, **fields):

@@ -3,7 +3,6 @@ listed, followed by `previous_response_id` (the chain's turns reach the model, t
 instructions do not), deleted, expired; and seen only by keys acting as the user who stored
 them in that workspace."""
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -13,13 +12,10 @@ from django.utils import timezone
 from billing.ledger import ledger_flush
 from billing.models import UsageEvent
 from tests.api.client import AsyncClient
+from tests.api.test_responses import events_of, post
 from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def post(payload, headers):
-    return await AsyncClient().post("/v1/responses", data=json.dumps(payload), headers=headers)
 
 
 async def ask(headers, text, **fields):
@@ -35,15 +31,6 @@ def sent_messages(fake_upstream) -> list[list[tuple[str, str]]]:
         for r in fake_upstream.posted()
         if r["path"].endswith("/chat/completions")
     ]
-
-
-def events_of(content: bytes) -> list[tuple[str, dict]]:
-    out = []
-    for block in content.decode().split("\n\n"):
-        if block.strip():
-            lines = dict(line.split(": ", 1) for line in block.split("\n"))
-            out.append((lines["event"], json.loads(lines["data"])))
-    return out
 
 
 @sync_to_async
