@@ -760,8 +760,13 @@ async def responses(request: ApiRequest) -> ApiResponse:
         except GatewayError as exc:
             error = ApiError.from_gateway(exc)
             yield event("error", code=error.code, message=error.message, param=error.param)
-            failed = {**shell, "status": "failed", "store": False}
+            failed = {**shell, "status": "failed"}
             failed["error"] = {"code": error.code, "message": error.message}
+            # Kept as a background response that fails is: read back, it says why. Its
+            # partial text is not part of it (nor of the turns of a response following it).
+            failed = await _stored(
+                failed, principal=principal, previous=previous, input_items=items
+            )
             yield event("response.failed", response=failed)
             return
         text = "".join(parts)

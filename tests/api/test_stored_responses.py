@@ -170,6 +170,32 @@ async def test_a_response_not_kept_cannot_be_read_or_followed(auth, fake_upstrea
     assert len(sent_messages(fake_upstream)) == 1 and await usage_count() == before
 
 
+async def test_a_response_that_fails_mid_stream_is_kept_failed_and_can_be_followed(
+    auth, fake_upstream
+):
+    failing = "@tokens=6 @stream_error=server @error_after=2"
+    response = await post({"model": "fake-small", "input": failing, "stream": True}, auth)
+    events = events_of(response.content)
+    assert [name for name, _ in events][-2:] == ["error", "response.failed"]
+    failed = events[-1][1]["response"]
+    assert failed["status"] == "failed" and failed["store"] is True and failed["error"]["code"]
+    got = await AsyncClient().get(f"/v1/responses/{failed['id']}", headers=auth)
+    assert got.status_code == 200 and got.json() == failed and failed["output"] == []
+    listed = await AsyncClient().get(f"/v1/responses/{failed['id']}/input_items", headers=auth)
+    assert [i["content"][0]["text"] for i in listed.json()["data"]] == [failing]
+    # Its question is a turn of what follows it; the text said before it failed is not.
+    await ask(auth, "again", previous_response_id=failed["id"])
+    assert sent_messages(fake_upstream)[-1] == [("user", failing), ("user", '@reply="again"')]
+
+    unkept = await post(
+        {"model": "fake-small", "input": failing, "stream": True, "store": False}, auth
+    )
+    said = events_of(unkept.content)[-1][1]["response"]
+    assert said["status"] == "failed" and said["store"] is False
+    got = await AsyncClient().get(f"/v1/responses/{said['id']}", headers=auth)
+    assert got.status_code == 404
+
+
 async def test_only_keys_of_the_same_user_in_the_same_workspace_see_a_response(
     auth, api_key, api_user, fake_upstream
 ):
