@@ -24,7 +24,7 @@ from providers.http import run_blocking
 
 from .auth import key_principal
 from .errors import ApiError, retry_wait
-from .handlers import completion_stream, response_object
+from .handlers import cancelled_object, completion_stream, response_object
 from .models import StoredResponse
 from .schemas import ResponsesRequest
 from .selectors import stored_response_turns
@@ -139,14 +139,7 @@ def _finish(response, body, text: str, finish: str, outcome, error: ApiError | N
             store=True,
         )
         if status == Status.CANCELLED:
-            # What it had said when it was stopped, if anything.
-            [message] = answer["output"]
-            message["status"] = "incomplete"
-            answer.update(
-                status=Status.CANCELLED,
-                incomplete_details=None,
-                output=[message] if text else [],
-            )
+            answer = cancelled_object(answer, text)  # what it had said when stopped
     StoredResponse.objects.filter(
         pk=response.pk, status__in=(Status.IN_PROGRESS, Status.CANCELLED)
     ).update(status=answer["status"], body=answer, request=None, heartbeat_at=None)

@@ -557,6 +557,19 @@ def response_object(
     }
 
 
+def cancelled_object(answer: dict, text: str) -> dict:
+    """A finished response object (`response_object`) as one stopped midway: cancelled,
+    keeping what it had said, if anything."""
+    [message] = answer["output"]
+    message["status"] = "incomplete"
+    return {
+        **answer,
+        "status": StoredResponse.Status.CANCELLED,
+        "incomplete_details": None,
+        "output": [message] if text else [],
+    }
+
+
 def usage_with_details(
     input_tokens: int, output_tokens: int, *, cached_tokens: int = 0, reasoning_tokens: int = 0
 ) -> dict:
@@ -731,8 +744,6 @@ async def responses(request: ApiRequest) -> ApiResponse:
         shell = _response_shell(
             body, response_id=ids["response_id"], created=ids["created"], store=store
         )
-        yield event("response.created", response=shell)
-        yield event("response.in_progress", response=shell)
         item = {
             "id": ids["message_id"],
             "type": "message",
@@ -740,10 +751,12 @@ async def responses(request: ApiRequest) -> ApiResponse:
             "role": "assistant",
             "content": [],
         }
-        yield event("response.output_item.added", output_index=0, item=item)
-        yield event("response.content_part.added", **where, part=_output_text(""))
-        parts, finish = [], "stop"
+        parts, finish, ended = [], "stop", False
         try:
+            yield event("response.created", response=shell)
+            yield event("response.in_progress", response=shell)
+            yield event("response.output_item.added", output_index=0, item=item)
+            yield event("response.content_part.added", **where, part=_output_text(""))
             async for streamed in _relay(stream, first):
                 if isinstance(streamed, TextDelta) and streamed.text:
                     parts.append(streamed.text)
@@ -757,6 +770,7 @@ async def responses(request: ApiRequest) -> ApiResponse:
                     )
                 elif isinstance(streamed, Finish):
                     finish = streamed.reason
+            ended = True
         except GatewayError as exc:
             error = ApiError.from_gateway(exc)
             yield event("error", code=error.code, message=error.message, param=error.param)
@@ -767,8 +781,27 @@ async def responses(request: ApiRequest) -> ApiResponse:
             failed = await _stored(
                 failed, principal=principal, previous=previous, input_items=items
             )
+            ended = True
             yield event("response.failed", response=failed)
             return
+        finally:
+            if not ended and store:
+                # The client went away mid-answer (the upstream call is closed, billed as
+                # client_gone): kept cancelled with the text said so far, so that the id it
+                # was given can be read back and followed.
+                with contextlib.suppress(Exception):
+                    await stream.aclose()
+                if stream.outcome is not None:
+                    said = "".join(parts)
+                    gone = response_object(
+                        body, **ids, text=said, finish=finish, outcome=stream.outcome, store=True
+                    )
+                    await _stored(
+                        cancelled_object(gone, said),
+                        principal=principal,
+                        previous=previous,
+                        input_items=items,
+                    )
         text = "".join(parts)
         done = response_object(
             body, **ids, text=text, finish=finish, outcome=stream.outcome, store=store

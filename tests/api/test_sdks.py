@@ -3,6 +3,7 @@ providers are the fake upstream."""
 
 import http.client
 import json
+import time
 
 import anthropic
 import openai
@@ -289,8 +290,11 @@ def test_a_client_that_disconnects_mid_stream_stops_the_upstream_and_is_billed(l
         stream = client.chat.completions.create(
             model="fake-small", messages=[{"role": "user", "content": question}], stream=True
         )
-    for received, _text in enumerate(_texts(stream, endpoint), 1):
-        if received >= 5:
+    seen, said = [], []
+    for event in stream:
+        seen.append(event)
+        said.extend(_texts([event], endpoint))
+        if len(said) >= 5:
             break
     stream.close()
     assert fake.wait_for(lambda: fake.requests and fake.requests[-1]["disconnected"], timeout=5)
@@ -302,6 +306,21 @@ def test_a_client_that_disconnects_mid_stream_stops_the_upstream_and_is_billed(l
     status, tokens = out.split("RESULT ", 1)[1].split()[:2]
     assert status == "client_gone"
     assert 5 <= int(tokens) < 400
+    if endpoint == "responses":
+        # The response's id was given: it is kept, cancelled, with the text said so far.
+        [response_id] = {e.response.id for e in seen if e.type == "response.created"}
+        deadline = time.monotonic() + 5
+        while True:  # kept once the server has seen the client go
+            try:
+                kept = client.responses.retrieve(response_id)
+                break
+            except openai.NotFoundError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert kept.status == "cancelled" and kept.usage.output_tokens == int(tokens)
+        [message] = kept.output
+        assert message.status == "incomplete"
+        assert message.content[0].text.startswith("".join(said))
 
 
 def test_no_key_ever_appears_in_the_server_log(live, oai):
