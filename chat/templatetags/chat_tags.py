@@ -1,10 +1,11 @@
 from decimal import Decimal
 
 from django import template
+from django.conf import settings
 from django.utils.safestring import mark_safe
 
 from chat.rendering import markdown_render
-from chat.selectors import message_error_text
+from chat.selectors import attachments_size_in, message_error_text
 
 register = template.Library()
 
@@ -37,3 +38,13 @@ def ms(value) -> str:
 @register.filter
 def error_text(message) -> str:
     return message_error_text(message=message)
+
+
+@register.inclusion_tag("chat/_workspace_files.html")
+def workspace_files(workspace) -> dict:
+    """The room the files of a workspace's chats take, against WORKSPACE_FILES_MAX_BYTES
+    (0: no limit), for its settings page."""
+    used = attachments_size_in(workspace_id=workspace.pk)
+    limit = settings.WORKSPACE_FILES_MAX_BYTES
+    percent = min(100, round(used * 100 / limit)) if limit else None
+    return {"used": used, "limit": limit, "percent": percent, "full": bool(limit) and used >= limit}

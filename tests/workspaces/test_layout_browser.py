@@ -78,3 +78,10 @@ def test_the_colour_picker_shows_its_swatch(aurax_server, team, phone):
         )
         assert swatch[0] >= 30 and swatch[1] >= 20, (path, swatch)
         assert page_width(phone) <= 390, path
+
+
+def test_the_files_meter_is_a_bar_across_the_settings_page(aurax_server, team, phone):
+    phone.goto(f"{aurax_server.url}/w/{team}/settings/")
+    meter = phone.locator(".workspace-files .budget-meter").bounding_box()
+    assert meter["height"] < 20 and meter["width"] > 200
+    assert page_width(phone) <= 390

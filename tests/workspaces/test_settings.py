@@ -52,3 +52,31 @@ def test_a_saved_default_no_longer_available_is_shown_as_such_and_kept(logged_in
     _settings(logged_in_client, team, name="Renamed", default_model="retired-model")
     team.refresh_from_db()
     assert (team.name, team.default_model) == ("Renamed", "retired-model")
+
+
+def test_the_settings_page_says_how_much_room_the_workspaces_files_take(
+    logged_in_client, team, user, settings
+):
+    from chat.services import attachment_create
+
+    settings.WORKSPACE_FILES_MAX_BYTES = 1000
+    attachment_create(workspace=team, user=user, name="notes.txt", data=b"x" * 250)
+    attachment_create(
+        workspace=workspace_create(owner=user, name="Other"),
+        user=user,
+        name="other.txt",
+        data=b"y" * 400,
+    )  # another workspace's room
+    url = reverse("workspace_settings", args=[team.slug])
+    html = logged_in_client.get(url).content.decode()
+    assert "The files of this workspace's chats take 250\xa0bytes of the 1000\xa0bytes" in html
+    assert 'aria-label="25%"' in html and 'width="25"' in html
+    assert "New files are refused" not in html
+
+    settings.WORKSPACE_FILES_MAX_BYTES = 250  # full: uploads are refused, and it says so
+    html = logged_in_client.get(url).content.decode()
+    assert 'aria-label="100%"' in html and "New files are refused until room is made" in html
+
+    settings.WORKSPACE_FILES_MAX_BYTES = 0
+    html = logged_in_client.get(url).content.decode()
+    assert "take 250\xa0bytes; this server sets no limit." in html and "budget-meter" not in html
