@@ -9,6 +9,7 @@ this hot path).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import itertools
@@ -41,6 +42,7 @@ from .selectors import (
     stored_response_context,
     stored_response_get,
     stored_response_input,
+    stored_response_progress,
 )
 from .services import (
     api_key_touch,
@@ -516,7 +518,7 @@ def _response_shell(
     }
 
 
-def _output_text(text: str) -> dict:
+def output_text(text: str) -> dict:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
@@ -545,7 +547,7 @@ def response_object(
                 "type": "message",
                 "status": status,
                 "role": "assistant",
-                "content": [_output_text(text)],
+                "content": [output_text(text)],
             }
         ],
         "usage": usage_with_details(
@@ -637,15 +639,15 @@ def _previous_read(request: ApiRequest, body: schemas.ResponsesRequest):
     return (key.user, key.workspace, key.pk), previous, stored_response_context(previous)
 
 
-def _background_queue(request: ApiRequest, body: schemas.ResponsesRequest) -> dict:
-    """Keep a background response, queued for a worker (api.background); its shell."""
+def _background_queue(request: ApiRequest, body: schemas.ResponsesRequest) -> StoredResponse:
+    """Keep a background response, queued for a worker (api.background)."""
     key, previous = _caller_and_previous(request, body)
     shell = _response_shell(
         body, response_id=_completion_id("resp_"), created=int(time.time()), store=True
     )
     shell["status"] = StoredResponse.Status.QUEUED
     with transaction.atomic():
-        stored_response_create(
+        return stored_response_create(
             public_id=shell["id"],
             workspace_id=key.workspace_id,
             user_id=key.user_id,
@@ -655,7 +657,6 @@ def _background_queue(request: ApiRequest, body: schemas.ResponsesRequest) -> di
             body=shell,
             request=body.model_dump(mode="json", exclude_none=True),
         )
-    return shell
 
 
 def _storing(body: schemas.ResponsesRequest) -> bool:
@@ -697,7 +698,10 @@ async def responses(request: ApiRequest) -> ApiResponse:
                 "leave out background.",
                 param="background",
             )
-        return ApiResponse.json(await db_call(_background_queue, request, body))
+        queued = await db_call(_background_queue, request, body)
+        if body.stream:
+            return ApiResponse.sse(_followed(queued.pk, after=-1))
+        return ApiResponse.json(queued.body)
     previous, context = None, []
     if body.previous_response_id:
         found, previous, context = await db_call(_previous_read, request, body)
@@ -756,7 +760,7 @@ async def responses(request: ApiRequest) -> ApiResponse:
             yield event("response.created", response=shell)
             yield event("response.in_progress", response=shell)
             yield event("response.output_item.added", output_index=0, item=item)
-            yield event("response.content_part.added", **where, part=_output_text(""))
+            yield event("response.content_part.added", **where, part=output_text(""))
             async for streamed in _relay(stream, first):
                 if isinstance(streamed, TextDelta) and streamed.text:
                     parts.append(streamed.text)
@@ -832,7 +836,77 @@ async def _stored_response_for(request: ApiRequest):
 
 
 async def response_retrieve(request: ApiRequest) -> ApiResponse:
-    return ApiResponse.json((await _stored_response_for(request)).body)
+    """A stored response; with `stream=true`, a background response's stream from its start
+    (or after the event `starting_after`), followed until it ends."""
+    response = await _stored_response_for(request)
+    stream = request.query.get("stream", "false").lower()
+    if stream not in ("true", "false"):
+        raise ApiError(400, "invalid_request", "'stream' must be true or false.", param="stream")
+    if stream == "false":
+        return ApiResponse.json(response.body)
+    if not response.body.get("background"):
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"Response {response.public_id} was not made in the background: only a background "
+            "response can be streamed back.",
+            param="stream",
+        )
+    after = request.query.get("starting_after", "-1")
+    try:
+        after = int(after)
+    except ValueError:
+        raise ApiError(
+            400,
+            "invalid_request",
+            "'starting_after' must be an event's sequence_number.",
+            param="starting_after",
+        ) from None
+    return ApiResponse.sse(_followed(response.pk, after=max(after, -1)))
+
+
+FOLLOW_SECONDS = 0.1  # how often a reader following a background response looks for more
+
+
+async def _followed(response_pk: int, *, after: int) -> AsyncIterator[bytes]:
+    """A background response's stream (its events numbered above `after`), as its worker
+    writes it, until it ends: then its closing events, said from its final body."""
+    while True:
+        response, events, last = await db_call(
+            stored_response_progress, response_id=response_pk, after=after
+        )
+        for data in events:
+            yield _sse(data, data["type"])
+            after = data["sequence_number"]
+        if response is None:
+            gone = {"code": "not_found", "message": "The response was deleted.", "param": None}
+            yield _sse({"type": "error", **gone, "sequence_number": after + 1}, "error")
+            return
+        if last is not None:
+            for data in closing_events(response.body, sequence=last + 1):
+                if data["sequence_number"] > after:
+                    yield _sse(data, data["type"])
+            return
+        if not events:
+            await asyncio.sleep(FOLLOW_SECONDS)
+
+
+def closing_events(body: dict, *, sequence: int) -> list[dict]:
+    """The last events of a background response's stream, from its final body, numbered from
+    `sequence`: its message's end, if it has one, then `response.<status>`."""
+    events = []
+    for message in body.get("output", ()):
+        where = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+        part = message["content"][0]
+        events += [
+            {"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []},
+            {"type": "response.content_part.done", **where, "part": part},
+            {"type": "response.output_item.done", "output_index": 0, "item": message},
+        ]
+    events.append({"type": f"response.{body['status']}", "response": body})
+    for number, event in enumerate(events, sequence):
+        event["sequence_number"] = number
+    return events
 
 
 async def response_cancel(request: ApiRequest) -> ApiResponse:

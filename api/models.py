@@ -123,3 +123,22 @@ class StoredResponse(models.Model):
 
     def __str__(self) -> str:
         return self.public_id
+
+
+class StoredResponseEvent(models.Model):
+    """An event of a background response's stream, as /v1/responses streams it (`sequence`
+    is its `sequence_number`): written by the worker answering it (api.background), replayed
+    and followed by GET /v1/responses/{id}?stream=true. Its closing events are not written:
+    they are said from the response's final body (api.handlers.closing_events)."""
+
+    response = models.ForeignKey(StoredResponse, on_delete=models.CASCADE, related_name="events")
+    sequence = models.PositiveIntegerField()
+    data = models.JSONField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["response", "sequence"], name="api_response_event")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.response_id}#{self.sequence}"

@@ -371,6 +371,15 @@ def openapi_document() -> dict:
             }
         }
 
+    retrieve = _stored_response_operation(
+        "Retrieve a stored response; with stream=true, a background response's stream "
+        "(after the event starting_after), followed until it ends (400 for a response not "
+        "made in the background)",
+        "Response",
+        "stream",
+        "starting_after",
+    )
+    retrieve["responses"]["200"]["content"]["text/event-stream"] = {"schema": {"type": "string"}}
     return {
         "openapi": "3.1.0",
         "info": {
@@ -400,13 +409,14 @@ def openapi_document() -> dict:
                 "Create a response (OpenAI Responses API)",
                 "OpenAI's Responses SSE events when stream is true (response.created … "
                 "response.output_text.delta … response.completed, or error and "
-                "response.failed when the provider fails mid-answer). The answer is kept "
-                "unless store is false; previous_response_id follows a kept one (400 "
+                "response.failed when the provider fails mid-answer; with background, as "
+                "its worker says it). The answer is kept unless store is false; "
+                "previous_response_id follows a kept one (400 "
                 "previous_response_not_found when this key's user has none by that id).",
                 "Response",
             ),
             "/responses/{response_id}": {
-                "get": _stored_response_operation("Retrieve a stored response", "Response"),
+                "get": retrieve,
                 "delete": _stored_response_operation("Delete a stored response", "ResponseDeleted"),
             },
             "/responses/{response_id}/cancel": {

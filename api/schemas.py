@@ -499,7 +499,9 @@ class ResponsesRequest(_Request):
         default=None,
         description="Answer on a worker: the response comes back at once, queued; GET "
         "/v1/responses/{id} reads it until it has finished, and POST "
-        "/v1/responses/{id}/cancel stops it. Kept, so not with store false; not streamed.",
+        "/v1/responses/{id}/cancel stops it. Kept, so not with store false. With stream, "
+        "its events come as the worker says them; GET /v1/responses/{id}?stream=true"
+        "&starting_after=N takes them up again.",
     )
     previous_response_id: str | None = Field(
         default=None,
@@ -516,12 +518,6 @@ class ResponsesRequest(_Request):
     top_logprobs: int | None = _not_implemented("0", ge=0)
 
     def unsupported_message(self) -> tuple[str, str] | None:
-        if self.background and self.stream:
-            return (
-                "stream",
-                "A background response is not streamed by this server: leave out stream, "
-                "and read the response with GET /v1/responses/{id} until it has finished.",
-            )
         if self.background and self.store is False:
             return ("store", "A background response is kept: leave out store, or send true.")
         if self.text is not None and self.text.format not in (None, {"type": "text"}):

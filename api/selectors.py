@@ -1,13 +1,13 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from billing.models import Budget, BudgetScope, RateLimit, RateLimitScope
 from providers.selectors import model_choices_for
 
-from .models import ApiKey, StoredResponse
+from .models import ApiKey, StoredResponse, StoredResponseEvent
 
 
 def api_model_id(choice: dict) -> str:
@@ -98,3 +98,36 @@ def stored_response_input(response: StoredResponse) -> list[dict]:
 def stored_response_context(response: StoredResponse) -> list[dict]:
     """The items a response that follows `response` starts from: its input, then its output."""
     return [*stored_response_input(response), *response.body.get("output", ())]
+
+
+def stored_response_progress(*, response_id: int, after: int, most: int = 500):
+    """How a background response stands, for a reader following its stream: (the response,
+    None once deleted; its events numbered above `after`, oldest first, at most `most`; and
+    once it has ended, the number of its last event written, else None). The response is
+    read before its events: when it has ended, the events read after are all it has."""
+    response = (
+        StoredResponse.objects.filter(pk=response_id).only("status", "body", "heartbeat_at").first()
+    )
+    if response is None:
+        return None, [], None
+    events = list(
+        StoredResponseEvent.objects.filter(response_id=response_id, sequence__gt=after)
+        .order_by("sequence")
+        .values_list("data", flat=True)[:most]
+    )
+    if len(events) == most or not response_ended(response):
+        return response, events, None
+    last = StoredResponseEvent.objects.filter(response_id=response_id).aggregate(n=Max("sequence"))
+    return response, events, last["n"] if last["n"] is not None else -1
+
+
+def response_ended(response: StoredResponse) -> bool:
+    """Whether a background response's stream has all it will have: it has ended and no
+    worker is still writing it (a cancelled one's worker writes what it had said; one whose
+    worker died long ago has nobody left to)."""
+    if response.status in StoredResponse.RUNNING:
+        return False
+    if response.heartbeat_at is None:
+        return True
+    stale = timedelta(seconds=settings.API_BACKGROUND_STALE_SECONDS)
+    return response.heartbeat_at < timezone.now() - stale

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.models import Budget, BudgetScope, RateLimit, RateLimitScope
@@ -16,7 +16,7 @@ from workspaces.models import Membership, Role
 from workspaces.services import audit_record
 
 from .errors import ApiError
-from .models import ApiKey, StoredResponse
+from .models import ApiKey, StoredResponse, StoredResponseEvent
 
 logger = logging.getLogger(__name__)
 
@@ -148,8 +148,29 @@ def stored_response_create(
         request=request,
     )
     if request is not None:
+        # Its stream starts queued (GET /v1/responses/{id}?stream=true replays it).
+        response_events_write(
+            response_id=response.pk,
+            events=[{"type": "response.created", "response": body, "sequence_number": 0}],
+        )
         transaction.on_commit(lambda: response_run_soon(public_id))
     return response
+
+
+def response_events_write(*, response_id: int, events: list[dict]) -> bool:
+    """Add events (numbered by their `sequence_number`) to a background response's stream;
+    False when the response is gone (deleted meanwhile)."""
+    try:
+        with transaction.atomic():
+            StoredResponseEvent.objects.bulk_create(
+                StoredResponseEvent(
+                    response_id=response_id, sequence=event["sequence_number"], data=event
+                )
+                for event in events
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def response_run_soon(public_id: str) -> None:

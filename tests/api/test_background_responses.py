@@ -15,7 +15,7 @@ from api.models import StoredResponse
 from billing.ledger import ledger_flush
 from billing.models import UsageEvent
 from tests.api.client import AsyncClient
-from tests.api.test_responses import post
+from tests.api.test_responses import events_of, post
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -210,13 +210,11 @@ async def test_a_revoked_key_fails_its_background_response(auth, api_key, api_us
     assert row.status == "failed" and row.body["error"]["code"] == "authentication"
 
 
-@pytest.mark.parametrize(
-    "extra, param",
-    [({"stream": True}, "stream"), ({"store": False}, "store")],
-)
-async def test_background_with_what_it_cannot_do_is_refused(auth, fake_upstream, extra, param):
-    response = await post({"model": "fake-small", "input": "hi", "background": True, **extra}, auth)
-    assert response.status_code == 400 and response.json()["error"]["param"] == param
+async def test_background_without_being_kept_is_refused(auth, fake_upstream):
+    response = await post(
+        {"model": "fake-small", "input": "hi", "background": True, "store": False}, auth
+    )
+    assert response.status_code == 400 and response.json()["error"]["param"] == "store"
     assert not await StoredResponse.objects.aexists()
 
 
@@ -280,12 +278,138 @@ async def test_an_unexpected_failure_ends_the_response_failed_not_retried(
 ):
     from api.background import response_run
 
-    async def broken(stream):
+    async def broken(stream, said):
         raise RuntimeError("a bug")
 
-    task_lost.setattr("api.background.pipeline.stream_collect", broken)
+    task_lost.setattr("api.background._said_collect", broken)
     shell = await queue(auth, '@reply="x"')
     await sync_to_async(response_run)(public_id=shell["id"])
     row = await StoredResponse.objects.aget(public_id=shell["id"])
     assert row.status == "failed" and row.body["error"]["code"] == "internal"
     assert row.request is None  # not taken up again by the resume task
+
+
+# --- Streamed: `stream` with `background`, and GET …?stream=true&starting_after= -------------
+
+
+async def stream_read(headers, response_id, **query):
+    """The events of GET /v1/responses/{id}?stream=true, read to the stream's end."""
+    params = "&".join(f"{k}={v}" for k, v in {"stream": "true", **query}.items())
+    got = await AsyncClient().get(f"/v1/responses/{response_id}?{params}", headers=headers)
+    assert got.status_code == 200, got.content
+    assert got["content-type"].startswith("text/event-stream")
+    return events_of(got.content)
+
+
+def text_of(events) -> str:
+    return "".join(d["delta"] for name, d in events if name == "response.output_text.delta")
+
+
+async def test_a_background_response_streams_as_its_worker_says_it_and_replays(
+    auth, celery_worker, fake_upstream
+):
+    response = await post(
+        {
+            "model": "fake-small",
+            "input": "@tokens=30 @delay=0.02",
+            "background": True,
+            "stream": True,
+        },
+        auth,
+    )
+    assert response.status_code == 200, response.content
+    events = events_of(response.content)
+    names = [name for name, _ in events]
+    assert names[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert names[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert set(names[4:-4]) == {"response.output_text.delta"}
+    # Its text comes in pieces (several tokens each, as the worker writes them).
+    assert 2 <= len(names[4:-4]) < 30
+    numbers = [data["sequence_number"] for _, data in events]
+    assert numbers == sorted(set(numbers))
+    created, done = events[0][1]["response"], events[-1][1]["response"]
+    assert created["status"] == "queued" and created["background"] is True
+    stored = await read(auth, created["id"])
+    assert done == stored and stored["status"] == "completed"
+    [message] = stored["output"]
+    assert (
+        text_of(events)
+        == message["content"][0]["text"]
+        == " ".join(f"tok{i}" for i in range(1, 31))
+    )
+    assert {d["item_id"] for n, d in events if n == "response.output_text.delta"} == {message["id"]}
+
+    # Read back whole, or taken up after any event: the same events, the same numbers.
+    assert await stream_read(auth, created["id"]) == events
+    middle = numbers[len(numbers) // 2]
+    assert await stream_read(auth, created["id"], starting_after=middle) == [
+        e for e in events if e[1]["sequence_number"] > middle
+    ]
+    assert await stream_read(auth, created["id"], starting_after=numbers[-1]) == []
+
+
+async def test_a_streamed_background_response_cancelled_midway_ends_cancelled(
+    auth, celery_worker, fake_upstream
+):
+    shell = await queue(auth, "@tokens=400 @delay=0.02")
+    reading = asyncio.ensure_future(stream_read(auth, shell["id"]))
+    end = time.monotonic() + 20
+    while (
+        not (await read(auth, shell["id"]))["status"] == "in_progress" or not fake_upstream.requests
+    ):
+        assert time.monotonic() < end
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # some text said
+    assert (await cancel(auth, shell["id"])).status_code == 200
+    events = await asyncio.wait_for(reading, 20)
+    assert events[-1][0] == "response.cancelled"
+    final = events[-1][1]["response"]
+    assert final == (await written(shell["id"])).body
+    [message] = final["output"]
+    assert message["status"] == "incomplete"
+    assert text_of(events) == message["content"][0]["text"] != ""
+
+
+async def test_a_queued_response_cancelled_streams_its_start_and_its_end(auth, task_lost):
+    shell = await queue(auth, "@reply=never")
+    assert (await cancel(auth, shell["id"])).status_code == 200
+    events = await stream_read(auth, shell["id"])
+    assert [(n, d["sequence_number"]) for n, d in events] == [
+        ("response.created", 0),
+        ("response.cancelled", 1),
+    ]
+    assert events[1][1]["response"]["status"] == "cancelled"
+
+
+async def test_a_reader_of_a_deleted_response_is_told_it_is_gone(auth, task_lost):
+    shell = await queue(auth, "@reply=never")
+    reading = asyncio.ensure_future(stream_read(auth, shell["id"]))
+    await asyncio.sleep(0.3)  # following it, queued
+    deleted = await AsyncClient().delete(f"/v1/responses/{shell['id']}", headers=auth)
+    assert deleted.status_code == 200
+    events = await asyncio.wait_for(reading, 10)
+    assert [n for n, _ in events] == ["response.created", "error"]
+    assert events[1][1]["code"] == "not_found"
+
+
+async def test_what_cannot_be_streamed_back_is_refused(auth, task_lost):
+    foreground = (await post({"model": "fake-small", "input": '@reply="x"'}, auth)).json()
+    shell = await queue(auth, "@reply=never")
+    for response_id, query, param in [
+        (foreground["id"], "stream=true", "stream"),
+        (shell["id"], "stream=maybe", "stream"),
+        (shell["id"], "stream=true&starting_after=three", "starting_after"),
+    ]:
+        got = await AsyncClient().get(f"/v1/responses/{response_id}?{query}", headers=auth)
+        assert got.status_code == 400, query
+        assert got.json()["error"]["param"] == param

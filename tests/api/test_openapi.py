@@ -78,7 +78,15 @@ async def test_responses_is_documented_with_its_body_and_openais_errors(credenti
     stored = document["paths"]["/responses/{response_id}"]
     assert stored["get"]["responses"]["200"] == {
         "description": "OK",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Response"}}},
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Response"}},
+            "text/event-stream": {"schema": {"type": "string"}},  # a background one, streamed
+        },
+    }
+    assert {p["name"] for p in stored["get"]["parameters"]} == {
+        "response_id",
+        "stream",
+        "starting_after",
     }
     assert "404" in stored["delete"]["responses"]
     bad_key = await AsyncClient().post(

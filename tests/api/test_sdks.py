@@ -3,6 +3,7 @@ providers are the fake upstream."""
 
 import http.client
 import json
+import threading
 import time
 
 import anthropic
@@ -555,3 +556,39 @@ def test_openai_sdk_queues_and_cancels_a_background_response(live, oai):
     assert oai.responses.retrieve(queued.id).status == "queued"
     assert oai.responses.cancel(queued.id).status == "cancelled"
     assert oai.responses.retrieve(queued.id).status == "cancelled"
+
+
+def test_openai_sdk_streams_a_background_response_and_takes_it_up_again(live, oai):
+    stream = oai.responses.create(
+        model="fake-small", input="@tokens=60 @delay=0.05", background=True, stream=True
+    )
+    created = next(iter(stream))
+    assert created.type == "response.created" and created.response.status == "queued"
+    response_id = created.response.id
+    # This server runs no worker of its own: one is started beside it for this response.
+    worker = threading.Thread(
+        target=live["server"].shell,
+        args=(f"from api.background import response_run\nresponse_run(public_id={response_id!r})",),
+    )
+    worker.start()
+    try:
+        said, last = [], None
+        for event in stream:
+            last = event.sequence_number
+            if event.type == "response.output_text.delta":
+                said.append(event.delta)
+                break
+        # The text arrives while the worker is still answering.
+        assert said and oai.responses.retrieve(response_id).status == "in_progress"
+        stream.close()  # the connection drops; the response goes on
+
+        resumed = oai.responses.retrieve(response_id, stream=True, starting_after=last)
+        events = list(resumed)
+    finally:
+        worker.join(timeout=60)
+    assert events[0].sequence_number == last + 1
+    said += [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert events[-1].type == "response.completed"
+    done = events[-1].response
+    assert "".join(said) == done.output_text == " ".join(f"tok{i}" for i in range(1, 61))
+    assert oai.responses.retrieve(response_id).status == "completed"
