@@ -776,8 +776,8 @@ async def responses(request: ApiRequest) -> ApiResponse:
                     finish = streamed.reason
             ended = True
         except GatewayError as exc:
+            ended = True
             error = ApiError.from_gateway(exc)
-            yield event("error", code=error.code, message=error.message, param=error.param)
             failed = {**shell, "status": "failed"}
             failed["error"] = {"code": error.code, "message": error.message}
             # Kept as a background response that fails is: read back, it says why. Its
@@ -785,7 +785,7 @@ async def responses(request: ApiRequest) -> ApiResponse:
             failed = await _stored(
                 failed, principal=principal, previous=previous, input_items=items
             )
-            ended = True
+            yield event("error", code=error.code, message=error.message, param=error.param)
             yield event("response.failed", response=failed)
             return
         finally:
@@ -866,11 +866,15 @@ async def response_retrieve(request: ApiRequest) -> ApiResponse:
 
 
 FOLLOW_SECONDS = 0.1  # how often a reader following a background response looks for more
+# A stream with nothing to say (its response queued, say) sends an SSE comment this often,
+# so that proxies between it and its reader do not close it as idle.
+KEEPALIVE_SECONDS = 15.0
 
 
 async def _followed(response_pk: int, *, after: int) -> AsyncIterator[bytes]:
     """A background response's stream (its events numbered above `after`), as its worker
     writes it, until it ends: then its closing events, said from its final body."""
+    said_at = time.monotonic()
     while True:
         response, events, last = await db_call(
             stored_response_progress, response_id=response_pk, after=after
@@ -878,6 +882,11 @@ async def _followed(response_pk: int, *, after: int) -> AsyncIterator[bytes]:
         for data in events:
             yield _sse(data, data["type"])
             after = data["sequence_number"]
+        if events:
+            said_at = time.monotonic()
+        elif time.monotonic() - said_at >= KEEPALIVE_SECONDS:
+            yield b": keepalive\n\n"
+            said_at = time.monotonic()
         if response is None:
             gone = {"code": "not_found", "message": "The response was deleted.", "param": None}
             yield _sse({"type": "error", **gone, "sequence_number": after + 1}, "error")

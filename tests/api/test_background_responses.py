@@ -413,3 +413,16 @@ async def test_what_cannot_be_streamed_back_is_refused(auth, task_lost):
         got = await AsyncClient().get(f"/v1/responses/{response_id}?{query}", headers=auth)
         assert got.status_code == 400, query
         assert got.json()["error"]["param"] == param
+
+
+async def test_a_stream_with_nothing_to_say_says_it_is_alive(auth, task_lost, monkeypatch):
+    monkeypatch.setattr("api.handlers.KEEPALIVE_SECONDS", 0.2)
+    shell = await queue(auth, "@reply=never")  # queued: nothing more to say until it runs
+    path = f"/v1/responses/{shell['id']}?stream=true"
+    reading = asyncio.ensure_future(AsyncClient().get(path, headers=auth))
+    await asyncio.sleep(0.7)
+    assert (await cancel(auth, shell["id"])).status_code == 200
+    content = (await asyncio.wait_for(reading, 10)).content
+    assert content.count(b": keepalive\n\n") >= 2  # an SSE comment: readers skip it
+    events = events_of(content.replace(b": keepalive\n\n", b""))
+    assert [name for name, _ in events] == ["response.created", "response.cancelled"]
