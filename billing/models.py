@@ -51,8 +51,14 @@ class UsageSource(models.TextChoices):
 
 
 # The parts of a call's token totals kept apart (providers.types.Usage), in the ledger, its
-# rollups and the usage summaries, each under this name.
-TOKEN_PARTS = ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
+# rollups and the usage summaries, each under this name (cache_write_1h_tokens: the part of the
+# cache writes kept an hour).
+TOKEN_PARTS = (
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+)
 
 
 class UsageEvent(models.Model):
@@ -495,6 +501,7 @@ class UsageRollup(models.Model):
     # The sums of the events' parts of their totals (UsageEvent), defaulted as cached_requests.
     cache_read_tokens = models.BigIntegerField(default=0, db_default=0)
     cache_write_tokens = models.BigIntegerField(default=0, db_default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0, db_default=0)
     reasoning_tokens = models.BigIntegerField(default=0, db_default=0)
     cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
     duration_ms_sum = models.BigIntegerField(default=0)

@@ -46,6 +46,7 @@ class UsageRow:
     # Parts of the two totals (billing.models.TOKEN_PARTS)
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0  # of the writes, those kept an hour
     reasoning_tokens: int = 0
     cost: Decimal = Decimal(0)
 

@@ -22,6 +22,8 @@ def record(workspace, user, model, input_tokens, output_tokens, created_at=None,
         output_tokens=output_tokens,
         status=kw.get("status", "ok"),
         cache_read_tokens=kw.get("cache_read_tokens", 0),
+        cache_write_tokens=kw.get("cache_write_tokens", 0),
+        cache_write_1h_tokens=kw.get("cache_write_1h_tokens", 0),
         reasoning_tokens=kw.get("reasoning_tokens", 0),
         ttft_ms=100,
         duration_ms=1000,
@@ -37,6 +39,8 @@ def rollup_totals(granularity):
         requests=Sum("requests"),
         tokens=Sum("input_tokens"),
         cache_read=Sum("cache_read_tokens"),
+        cache_write=Sum("cache_write_tokens"),
+        cache_write_1h=Sum("cache_write_1h_tokens"),
         reasoning=Sum("reasoning_tokens"),
     )
 
@@ -59,6 +63,8 @@ def test_a_celery_worker_rolls_events_up_exactly_and_idempotently(
             tokens // 2,
             now - timedelta(hours=hours_ago),
             cache_read_tokens=tokens // 4,
+            cache_write_tokens=tokens // 8,
+            cache_write_1h_tokens=tokens // 16,  # of those written, kept an hour
             reasoning_tokens=2,
         )
         record(
@@ -73,10 +79,20 @@ def test_a_celery_worker_rolls_events_up_exactly_and_idempotently(
     assert rollup_totals("hour")["requests"] == 6
     assert UsageRollup.objects.filter(granularity="hour").aggregate(e=Sum("errors"))["e"] == 3
     # The prompt-cache and reasoning parts of the totals are summed with them.
-    parts = (1234 // 4 + 999 // 4 + 77 // 4, 2 * 3)
+    parts = (
+        1234 // 4 + 999 // 4 + 77 // 4,
+        1234 // 8 + 999 // 8 + 77 // 8,
+        1234 // 16 + 999 // 16 + 77 // 16,
+        2 * 3,
+    )
     for granularity in ("hour", "day"):
         totals = rollup_totals(granularity)
-        assert (totals["cache_read"], totals["reasoning"]) == parts
+        assert (
+            totals["cache_read"],
+            totals["cache_write"],
+            totals["cache_write_1h"],
+            totals["reasoning"],
+        ) == parts
     rows_before = list(UsageRollup.objects.order_by("id").values_list("cost", "requests"))
 
     stamp = RollupState.objects.get(pk=1).updated_at
@@ -95,6 +111,8 @@ def test_a_celery_worker_rolls_events_up_exactly_and_idempotently(
     assert sum(r.cost for r in summary) == raw + late.cost
     assert (
         sum(r.cache_read_tokens for r in summary),
+        sum(r.cache_write_tokens for r in summary),
+        sum(r.cache_write_1h_tokens for r in summary),
         sum(r.reasoning_tokens for r in summary),
     ) == (parts)
     assert Decimal(rollup_totals("hour")["cost"]).quantize(Decimal("0.01")) == (

@@ -164,6 +164,7 @@ def test_the_csv_export_has_one_row_per_day_and_model(client, team):
         output_tokens=15,
         cache_read_tokens=20,
         cache_write_tokens=4,
+        cache_write_1h_tokens=3,
         reasoning_tokens=5,
     )
     record_call(workspace, admin, model="m", status="cached")  # from the response cache: $0
@@ -183,6 +184,7 @@ def test_the_csv_export_has_one_row_per_day_and_model(client, team):
         "input_tokens",
         "cache_read_tokens",
         "cache_write_tokens",
+        "cache_write_1h_tokens",
         "output_tokens",
         "reasoning_tokens",
         "cost_usd",
@@ -194,8 +196,8 @@ def test_the_csv_export_has_one_row_per_day_and_model(client, team):
         [today, "openai", "gpt-4o-mini", "1"],
         [today, "openai", "m", "2"],
     ]
-    assert rows[-1][4:] == ["0", "1", "30", "20", "4", "15", "5", "0.000025"]
-    assert all(re.fullmatch(r"\d+\.\d{6}", row[11]) for row in rows[1:]), rows
+    assert rows[-1][4:] == ["0", "1", "30", "20", "4", "3", "15", "5", "0.000025"]
+    assert all(re.fullmatch(r"\d+\.\d{6}", row[12]) for row in rows[1:]), rows
 
 
 def test_an_admin_sets_the_workspace_budget(client, team):
