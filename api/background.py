@@ -29,7 +29,7 @@ from .handlers import cancelled_object, completion_stream, output_text, response
 from .models import StoredResponse, StoredResponseEvent
 from .schemas import ResponsesRequest
 from .selectors import stored_response_turns
-from .services import response_events_write
+from .services import QUEUED_EVENTS, response_events_write
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def _stream_restart(response: StoredResponse) -> int:
     it sees the text again; one that starts now, only the new one). Numbers keep rising."""
     events = StoredResponseEvent.objects.filter(response=response)
     last = events.aggregate(n=Max("sequence"))["n"] or 0
-    events.filter(sequence__gt=0).delete()
+    events.filter(sequence__gte=len(QUEUED_EVENTS)).delete()
     response_events_write(
         response_id=response.pk,
         events=[

@@ -151,10 +151,18 @@ def stored_response_create(
         # Its stream starts queued (GET /v1/responses/{id}?stream=true replays it).
         response_events_write(
             response_id=response.pk,
-            events=[{"type": "response.created", "response": body, "sequence_number": 0}],
+            events=[
+                {"type": kind, "response": body, "sequence_number": number}
+                for number, kind in enumerate(QUEUED_EVENTS)
+            ],
         )
         transaction.on_commit(lambda: response_run_soon(public_id))
     return response
+
+
+# The events a background response's stream starts with, as OpenAI's: written when it is
+# queued, kept when a worker starts it again (api.background).
+QUEUED_EVENTS = ("response.created", "response.queued")
 
 
 def response_events_write(*, response_id: int, events: list[dict]) -> bool:

@@ -12,6 +12,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from api.models import StoredResponse
+from api.services import response_events_write
 from billing.ledger import ledger_flush
 from billing.models import UsageEvent
 from tests.api.client import AsyncClient
@@ -188,6 +189,15 @@ async def test_responses_left_by_a_dead_worker_or_a_lost_task_are_answered_again
     await StoredResponse.objects.filter(public_id=orphan["id"]).aupdate(
         status="in_progress", heartbeat_at=long_ago, created_at=long_ago
     )
+    # What the dead worker had written of its stream.
+    row = await StoredResponse.objects.aget(public_id=orphan["id"])
+    await sync_to_async(response_events_write)(
+        response_id=row.pk,
+        events=[
+            {"type": "response.in_progress", "response": {}, "sequence_number": 2},
+            {"type": "response.output_text.delta", "delta": "orph", "sequence_number": 3},
+        ],
+    )
     task_lost.undo()
     assert await sync_to_async(background_resume)() == 2
     assert (await until(auth, lost["id"], "completed"))["output"][0]["content"][0]["text"] == (
@@ -195,6 +205,14 @@ async def test_responses_left_by_a_dead_worker_or_a_lost_task_are_answered_again
     )
     answered = await until(auth, orphan["id"], "completed")
     assert answered["output"][0]["content"][0]["text"] == "orphelin"
+    # Its stream now has the new answer's events only, numbered after the dead worker's.
+    events = await stream_read(auth, orphan["id"])
+    assert [(n, d["sequence_number"]) for n, d in events[:3]] == [
+        ("response.created", 0),
+        ("response.queued", 1),
+        ("response.in_progress", 4),
+    ]
+    assert text_of(events) == "orphelin"
 
 
 async def test_a_revoked_key_fails_its_background_response(auth, api_key, api_user, task_lost):
@@ -320,8 +338,9 @@ async def test_a_background_response_streams_as_its_worker_says_it_and_replays(
     assert response.status_code == 200, response.content
     events = events_of(response.content)
     names = [name for name, _ in events]
-    assert names[:4] == [
+    assert names[:5] == [
         "response.created",
+        "response.queued",
         "response.in_progress",
         "response.output_item.added",
         "response.content_part.added",
@@ -332,9 +351,9 @@ async def test_a_background_response_streams_as_its_worker_says_it_and_replays(
         "response.output_item.done",
         "response.completed",
     ]
-    assert set(names[4:-4]) == {"response.output_text.delta"}
+    assert set(names[5:-4]) == {"response.output_text.delta"}
     # Its text comes in pieces (several tokens each, as the worker writes them).
-    assert 2 <= len(names[4:-4]) < 30
+    assert 2 <= len(names[5:-4]) < 30
     numbers = [data["sequence_number"] for _, data in events]
     assert numbers == sorted(set(numbers))
     created, done = events[0][1]["response"], events[-1][1]["response"]
@@ -386,9 +405,11 @@ async def test_a_queued_response_cancelled_streams_its_start_and_its_end(auth, t
     events = await stream_read(auth, shell["id"])
     assert [(n, d["sequence_number"]) for n, d in events] == [
         ("response.created", 0),
-        ("response.cancelled", 1),
+        ("response.queued", 1),
+        ("response.cancelled", 2),
     ]
-    assert events[1][1]["response"]["status"] == "cancelled"
+    assert events[1][1]["response"]["status"] == "queued"
+    assert events[2][1]["response"]["status"] == "cancelled"
 
 
 async def test_a_reader_of_a_deleted_response_is_told_it_is_gone(auth, task_lost):
@@ -398,8 +419,8 @@ async def test_a_reader_of_a_deleted_response_is_told_it_is_gone(auth, task_lost
     deleted = await AsyncClient().delete(f"/v1/responses/{shell['id']}", headers=auth)
     assert deleted.status_code == 200
     events = await asyncio.wait_for(reading, 10)
-    assert [n for n, _ in events] == ["response.created", "error"]
-    assert events[1][1]["code"] == "not_found"
+    assert [n for n, _ in events] == ["response.created", "response.queued", "error"]
+    assert events[2][1]["code"] == "not_found"
 
 
 async def test_what_cannot_be_streamed_back_is_refused(auth, task_lost):
@@ -425,4 +446,8 @@ async def test_a_stream_with_nothing_to_say_says_it_is_alive(auth, task_lost, mo
     content = (await asyncio.wait_for(reading, 10)).content
     assert content.count(b": keepalive\n\n") >= 2  # an SSE comment: readers skip it
     events = events_of(content.replace(b": keepalive\n\n", b""))
-    assert [name for name, _ in events] == ["response.created", "response.cancelled"]
+    assert [name for name, _ in events] == [
+        "response.created",
+        "response.queued",
+        "response.cancelled",
+    ]
