@@ -3,7 +3,8 @@ type the browser claims), and how the model is given it.
 
 - Images (PNG, JPEG, GIF, WebP), checked by Pillow: sent to the model as images; a copy
   turned upright and brought within what every provider takes is made for it when needed.
-- PDFs (their text read by pypdf), Word documents (.docx, by python-docx) and text files
+- PDFs (their text read by pypdf), Word documents (.docx, by python-docx), Excel workbooks
+  (.xlsx, by openpyxl), PowerPoint presentations (.pptx, by python-pptx) and text files
   (UTF-8: plain text, Markdown, CSV, JSON, source code…): the model is given their text,
   after the message's own.
 
@@ -14,6 +15,7 @@ that says why; nothing is kept of it.
 from __future__ import annotations
 
 import base64
+import datetime
 import io
 import logging
 import zipfile
@@ -35,13 +37,15 @@ MAX_UNSENT = 50
 # Images as Pillow names their format, and the media type the providers are told.
 IMAGE_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "WEBP": "image/webp"}
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 # What the model is sent of an image at most: its long side in pixels (OpenAI scales a
 # larger one down to this anyway, Anthropic to 1568), and its bytes (Anthropic refuses an
 # image over 5 MB, counted in base64: 3.75 MB before).
 MODEL_IMAGE_SIDE = 2048
 MODEL_IMAGE_BYTES = 3_750_000
 ORIENTATION_TAG = 0x0112
-# A Word document whose parts unpack to more than this is refused.
+# An Office document (Word, Excel, PowerPoint) whose parts unpack to more than this is refused.
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
 # A document's text beyond this is cut (with a note saying so): no model reads more at once.
 MAX_TEXT_CHARS = 1_000_000
@@ -81,8 +85,11 @@ def upload_read(*, name: str, data: bytes) -> Read:
     size_check(len(data))
     if data.startswith(b"%PDF-"):
         return Read("document", "application/pdf", _pdf_text(data))
-    if data.startswith(b"PK\x03\x04") and _is_docx(data):
-        return Read("document", DOCX, _docx_text(data))
+    if data.startswith(b"PK\x03\x04"):
+        office = _office_kind(data)
+        if office is not None:
+            media_type, read_text = office
+            return Read("document", media_type, read_text(data))
     image = _image_type(data)
     if image:
         copy = _image_for_model(data)
@@ -95,7 +102,7 @@ def upload_read(*, name: str, data: bytes) -> Read:
             phrase(
                 gettext_noop(
                     "“%(name)s” cannot be attached: only images (PNG, JPEG, GIF, WebP), PDFs, "
-                    "Word documents and text files can."
+                    "Word, Excel and PowerPoint documents and text files can."
                 ),
                 name=name,
             )
@@ -187,40 +194,142 @@ def _pdf_text(data: bytes) -> str:
     return text
 
 
-def _is_docx(data: bytes) -> bool:
+def _office_kind(data: bytes):
+    """(media type, text reader) of an Office document (a zip holding the part that names
+    it), else None."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return "word/document.xml" in archive.namelist()
+            names = set(archive.namelist())
     except zipfile.BadZipFile:
-        return False
+        return None
+    for part, media_type, read_text in (
+        ("word/document.xml", DOCX, _docx_text),
+        ("xl/workbook.xml", XLSX, _xlsx_text),
+        ("ppt/presentation.xml", PPTX, _pptx_text),
+    ):
+        if part in names:
+            return media_type, read_text
+    return None
 
 
-def _docx_text(data: bytes) -> str:
-    """Paragraphs and tables (a row a line, its cells between " | "), in the document's order."""
-    from docx import Document
-    from docx.table import Table
-
-    damaged = AttachmentRefused(gettext_noop("The Word document is damaged and cannot be read."))
+def _office_text(data: bytes, what: str, read_lines) -> str:
+    """The text `read_lines(data)` reads of an Office document, or AttachmentRefused: a
+    damaged one (or one that unpacks to more than MAX_UNPACKED_BYTES), or one without text.
+    `what` names it in the messages."""
+    damaged = AttachmentRefused(DAMAGED[what])
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             unpacked = sum(member.file_size for member in archive.infolist())
         if unpacked > MAX_UNPACKED_BYTES:  # a zip bomb, or a document no model reads whole
             raise damaged
-        lines = []
-        for block in Document(io.BytesIO(data)).iter_inner_content():
-            if isinstance(block, Table):
-                lines += [" | ".join(cell.text for cell in row.cells) for row in block.rows]
-            else:
-                lines.append(block.text)
+        lines = read_lines(data)
     except AttachmentRefused:
         raise
-    except Exception as exc:  # noqa: BLE001 - python-docx and lxml raise many kinds
-        logger.info("chat attachment: unreadable Word document (%s)", exc)
+    except Exception as exc:  # noqa: BLE001 - the readers and lxml raise many kinds
+        logger.info("chat attachment: unreadable %s (%s)", what, exc)
         raise damaged from None
     text = "\n".join(lines).strip()
     if not text:
-        raise AttachmentRefused(gettext_noop("The Word document has no text to read."))
+        raise AttachmentRefused(EMPTY[what])
     return text
+
+
+DAMAGED = {
+    "docx": gettext_noop("The Word document is damaged and cannot be read."),
+    "xlsx": gettext_noop("The Excel workbook is damaged and cannot be read."),
+    "pptx": gettext_noop("The PowerPoint presentation is damaged and cannot be read."),
+}
+EMPTY = {
+    "docx": gettext_noop("The Word document has no text to read."),
+    "xlsx": gettext_noop("The Excel workbook has no values to read."),
+    "pptx": gettext_noop("The PowerPoint presentation has no text to read."),
+}
+
+
+def _docx_text(data: bytes) -> str:
+    """Paragraphs and tables (a row a line, its cells between " | "), in the document's order."""
+
+    def lines(data: bytes) -> list[str]:
+        from docx import Document
+        from docx.table import Table
+
+        out = []
+        for block in Document(io.BytesIO(data)).iter_inner_content():
+            if isinstance(block, Table):
+                out += [" | ".join(cell.text for cell in row.cells) for row in block.rows]
+            else:
+                out.append(block.text)
+        return out
+
+    return _office_text(data, "docx", lines)
+
+
+def _cell_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime.datetime):  # a date is a datetime at midnight here
+        return value.date().isoformat() if value.time() == datetime.time() else str(value)
+    return str(value)
+
+
+def _xlsx_text(data: bytes) -> str:
+    """Each sheet under its name ("## Sheet: …"), a row a line, its cells between " | " (the
+    values last saved, not the formulas; empty rows and the empty cells that end a row left
+    out)."""
+
+    def lines(data: bytes) -> list[str]:
+        from openpyxl import load_workbook
+
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        out = []
+        try:
+            for sheet in workbook.worksheets:
+                rows = []
+                for row in sheet.iter_rows(values_only=True):
+                    cells = [_cell_text(value) for value in row]
+                    while cells and not cells[-1].strip():
+                        cells.pop()
+                    if cells:
+                        rows.append(" | ".join(cells))
+                if rows:
+                    out += [f"## Sheet: {sheet.title}", *rows, ""]
+        finally:
+            workbook.close()
+        return out
+
+    return _office_text(data, "xlsx", lines)
+
+
+def _pptx_text(data: bytes) -> str:
+    """Each slide ("## Slide N"), the text of its shapes and tables (a row a line, its cells
+    between " | ") in the slide's order, then its speaker notes."""
+
+    def shape_lines(shape) -> list[str]:
+        if getattr(shape, "has_table", False) and shape.has_table:
+            return [" | ".join(cell.text for cell in row.cells) for row in shape.table.rows]
+        if getattr(shape, "shapes", None) is not None:  # a group
+            return [line for inner in shape.shapes for line in shape_lines(inner)]
+        if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+            return [shape.text_frame.text]
+        return []
+
+    def lines(data: bytes) -> list[str]:
+        from pptx import Presentation
+
+        out = []
+        for number, slide in enumerate(Presentation(io.BytesIO(data)).slides, 1):
+            said = [line for shape in slide.shapes for line in shape_lines(shape) if line.strip()]
+            if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+                notes = slide.notes_slide.notes_text_frame.text.strip()
+                if notes:
+                    said.append(f"Notes: {notes}")
+            if said:
+                out += [f"## Slide {number}", *said, ""]
+        return out
+
+    return _office_text(data, "pptx", lines)
 
 
 def _plain_text(data: bytes) -> str | None:

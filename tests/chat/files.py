@@ -63,6 +63,49 @@ def docx(*paragraphs: str, table: list[list[str]] | None = None) -> bytes:
     return out.getvalue()
 
 
+def xlsx(sheets: dict[str, list[list]]) -> bytes:
+    """An Excel workbook: a sheet of rows of values for each name."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.remove(workbook.active)
+    for name, rows in sheets.items():
+        sheet = workbook.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def pptx(*slides: dict) -> bytes:
+    """A PowerPoint presentation: a slide for each {"title", "bullets", "table", "notes"}
+    (each optional)."""
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    presentation = Presentation()
+    for content in slides:
+        slide = presentation.slides.add_slide(presentation.slide_layouts[1])
+        if "title" in content:
+            slide.shapes.title.text = content["title"]
+        body = slide.placeholders[1]
+        body.text_frame.text = "\n".join(content.get("bullets", []))
+        if "table" in content:
+            rows = content["table"]
+            shape = slide.shapes.add_table(
+                len(rows), len(rows[0]), Inches(1), Inches(4), Inches(6), Inches(1)
+            )
+            for r, cells in enumerate(rows):
+                for c, text in enumerate(cells):
+                    shape.table.cell(r, c).text = text
+        if "notes" in content:
+            slide.notes_slide.notes_text_frame.text = content["notes"]
+    out = io.BytesIO()
+    presentation.save(out)
+    return out.getvalue()
+
+
 def jpeg(width: int, height: int, *, orientation: int = 1) -> bytes:
     """A JPEG as a phone saves it: pixels as the sensor read them, and the EXIF orientation
     that says how to turn them (6: a quarter turn clockwise)."""

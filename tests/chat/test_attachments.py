@@ -15,7 +15,7 @@ from django.utils import timezone
 from chat import actions, services, tasks
 from chat.attachments import AttachmentRefused, upload_read
 from chat.models import Attachment, Conversation, Message
-from tests.chat.files import docx, jpeg, noise_png, pdf, png
+from tests.chat.files import docx, jpeg, noise_png, pdf, png, pptx, xlsx
 from tests.factories import UserFactory
 from workspaces import services as workspace_services
 from workspaces.models import Membership, Role
@@ -113,11 +113,77 @@ def test_a_damaged_word_document_is_refused():
     assert "damaged" in _refusal("minutes.docx", out.getvalue())
 
 
-def test_an_office_file_that_is_not_a_word_document_is_refused():
+def test_an_excel_workbook_s_sheets_are_read_row_by_row():
+    data = xlsx(
+        {
+            "Owls": [["Owl", "Prey", "Weight (g)", None], ["Barn", "Mice", 500.0], [None], []],
+            "Empty": [],
+            "Dates": [
+                ["Seen", dt.date(2026, 3, 1)],
+                ["At", dt.datetime(2026, 3, 1, 21, 30)],
+                ["Ratio", 0.25],
+            ],
+        }
+    )
+    read = upload_read(name="owls.xlsx", data=data)
+    assert read.kind == "document" and read.media_type.endswith("spreadsheetml.sheet")
+    assert read.text == (
+        "## Sheet: Owls\nOwl | Prey | Weight (g)\nBarn | Mice | 500\n\n"
+        "## Sheet: Dates\nSeen | 2026-03-01\nAt | 2026-03-01 21:30:00\nRatio | 0.25"
+    )
+
+
+def test_a_powerpoint_presentation_s_slides_are_read_with_their_notes():
+    data = pptx(
+        {"title": "Owls", "bullets": ["Nocturnal", "Silent flight"], "notes": "Ask questions"},
+        {"bullets": []},  # a slide with nothing to read
+        {"title": "Diet", "table": [["Owl", "Prey"], ["Barn", "Mice"]]},
+    )
+    read = upload_read(name="owls.pptx", data=data)
+    assert read.kind == "document" and read.media_type.endswith("presentationml.presentation")
+    assert read.text == (
+        "## Slide 1\nOwls\nNocturnal\nSilent flight\nNotes: Ask questions\n\n"
+        "## Slide 3\nDiet\nOwl | Prey\nBarn | Mice"
+    )
+
+
+@pytest.mark.parametrize(
+    "part, name, said",
+    [
+        ("xl/workbook.xml", "sheet.xlsx", "The Excel workbook is damaged and cannot be read."),
+        (
+            "ppt/presentation.xml",
+            "slides.pptx",
+            "The PowerPoint presentation is damaged and cannot be read.",
+        ),
+    ],
+)
+def test_a_damaged_workbook_or_presentation_is_refused(part, name, said):
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("xl/workbook.xml", "<workbook/>")
-    assert "cannot be attached" in _refusal("sheet.xlsx", out.getvalue())
+        archive.writestr(part, "<not-closed")
+    assert _refusal(name, out.getvalue()) == said
+
+
+def test_a_workbook_or_presentation_without_text_is_refused():
+    assert _refusal("empty.xlsx", xlsx({"One": [], "Two": [[None, ""]]})) == (
+        "The Excel workbook has no values to read."
+    )
+    assert _refusal("empty.pptx", pptx({"bullets": []})) == (
+        "The PowerPoint presentation has no text to read."
+    )
+
+
+def test_an_office_document_that_unpacks_too_large_is_refused(monkeypatch):
+    monkeypatch.setattr("chat.attachments.MAX_UNPACKED_BYTES", 1000)
+    assert "damaged" in _refusal("big.xlsx", xlsx({"S": [["x" * 2000]]}))
+
+
+def test_an_office_file_of_another_kind_is_refused():
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("visio/document.xml", "<VisioDocument/>")
+    assert "cannot be attached" in _refusal("drawing.vsdx", out.getvalue())
 
 
 def test_a_binary_file_is_refused_naming_what_may_be_attached():

@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from chat import generation, services
 from chat.models import Conversation, Message
-from tests.chat.files import jpeg, pdf, png
+from tests.chat.files import jpeg, pdf, png, pptx, xlsx
 from tests.chat.helpers import frames_until, of_type, socket_for
 from tests.factories import UserFactory
 from tests.gateway.conftest import model_for
@@ -60,6 +60,24 @@ async def test_images_and_documents_reach_an_openai_compatible_model(
         '@reply="A chart."\n\n<file name="report.pdf">\nRevenue rose 12 percent\n</file>'
     )
     assert picture == {"type": "image_url", "image_url": {"url": IMAGE_URL}}
+    await socket.disconnect()
+    await generation.generations_wait()
+
+
+async def test_a_workbook_and_a_presentation_reach_the_model_as_text(
+    alice, credential, fake_upstream
+):
+    sheet = await _upload(alice, "owls.xlsx", xlsx({"Owls": [["Owl", "Prey"], ["Barn", "Mice"]]}))
+    slides = await _upload(alice, "talk.pptx", pptx({"title": "Owls", "bullets": ["Silent"]}))
+    socket, _connected, _ = await socket_for(alice)
+    frames = await _ask(socket, credential, '@reply="Read."', [sheet, slides])
+    assert frames[-1]["status"] == "complete"
+    (posted,) = fake_upstream.posted()
+    assert posted["json"]["messages"][-1]["content"] == (
+        '@reply="Read."\n\n'
+        '<file name="owls.xlsx">\n## Sheet: Owls\nOwl | Prey\nBarn | Mice\n</file>\n\n'
+        '<file name="talk.pptx">\n## Slide 1\nOwls\nSilent\n</file>'
+    )
     await socket.disconnect()
     await generation.generations_wait()
 
