@@ -145,6 +145,22 @@ async def _parse_for_completion(request: ApiRequest, schema):
         raise
 
 
+async def _files_read(request: ApiRequest, body) -> None:
+    """Read the files a request sends inline (`file` / `input_file` parts), on a thread, for
+    a caller with a valid key only: a file that cannot be read is refused before any call,
+    and nobody makes the server read files without a key."""
+    files = body.inline_files()
+    if not files:
+        return
+    await authenticate(request.headers)
+
+    def read_all():
+        for file in files:
+            file.read()
+
+    await asyncio.to_thread(read_all)
+
+
 def _principal(request: ApiRequest, body):
     def check():
         key = _authenticated(request.headers)
@@ -287,6 +303,7 @@ def _usage_anthropic(outcome) -> dict:
 
 async def chat_completions(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.ChatCompletionRequest)
+    await _files_read(request, body)
     stream = _endpoint_stream(request, body)
     completion_id = _completion_id("chatcmpl-")
     created = int(time.time())
@@ -688,6 +705,7 @@ async def _stored(answer: dict, *, principal: _Remembered, previous, input_items
 
 async def responses(request: ApiRequest) -> ApiResponse:
     body = await _parse_for_completion(request, schemas.ResponsesRequest)
+    await _files_read(request, body)
     if body.background:
         if settings.API_RESPONSES_RETENTION_DAYS <= 0:
             await authenticate(request.headers)
@@ -708,13 +726,18 @@ async def responses(request: ApiRequest) -> ApiResponse:
         principal = _Remembered(lambda: found)
     else:
         principal = _Remembered(_principal(request, body))
+    if any(part.get("type") == "input_file" for part in _parts_of(context)):
+        # The files of the responses it follows are read again: on a thread.
+        messages = await asyncio.to_thread(body.provider_messages, context)
+    else:
+        messages = body.provider_messages(context)
     stream = completion_stream(
         body,
         principal=principal,
         request_id=request.request_id,
         source="api",
         cache_control=request.headers.get("cache-control", ""),
-        messages=body.provider_messages(context),
+        messages=messages,
     )
     store = _storing(body)
     ids = {
@@ -820,6 +843,12 @@ async def responses(request: ApiRequest) -> ApiResponse:
         yield event(f"response.{done['status']}", response=done)
 
     return _cache_headers(ApiResponse.sse(events()), stream)
+
+
+def _parts_of(items: list[dict]):
+    for item in items:
+        if isinstance(item.get("content"), list):
+            yield from item["content"]
 
 
 async def _stored_response_for(request: ApiRequest):

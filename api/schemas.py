@@ -14,11 +14,20 @@ to the provider unchanged (`sampling_hints`); each adapter sends those its vendo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from gateway.response_cache import CachePolicy, policy_from_cache_control, policy_from_options
 from providers.types import ImagePart, Message, cache_longest
@@ -126,6 +135,80 @@ _CACHE_CONTROL = Field(
 )
 
 
+class InlineFile:
+    """A file sent in a request's content (`file_data`: a data: URL, or bare base64) and what
+    it is, read once from its bytes as a chat attachment is (chat.attachments): a document's
+    text, or an image. `read` is CPU work: the endpoints call `files_read` on a thread."""
+
+    def __init__(self, filename: str | None, file_data: str, where: str):
+        self.name = filename or "file"
+        self._data = file_data
+        self.where = where
+        self.text: str | None = None  # a document's
+        self.image: ImagePart | None = None
+
+    def read(self) -> None:
+        if self.text is not None or self.image is not None:
+            return
+        from chat.attachments import AttachmentRefused, data_url, upload_read
+
+        encoded = self._data.split(",", 1)[1] if self._data.startswith("data:") else self._data
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(
+                400,
+                "invalid_file",
+                f"The file {self.where} is not base64: send it as a data: URL "
+                "(data:<media type>;base64,<bytes>).",
+                param=self.where,
+            ) from None
+        try:
+            read = upload_read(name=self.name, data=data)
+        except AttachmentRefused as refused:
+            said = refused.message["text"] % refused.message.get("values", {})
+            raise ApiError(
+                400, "invalid_file", f"{said} ({self.where})", param=self.where
+            ) from None
+        if read.kind == "image":
+            media_type = read.model_media_type or read.media_type
+            self.image = ImagePart(
+                url=data_url(media_type=media_type, data=read.model_data or data)
+            )
+        else:
+            self.text = read.text
+
+
+def _file_refused(*, file_id, file_url, file_data, where: str) -> tuple[str, str] | None:
+    if file_id:
+        return (
+            f"{where}.file_id",
+            f"The file {where} is given by file_id: uploaded file ids are not supported by "
+            "this server for messages; send the file's bytes in file_data (a data: URL).",
+        )
+    if file_url:
+        return (
+            f"{where}.file_url",
+            f"The file {where} is given by file_url: this server does not fetch files; send "
+            "its bytes in file_data (a data: URL).",
+        )
+    if not file_data:
+        return (f"{where}.file_data", f"The file {where} has no file_data.")
+    return None
+
+
+def _with_files(text: str, files: list[InlineFile]) -> tuple[str, tuple[ImagePart, ...]]:
+    """A message's text with its documents' after it (as a chat message's), and its images."""
+    from chat.attachments import prompt_text
+
+    for file in files:
+        file.read()  # already read on a thread by the endpoints; batches read here
+    documents = [(f.name, f.text) for f in files if f.text is not None]
+    return prompt_text(content=text, documents=documents), tuple(
+        f.image for f in files if f.image is not None
+    )
+
+
 class TextPart(_Body):
     type: Literal["text"]
     text: str
@@ -142,15 +225,39 @@ class ImageUrlPart(_Body):
     cache_control: CacheControl | None = _CACHE_CONTROL
 
 
+class FileData(_Body):
+    filename: str | None = None
+    file_data: str | None = Field(
+        default=None,
+        description="The file's bytes as a data: URL (or bare base64): a PDF, Word, Excel or "
+        "PowerPoint document or a text file is given to the model as text, an image as an "
+        "image (what a chat attachment may be).",
+    )
+    file_id: str | None = Field(default=None, description="Refused: send file_data.")
+
+
+class FilePart(_Body):
+    type: Literal["file"]
+    file: FileData
+    _inline: InlineFile | None = PrivateAttr(default=None)
+
+    def inline(self, where: str) -> InlineFile:
+        if self._inline is None:
+            self._inline = InlineFile(self.file.filename, self.file.file_data or "", where)
+        return self._inline
+
+
 class ChatMessage(_Body):
     # "tool" and "function" parse so that they are refused as unsupported, not as invalid.
     role: Literal["system", "developer", "user", "assistant", "tool", "function"] = Field(
         description='"tool" and "function" are refused with 400 unsupported_parameter '
         "(param messages[N].role): tool calls are not implemented."
     )
-    content: str | list[Annotated[TextPart | ImageUrlPart, Field(discriminator="type")]] | None = (
-        None
-    )
+    content: (
+        str
+        | list[Annotated[TextPart | ImageUrlPart | FilePart, Field(discriminator="type")]]
+        | None
+    ) = None
     tool_calls: list[Any] | None = _not_implemented("[]")
     function_call: dict | None = _not_implemented()
 
@@ -175,6 +282,17 @@ class ChatMessage(_Body):
                 f"The parameter '{where}.function_call' is not supported by this server "
                 "(function calls are not implemented).",
             )
+        for number, part in enumerate(self.content if isinstance(self.content, list) else ()):
+            if not isinstance(part, FilePart):
+                continue
+            refused = _file_refused(
+                file_id=part.file.file_id,
+                file_url=None,
+                file_data=part.file.file_data,
+                where=f"{where}.content[{number}].file",
+            )
+            if refused:
+                return refused
         return None
 
 
@@ -249,15 +367,34 @@ class ChatCompletionRequest(_Request):
             "end_user_id": self.user,
         }
 
+    def inline_files(self) -> list[InlineFile]:
+        """The files sent in the messages' content (`files_read` reads them)."""
+        return [f for m in self._files_by_message() for f in m]
+
+    def _files_by_message(self) -> list[list[InlineFile]]:
+        return [
+            [
+                part.inline(f"messages[{i}].content[{j}].file.file_data")
+                for j, part in enumerate(m.content)
+                if isinstance(part, FilePart)
+            ]
+            if isinstance(m.content, list)
+            else []
+            for i, m in enumerate(self.messages)
+        ]
+
     def provider_messages(self) -> list[Message]:
         out = []
-        for m in self.messages:
+        for m, inline in zip(self.messages, self._files_by_message(), strict=True):
             role = "system" if m.role == "developer" else m.role
             if isinstance(m.content, list):
                 text = "".join(p.text for p in m.content if isinstance(p, TextPart))
                 images = tuple(
                     ImagePart(url=p.image_url.url) for p in m.content if isinstance(p, ImageUrlPart)
                 )
+                if inline:
+                    text, file_images = _with_files(text, inline)
+                    images += file_images
                 out.append(
                     Message(role=role, content=text, images=images, cache=_cache_ttl(m.content))
                 )
@@ -418,12 +555,22 @@ class ResponsesContentPart(_Body):
 
     type: str = Field(
         description="input_text and output_text (text), input_image (image_url: a URL or a "
-        "data: URL); any other (input_file, input_audio…) is refused with 400 "
-        "unsupported_parameter."
+        "data: URL), input_file (file_data: a data: URL; a PDF, Word, Excel or PowerPoint "
+        "document or a text file is given to the model as text); any other (input_audio…) is "
+        "refused with 400 unsupported_parameter."
     )
     text: str | None = None
     image_url: str | None = None
-    file_id: str | None = Field(default=None, description="Refused: send image_url.")
+    filename: str | None = None
+    file_data: str | None = None
+    file_id: str | None = Field(default=None, description="Refused: send image_url or file_data.")
+    file_url: str | None = Field(default=None, description="Refused: send file_data.")
+    _inline: InlineFile | None = PrivateAttr(default=None)
+
+    def inline(self, where: str) -> InlineFile:
+        if self._inline is None:
+            self._inline = InlineFile(self.filename, self.file_data or "", where)
+        return self._inline
 
 
 class ResponsesInputItem(_Body):
@@ -575,7 +722,11 @@ class ResponsesRequest(_Request):
         follows: api.selectors.stored_response_context), then the input."""
         out = [Message(role="system", content=self.instructions)] if self.instructions else []
         items = [ResponsesInputItem.model_validate(item) for item in context]
-        for item in [*items, *self._input()]:
+        files = [
+            *self._files_by_item(items, "previous_response_id's input"),
+            *self._files_by_item(self._input(), "input"),
+        ]
+        for item, inline in zip([*items, *self._input()], files, strict=True):
             role = "system" if item.role == "developer" else item.role
             if not isinstance(item.content, list):
                 out.append(Message(role=role, content=item.content or ""))
@@ -584,8 +735,28 @@ class ResponsesRequest(_Request):
             images = tuple(
                 ImagePart(url=p.image_url) for p in item.content if p.type == "input_image"
             )
+            if inline:
+                text, file_images = _with_files(text, inline)
+                images += file_images
             out.append(Message(role=role, content=text, images=images))
         return out
+
+    def inline_files(self) -> list[InlineFile]:
+        """The files sent in the input (`files_read` reads them)."""
+        return [f for item in self._files_by_item(self._input(), "input") for f in item]
+
+    @staticmethod
+    def _files_by_item(items, name: str) -> list[list[InlineFile]]:
+        return [
+            [
+                part.inline(f"{name}[{i}].content[{j}].file_data")
+                for j, part in enumerate(item.content)
+                if part.type == "input_file"
+            ]
+            if isinstance(item.content, list)
+            else []
+            for i, item in enumerate(items)
+        ]
 
     def _input(self) -> list[ResponsesInputItem]:
         if isinstance(self.input, str):
@@ -599,12 +770,7 @@ class ResponsesRequest(_Request):
         for item in self._input():
             text_type = "output_text" if item.role == "assistant" else "input_text"
             if isinstance(item.content, list):
-                parts = [
-                    {"type": "input_image", "image_url": p.image_url}
-                    if p.type == "input_image"
-                    else {"type": p.type, "text": p.text}
-                    for p in item.content
-                ]
+                parts = [_input_part(p) for p in item.content]
             else:
                 parts = [{"type": text_type, "text": item.content or ""}]
             items.append(
@@ -617,6 +783,15 @@ class ResponsesRequest(_Request):
                 }
             )
         return items
+
+
+def _input_part(part: ResponsesContentPart) -> dict:
+    """A content part as OpenAI lists it among a response's input items."""
+    if part.type == "input_image":
+        return {"type": "input_image", "image_url": part.image_url}
+    if part.type == "input_file":
+        return {"type": "input_file", "filename": part.filename, "file_data": part.file_data}
+    return {"type": part.type, "text": part.text}
 
 
 def _responses_part_refused(part: ResponsesContentPart, where: str) -> tuple[str, str] | None:
@@ -632,11 +807,14 @@ def _responses_part_refused(part: ResponsesContentPart, where: str) -> tuple[str
             f"The image {where} has no image_url: send the image as a URL or a data: URL "
             "(uploaded file ids are not supported by this server).",
         )
+    if part.type == "input_file":
+        return _file_refused(
+            file_id=part.file_id, file_url=part.file_url, file_data=part.file_data, where=where
+        )
     return (
         f"{where}.type",
         f"The content part type '{part.type}' ({where}.type) is not supported by this server "
-        "(only input_text, output_text and input_image are: send a document's text as "
-        "input_text).",
+        "(only input_text, output_text, input_image and input_file are).",
     )
 
 

@@ -206,8 +206,12 @@ async def test_a_failure_mid_stream_ends_with_an_error_and_a_failed_response(aut
             "input[0].type",
         ),
         (
-            {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+            {"input": [{"role": "user", "content": [{"type": "input_audio", "data": "x"}]}]},
             "input[0].content[0].type",
+        ),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
+            "input[0].content[0].file_id",
         ),
         (
             {"input": [{"role": "user", "content": [{"type": "input_image", "file_id": "f"}]}]},

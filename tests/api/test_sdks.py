@@ -1,6 +1,7 @@
 """The official `openai` and `anthropic` SDKs, unchanged, against a live AURAX server whose
 providers are the fake upstream."""
 
+import base64
 import http.client
 import json
 import threading
@@ -592,3 +593,40 @@ def test_openai_sdk_streams_a_background_response_and_takes_it_up_again(live, oa
     done = events[-1].response
     assert "".join(said) == done.output_text == " ".join(f"tok{i}" for i in range(1, 61))
     assert oai.responses.retrieve(response_id).status == "completed"
+
+
+def test_openai_sdk_sends_a_pdf_inline(live, oai):
+    from tests.chat.files import pdf
+
+    data = base64.b64encode(pdf("Revenue rose 12 percent")).decode()
+    live["fake"].reset()
+    answer = oai.responses.create(
+        model="fake-small",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "input_file",
+                        "filename": "report.pdf",
+                        "file_data": f"data:application/pdf;base64,{data}",
+                    },
+                    {"type": "input_text", "text": '@reply="Twelve."'},
+                ],
+            }
+        ],
+    )
+    assert answer.output_text == "Twelve."
+    [sent] = [r for r in live["fake"].posted() if r["path"].endswith("/chat/completions")]
+    assert "Revenue rose 12 percent" in sent["json"]["messages"][-1]["content"]
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.chat.completions.create(
+            model="fake-small",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "file", "file": {"file_data": "not base64 !"}}],
+                }
+            ],
+        )
+    assert refused.value.code == "invalid_file"
