@@ -227,6 +227,33 @@ async def test_a_request_that_fails_goes_to_the_error_file_and_the_rest_still_ru
     assert errors["unknown"]["response"]["body"]["error"]["code"] == "model_unavailable"
 
 
+async def test_a_batch_request_s_files_reach_the_model_and_a_damaged_one_fails_alone(
+    auth, celery_worker, fake_upstream
+):
+    from tests.chat.files import pdf
+
+    def with_file(custom_id: str, data: bytes) -> dict:
+        encoded = "data:application/pdf;base64," + base64.b64encode(data).decode()
+        content = [
+            {"type": "text", "text": '@reply="Read"'},
+            {"type": "file", "file": {"filename": "r.pdf", "file_data": encoded}},
+        ]
+        return chat_line(custom_id, content)
+
+    batch = await batch_start(
+        auth,
+        jsonl(with_file("good", pdf("Revenue rose")), with_file("bad", b"%PDF-1.4 broken")),
+    )
+    done = await batch_until(auth, batch["id"])
+    assert done["request_counts"] == {"total": 2, "completed": 1, "failed": 1}
+    [sent] = [r for r in fake_upstream.posted() if r["path"].endswith("/chat/completions")]
+    assert "Revenue rose" in sent["json"]["messages"][-1]["content"]
+    [error] = await file_lines(auth, done["error_file_id"])
+    assert error["custom_id"] == "bad"
+    assert error["response"]["status_code"] == 400
+    assert error["response"]["body"]["error"]["code"] == "invalid_file"
+
+
 async def test_a_rate_limited_request_waits_and_is_asked_again(auth, celery_worker, fake_upstream):
     batch = await batch_start(
         auth, jsonl(chat_line("patient", '@status=429 @retry_after=0.2 @times=1 @reply="Done"'))
