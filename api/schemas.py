@@ -138,7 +138,8 @@ _CACHE_CONTROL = Field(
 class InlineFile:
     """A file sent in a request's content (`file_data`: a data: URL, or bare base64) and what
     it is, read once from its bytes as a chat attachment is (chat.attachments): a document's
-    text, or an image. `read` is CPU work: the endpoints call `files_read` on a thread."""
+    text, or an image. `read` is CPU work: the endpoints read on a thread first
+    (api.handlers._files_read)."""
 
     def __init__(self, filename: str | None, file_data: str, where: str):
         self.name = filename or "file"
@@ -368,7 +369,7 @@ class ChatCompletionRequest(_Request):
         }
 
     def inline_files(self) -> list[InlineFile]:
-        """The files sent in the messages' content (`files_read` reads them)."""
+        """The files sent in the messages' content."""
         return [f for m in self._files_by_message() for f in m]
 
     def _files_by_message(self) -> list[list[InlineFile]]:
@@ -742,7 +743,7 @@ class ResponsesRequest(_Request):
         return out
 
     def inline_files(self) -> list[InlineFile]:
-        """The files sent in the input (`files_read` reads them)."""
+        """The files sent in the input."""
         return [f for item in self._files_by_item(self._input(), "input") for f in item]
 
     @staticmethod
