@@ -894,7 +894,12 @@ async def response_retrieve(request: ApiRequest) -> ApiResponse:
     return ApiResponse.sse(_followed(response.pk, after=max(after, -1)))
 
 
-FOLLOW_SECONDS = 0.1  # how often a reader following a background response looks for more
+# How often a reader following a background response looks for more: every FOLLOW_SECONDS
+# while its text comes (the worker writes it every 0.2 s), less often, up to FOLLOW_QUIET,
+# while nothing does (queued, or a slow model): a reader costs the database two short
+# queries a look.
+FOLLOW_SECONDS = 0.1
+FOLLOW_QUIET = 1.0
 # A stream with nothing to say (its response queued, say) sends an SSE comment this often,
 # so that proxies between it and its reader do not close it as idle.
 KEEPALIVE_SECONDS = 15.0
@@ -903,7 +908,7 @@ KEEPALIVE_SECONDS = 15.0
 async def _followed(response_pk: int, *, after: int) -> AsyncIterator[bytes]:
     """A background response's stream (its events numbered above `after`), as its worker
     writes it, until it ends: then its closing events, said from its final body."""
-    said_at = time.monotonic()
+    said_at, wait = time.monotonic(), FOLLOW_SECONDS
     while True:
         response, events, last = await db_call(
             stored_response_progress, response_id=response_pk, after=after
@@ -925,8 +930,11 @@ async def _followed(response_pk: int, *, after: int) -> AsyncIterator[bytes]:
                 if data["sequence_number"] > after:
                     yield _sse(data, data["type"])
             return
-        if not events:
-            await asyncio.sleep(FOLLOW_SECONDS)
+        if events:
+            wait = FOLLOW_SECONDS
+        else:
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, FOLLOW_QUIET)
 
 
 def closing_events(body: dict, *, sequence: int) -> list[dict]:

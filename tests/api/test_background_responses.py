@@ -441,7 +441,7 @@ async def test_a_stream_with_nothing_to_say_says_it_is_alive(auth, task_lost, mo
     shell = await queue(auth, "@reply=never")  # queued: nothing more to say until it runs
     path = f"/v1/responses/{shell['id']}?stream=true"
     reading = asyncio.ensure_future(AsyncClient().get(path, headers=auth))
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(1.2)
     assert (await cancel(auth, shell["id"])).status_code == 200
     content = (await asyncio.wait_for(reading, 10)).content
     assert content.count(b": keepalive\n\n") >= 2  # an SSE comment: readers skip it
