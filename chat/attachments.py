@@ -283,7 +283,7 @@ def _xlsx_text(data: bytes) -> str:
         from openpyxl import load_workbook
 
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-        out = []
+        out, size = [], 0
         try:
             for sheet in workbook.worksheets:
                 rows = []
@@ -293,8 +293,13 @@ def _xlsx_text(data: bytes) -> str:
                         cells.pop()
                     if cells:
                         rows.append(" | ".join(cells))
+                        size += len(rows[-1]) + 1
+                    if size > MAX_TEXT_CHARS:  # cut there anyway (prompt_text): read no more
+                        break
                 if rows:
                     out += [f"## Sheet: {sheet.title}", *rows, ""]
+                if size > MAX_TEXT_CHARS:
+                    break
         finally:
             workbook.close()
         return out

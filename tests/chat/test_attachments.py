@@ -174,6 +174,14 @@ def test_a_workbook_or_presentation_without_text_is_refused():
     )
 
 
+def test_a_long_workbook_is_read_only_as_far_as_the_model_is_given(monkeypatch):
+    monkeypatch.setattr("chat.attachments.MAX_TEXT_CHARS", 100)
+    rows = [[f"row {n}", n] for n in range(1000)]
+    read = upload_read(name="long.xlsx", data=xlsx({"One": rows, "Two": [["never read"]]}))
+    assert read.text.startswith("## Sheet: One\nrow 0 | 0\nrow 1 | 1")
+    assert 100 < len(read.text) < 200 and "Two" not in read.text
+
+
 def test_an_office_document_that_unpacks_too_large_is_refused(monkeypatch):
     monkeypatch.setattr("chat.attachments.MAX_UNPACKED_BYTES", 1000)
     assert "damaged" in _refusal("big.xlsx", xlsx({"S": [["x" * 2000]]}))
