@@ -25,7 +25,13 @@ from providers.types import Finish, TextDelta
 
 from .auth import key_principal
 from .errors import ApiError, retry_wait
-from .handlers import cancelled_object, completion_stream, output_text, response_object
+from .handlers import (
+    cancelled_object,
+    completion_stream,
+    message_start_events,
+    response_object,
+    text_delta_event,
+)
 from .models import StoredResponse, StoredResponseEvent
 from .schemas import ResponsesRequest
 from .selectors import stored_response_turns
@@ -102,44 +108,14 @@ class _Said:
         if self.started:
             return []
         self.started = True
-        where = {"output_index": 0}
-        item = {
-            "id": self.message_id,
-            "type": "message",
-            "status": "in_progress",
-            "role": "assistant",
-            "content": [],
-        }
-        return self._numbered(
-            [
-                {"type": "response.output_item.added", **where, "item": item},
-                {
-                    "type": "response.content_part.added",
-                    "item_id": self.message_id,
-                    **where,
-                    "content_index": 0,
-                    "part": output_text(""),
-                },
-            ]
-        )
+        return self._numbered(message_start_events(self.message_id))
 
     async def flush(self) -> None:
         if not self.pending:
             return
         delta, self.pending = "".join(self.pending), []
         events = self.start_events()
-        events += self._numbered(
-            [
-                {
-                    "type": "response.output_text.delta",
-                    "item_id": self.message_id,
-                    "output_index": 0,
-                    "content_index": 0,
-                    "logprobs": [],
-                    "delta": delta,
-                }
-            ]
-        )
+        events += self._numbered([text_delta_event(self.message_id, delta)])
         await db_call(response_events_write, response_id=self.pk, events=events)
 
     async def flushing(self, ended: asyncio.Event) -> None:

@@ -576,6 +576,51 @@ def response_object(
     }
 
 
+def message_start_events(message_id: str) -> list[dict]:
+    """A streamed response's answer message beginning (events without their numbers)."""
+    item = {
+        "id": message_id,
+        "type": "message",
+        "status": "in_progress",
+        "role": "assistant",
+        "content": [],
+    }
+    return [
+        {"type": "response.output_item.added", "output_index": 0, "item": item},
+        {
+            "type": "response.content_part.added",
+            "item_id": message_id,
+            "output_index": 0,
+            "content_index": 0,
+            "part": output_text(""),
+        },
+    ]
+
+
+def text_delta_event(message_id: str, delta: str) -> dict:
+    """A piece of the answer's text (the endpoint's own stream encodes the same per token)."""
+    return {
+        "type": "response.output_text.delta",
+        "item_id": message_id,
+        "output_index": 0,
+        "content_index": 0,
+        "logprobs": [],
+        "delta": delta,
+    }
+
+
+def message_end_events(message: dict) -> list[dict]:
+    """A streamed response's answer message ending, `message` as its output has it (events
+    without their numbers)."""
+    where = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+    part = message["content"][0]
+    return [
+        {"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []},
+        {"type": "response.content_part.done", **where, "part": part},
+        {"type": "response.output_item.done", "output_index": 0, "item": message},
+    ]
+
+
 def cancelled_object(answer: dict, text: str) -> dict:
     """A finished response object (`response_object`) as one stopped midway: cancelled,
     keeping what it had said, if anything."""
@@ -756,34 +801,29 @@ async def responses(request: ApiRequest) -> ApiResponse:
 
     first = await _first_event(stream)
     numbers = itertools.count()
-    where = {"item_id": ids["message_id"], "output_index": 0, "content_index": 0}
-    # Per token only the text and the event's number are encoded.
+    # Per token only the text and the event's number are encoded (text_delta_event's shape).
     text_head = (
         "event: response.output_text.delta\n"
         f'data: {{"type":"response.output_text.delta","item_id":"{ids["message_id"]}",'
         '"output_index":0,"content_index":0,"logprobs":[],"delta":'
     ).encode()
 
+    def numbered(data: dict) -> bytes:
+        return _sse({**data, "sequence_number": next(numbers)}, data["type"])
+
     def event(kind: str, **fields) -> bytes:
-        return _sse({"type": kind, **fields, "sequence_number": next(numbers)}, kind)
+        return numbered({"type": kind, **fields})
 
     async def events():
         shell = _response_shell(
             body, response_id=ids["response_id"], created=ids["created"], store=store
         )
-        item = {
-            "id": ids["message_id"],
-            "type": "message",
-            "status": "in_progress",
-            "role": "assistant",
-            "content": [],
-        }
         parts, finish, ended = [], "stop", False
         try:
             yield event("response.created", response=shell)
             yield event("response.in_progress", response=shell)
-            yield event("response.output_item.added", output_index=0, item=item)
-            yield event("response.content_part.added", **where, part=output_text(""))
+            for data in message_start_events(ids["message_id"]):
+                yield numbered(data)
             async for streamed in _relay(stream, first):
                 if isinstance(streamed, TextDelta) and streamed.text:
                     parts.append(streamed.text)
@@ -837,9 +877,8 @@ async def responses(request: ApiRequest) -> ApiResponse:
         # once finds it.
         done = await _stored(done, principal=principal, previous=previous, input_items=items)
         [message] = done["output"]
-        yield event("response.output_text.done", **where, text=text, logprobs=[])
-        yield event("response.content_part.done", **where, part=message["content"][0])
-        yield event("response.output_item.done", output_index=0, item=message)
+        for data in message_end_events(message):
+            yield numbered(data)
         yield event(f"response.{done['status']}", response=done)
 
     return _cache_headers(ApiResponse.sse(events()), stream)
@@ -940,15 +979,7 @@ async def _followed(response_pk: int, *, after: int) -> AsyncIterator[bytes]:
 def closing_events(body: dict, *, sequence: int) -> list[dict]:
     """The last events of a background response's stream, from its final body, numbered from
     `sequence`: its message's end, if it has one, then `response.<status>`."""
-    events = []
-    for message in body.get("output", ()):
-        where = {"item_id": message["id"], "output_index": 0, "content_index": 0}
-        part = message["content"][0]
-        events += [
-            {"type": "response.output_text.done", **where, "text": part["text"], "logprobs": []},
-            {"type": "response.content_part.done", **where, "part": part},
-            {"type": "response.output_item.done", "output_index": 0, "item": message},
-        ]
+    events = [event for message in body.get("output", ()) for event in message_end_events(message)]
     events.append({"type": f"response.{body['status']}", "response": body})
     for number, event in enumerate(events, sequence):
         event["sequence_number"] = number
